@@ -17,6 +17,7 @@ from .fragments import Fragments as Fragments
 from .fragments import rasterize_fragments as rasterize_fragments
 from .gsplat_backend import gsplat_available as gsplat_available
 from .output import RenderOutput as RenderOutput
+from .output import to_uint8 as to_uint8
 from .ray import RayCaster as RayCaster
 from .ray import pixel_center as pixel_center
 from .ray import ray_feature as ray_feature
