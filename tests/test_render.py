@@ -26,7 +26,13 @@ def _one_gaussian(center, *, opacity: float, color, scale: float = 0.05) -> Gaus
 def _axis_camera(size: int = 65):
     # Looking down +y at the origin, so the origin projects to the image centre (size/2, size/2).
     return look_at(
-        "axis", np.array([0.0, -2.0, 0.0]), np.zeros(3), np.array([0.0, 0.0, 1.0]), width=size, height=size, fov_y_deg=40
+        "axis",
+        np.array([0.0, -2.0, 0.0]),
+        np.zeros(3),
+        np.array([0.0, 0.0, 1.0]),
+        width=size,
+        height=size,
+        fov_y_deg=40,
     )
 
 
@@ -82,7 +88,9 @@ def test_background_fills_transparent_pixels(small_scene, camera):
 def test_sh_view_dependence_matches_direct_evaluation():
     scene = random_scene(300, sh_degree=3, spread=0.3)
     cam = front_camera(48)
-    out = render(scene, cam, backend="torch", features=sh_to_rgb(scene.sh, scene.means - torch.tensor(cam.center).float()))
+    out = render(
+        scene, cam, backend="torch", features=sh_to_rgb(scene.sh, scene.means - torch.tensor(cam.center).float())
+    )
     assert torch.allclose(out.rgb, out.features, atol=1e-5)
     flat = render(scene, cam, backend="torch", sh_degree=0)
     assert not torch.allclose(out.rgb, flat.rgb, atol=1e-3)  # higher bands do change the colour
