@@ -90,6 +90,16 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import SECTIONS, run_bench
+
+    unknown = [s for s in args.section or [] if s not in SECTIONS]
+    if unknown:
+        raise SplatsegError(f"unknown bench section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
+    run_bench(quick=args.quick, json_out=args.json_out, sections=args.section)
+    return 0
+
+
 def _not_yet(name: str, issue: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         raise SplatsegError(f"`splatseg {name}` is not implemented yet ({issue}); see README.md for what works today")
@@ -141,11 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
         ("segment", "segment from a click, headless"),
         ("query", "find Gaussians by text"),
         ("export", "write a selection as PLY / splat / labelled PLY"),
-        ("bench", "measure speed and accuracy"),
     ]:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=_not_yet(name, "planned"))
+    p = sub.add_parser("bench", help="measure speed and accuracy (the README's table)")
+    p.add_argument("--quick", action="store_true", help="fewer repetitions, skip the long accuracy runs")
+    p.add_argument("--json", type=Path, default=None, dest="json_out", help="also write the figures as JSON")
+    p.add_argument("--section", action="append", default=None, help="run only this section (repeatable)")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
