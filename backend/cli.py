@@ -8,6 +8,7 @@ the commands so `splatseg --help` is instant.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -90,6 +91,20 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_selection
+    from .io.scene_folder import load_scene
+    from .selection import load_selection
+
+    scene, model_path = load_scene(args.scene)
+    if args.output.resolve() == model_path.resolve():
+        raise SplatsegError(f"refusing to overwrite the input model {model_path}; choose another -o path")
+    mask = load_selection(args.selection, len(scene))
+    count = export_selection(scene, mask, args.output, format=args.format)
+    print(json.dumps({"format": args.format, "count": count, "output": str(args.output)}))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import SECTIONS, run_bench
 
@@ -150,11 +165,22 @@ def build_parser() -> argparse.ArgumentParser:
         ("view", "open the scene in the browser"),
         ("segment", "segment from a click, headless"),
         ("query", "find Gaussians by text"),
-        ("export", "write a selection as PLY / splat / labelled PLY"),
     ]:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=_not_yet(name, "planned"))
+    p = sub.add_parser("export", help="write a selection as PLY / splat / labelled PLY / points / mesh")
+    p.add_argument("scene", type=Path, help="scene folder (or model file)")
+    p.add_argument("--selection", type=Path, required=True, help="bool .npy over the model's Gaussians")
+    p.add_argument(
+        "--format",
+        choices=["ply", "inverse-ply", "labels-ply", "splat", "points", "mesh"],
+        default="ply",
+        help="ply: the selected Gaussians; inverse-ply: the rest; labels-ply: all with a `segment` property",
+    )
+    p.add_argument("-o", "--output", type=Path, required=True)
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("bench", help="measure speed and accuracy (the README's table)")
     p.add_argument("--quick", action="store_true", help="fewer repetitions, skip the long accuracy runs")
     p.add_argument("--json", type=Path, default=None, dest="json_out", help="also write the figures as JSON")
