@@ -44,9 +44,11 @@ def quat_to_rotmat(quats: Tensor) -> Tensor:  # quats [N, 4] wxyz, unit → [N, 
     ).reshape(*quats.shape[:-1], 3, 3)
 
 
-def covariances(scene: GaussianScene) -> Tensor:  # [N, 3, 3] world-space covariance R S Sᵀ Rᵀ
-    R = quat_to_rotmat(scene.unit_quats)
-    M = R * scene.scales[:, None, :]
+def covariances(scene: GaussianScene, ids: Tensor | None = None) -> Tensor:  # [N or M, 3, 3] R S Sᵀ Rᵀ
+    quats = scene.quats if ids is None else scene.quats[ids]
+    log_scales = scene.log_scales if ids is None else scene.log_scales[ids]
+    R = quat_to_rotmat(torch.nn.functional.normalize(quats, dim=-1))
+    M = R * torch.exp(log_scales)[:, None, :]
     return M @ M.transpose(1, 2)
 
 
@@ -67,21 +69,16 @@ def project(
     camera: Camera,
     *,
     ids: Tensor | None = None,  # [M] restrict to these Gaussians
-    covars: Tensor | None = None,  # [N or M, 3, 3] precomputed world covariances
 ) -> Projected:
     """Project the (selected) Gaussians into `camera`, dropping those behind it, degenerate or off-screen."""
     device = scene.device
     if ids is None:
         ids = torch.arange(len(scene), device=device)
         means, opac = scene.means, scene.opacities
-        cov = covariances(scene) if covars is None else covars
+        cov = covariances(scene)
     else:
-        means, opac = scene.means[ids], scene.opacities[ids]
-        if covars is None:
-            sub = scene.subset(ids) if len(ids) else None
-            cov = covariances(sub) if sub is not None else means.new_zeros(0, 3, 3)
-        else:
-            cov = covars if covars.shape[0] == len(ids) else covars[ids]
+        means, opac = scene.means[ids], torch.sigmoid(scene.logit_opacities[ids])
+        cov = covariances(scene, ids)
     viewmat = camera.viewmat(device)
     Rw, tw = viewmat[:3, :3], viewmat[:3, 3]
     p = means @ Rw.T + tw  # [M, 3] camera space

@@ -1,13 +1,15 @@
 """`ray_feature`: one pixel's composited feature without rendering a frame — the cost of a click.
 
-Only Gaussians whose alpha ≥ 1/255 footprint can reach the ray are evaluated: a bounding-sphere test against the
-ray (one [N, 3] × [3, 2] product), then the survivors go through the same projection and alpha as the renderer, so
-the result equals the rendered pixel. `RayCaster` keeps what does not change between clicks (squared norms, bounding
-radii) so a click at 1M Gaussians costs a few milliseconds on two CPU cores.
+Only Gaussians whose alpha ≥ 1/255 footprint can reach the ray are evaluated. `RayCaster` sorts the Gaussians once
+along a Morton curve and groups them in chunks of spatially close Gaussians with one bounding box each; a click
+tests the ray against the few thousand boxes, then a bounding-sphere test runs only inside the boxes it hits, and
+the survivors go through the same projection and alpha as the renderer — so the result equals the rendered pixel,
+at a few milliseconds for 1M Gaussians on two CPU cores.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -18,42 +20,83 @@ from .projection import EPS2D, NEAR_PLANE, composite_weights, gaussian_alpha, pr
 # The 2D footprint of a Gaussian off the optical axis is stretched by up to 1/cos²θ (θ ≤ ~45° in practice);
 # the factor keeps the sphere test conservative so no contributor is culled.
 _STRETCH = 2.0
+CHUNK = 256
+
+
+def morton_order(points: np.ndarray) -> np.ndarray:  # points [N, 3] → [N] permutation along a Z-order curve
+    lo, hi = points.min(0), points.max(0)
+    q = ((points - lo) / np.maximum(hi - lo, 1e-12) * 1023).astype(np.uint64)
+
+    def spread(v: np.ndarray) -> np.ndarray:  # 10 bits → every third bit of 30
+        v = (v | (v << np.uint64(16))) & np.uint64(0x030000FF)
+        v = (v | (v << np.uint64(8))) & np.uint64(0x0300F00F)
+        v = (v | (v << np.uint64(4))) & np.uint64(0x030C30C3)
+        return (v | (v << np.uint64(2))) & np.uint64(0x09249249)
+
+    codes = spread(q[:, 0]) | (spread(q[:, 1]) << np.uint64(1)) | (spread(q[:, 2]) << np.uint64(2))
+    return np.argsort(codes, kind="stable")
 
 
 class RayCaster:
-    """Per-scene state for repeated single-pixel queries."""
+    """Per-scene state for repeated single-pixel queries (build once per scene, ~0.3 s at 1M Gaussians)."""
 
-    def __init__(self, scene: GaussianScene) -> None:
+    def __init__(self, scene: GaussianScene, *, chunk: int = CHUNK) -> None:
         self.scene = scene
-        self.means = scene.means.contiguous()  # [N, 3]
-        self.sq_norms = (self.means * self.means).sum(1)  # [N]
-        opac = scene.opacities
-        level = 2.0 * torch.log(torch.clamp(opac * 255.0, min=1.0))  # [N] Mahalanobis² reaching alpha 1/255
-        self.level = level
-        self.sigma_max = scene.scales.max(dim=1).values  # [N]
-        self.reach = torch.sqrt(level) * self.sigma_max * _STRETCH  # [N] world-space radius, before the low-pass
+        n = len(scene)
+        order = torch.as_tensor(morton_order(scene.means.detach().cpu().numpy()), device=scene.device)
+        self.order = order  # [N] sorted position → Gaussian id
+        self.means = scene.means[order].contiguous()  # [N, 3] in Morton order
+        self.sq_norms = (self.means * self.means).sum(1)
+        opac = torch.sigmoid(scene.logit_opacities[order])
+        self.level = 2.0 * torch.log(torch.clamp(opac * 255.0, min=1.0))  # Mahalanobis² reaching alpha 1/255
+        sigma_max = torch.exp(scene.log_scales[order].max(dim=1).values)
+        self.reach = torch.sqrt(self.level) * sigma_max * _STRETCH  # world radius, before the low-pass
         self.live = opac >= 1.0 / 255.0
+        # Chunk boxes: every Gaussian's reach sphere inside its chunk's box.
+        self.chunk = chunk
+        num_chunks = (n + chunk - 1) // chunk
+        pad = num_chunks * chunk - n
+        lo = self.means - self.reach[:, None]
+        hi = self.means + self.reach[:, None]
+        if pad:
+            lo = torch.cat([lo, lo[-1:].expand(pad, 3)])
+            hi = torch.cat([hi, hi[-1:].expand(pad, 3)])
+        self.box_lo = lo.reshape(num_chunks, chunk, 3).min(1).values  # [C, 3]
+        self.box_hi = hi.reshape(num_chunks, chunk, 3).max(1).values  # [C, 3]
+        level_max = torch.cat([self.level, self.level.new_zeros(pad)]).reshape(num_chunks, chunk).max(1).values
+        self.box_level = level_max  # [C] for the low-pass margin
+
+    def _hit_chunks(self, o: Tensor, d: Tensor, focal: float) -> Tensor:  # → [H] chunk indices
+        center = 0.5 * (self.box_lo + self.box_hi)
+        half = 0.5 * (self.box_hi - self.box_lo)
+        far = torch.linalg.norm(center - o, dim=1) + torch.linalg.norm(half, dim=1)
+        margin = torch.sqrt(EPS2D * self.box_level) * _STRETCH * far / focal  # the low-pass, at the box's far side
+        lo = self.box_lo - margin[:, None]
+        hi = self.box_hi + margin[:, None]
+        inv = 1.0 / torch.where(d.abs() < 1e-12, torch.full_like(d, 1e-12), d)
+        t0 = (lo - o) * inv
+        t1 = (hi - o) * inv
+        t_near = torch.minimum(t0, t1).max(1).values
+        t_far = torch.maximum(t0, t1).min(1).values
+        return torch.nonzero((t_far >= t_near) & (t_far > NEAR_PLANE)).squeeze(1)
 
     def candidates(self, camera: Camera, pixel: tuple[float, float]) -> Tensor:  # [M] Gaussian ids
         origin, direction = camera.ray(pixel)
         o = torch.as_tensor(origin, dtype=self.means.dtype, device=self.means.device)
         d = torch.as_tensor(direction, dtype=self.means.dtype, device=self.means.device)
-        proj = self.means @ torch.stack([o, d], dim=1)  # [N, 2]: m·o, m·d
-        t = proj[:, 1] - o @ d  # distance along the ray
-        dist2 = self.sq_norms - 2 * proj[:, 0] + o @ o - t * t  # squared distance to the ray's line
+        focal = min(camera.fx, camera.fy)
+        chunks = self._hit_chunks(o, d, focal)
+        idx = (chunks[:, None] * self.chunk + torch.arange(self.chunk, device=chunks.device)).reshape(-1)
+        idx = idx[idx < self.means.shape[0]]
+        m = self.means[idx]
+        t = m @ d - o @ d  # distance along the ray
+        dist2 = self.sq_norms[idx] - 2 * (m @ o) + o @ o - t * t  # squared distance to the ray's line
+        level = self.level[idx]
         # The 0.3 px² low-pass widens the footprint by sqrt(0.3)·z/f in world units at depth z.
-        blur = EPS2D * (t / min(camera.fx, camera.fy)) ** 2 * self.level * _STRETCH**2
-        hit = self.live & (t > NEAR_PLANE) & (dist2 <= self.reach * self.reach + blur)
-        return torch.nonzero(hit).squeeze(1)
-
-    def feature(
-        self,
-        features: Tensor,  # [N, C]
-        camera: Camera,
-        pixel: tuple[float, float],  # (x, y) position; a pixel's centre is (i + 0.5, j + 0.5)
-    ) -> Tensor:  # [C]
-        ids, weights = self.weights(camera, pixel)
-        return (weights[:, None] * features[ids].float()).sum(0)
+        blur = EPS2D * (t / focal) ** 2 * level * _STRETCH**2
+        reach = self.reach[idx]
+        hit = self.live[idx] & (t > NEAR_PLANE) & (dist2 <= reach * reach + blur)
+        return self.order[idx[hit]]
 
     def weights(self, camera: Camera, pixel: tuple[float, float]) -> tuple[Tensor, Tensor]:
         """(ids [L], weights [L]) of the Gaussians that blend into this ray, front to back."""
@@ -71,6 +114,15 @@ class RayCaster:
         w = composite_weights(alpha)
         nz = w > 0
         return ids[nz], w[nz]
+
+    def feature(
+        self,
+        features: Tensor,  # [N, C]
+        camera: Camera,
+        pixel: tuple[float, float],  # (x, y) position; a pixel's centre is (i + 0.5, j + 0.5)
+    ) -> Tensor:  # [C]
+        ids, weights = self.weights(camera, pixel)
+        return (weights[:, None] * features[ids].float()).sum(0)
 
 
 def ray_feature(
@@ -91,6 +143,3 @@ def ray_feature(
 def pixel_center(x: int, y: int) -> tuple[float, float]:
     """The centre of pixel column x, row y (what the renderer evaluates)."""
     return (float(x) + 0.5, float(y) + 0.5)
-
-
-__all__ = ["RayCaster", "pixel_center", "ray_feature"]
