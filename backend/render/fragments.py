@@ -56,25 +56,50 @@ class Fragments:
         return out.reshape(self.height, self.width)
 
 
+def _expand(counts: Tensor) -> tuple[Tensor, Tensor]:  # counts [M] → (owner [Σ], rank within owner [Σ])
+    owner = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), counts)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(owner.numel(), device=counts.device) - starts[owner]
+    return owner, rank
+
+
 def _band_pairs(
     proj: Projected, y_lo: int, y_hi: int, width: int, pixel_mask: Tensor | None
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """(pixel, projected index, alpha) of every pair whose pixel row is in [y_lo, y_hi), depth-major order."""
+    """(pixel, projected index, alpha) of every pair whose pixel row is in [y_lo, y_hi), depth-major order.
+
+    Enumerates rows first and, per (Gaussian, row), only the span of columns inside the alpha ≥ 1/255 ellipse
+    (plus one pixel of slack either side; the exact alpha test decides), which is ~3× fewer pairs than the bbox.
+    """
     x0, x1, y0, y1 = proj.bbox.unbind(-1)
     y0c, y1c = y0.clamp(y_lo, y_hi), y1.clamp(y_lo, y_hi)
-    w = x1 - x0
-    n = w * (y1c - y0c).clamp(min=0)
-    live = torch.nonzero(n > 0).squeeze(1)
+    rows = (y1c - y0c).clamp(min=0)
+    live = torch.nonzero(rows > 0).squeeze(1)
+    empty = torch.zeros(0, dtype=torch.int64, device=rows.device)
     if live.numel() == 0:
-        empty = torch.zeros(0, dtype=torch.int64, device=n.device)
-        return empty, empty, torch.zeros(0, device=n.device)
-    n_live = n[live]
-    g = torch.repeat_interleave(live, n_live)  # index into proj (depth-sorted by the caller)
-    starts = torch.cumsum(n_live, 0) - n_live
-    k = torch.arange(g.numel(), device=g.device) - torch.repeat_interleave(starts, n_live)
-    wg = w[g]
-    px = x0[g] + k % wg
-    py = y0c[g] + torch.div(k, wg, rounding_mode="floor")
+        return empty, empty, torch.zeros(0, device=rows.device)
+    owner, rank = _expand(rows[live])
+    g_row = live[owner]  # [R] projected index of each (Gaussian, row)
+    py = y0c[g_row] + rank
+    # Columns where ½(a·dx² + c·dy²) + b·dx·dy ≤ ln(255·o), dx = mean_x - (px + ½), dy = mean_y - (py + ½).
+    a, b, c = proj.conics[g_row].unbind(-1)
+    dy = proj.means2d[g_row, 1] - (py.to(torch.float32) + 0.5)
+    rhs = torch.log(torch.clamp(proj.opacities[g_row] * 255.0, min=1.0))
+    disc = (b * dy) ** 2 - a * (c * dy * dy - 2.0 * rhs)
+    root = torch.sqrt(disc.clamp(min=0))
+    mx = proj.means2d[g_row, 0]
+    # px + ½ ∈ [mx - (root - b·dy)/a, mx + (root + b·dy)/a]
+    lo = mx + (b * dy - root) / a
+    hi = mx + (b * dy + root) / a
+    col0 = torch.maximum(torch.ceil(lo - 0.5).long() - 1, x0[g_row])
+    col1 = torch.minimum(torch.floor(hi - 0.5).long() + 2, x1[g_row])
+    span = torch.where(disc >= 0, (col1 - col0).clamp(min=0), torch.zeros_like(col0))
+    keep_rows = span > 0
+    g_row, py, col0, span = g_row[keep_rows], py[keep_rows], col0[keep_rows], span[keep_rows]
+    owner, rank = _expand(span)
+    g = g_row[owner]
+    px = col0[owner] + rank
+    py = py[owner]
     pixel = py * width + px
     if pixel_mask is not None:
         keep = pixel_mask[pixel]
