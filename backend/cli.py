@@ -75,6 +75,57 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .features.train import train_command
+
+    return train_command(args.scene, method=args.method, iterations=args.iterations, workspace=args.workspace)
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    if args.method == "sa3d":  # training-free: no workspace, no features to load
+        return cmd_segment_sa3d(args)
+    from .segment import print_report, segment_command
+
+    print_report(
+        segment_command(
+            args.scene,
+            view=args.view,
+            pixels=args.pixel,
+            negatives=args.negative,
+            method=args.method,
+            level=args.level,
+            scale=args.scale,
+            threshold=args.threshold,
+            mask_out=args.mask_out,
+            out=args.out,
+            workspace=args.workspace,
+        )
+    )
+    return 0
+
+
+def cmd_segment_sa3d(args: argparse.Namespace) -> int:
+    from .lift.command import sa3d_segment_command
+
+    if args.scale is not None or args.threshold is not None:
+        raise SplatsegError("--scale and --threshold are for the feature methods; --method sa3d takes --level")
+    report = sa3d_segment_command(
+        args.scene,
+        view=args.view,
+        pixels=args.pixel,
+        negatives=args.negative,
+        level=args.level,
+        views=args.views,
+        masks=args.masks,
+        sam_checkpoint=args.sam_checkpoint,
+        sam_model=args.sam_model,
+        mask_out=args.mask_out,
+        out=args.out,
+    )
+    print(json.dumps(report, separators=(", ", ": ")))
+    return 0
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from .render_view import render_command
 
@@ -88,6 +139,31 @@ def cmd_render(args: argparse.Namespace) -> int:
         backend=args.backend,
         workspace=args.workspace,
     )
+    return 0
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from viewer import ViewerApp
+
+    app = ViewerApp(
+        args.scene,
+        host=args.host,
+        port=args.port,
+        workspace=args.workspace,
+        render=args.render,
+        token=args.token,
+        share=args.share,
+    )
+    print(f"splatseg view: open {app.url} in a browser (Ctrl+C to stop)", flush=True)
+    app.wait()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    app = run_demo(port=args.port, host=args.host, workdir=args.workdir)
+    app.wait()
     return 0
 
 
@@ -115,6 +191,57 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_query(args: argparse.Namespace) -> int:
+    from .language.command import query_command
+
+    payload = query_command(
+        args.scene,
+        args.text,
+        top=args.top,
+        threshold=args.threshold,
+        level=args.level,
+        mask_out=args.mask_out,
+        out=args.out,
+        clip_model=args.clip_model,
+        clip_checkpoint=args.clip_checkpoint,
+        workspace=args.workspace,
+    )
+    print(json.dumps(payload))
+    return 0
+
+
+def cmd_prepare_text(args: argparse.Namespace) -> int:
+    from .language.command import prepare_text_command
+
+    payload = prepare_text_command(
+        args.scene,
+        clip_model=args.clip_model,
+        clip_checkpoint=args.clip_checkpoint,
+        views=args.views,
+        backend=args.backend,
+        workspace=args.workspace,
+    )
+    print(json.dumps(payload))
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .masks.prepare import prepare_masks
+
+    if not args.noise >= 0:
+        raise SplatsegError(f"--noise must be a number ≥ 0 (0 = clean labels), got {args.noise}")
+    masks = prepare_masks(
+        args.scene,
+        source=args.masks,
+        workspace=args.workspace,
+        sam_model=args.sam_model,
+        sam_checkpoint=args.sam_checkpoint,
+        noise_strength=args.noise,
+    )
+    print(f"wrote {masks.index['source']} masks of {len(masks.views)} views to {masks.root}")
+    return 0
+
+
 def _not_yet(name: str, issue: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         raise SplatsegError(f"`splatseg {name}` is not implemented yet ({issue}); see README.md for what works today")
@@ -134,8 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="synthetic scene → prepare → train → view, in the browser")
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--host", default="127.0.0.1")
-    p.set_defaults(func=_not_yet("demo", "the viewer is being built"))
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument(
+        "--workdir", type=Path, default=None, help="where the demo scene is cached (default ~/.cache/splatseg/demo)"
+    )
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("synth", help="write a procedural scene with ground-truth labels")
     p.add_argument("out", type=Path, help="output scene folder (created; must be empty or a previous synthetic scene)")
@@ -159,16 +289,73 @@ def build_parser() -> argparse.ArgumentParser:
     _add_workspace(p)
     p.set_defaults(func=cmd_render)
 
-    for name, help_text in [
-        ("prepare", "compute masks for every view (SAM, user masks or synthetic labels)"),
-        ("train", "train per-Gaussian affinity features"),
-        ("view", "open the scene in the browser"),
-        ("segment", "segment from a click, headless"),
-        ("query", "find Gaussians by text"),
-    ]:
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(func=_not_yet(name, "planned"))
+    p = sub.add_parser("prepare", help="compute masks for every view (SAM, user masks or synthetic labels)")
+    p.add_argument("scene", type=Path, help="scene folder (or model file)")
+    p.add_argument(
+        "--masks",
+        default="auto",
+        metavar="sam|labels|PATH",
+        help="mask source: SAM, a synthetic scene's labels, or a folder of per-view masks "
+        "(default: labels when the scene has labels/, else sam)",
+    )
+    p.add_argument("--sam-checkpoint", type=Path, default=None, help="SAM weights (.pth); needed offline")
+    p.add_argument(
+        "--sam-model",
+        choices=["vit_h", "vit_l", "vit_b"],
+        default=None,
+        help="default: from the checkpoint name, else vit_h",
+    )
+    p.add_argument("--noise", type=float, default=1.0, help="labels: SAM-like noise strength, 0 = clean (default 1)")
+    _add_workspace(p)
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train per-Gaussian affinity features (after `prepare`)")
+    p.add_argument("scene", type=Path, help="scene folder (or model file)")
+    p.add_argument("--method", choices=["click", "saga"], default="click", help="Click-Gaussian (default) or SAGA")
+    p.add_argument("--iterations", type=_positive_int, default=None, help="training steps (default: the method's)")
+    _add_workspace(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("segment", help="segment from a click, headless; prints one JSON line")
+    p.add_argument("scene", type=Path, help="scene folder (or model file)")
+    p.add_argument("--view", required=True, help="camera name (its image stem)")
+    p.add_argument("--pixel", type=_pixel, action="append", required=True, help="X,Y full-resolution pixel to click")
+    p.add_argument("--negative", type=_pixel, action="append", default=[], help="X,Y pixel whose segment to remove")
+    p.add_argument(
+        "--method",
+        choices=["click", "saga", "sa3d"],
+        default=None,
+        help="default: the last trained; sa3d: no training (SAM masks lifted view by view)",
+    )
+    granularity = p.add_mutually_exclusive_group()
+    granularity.add_argument("--level", choices=["coarse", "fine"], default=None, help="click: object or part")
+    granularity.add_argument("--scale", type=float, default=None, help="SAGA: 3D scale in scene units")
+    p.add_argument("--threshold", type=float, default=None, help="similarity to select (default: the method's)")
+    p.add_argument("--mask-out", type=Path, default=None, help="write the selection as a bool .npy")
+    p.add_argument("--out", type=Path, default=None, help="write the selected Gaussians as a PLY")
+    sa3d = p.add_argument_group("--method sa3d")
+    sa3d.add_argument("--views", type=_positive_int, default=None, help="views to self-prompt in (default 8)")
+    sa3d.add_argument(
+        "--masks",
+        choices=["auto", "sam", "labels"],
+        default="auto",
+        help="2D masks from SAM or a synthetic scene's labels (default: labels when the scene has them, else sam)",
+    )
+    sa3d.add_argument("--sam-checkpoint", type=Path, default=None, help="SAM weights (.pth); needed offline")
+    sa3d.add_argument(
+        "--sam-model", choices=["vit_h", "vit_l", "vit_b"], default=None, help="default: from the file name"
+    )
+    _add_workspace(p)
+    p.set_defaults(func=cmd_segment)
+    p = sub.add_parser("view", help="open the scene in the browser")
+    p.add_argument("scene", type=Path, help="scene folder (or model file)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--render", choices=["client", "server"], default="client", help="server: gsplat frames (CUDA)")
+    p.add_argument("--token", default=None, help="clients must enter this token before they see the scene")
+    p.add_argument("--share", action="store_true", help="also print a public share link (needs internet)")
+    _add_workspace(p)
+    p.set_defaults(func=cmd_view)
     p = sub.add_parser("export", help="write a selection as PLY / splat / labelled PLY / points / mesh")
     p.add_argument("scene", type=Path, help="scene folder (or model file)")
     p.add_argument("--selection", type=Path, required=True, help="bool .npy over the model's Gaussians")
@@ -180,6 +367,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", type=Path, required=True)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("query", help="find Gaussians by text (needs `prepare-text`)")
+    p.add_argument("scene", type=Path, help="scene folder (or model file)")
+    p.add_argument("text", help='what to find, e.g. "the red mug"')
+    p.add_argument("--top", type=_positive_int, default=5, help="ranked clusters to print (default 5)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        nargs="?",
+        const=0.5,
+        default=None,
+        help="select every cluster with relevancy ≥ T (default 0.5 when given bare); without it, the best cluster",
+    )
+    p.add_argument("--level", choices=["coarse", "fine", "both"], default="both", help="objects, parts or both")
+    p.add_argument("--mask-out", type=Path, default=None, help="write the selection as a bool .npy")
+    p.add_argument("--out", type=Path, default=None, help="write the selected Gaussians as a PLY")
+    p.add_argument("--clip-model", default=None, help="open_clip model[:tag] (default: the one prepare-text used)")
+    p.add_argument("--clip-checkpoint", type=Path, default=None, help="CLIP weights file (needed offline)")
+    _add_workspace(p)
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("prepare-text", help="CLIP-embed every cluster for text queries (after `train`)")
+    p.add_argument("scene", type=Path, help="scene folder (or model file)")
+    p.add_argument("--clip-model", default="ViT-B-16", help="open_clip model[:tag] (default ViT-B-16, laion2b)")
+    p.add_argument("--clip-checkpoint", type=Path, default=None, help="CLIP weights file (needed offline)")
+    p.add_argument("--views", type=_positive_int, default=None, help="views rendered per cluster (default 10)")
+    p.add_argument("--backend", choices=["auto", "torch", "gsplat"], default="auto")
+    _add_workspace(p)
+    p.set_defaults(func=cmd_prepare_text)
 
     p = sub.add_parser("bench", help="measure speed and accuracy (the README's table)")
     p.add_argument("--quick", action="store_true", help="fewer repetitions, skip the long accuracy runs")

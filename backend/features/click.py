@@ -1,0 +1,208 @@
+"""Click-Gaussian: two-level per-Gaussian features trained from cached contributions, with Global Feature-guided
+Learning.
+
+Each Gaussian carries a coarse 12-d and a fine 12-d feature; the fine feature used for segmentation is
+coarse ⊕ fine (24-d), the granularity prior: a part can only be told apart inside the thing it belongs to. Per step,
+one view's sampled pixels are rendered (a gather and a weighted sum) and pairs are contrasted at the coarse level
+(largest covering mask) and the fine level (smallest covering mask) with level-specific margins; fine negatives see
+the coarse half through a stop-gradient. After a warm-up, global clusters are refreshed every `gfl_every` steps
+(clusters.py) and every assigned Gaussian is pulled to its cluster and pushed from the others. Regularisers keep
+each half on the unit sphere, keep rendered features long (a pixel's contributors agree), and make each Gaussian
+agree with its k nearest 3D neighbours.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import losses
+from .clusters import GlobalClusters, assign_to_clusters, cluster_centroids, mask_average_features
+from .contrib_cache import ContributionCache
+
+log = logging.getLogger(__name__)
+
+LEVELS = ("coarse", "fine")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClickConfig:
+    """Click-Gaussian's hyper-parameters."""
+
+    iterations: int = 1500
+    coarse_dim: int = 12
+    fine_dim: int = 12
+    batch_pixels: int = 1024
+    """Pixels of one view contrasted per step (all pairs: batch² similarities)."""
+    lr: float = 0.01
+    margin_coarse: float = 0.2
+    """Negatives at the coarse level are pushed until their cosine is below this."""
+    margin_fine: float = 0.5
+    """Fine negatives share the coarse half (cos ≈ 1 there), so their concatenated cosine sits near
+    (1 + cos_fine)/2: 0.5 asks for orthogonal fine halves."""
+    hard_negatives: bool = False
+    """Average the push over the negatives still inside the margin (see `losses.pair_contrastive`)."""
+    weight_sphere: float = 0.1
+    weight_rendered_norm: float = 0.1
+    weight_knn: float = 0.5
+    knn_sample: int = 8192
+    """Gaussians whose neighbourhood is smoothed per step."""
+    gfl_start: float = 0.3
+    """Share of the iterations before the first global clustering (features must mean something first)."""
+    gfl_every: int = 200
+    weight_gfl: float = 0.5
+    gfl_confidence: float = 0.75
+    """A Gaussian joins a global cluster only when its cosine to the centroid is at least this."""
+    gfl_sample: int = 8192
+    min_cluster_size: int = 3
+    seed: int = 0
+
+    @property
+    def dim(self) -> int:
+        return self.coarse_dim + self.fine_dim
+
+
+@dataclasses.dataclass
+class ClickResult:
+    features: Tensor  # [N, coarse_dim + fine_dim] float32, each half unit length
+    clusters: dict[str, GlobalClusters]  # "coarse" / "fine" → centroids and per-Gaussian labels
+    config: ClickConfig
+    history: list[dict[str, float]]
+
+
+def level_features(features: Tensor, level: str, coarse_dim: int) -> Tensor:  # [N, D] → [N, Dl] (not normalised)
+    """The granularity prior: coarse = the first half, fine = the whole vector."""
+    if level == "coarse":
+        return features[:, :coarse_dim]
+    if level == "fine":
+        return features
+    raise ValueError(f"unknown level {level!r}; Click-Gaussian has {LEVELS}")
+
+
+def unit_halves(features: Tensor, coarse_dim: int) -> Tensor:  # [N, D] → [N, D], each half unit length
+    return torch.cat([F.normalize(features[:, :coarse_dim], dim=1), F.normalize(features[:, coarse_dim:], dim=1)], 1)
+
+
+def compute_global_clusters(
+    features: Tensor, cache: ContributionCache, config: ClickConfig
+) -> dict[str, GlobalClusters]:
+    """Mask-average rendered features over all masks of all views → HDBSCAN per level → Gaussian assignment."""
+    rendered = cache.render_all(features)  # [R, D]
+    out = {}
+    for level, rows_mask in (("coarse", cache.coarse), ("fine", cache.fine)):
+        feats = level_features(rendered, level, config.coarse_dim)
+        mask_feats, counts = mask_average_features(feats, rows_mask, cache.num_masks)
+        centroids = cluster_centroids(mask_feats, counts, min_cluster_size=config.min_cluster_size)
+        gauss = level_features(features.detach(), level, config.coarse_dim)
+        labels = assign_to_clusters(gauss, centroids, confidence=config.gfl_confidence)
+        out[level] = GlobalClusters(centroids=centroids, labels=labels)
+    return out
+
+
+def train_click(
+    cache: ContributionCache,
+    neighbors: Tensor,  # [N, k] int32 nearest 3D neighbours
+    config: ClickConfig = ClickConfig(),
+    *,
+    progress: bool = True,
+    init: Tensor | None = None,  # [N, D] starting features (default: random unit halves)
+) -> ClickResult:
+    from tqdm import tqdm
+
+    g = torch.Generator().manual_seed(config.seed)
+    n, cd = cache.num_gaussians, config.coarse_dim
+    if init is None:
+        init = unit_halves(torch.randn(n, config.dim, generator=g), cd)
+    feats = torch.nn.Parameter(init.clone().float())
+    opt = torch.optim.Adam([feats], lr=config.lr)
+    neighbors = neighbors.long()
+    # Views with too few pixels to contrast are skipped; views are visited in shuffled epochs.
+    usable = [v for v in range(cache.num_views) if cache.rows(v).stop - cache.rows(v).start >= 2]
+    if not usable:
+        raise ValueError("no view has pixels covered by masks and Gaussians; nothing to train on")
+    gfl_first = math.ceil(config.gfl_start * config.iterations)
+    clusters: dict[str, GlobalClusters] | None = None
+    order: list[int] = []
+    history: list[dict[str, float]] = []
+    bar = tqdm(range(config.iterations), desc="train click", unit="it", disable=not progress, dynamic_ncols=True)
+    for it in bar:
+        if it >= gfl_first and (it - gfl_first) % config.gfl_every == 0:
+            clusters = compute_global_clusters(feats.detach(), cache, config)
+            assigned = {level: torch.nonzero(c.labels >= 0).squeeze(1) for level, c in clusters.items()}
+        if not order:
+            order = [usable[i] for i in torch.randperm(len(usable), generator=g).tolist()]
+        view = order.pop()
+        rows = cache.rows(view)
+        count = rows.stop - rows.start
+        pick = torch.randperm(count, generator=g)[: config.batch_pixels] + rows.start  # [B]
+
+        rendered, gathered = cache.render(feats, pick, return_gathered=True)  # [B, D], [B, K, D]
+        loss_c, loss_f = losses.two_level_contrastive(
+            rendered,
+            cache.coarse[pick],
+            cache.fine[pick],
+            coarse_dim=cd,
+            margin_coarse=config.margin_coarse,
+            margin_fine=config.margin_fine,
+            hard_negatives=config.hard_negatives,
+        )
+        sphere = losses.hypersphere(gathered.reshape(-1, config.dim), splits=(cd, config.fine_dim))
+        rnorm = losses.rendered_norm(rendered, splits=(cd, config.fine_dim))
+        sample = torch.randint(0, n, (min(config.knn_sample, n),), generator=g)
+        knn = losses.knn_smoothness(feats, neighbors, sample)
+        loss = loss_c + loss_f + config.weight_sphere * sphere + config.weight_rendered_norm * rnorm
+        loss = loss + config.weight_knn * knn
+        gfl = torch.zeros(())
+        if clusters is not None:
+            gfl = _gfl_loss(feats, clusters, assigned, config, g)
+            loss = loss + config.weight_gfl * gfl
+
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if it % 10 == 0 or it == config.iterations - 1:
+            record = {
+                "loss": loss.item(),
+                "coarse": loss_c.item(),
+                "fine": loss_f.item(),
+                "knn": knn.item(),
+                "gfl": gfl.item(),
+            }
+            history.append({"iteration": it, **record})
+            bar.set_postfix(loss=f"{record['loss']:.3f}", gfl=f"{record['gfl']:.3f}")
+
+    final = unit_halves(feats.detach(), cd)
+    clusters = compute_global_clusters(final, cache, config)
+    for level, c in clusters.items():
+        assigned = int((c.labels >= 0).sum())
+        log.info("%s: %d global clusters, %d of %d Gaussians assigned", level, c.num_clusters, assigned, n)
+    return ClickResult(features=final, clusters=clusters, config=config, history=history)
+
+
+def _gfl_loss(
+    feats: Tensor,
+    clusters: dict[str, GlobalClusters],
+    assigned: dict[str, Tensor],  # level → [A] ids of the Gaussians with a cluster
+    config: ClickConfig,
+    g: torch.Generator,
+) -> Tensor:
+    """Pull sampled assigned Gaussians to their global cluster, push them from the others, at both levels."""
+    cd = config.coarse_dim
+    total = feats.new_zeros(())
+    for level, margin in (("coarse", config.margin_coarse), ("fine", config.margin_fine)):
+        c, members = clusters[level], assigned[level]
+        if members.numel() == 0 or c.num_clusters == 0:
+            continue
+        count = min(config.gfl_sample, members.numel())
+        pick = members[torch.randint(0, members.numel(), (count,), generator=g)]
+        f = level_features(feats.index_select(0, pick), level, cd)
+        push = None
+        if level == "fine":  # the fine push must not move the coarse half (as for fine negatives)
+            push = torch.cat([f[:, :cd].detach(), f[:, cd:]], dim=1)
+        total = total + losses.cluster_pull_push(f, c.centroids, c.labels[pick], margin=margin, push_features=push)
+    return total

@@ -1,0 +1,423 @@
+"""Precomputed per-view contributions: training with frozen geometry as a gather and a weighted sum.
+
+Feature training never moves, reshapes or fades a Gaussian, so the blend weights of a pixel never change and its
+rendered feature is Σ wᵢ fᵢ over a fixed list of (id, weight) pairs (design.md, "frozen geometry makes feature
+rendering linear"). This module samples the training pixels of every view once (only pixels some mask covers,
+stratified so small masks are represented), finds their top-K contributors once, and keeps them compactly
+(ids int32, weights float16: 6·K bytes a pixel). Every training step is then `ContributionCache.render`: no
+rasteriser in the loop.
+
+`sparse_contributions` is the fast path for a few thousand scattered pixels of a view: Gaussians are binned to
+tiles and only (Gaussian, sampled pixel) pairs in a shared tile are evaluated, instead of every pixel of every
+Gaussian's footprint as the reference rasteriser does. It returns what `backend.render.contributions` returns
+(the test compares them), several times faster when the pixels are a small share of the image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..camera import Camera
+from ..masks.maskset import ViewMasks
+from ..render.projection import TRANSMITTANCE_MIN, gaussian_alpha, project
+from ..scene import GaussianScene
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PIXELS_PER_VIEW = 6000
+DEFAULT_K = 16
+_TILE = 8
+_PAIR_BUDGET = 6_000_000  # (Gaussian, pixel) pairs evaluated at once: ~40 bytes each while in flight
+
+
+# ---- the fast sparse-pixel contributions ---------------------------------------------------------------------------
+def sparse_contributions(
+    scene: GaussianScene,
+    camera: Camera,
+    pixels: Tensor,  # [P, 2] int (x, y), distinct
+    k: int,
+    *,
+    tile: int = _TILE,
+    pair_budget: int = _PAIR_BUDGET,
+) -> tuple[Tensor, Tensor]:  # ids [P, k] int64 (-1 = none), weights [P, k] float32, largest weight first
+    """The k largest blend weights of each pixel, like `backend.render.contributions`, for scattered pixels.
+
+    Pairs are enumerated per (Gaussian, tile) and expanded to the sampled pixels of that tile only, in the
+    Gaussians' depth order, so a stable sort by pixel leaves each pixel's list front to back for compositing.
+    """
+    device = scene.device
+    pixels = torch.as_tensor(pixels, dtype=torch.int64, device=device).reshape(-1, 2)
+    num_pixels = pixels.shape[0]
+    W, H = camera.width, camera.height
+    ids_out = torch.full((num_pixels, k), -1, dtype=torch.int64, device=device)
+    w_out = torch.zeros(num_pixels, k, device=device)
+    if num_pixels == 0 or k == 0:
+        return ids_out, w_out
+    if (pixels[:, 0] < 0).any() or (pixels[:, 0] >= W).any() or (pixels[:, 1] < 0).any() or (pixels[:, 1] >= H).any():
+        raise ValueError(f"pixels must lie in the {W}×{H} image of view {camera.name!r}")
+
+    proj = project(scene, camera)
+    order = torch.argsort(proj.depths, stable=True)  # front to back
+    gid = proj.ids[order]
+    means2d, conics, opac, bbox = proj.means2d[order], proj.conics[order], proj.opacities[order], proj.bbox[order]
+
+    tiles_x = math.ceil(W / tile)
+    pix_tile = (pixels[:, 1] // tile) * tiles_x + pixels[:, 0] // tile  # [P]
+    by_tile = torch.argsort(pix_tile, stable=True)  # sampled pixels grouped by tile
+    tile_count = torch.bincount(pix_tile, minlength=tiles_x * math.ceil(H / tile))
+    tile_start = torch.cumsum(tile_count, 0) - tile_count
+
+    x0, x1, y0, y1 = bbox.unbind(-1)  # half-open pixel ranges
+    tx0, tx1 = x0 // tile, (x1 - 1) // tile  # inclusive tile ranges
+    ty0, ty1 = y0 // tile, (y1 - 1) // tile
+    span_x = tx1 - tx0 + 1
+
+    # Bands of Gaussians (in depth order) are fine for enumeration but compositing needs every contributor of a
+    # pixel at once, so bands are over pixels: rows of tiles, sized to the pair budget.
+    est = _pairs_per_tile_row(ty0, ty1, span_x, tile_count, tiles_x)
+    pix_parts, g_parts, w_parts = [], [], []
+    for row_lo, row_hi in _bands(est, pair_budget):
+        pix, g, w = _band(
+            row_lo,
+            row_hi,
+            tiles_x,
+            tx0,
+            ty0,
+            ty1,
+            span_x,
+            tile_count,
+            tile_start,
+            by_tile,
+            pixels,
+            bbox,
+            means2d,
+            conics,
+            opac,
+        )
+        pix_parts.append(pix)
+        g_parts.append(g)
+        w_parts.append(w)
+    pix = torch.cat(pix_parts)
+    g = torch.cat(g_parts)
+    w = torch.cat(w_parts)
+    if pix.numel() == 0:
+        return ids_out, w_out
+    return _top_k(pix, gid[g], w, num_pixels, k, ids_out, w_out)
+
+
+def _pairs_per_tile_row(ty0: Tensor, ty1: Tensor, span_x: Tensor, tile_count: Tensor, tiles_x: int) -> Tensor:
+    """An upper bound on the pairs each row of tiles will produce (tiles × mean sampled pixels a tile)."""
+    rows = tile_count.numel() // tiles_x
+    per_row = torch.zeros(rows + 1, dtype=torch.int64, device=ty0.device)
+    per_row.index_add_(0, ty0.clamp(0, rows), span_x)
+    per_row.index_add_(0, (ty1 + 1).clamp(0, rows), -span_x)
+    gaussians_per_row = torch.cumsum(per_row, 0)[:rows]
+    pixels_per_row = tile_count.reshape(rows, tiles_x).sum(1)
+    return gaussians_per_row * (pixels_per_row // tiles_x + 1) * 2
+
+
+def _bands(est: Tensor, budget: int) -> list[tuple[int, int]]:
+    bands, start, acc = [], 0, 0
+    for row, count in enumerate(est.tolist()):
+        if acc > 0 and acc + count > budget:
+            bands.append((start, row))
+            start, acc = row, 0
+        acc += count
+    bands.append((start, len(est)))
+    return bands
+
+
+def _band(
+    row_lo, row_hi, tiles_x, tx0, ty0, ty1, span_x, tile_count, tile_start, by_tile, pixels, bbox, means2d, conics, opac
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(sampled pixel index, projected index, blend weight) of every contribution to pixels in tile rows
+    [row_lo, row_hi), sorted by pixel, front to back within a pixel."""
+    device = pixels.device
+    r0, r1 = ty0.clamp(min=row_lo), ty1.clamp(max=row_hi - 1)
+    n_tiles = span_x * (r1 - r0 + 1).clamp(min=0)  # [M] tiles of each Gaussian inside the band
+    live = torch.nonzero(n_tiles > 0).squeeze(1)
+    empty = torch.zeros(0, dtype=torch.int64, device=device)
+    if live.numel() == 0:
+        return empty, empty, torch.zeros(0, device=device)
+    n_live = n_tiles[live]
+    g = torch.repeat_interleave(live, n_live)  # (Gaussian, tile) pairs, Gaussian-major: depth order kept
+    local = torch.arange(g.numel(), device=device) - torch.repeat_interleave(torch.cumsum(n_live, 0) - n_live, n_live)
+    sx = span_x[g]
+    tile = (r0[g] + local // sx) * tiles_x + tx0[g] + local % sx
+    count = tile_count[tile]
+    has = count > 0
+    g, tile, count = g[has], tile[has], count[has]
+    # Expand each (Gaussian, tile) to the sampled pixels of the tile.
+    p = torch.repeat_interleave(g, count)
+    offset = torch.arange(p.numel(), device=device) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
+    q = by_tile[torch.repeat_interleave(tile_start[tile], count) + offset]  # sampled pixel index
+    px, py = pixels[q, 0], pixels[q, 1]
+    b = bbox[p]
+    inside = (px >= b[:, 0]) & (px < b[:, 1]) & (py >= b[:, 2]) & (py < b[:, 3])
+    p, q, px, py = p[inside], q[inside], px[inside], py[inside]
+    alpha = gaussian_alpha(means2d[p], conics[p], opac[p], px.to(torch.float32) + 0.5, py.to(torch.float32) + 0.5)
+    keep = alpha > 0
+    p, q, alpha = p[keep], q[keep], alpha[keep]
+    by_pixel = torch.argsort(q, stable=True)  # stable: depth order survives within each pixel
+    p, q, alpha = p[by_pixel], q[by_pixel], alpha[by_pixel]
+    weight, keep = _composite(q, alpha)
+    return q[keep], p[keep], weight[keep]
+
+
+def _composite(pixel: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
+    """Front-to-back blend weights alpha·T of pairs sorted by pixel; keep is False once T would fall below 1e-4
+    (the renderer's rule). Transmittance is a segmented cumulative sum of log(1 - alpha) in float64."""
+    log1m = torch.log1p(-alpha.double())
+    csum = torch.cumsum(log1m, 0)
+    is_start = torch.ones_like(pixel, dtype=torch.bool)
+    is_start[1:] = pixel[1:] != pixel[:-1]
+    seg = torch.cumsum(is_start.long(), 0) - 1
+    base = (csum - log1m)[torch.nonzero(is_start).squeeze(1)]
+    log_t_after = csum - base[seg]
+    keep = torch.exp(log_t_after) > TRANSMITTANCE_MIN
+    weight = (alpha.double() * torch.exp(log_t_after - log1m)).float()
+    return weight, keep
+
+
+def _top_k(pix: Tensor, gid: Tensor, w: Tensor, num_pixels: int, k: int, ids_out: Tensor, w_out: Tensor):
+    """Per pixel, the k largest weights (pairs sorted by pixel) via a dense [pixels, longest list] table."""
+    device = pix.device
+    is_start = torch.ones_like(pix, dtype=torch.bool)
+    is_start[1:] = pix[1:] != pix[:-1]
+    starts = torch.nonzero(is_start).squeeze(1)
+    seg = torch.cumsum(is_start.long(), 0) - 1
+    rank = torch.arange(pix.numel(), device=device) - starts[seg]
+    longest = int(rank.max()) + 1
+    table_w = torch.full((num_pixels, max(longest, k)), -1.0, device=device)
+    table_g = torch.full((num_pixels, max(longest, k)), -1, dtype=torch.int64, device=device)
+    table_w[pix, rank] = w
+    table_g[pix, rank] = gid
+    top_w, top_i = torch.topk(table_w, k, dim=1, sorted=True)
+    ids_out[:] = torch.gather(table_g, 1, top_i)
+    w_out[:] = top_w.clamp(min=0.0)
+    ids_out[top_w <= 0] = -1
+    return ids_out, w_out
+
+
+# ---- pixel sampling ------------------------------------------------------------------------------------------------
+def sample_pixels(
+    view: ViewMasks,
+    n: int,
+    rng: np.random.Generator,
+    *,
+    stratified_share: float = 0.5,
+    uncovered_share: float = 0.15,
+) -> tuple[np.ndarray, np.ndarray]:  # covered [P, 2], uncovered candidates [U, 2], int64 (x, y), distinct
+    """Pixels to train on: covered ones (by at least one mask) and candidates no mask covers.
+
+    Of the covered budget, `stratified_share` is spread equally over the masks (a mug's handle gets as many pixels
+    as the table), the rest is uniform over the covered area. The uncovered candidates (`uncovered_share` of `n`)
+    are kept by the caller only where the Gaussians make the pixel opaque (alpha > 0.5): a floor or a wall no mask
+    covers must still learn that it is none of the masked things, or its Gaussians inherit their neighbours'
+    features and leak into selections.
+    """
+    masks = view.masks  # [M, H, W]
+    covered = masks.any(0) if len(masks) else np.zeros((view.height, view.width), bool)
+    flat = covered.reshape(-1)
+    flat_cov = np.flatnonzero(flat)
+    flat_unc = np.flatnonzero(~flat)
+    n_unc = min(flat_unc.size, round(n * uncovered_share))
+    n_cov = n - n_unc
+    if flat_cov.size <= n_cov:
+        chosen = flat_cov
+    else:
+        picked = np.zeros(covered.size, dtype=bool)
+        per_mask = int(n_cov * stratified_share) // max(1, len(masks))
+        for m in range(len(masks)):
+            inside = np.flatnonzero(masks[m].reshape(-1))
+            take = min(per_mask, inside.size)
+            if take:
+                picked[rng.choice(inside, take, replace=False)] = True
+        rest = n_cov - int(picked.sum())
+        pool = flat_cov[~picked[flat_cov]]
+        if rest > 0 and pool.size:
+            picked[rng.choice(pool, min(rest, pool.size), replace=False)] = True
+        chosen = np.flatnonzero(picked)
+    unc = np.sort(rng.choice(flat_unc, n_unc, replace=False)) if n_unc else np.zeros(0, np.int64)
+    w = view.width
+
+    def xy(flat_idx: np.ndarray) -> np.ndarray:
+        return np.stack([flat_idx % w, flat_idx // w], axis=1).astype(np.int64)
+
+    return xy(chosen), xy(unc)
+
+
+# ---- the cache -----------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class ContributionCache:
+    """Every view's sampled pixels, their top-K contributors and their mask labels, flattened over views.
+
+    Rows are pixels; `view_start[v]:view_start[v+1]` are the rows of view v. Mask ids are global (unique over
+    views): `mask_view[m]` is the view of mask m and `mask_scale[m]` its 3D scale (SAGA).
+    """
+
+    views: list[str]
+    view_start: Tensor  # [V + 1] int64 row offsets
+    ids: Tensor  # [R, K] int32 Gaussian ids; padding is id 0 with weight 0 (a gather needs a valid index)
+    weights: Tensor  # [R, K] float16 blend weights, largest first
+    pixels: Tensor  # [R, 2] int16 (x, y) in the view's mask resolution
+    coarse: Tensor  # [R] int32 global id of the largest mask covering the pixel (Click-Gaussian's coarse level);
+    # -1: no mask covers the (opaque) pixel, so it is unlike every masked pixel and like none
+    fine: Tensor  # [R] int32 global id of the smallest covering mask (fine level), -1 as above
+    cover: list[Tensor]  # per view [P_v, M_v] bool: which of the view's masks cover each pixel (SAGA)
+    mask_start: Tensor  # [V + 1] int64 offsets of each view's masks in the global mask ids
+    mask_scale: Tensor  # [num_masks] float32 3D scale of each mask (NaN = unknown)
+    mask_area: Tensor  # [num_masks] float32 mask area in pixels (for weighting mask averages)
+    num_gaussians: int
+
+    @property
+    def num_views(self) -> int:
+        return len(self.views)
+
+    @property
+    def num_rows(self) -> int:
+        return self.ids.shape[0]
+
+    @property
+    def num_masks(self) -> int:
+        return self.mask_scale.shape[0]
+
+    @property
+    def k(self) -> int:
+        return self.ids.shape[1]
+
+    def rows(self, view: int) -> slice:
+        return slice(int(self.view_start[view]), int(self.view_start[view + 1]))
+
+    def memory_bytes(self) -> int:
+        tensors = [self.ids, self.weights, self.pixels, self.coarse, self.fine, *self.cover]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def render(
+        self,
+        features: Tensor,  # [N, D]
+        rows: Tensor | slice,  # which pixels
+        *,
+        normalize_weights: bool = True,
+        unit_features: bool = False,
+        return_gathered: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:  # [B, D] (and the gathered features [B, K, D])
+        """Σ w·f over each pixel's cached contributors.
+
+        With `normalize_weights` the sum is divided by Σ w, so a pixel whose top-K holds 95% of its opacity is not
+        5% shorter than its neighbour (directions are what is trained). With `unit_features` each Gaussian's
+        feature is normalised before blending (SAGA renders unit point features). The gather is an index_select,
+        whose backward (index_add) is several times faster on a CPU than advanced indexing's (index_put).
+        """
+        ids = self.ids[rows].long()  # [B, K]
+        w = self.weights[rows].float()  # [B, K]
+        if normalize_weights:
+            w = w / w.sum(1, keepdim=True).clamp(min=1e-6)
+        gathered = features.index_select(0, ids.reshape(-1)).reshape(ids.shape[0], ids.shape[1], -1)  # [B, K, D]
+        if unit_features:
+            gathered = torch.nn.functional.normalize(gathered, dim=-1)
+        out = torch.bmm(w.unsqueeze(1), gathered).squeeze(1)
+        return (out, gathered) if return_gathered else out
+
+    def render_all(self, features: Tensor, *, chunk: int = 65536, unit_features: bool = False) -> Tensor:  # [R, D]
+        """Every cached pixel's rendered feature, without gradient (for mask averages)."""
+        with torch.no_grad():
+            parts = [
+                self.render(features, slice(s, min(s + chunk, self.num_rows)), unit_features=unit_features)
+                for s in range(0, self.num_rows, chunk)
+            ]
+            return torch.cat(parts)
+
+    def visibility(self) -> Tensor:  # [N] float32: total cached weight of each Gaussian over all views
+        out = torch.zeros(self.num_gaussians)
+        out.index_add_(0, self.ids.reshape(-1).long(), self.weights.reshape(-1).float())
+        return out
+
+
+def build_cache(
+    scene: GaussianScene,
+    cameras: Sequence[Camera],
+    masks: Iterable[ViewMasks],
+    *,
+    pixels_per_view: int = DEFAULT_PIXELS_PER_VIEW,
+    k: int = DEFAULT_K,
+    seed: int = 0,
+    progress: bool = False,
+) -> ContributionCache:
+    """Sample pixels and precompute contributions for each (camera, masks) pair, one view at a time.
+
+    Masks may be at another resolution than the camera (SAM run on downscaled images): the camera is rescaled to
+    the masks, so pixel coordinates are always the masks' own.
+    """
+    from tqdm import tqdm
+
+    rng = np.random.default_rng(seed)
+    cams = {c.name: c for c in cameras}
+    views: list[str] = []
+    ids_l, w_l, pix_l, coarse_l, fine_l, cover_l, scale_l, area_l = [], [], [], [], [], [], [], []
+    view_start, mask_start = [0], [0]
+    masks = list(masks) if not hasattr(masks, "__len__") else masks
+    bar = tqdm(masks, desc="contributions", unit="view", disable=not progress, leave=False)
+    for view in bar:
+        camera = cams[view.name]
+        if (camera.width, camera.height) != (view.width, view.height):
+            camera = camera.scaled(view.width, view.height)
+        covered, uncovered = sample_pixels(view, pixels_per_view, rng)  # [P, 2], [U, 2]
+        pixels = np.concatenate([covered, uncovered])
+        ids, w = sparse_contributions(scene, camera, torch.from_numpy(pixels).to(scene.device), k)
+        ids, w = ids.cpu(), w.cpu()
+        # A covered pixel no Gaussian reaches teaches nothing; an uncovered one counts only where it is opaque.
+        keep = (w[:, 0] > 0).numpy()
+        keep[len(covered) :] &= (w[len(covered) :].sum(1) > 0.5).numpy()
+        pixels, ids, w = pixels[keep], ids[torch.from_numpy(keep)], w[torch.from_numpy(keep)]
+        coarse_map, fine_map = view.levels()
+        px, py = pixels[:, 0], pixels[:, 1]
+        offset = mask_start[-1]
+        c_lab, f_lab = coarse_map[py, px].astype(np.int32), fine_map[py, px].astype(np.int32)
+        ids_l.append(torch.where(ids >= 0, ids, 0).to(torch.int32))
+        w_l.append(w.to(torch.float16))
+        pix_l.append(torch.from_numpy(pixels.astype(np.int16)))
+        coarse_l.append(torch.from_numpy(np.where(c_lab >= 0, c_lab + offset, -1).astype(np.int32)))
+        fine_l.append(torch.from_numpy(np.where(f_lab >= 0, f_lab + offset, -1).astype(np.int32)))
+        cover_l.append(torch.from_numpy(view.masks[:, py, px].T.copy()))  # [P, M]
+        scale_l.append(torch.from_numpy(view.scales.astype(np.float32)))
+        area_l.append(torch.from_numpy(view.masks.reshape(len(view.masks), -1).sum(1).astype(np.float32)))
+        views.append(view.name)
+        view_start.append(view_start[-1] + len(pixels))
+        mask_start.append(offset + len(view.masks))
+    if not views:
+        raise ValueError("no views to train on")
+    cache = ContributionCache(
+        views=views,
+        view_start=torch.tensor(view_start, dtype=torch.int64),
+        ids=torch.cat(ids_l),
+        weights=torch.cat(w_l),
+        pixels=torch.cat(pix_l),
+        coarse=torch.cat(coarse_l),
+        fine=torch.cat(fine_l),
+        cover=cover_l,
+        mask_start=torch.tensor(mask_start, dtype=torch.int64),
+        mask_scale=torch.cat(scale_l),
+        mask_area=torch.cat(area_l),
+        num_gaussians=len(scene),
+    )
+    log.info(
+        "contribution cache: %d views × ~%d pixels × K=%d → %.1f MB (ids int32 + weights float16 + labels)",
+        cache.num_views,
+        cache.num_rows // max(1, cache.num_views),
+        k,
+        cache.memory_bytes() / 2**20,
+    )
+    return cache
+
+
+def cache_budget_bytes(num_views: int, pixels_per_view: int, k: int) -> int:
+    """What the cache will hold, before building it: ids and weights (6·K bytes a pixel) plus labels."""
+    return num_views * pixels_per_view * (6 * k + 4 + 8 + 8)

@@ -1,0 +1,322 @@
+"""`FeatureField`: trained per-Gaussian features, ready to answer clicks in milliseconds.
+
+A click is one ray, not a frame (design.md): `RayCaster.weights` gives the clicked pixel's contributors, their
+blend gives the clicked feature, and one matrix-vector product against every Gaussian's normalised feature gives
+the similarities. Everything that does not depend on the click is prepared once: the RayCaster, the normalised
+features per level (stored transposed, [D, N], which makes the product several times faster on a CPU than the
+[N, D] layout), and the floater filter's voxel graph. SAGA's features depend on the scale; the gated, normalised
+matrix of the last scales used is cached, since a person clicks many times at one slider position.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..camera import Camera
+from ..errors import SplatsegError
+from ..io.scene_folder import find_model, load_scene, scene_dir_of
+from ..render import RayCaster
+from ..scene import GaussianScene
+from ..workspace import Workspace
+from .click import LEVELS
+from .floaters import FloaterFilter
+from .saga import DEFAULT_QUANTILE, QuantileTable
+from .store import METHODS, Method, read_features, trained_methods
+
+DEFAULT_THRESHOLDS = {("click", "coarse"): 0.75, ("click", "fine"): 0.75, ("saga", None): 0.75}
+"""Cosine similarity above which a Gaussian is selected (tuned on the accuracy benchmark)."""
+
+_SCALE_CACHE = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentResult:
+    """The answer to one click (or several)."""
+
+    mask: np.ndarray  # [N] bool: the selected Gaussians, in the model file's order
+    scores: np.ndarray  # [N] float32: similarity of each Gaussian to the clicked feature (max over positives)
+    milliseconds: float
+    """Wall time of the whole segmentation (rays, similarity, threshold, negatives, floater filter)."""
+    threshold: float
+    level: str | None = None
+    scale: float | None = None
+
+    @property
+    def count(self) -> int:
+        return int(self.mask.sum())
+
+
+class FeatureField:
+    """Trained features of one method over one scene; see `load_field`."""
+
+    def __init__(
+        self,
+        scene: GaussianScene,
+        method: Method,
+        tensors: dict[str, Tensor],
+        *,
+        floater_filter: bool = True,
+    ) -> None:
+        self.scene = scene
+        self.method: Method = method
+        """"click" or "saga"."""
+        n = len(scene)
+        feats = tensors["features"].float().contiguous()  # [N, D]
+        if feats.shape[0] != n:
+            raise SplatsegError(
+                f"the {method} features are for {feats.shape[0]} Gaussians but the scene has {n}; "
+                f"run `splatseg train` again"
+            )
+        self.features = feats
+        self.levels: tuple[str, ...] = LEVELS if method == "click" else ()
+        """Click-Gaussian's granularity levels ("coarse", "fine"); empty for SAGA (it uses `scale`)."""
+        self._tensors = tensors
+        self._caster: RayCaster | None = None
+        self._floaters: FloaterFilter | None = None
+        self._use_floater_filter = floater_filter
+        self._banks: dict[str, Tensor] = {}  # level → [D, N] unit features (click)
+        self._scale_banks: OrderedDict[float, Tensor] = OrderedDict()  # scale → [D, N] (saga)
+        if method == "click":
+            self.coarse_dim = int(tensors.get("coarse_centroids", torch.zeros(0, feats.shape[1] // 2)).shape[1])
+            for level in LEVELS:
+                self._banks[level] = self._level(feats, level).T.contiguous()
+        else:
+            self.quantiles = QuantileTable(tensors["quantiles"].double().numpy())
+            self._gate_w = tensors["gate_weight"].float().reshape(-1)  # [D]
+            self._gate_b = tensors["gate_bias"].float().reshape(-1)  # [D]
+
+    # ---- public API ----------------------------------------------------------------------------------------------
+    @property
+    def num_gaussians(self) -> int:
+        return len(self.scene)
+
+    @property
+    def default_scale(self) -> float | None:
+        """SAGA's scale when none is given (metres: the masks' scale at the 80th percentile); None for click."""
+        return self.quantiles.inverse(DEFAULT_QUANTILE) if self.method == "saga" else None
+
+    def default_threshold(self, level: str | None = None) -> float:
+        key = (self.method, (level or "coarse") if self.method == "click" else None)
+        return DEFAULT_THRESHOLDS[key]
+
+    def segment(
+        self,
+        camera: Camera,
+        positives: Sequence[tuple[float, float]],
+        negatives: Sequence[tuple[float, float]] = (),
+        *,
+        level: str | None = None,
+        scale: float | None = None,
+        threshold: float | None = None,
+        filter_floaters: bool | None = None,
+    ) -> SegmentResult:
+        """Select the Gaussians that belong with the clicked pixels.
+
+        `positives` / `negatives` are positions in `camera`'s pixels, (x, y) with pixel (i, j)'s centre at
+        (i + 0.5, j + 0.5). A Gaussian is selected when its similarity to some positive exceeds `threshold` and it
+        is not closer to a negative than to every positive; then the floater filter keeps what is connected to the
+        clicked Gaussians. `level` ("coarse" / "fine", click) or `scale` (metres, SAGA) picks the granularity.
+        """
+        start = time.perf_counter()
+        if not positives:
+            raise SplatsegError("segment needs at least one positive click")
+        level, scale = self._granularity(level, scale)
+        thr = self.default_threshold(level) if threshold is None else float(threshold)
+        bank = self._bank(level, scale)  # [D, N]
+        pos_q, seeds = self._queries(camera, positives, level, scale)
+        scores = self._scores(pos_q, bank)  # [N]
+        if pos_q.shape[0] == 0:  # every ray missed the scene
+            scores.zero_()
+        mask = scores > thr
+        if negatives:
+            neg_q, _ = self._queries(camera, negatives, level, scale)
+            if neg_q.shape[0]:
+                mask &= self._scores(neg_q, bank) <= scores
+        selected = np.flatnonzero(mask.numpy())
+        use_filter = self._use_floater_filter if filter_floaters is None else filter_floaters
+        if use_filter and selected.size:
+            kept = self.floater_filter(selected, seeds)
+            if kept.size != selected.size:
+                out = np.zeros(self.num_gaussians, dtype=bool)
+                out[kept] = True
+            else:
+                out = mask.numpy()
+        else:
+            out = mask.numpy()
+        return SegmentResult(
+            mask=out,
+            scores=scores.numpy(),
+            milliseconds=(time.perf_counter() - start) * 1e3,
+            threshold=thr,
+            level=level,
+            scale=scale,
+        )
+
+    def clicked_feature(
+        self, camera: Camera, pixel: tuple[float, float], *, level: str | None = None, scale: float | None = None
+    ) -> Tensor | None:  # [D] unit, or None when the ray hits nothing
+        level, scale = self._granularity(level, scale)
+        q, _ = self._queries(camera, [pixel], level, scale)
+        return q[0] if q.shape[0] else None
+
+    def gaussian_features(self, level: str | None = None, scale: float | None = None) -> Tensor:  # [N, D] unit
+        """Every Gaussian's normalised feature at a level (click) or scale (SAGA): for PCA colouring and
+        segment-everything."""
+        level, scale = self._granularity(level, scale)
+        return self._bank(level, scale).T
+
+    def cluster_labels(self, level: str | None = None, *, scale: float | None = None) -> np.ndarray:  # [N] int64
+        """A segment id per Gaussian (-1 = none). Click: the global clusters saved by training. SAGA: HDBSCAN over
+        the gated features of a sample of Gaussians, every Gaussian then joining its nearest cluster."""
+        level, scale = self._granularity(level, scale)
+        if self.method == "click":
+            return self._tensors[f"{level}_labels"].long().numpy()
+        return self._saga_clusters(scale)
+
+    def floater_filter(self, selected: np.ndarray, seeds: np.ndarray) -> np.ndarray:  # [S] ids → [S'] ids kept
+        """The selected Gaussians connected to the clicked ones (see floaters.py)."""
+        return self._floater_filter()(selected, seeds)
+
+    def warm_up(self) -> FeatureField:
+        """Build the lazily made parts (ray caster, floater filter) now rather than on the first click."""
+        self._ray_caster()
+        if self._use_floater_filter:
+            self._floater_filter()
+        return self
+
+    # ---- internals -------------------------------------------------------------------------------------------------
+    def _granularity(self, level: str | None, scale: float | None) -> tuple[str | None, float | None]:
+        if self.method == "click":
+            if scale is not None:
+                raise SplatsegError("--scale is for SAGA features; click features take --level coarse|fine")
+            level = level or "coarse"
+            if level not in LEVELS:
+                raise SplatsegError(f"unknown level {level!r}; choose coarse or fine")
+            return level, None
+        if level is not None:
+            raise SplatsegError("--level is for click features; SAGA features take --scale S (metres)")
+        if scale is not None and not (np.isfinite(scale) and scale > 0):
+            raise SplatsegError(f"--scale must be a positive number (metres), got {scale}")
+        return None, float(self.default_scale if scale is None else scale)
+
+    def _level(self, feats: Tensor, level: str) -> Tensor:  # [N, D] → [N, Dl] unit
+        sub = feats[:, : self.coarse_dim] if level == "coarse" else feats
+        return F.normalize(sub, dim=1)
+
+    def _gate(self, scale: float) -> Tensor:  # [D]
+        q = float(self.quantiles(np.array([scale]))[0])
+        return torch.sigmoid(self._gate_w * q + self._gate_b)
+
+    def _bank(self, level: str | None, scale: float | None) -> Tensor:  # [D, N] unit columns
+        if self.method == "click":
+            return self._banks[level]
+        key = round(float(scale), 9)
+        bank = self._scale_banks.get(key)
+        if bank is None:
+            bank = F.normalize(self.features * self._gate(key)[None, :], dim=1).T.contiguous()
+            self._scale_banks[key] = bank
+            while len(self._scale_banks) > _SCALE_CACHE:
+                self._scale_banks.popitem(last=False)
+        else:
+            self._scale_banks.move_to_end(key)
+        return bank
+
+    def _floater_filter(self) -> FloaterFilter:
+        if self._floaters is None:
+            nb = self._tensors.get("neighbors")
+            self._floaters = FloaterFilter(self.scene.means.detach().cpu().numpy(), None if nb is None else nb.numpy())
+        return self._floaters
+
+    def _ray_caster(self) -> RayCaster:
+        if self._caster is None:
+            self._caster = RayCaster(self.scene)
+        return self._caster
+
+    def _queries(
+        self, camera: Camera, pixels: Sequence[tuple[float, float]], level: str | None, scale: float | None
+    ) -> tuple[Tensor, np.ndarray]:  # [P', D] unit clicked features (rays that hit), seeds [T] Gaussian ids
+        caster = self._ray_caster()
+        rows, seeds = [], []
+        for x, y in pixels:
+            ids, w = caster.weights(camera, (float(x), float(y)))
+            if ids.numel() == 0 or float(w.sum()) <= 1e-6:
+                continue
+            ids = ids.cpu()
+            w = w.cpu().float()
+            f = self.features.index_select(0, ids)  # [L, D]
+            if self.method == "click":
+                q = self._level((w[:, None] * f).sum(0, keepdim=True), level)[0]
+            else:
+                q = F.normalize((w[:, None] * f).sum(0) * self._gate(scale), dim=0)
+            rows.append(q)
+            top = torch.argsort(w, descending=True)[:4]  # the Gaussians that make most of the clicked pixel
+            seeds.append(ids[top].numpy())
+        if not rows:
+            d = self._bank(level, scale).shape[0]
+            return torch.zeros(0, d), np.zeros(0, dtype=np.int64)
+        return torch.stack(rows), np.concatenate(seeds).astype(np.int64)
+
+    @staticmethod
+    def _scores(queries: Tensor, bank: Tensor) -> Tensor:  # [P, D] @ [D, N] → [N] max over queries
+        if queries.shape[0] == 0:
+            return torch.zeros(bank.shape[1])
+        sims = torch.mm(queries, bank)  # [P, N]
+        return sims[0] if sims.shape[0] == 1 else sims.max(dim=0).values
+
+    def _saga_clusters(self, scale: float, *, sample: int = 20000, seed: int = 0) -> np.ndarray:
+        from .clusters import assign_to_clusters, hdbscan_labels
+
+        feats = self.gaussian_features(scale=scale)  # [N, D]
+        rng = np.random.default_rng(seed)
+        pick = rng.choice(len(feats), min(sample, len(feats)), replace=False)
+        labels = torch.from_numpy(hdbscan_labels(feats[pick].numpy(), min_cluster_size=max(10, len(pick) // 500)))
+        if int(labels.max(initial=-1) if labels.numel() else -1) < 0:
+            return np.full(len(feats), -1, dtype=np.int64)
+        num = int(labels.max()) + 1
+        sums = torch.zeros(num, feats.shape[1])
+        valid = labels >= 0
+        sums.index_add_(0, labels[valid], feats[pick][valid])
+        return assign_to_clusters(feats, F.normalize(sums, dim=1), confidence=0.0).numpy()
+
+
+def load_field(
+    source: str | os.PathLike[str] | Workspace,
+    method: Method | None = None,
+    *,
+    scene: GaussianScene | None = None,
+    workspace: str | os.PathLike[str] | None = None,
+    floater_filter: bool = True,
+) -> FeatureField:
+    """The trained features of SCENE (a scene folder, a model file, or a `Workspace`).
+
+    `method` None picks the most recently trained one. `scene` skips reading the model again when the caller
+    has it (the viewer). Stale features (the model or the masks changed since training) raise `StaleCacheError`.
+    """
+    if isinstance(source, Workspace):
+        ws = source
+        scene_path: str | os.PathLike[str] = ws.scene_dir
+    else:
+        scene_path = source
+        ws = Workspace(scene_dir_of(source), workspace)
+    if method is None:
+        found = trained_methods(ws)
+        if not found:
+            raise SplatsegError(
+                f"no trained features in the workspace {ws.root}; run `splatseg train {scene_path}` first"
+            )
+        method = found[0]  # type: ignore[assignment]
+    elif method not in METHODS:
+        raise SplatsegError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    tensors = read_features(ws, method, inputs={"model": find_model(scene_path)})
+    if scene is None:
+        scene, _ = load_scene(scene_path)
+    return FeatureField(scene, method, tensors, floater_filter=floater_filter)

@@ -1,0 +1,125 @@
+"""The floater filter: keep the part of a selection that is spatially connected to what was clicked.
+
+A feature threshold selects every Gaussian that looks like the click, including stray ones elsewhere (a splat
+under the table whose feature nobody trained, a speck on the wall; SAGA #47, #107). Connectivity must follow the
+scene's sampling density, which varies thirty-fold between a mug and a wall, so Gaussians are binned once into
+cells whose size adapts to their neighbourhood (a power of two of about twice the distance to the 8th nearest
+neighbour), and two cells are adjacent when two of their Gaussians are mutual k-nearest neighbours (an isolated
+speck has nearest neighbours, far away, but is nobody's). Per selection, the selected cells (optionally only
+those holding `min_support` selected Gaussians) are grouped into connected components, and the components that
+hold a clicked Gaussian, or are at least `keep_ratio` (10%) as big as the largest such, are kept: specks and
+weakly supported scraps go, a table's legs (a separate but substantial piece) stay. That costs a bincount and a
+small connected-components call per click.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
+
+from .neighbors import knn_neighbors
+
+
+class FloaterFilter:
+    """Density-adaptive cells over one scene's Gaussian centres and the cells' adjacency."""
+
+    def __init__(
+        self,
+        means: np.ndarray,  # [N, 3]
+        neighbors: np.ndarray | None = None,  # [N, k] int nearest neighbours (computed when not given)
+        *,
+        cell_factor: float = 2.0,
+        min_support: int = 1,
+        keep_ratio: float = 0.1,
+    ) -> None:
+        means = np.asarray(means, dtype=np.float64)
+        n = len(means)
+        self.num_gaussians = n
+        self.min_support = min_support
+        self.keep_ratio = keep_ratio
+        if neighbors is None:
+            neighbors = knn_neighbors(means, 8).numpy()
+        nb = np.asarray(neighbors, dtype=np.int64)
+        if n == 0:
+            self.cell_of = np.zeros(0, np.int64)
+            self.num_cells = 0
+            self.adj_indptr = np.zeros(1, np.int64)
+            self.adj_indices = np.zeros(0, np.int64)
+            self._local = np.zeros(0, np.int64)
+            return
+        reach = np.linalg.norm(means - means[nb[:, -1]], axis=1)  # [N] distance to the farthest kept neighbour
+        positive = reach[reach > 0]
+        floor = float(np.min(positive)) if positive.size else 1.0
+        exponent = np.ceil(np.log2(np.maximum(cell_factor * reach, floor))).astype(np.int64)  # [N]
+        size = np.exp2(exponent.astype(np.float64))
+        cells = np.floor((means - means.min(0)) / size[:, None]).astype(np.int64) & ((1 << 18) - 1)
+        keys = ((exponent + 64) << 54) | (cells[:, 0] << 36) | (cells[:, 1] << 18) | cells[:, 2]
+        _, cell_of = np.unique(keys, return_inverse=True)
+        self.cell_of = cell_of.reshape(-1).astype(np.int64)  # [N]
+        self.num_cells = int(self.cell_of.max()) + 1
+        # Mutual neighbours only: an isolated speck has neighbours (far away) but is nobody's neighbour.
+        src = np.repeat(np.arange(n, dtype=np.int64), nb.shape[1])
+        dst = nb.reshape(-1)
+        forward = src * n + dst
+        mutual = np.isin(forward, dst * n + src)
+        a, b = self.cell_of[src[mutual]], self.cell_of[dst[mutual]]
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        pairs = np.unique(lo[lo != hi] * self.num_cells + hi[lo != hi])
+        src, dst = pairs // self.num_cells, pairs % self.num_cells
+        # Symmetric adjacency in CSR form, so a selection only touches the edges of the cells it occupies.
+        both_src = np.concatenate([src, dst])
+        both_dst = np.concatenate([dst, src])
+        order = np.argsort(both_src, kind="stable")
+        self.adj_indices = both_dst[order]
+        self.adj_indptr = np.zeros(self.num_cells + 1, dtype=np.int64)
+        np.cumsum(np.bincount(both_src, minlength=self.num_cells), out=self.adj_indptr[1:])
+        self._local = np.full(self.num_cells, -1, dtype=np.int64)  # reused: cell → index among occupied cells
+
+    def __call__(
+        self,
+        selected: np.ndarray,  # [S] int Gaussian ids of the selection
+        seeds: np.ndarray,  # [T] int Gaussian ids that were clicked (the rays' main contributors)
+    ) -> np.ndarray:  # [S'] the ids kept
+        if selected.size == 0:
+            return selected
+        cell = self.cell_of[selected]  # [S]
+        counts = np.bincount(cell, minlength=self.num_cells)
+        occupied = np.flatnonzero(counts >= self.min_support)  # [O] cells with support
+        if occupied.size == 0:
+            return selected[:0]
+        local = self._local
+        local[occupied] = np.arange(occupied.size)
+        try:
+            # Edges among occupied cells only: gather each occupied cell's adjacency row.
+            start, stop = self.adj_indptr[occupied], self.adj_indptr[occupied + 1]
+            degree = stop - start
+            offsets = np.repeat(start - (np.cumsum(degree) - degree), degree) + np.arange(int(degree.sum()))
+            dst = local[self.adj_indices[offsets]]
+            ok = dst >= 0
+            o = occupied.size
+            # Rows come out in order, so the CSR is built directly (no sort); the graph is symmetric, so its
+            # strongly connected components are its components and no transpose is needed.
+            ends = np.cumsum(degree)
+            kept_before = np.concatenate([[0], np.cumsum(ok)])
+            indptr = np.concatenate([[0], kept_before[ends]]).astype(np.int64)
+            edges = dst[ok]
+            graph = csr_matrix((np.ones(edges.size, dtype=np.int8), edges, indptr), shape=(o, o))
+            _, comp = connected_components(graph, directed=True, connection="strong")  # [O]
+            comp_size = np.bincount(comp, weights=counts[occupied])
+            seed_cells = local[self.cell_of[np.asarray(seeds, dtype=np.int64)]] if len(seeds) else np.zeros(0, int)
+            seed_cells = seed_cells[seed_cells >= 0]
+            if seed_cells.size:
+                seed_comps = np.unique(comp[seed_cells])
+                main = comp_size[seed_comps].max()
+            else:  # the click's own Gaussians were not selected: keep the biggest component
+                seed_comps = np.zeros(0, np.int64)
+                main = comp_size.max()
+            keep_comp = comp_size >= self.keep_ratio * main
+            keep_comp[seed_comps] = True
+            keep_local = keep_comp[comp]  # [O]
+            where = local[cell]  # [S] −1 for unsupported cells
+            keep = (where >= 0) & keep_local[np.maximum(where, 0)]
+        finally:
+            local[occupied] = -1
+        return selected[keep]

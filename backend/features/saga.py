@@ -1,0 +1,229 @@
+"""SAGA (Segment Any 3D GAussians): 32-d affinity features with a soft scale gate, trained scale-aware.
+
+Each Gaussian has one unit feature f; a 3D scale s (metres) selects a granularity through a gate
+g(s) = sigmoid(Linear(1→32)(q(s))), where q maps s to its quantile among all masks' 3D scales (so the gate sees a
+uniform input in [0, 1] whatever the scene's units). The feature at scale s is normalise(f ⊙ g(s)).
+
+Which pixels belong together at scale s (SAGA's correspondence): a mask whose 3D scale is below s counts as a
+whole, so two pixels are positive when they share any such mask; a pixel no such mask covers falls back to its
+smallest covering mask. Large s therefore groups whole objects, small s parts. Per step, one view's sampled
+pixels are contrasted at a few scales drawn between consecutive mask scales of that view (plus one above the
+largest and one below the smallest), with a rendered-feature-norm regulariser and kNN smoothness.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import losses
+from .contrib_cache import ContributionCache
+
+log = logging.getLogger(__name__)
+
+QUANTILES = 1000
+"""Rows of the quantile table (as scikit-learn's QuantileTransformer, which SAGA uses, keeps by default)."""
+DEFAULT_QUANTILE = 0.8
+"""The gate's input when no scale is given: whole objects rather than their parts, short of the largest masks."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SagaConfig:
+    iterations: int = 1500
+    dim: int = 32
+    batch_pixels: int = 512
+    scales_per_step: int = 8
+    lr: float = 0.01
+    gate_lr: float = 0.01
+    weight_changing: float = 0.2
+    """Weight of the push on scale-dependent negatives (see `saga_pair_loss`)."""
+    weight_rendered_norm: float = 0.1
+    weight_knn: float = 0.5
+    knn_sample: int = 8192
+    seed: int = 0
+
+
+class QuantileTable:
+    """q(s): the quantile of a 3D scale among the training masks' scales, in [0, 1], piecewise linear.
+
+    Repeated values in the table are handled as scikit-learn does (average of the interpolation from both ends),
+    so a scale shared by many masks maps to the middle of its range.
+    """
+
+    def __init__(self, values: np.ndarray) -> None:  # [Q] sorted scale at quantiles linspace(0, 1, Q)
+        self.values = np.asarray(values, dtype=np.float64)
+        self.levels = np.linspace(0.0, 1.0, len(self.values))
+
+    @staticmethod
+    def fit(scales: np.ndarray, num: int = QUANTILES) -> QuantileTable:
+        s = np.asarray(scales, dtype=np.float64)
+        s = s[np.isfinite(s)]
+        if s.size == 0:
+            raise ValueError("no mask has a finite 3D scale; SAGA needs masks with depth-measured scales")
+        return QuantileTable(np.quantile(s, np.linspace(0.0, 1.0, min(num, max(2, s.size)))))
+
+    def __call__(self, scales: np.ndarray | Tensor | float) -> np.ndarray:  # same shape, float32 in [0, 1]
+        s = np.asarray(scales.detach().cpu() if isinstance(scales, Tensor) else scales, dtype=np.float64)
+        up = np.interp(s, self.values, self.levels)
+        down = -np.interp(-s, -self.values[::-1], -self.levels[::-1])
+        return (0.5 * (up + down)).astype(np.float32)
+
+    def inverse(self, q: float) -> float:
+        """The scale at quantile q (what `DEFAULT_QUANTILE` means in metres)."""
+        return float(np.interp(q, self.levels, self.values))
+
+
+class ScaleGate(torch.nn.Module):
+    """g(q) = sigmoid(Linear(1 → dim)(q)): a soft per-channel mask chosen by the quantile-normalised scale."""
+
+    def __init__(self, dim: int = 32) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(1, dim)
+
+    def forward(self, q: Tensor) -> Tensor:  # [S] → [S, dim]
+        return torch.sigmoid(self.linear(q.reshape(-1, 1).float()))
+
+
+@dataclasses.dataclass
+class SagaResult:
+    features: Tensor  # [N, dim] float32 unit
+    gate: ScaleGate
+    quantiles: QuantileTable
+    config: SagaConfig
+    history: list[dict[str, float]]
+
+
+def scale_correspondence(
+    cover: Tensor,  # [B, M] bool: which masks cover each pixel
+    mask_scales: Tensor,  # [M] float 3D scales (finite)
+    scale: float,
+) -> Tensor:  # [B, B] bool: pixels that belong together at this scale
+    """SAGA's ground truth at scale s: pixels sharing a mask with scale < s are positive; a pixel no such mask
+    covers belongs to its smallest covering mask alone."""
+    small = mask_scales < scale  # [M]
+    cov_small = cover[:, small].float()  # [B, Ms]
+    large = cover & ~small[None, :]
+    inf = torch.full(large.shape, np.inf)
+    by_size = torch.where(large, mask_scales[None, :].float().expand_as(large), inf)
+    smallest = by_size.argmin(dim=1)  # [B]
+    use_large = large.any(1) & ~cov_small.bool().any(1)
+    one_hot = torch.zeros_like(cover, dtype=torch.float32)
+    one_hot[torch.arange(cover.shape[0]), smallest] = 1.0
+    one_hot = one_hot * use_large[:, None]
+    groups = torch.cat([cov_small, one_hot], dim=1)  # [B, Ms + M]
+    return (groups @ groups.T) > 0
+
+
+def sample_scales(mask_scales: Tensor, n: int, g: torch.Generator) -> Tensor:  # [M] → [n + 2]
+    """As SAGA: one scale above every mask of the view (everything together), one below the smallest (each
+    pixel's smallest mask), and `n` drawn uniformly inside random gaps between consecutive distinct mask scales."""
+    s = torch.unique(mask_scales)  # sorted
+    top = float(s[-1]) if s.numel() else 1.0
+    edges = torch.cat([torch.zeros(1), s, torch.tensor([2.0 * top])])  # gaps: (e_i, e_{i+1}]
+    gap = torch.randint(0, edges.numel() - 1, (n,), generator=g)
+    gap = torch.cat([torch.tensor([edges.numel() - 2, 0]), gap])
+    t = torch.rand(n + 2, generator=g)
+    return edges[gap + 1] - t * (edges[gap + 1] - edges[gap]) * 0.999
+
+
+def saga_pair_loss(
+    sim: Tensor,  # [S, B, B] cosine of the scale-gated features at S scales
+    gt: Tensor,  # [S, B, B] bool correspondence at those scales
+    *,
+    weight_changing: float = 0.2,
+) -> Tensor:  # scalar
+    """Scale-aware contrast: mean over positives of (1 − cos) + mean over negatives of max(0, cos), plus
+    `weight_changing` × the mean push over the negatives that are positive at another sampled scale.
+
+    Those scale-dependent pairs (two parts of one object) are what teaches the gate, and SAGA always keeps them
+    while subsampling the pairs that agree at every scale; here they get a term of their own, since in the plain
+    average they are a few hundred among a million object-against-object pairs.
+    """
+    b = gt.shape[-1]
+    off = 1.0 - torch.eye(b, dtype=sim.dtype)
+    gt_f = gt.to(sim.dtype)
+    pos = gt_f * off  # [S, B, B]
+    neg = (1.0 - gt_f) * off
+    push = torch.relu(sim)
+    loss = ((1.0 - sim) * pos).sum() / pos.sum().clamp(min=1.0) + (push * neg).sum() / neg.sum().clamp(min=1.0)
+    if weight_changing > 0:
+        sometimes = (gt_f.sum(0) > 0).to(sim.dtype)  # [B, B] positive at some scale
+        changing = neg * sometimes
+        loss = loss + weight_changing * (push * changing).sum() / changing.sum().clamp(min=1.0)
+    return loss
+
+
+def view_scales(cache: ContributionCache, view: int) -> Tensor:  # [M_v] finite 3D scales of a view's masks
+    """Unknown (NaN) scales are replaced by the view's median, or by all-equal scales when none is known."""
+    s = cache.mask_scale[int(cache.mask_start[view]) : int(cache.mask_start[view + 1])].clone()
+    bad = ~torch.isfinite(s)
+    if bad.any():
+        fill = s[~bad].median() if (~bad).any() else torch.tensor(1.0)
+        s[bad] = fill
+    return s
+
+
+def train_saga(
+    cache: ContributionCache,
+    neighbors: Tensor,  # [N, k] int32
+    config: SagaConfig = SagaConfig(),
+    *,
+    progress: bool = True,
+) -> SagaResult:
+    from tqdm import tqdm
+
+    g = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)  # the gate's initial weights
+    n = cache.num_gaussians
+    quantiles = QuantileTable.fit(cache.mask_scale.numpy())
+    feats = torch.nn.Parameter(F.normalize(torch.randn(n, config.dim, generator=g), dim=1))
+    gate = ScaleGate(config.dim)
+    opt = torch.optim.Adam([{"params": [feats], "lr": config.lr}, {"params": gate.parameters(), "lr": config.gate_lr}])
+    neighbors = neighbors.long()
+    usable = [v for v in range(cache.num_views) if cache.rows(v).stop - cache.rows(v).start >= 2]
+    if not usable:
+        raise ValueError("no view has pixels covered by masks and Gaussians; nothing to train on")
+    order: list[int] = []
+    history: list[dict[str, float]] = []
+    bar = tqdm(range(config.iterations), desc="train saga", unit="it", disable=not progress, dynamic_ncols=True)
+    for it in bar:
+        if not order:
+            order = [usable[i] for i in torch.randperm(len(usable), generator=g).tolist()]
+        view = order.pop()
+        rows = cache.rows(view)
+        local = torch.randperm(rows.stop - rows.start, generator=g)[: config.batch_pixels]  # [B]
+        pick = local + rows.start
+        cover = cache.cover[view][local]  # [B, M]
+        scales_v = view_scales(cache, view)
+        scales = sample_scales(scales_v, config.scales_per_step, g)  # [S]
+        gt = torch.stack([scale_correspondence(cover, scales_v, float(s)) for s in scales])  # [S, B, B]
+
+        rendered = cache.render(feats, pick, unit_features=True)  # [B, D]
+        gates = gate(torch.from_numpy(quantiles(scales)))  # [S, D]
+        scaled = F.normalize(rendered[None] * gates[:, None, :], dim=-1)  # [S, B, D]
+        sim = scaled @ scaled.transpose(1, 2)  # [S, B, B]
+        contrast = saga_pair_loss(sim, gt, weight_changing=config.weight_changing)
+        rnorm = losses.rendered_norm(rendered)
+        sample = torch.randint(0, n, (min(config.knn_sample, n),), generator=g)
+        knn = losses.knn_smoothness(F.normalize(feats, dim=1), neighbors, sample)
+        loss = contrast + config.weight_rendered_norm * rnorm + config.weight_knn * knn
+
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if it % 10 == 0 or it == config.iterations - 1:
+            record = {"loss": loss.item(), "contrast": contrast.item(), "knn": knn.item(), "rnorm": rnorm.item()}
+            history.append({"iteration": it, **record})
+            bar.set_postfix(loss=f"{record['loss']:.3f}")
+    return SagaResult(
+        features=F.normalize(feats.detach(), dim=1),
+        gate=gate.eval(),
+        quantiles=quantiles,
+        config=config,
+        history=history,
+    )

@@ -1,0 +1,54 @@
+"""Where trained features live in the workspace, and how they are written and read (safetensors, never pickle).
+
+`features/click.safetensors`: `features` [N, 24] (unit coarse half ⊕ unit fine half), per level `<level>_labels`
+[N] int32 (global cluster of each Gaussian, -1 = none) and `<level>_centroids` [C, D], `neighbors` [N, k] int32.
+`features/saga.safetensors`: `features` [N, 32] unit, `gate_weight` [32, 1], `gate_bias` [32], `quantiles` [Q]
+(3D scale at evenly spaced quantiles of the training masks' scales), `neighbors`.
+Both are recorded in the manifest with the model file and the masks' index as inputs, so a retrained model or
+re-prepared masks make them stale.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from ..errors import SplatsegError
+from ..workspace import Workspace
+
+Method = Literal["click", "saga"]
+METHODS: tuple[Method, ...] = ("click", "saga")
+
+
+def features_name(method: str) -> str:
+    if method not in METHODS:
+        raise SplatsegError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    return f"features/{method}.safetensors"
+
+
+def trained_methods(workspace: Workspace) -> list[str]:
+    """Methods whose features are recorded in the workspace, most recently trained first."""
+    found = []
+    for method in METHODS:
+        entry = workspace.entry(features_name(method))
+        if entry is not None and workspace.path(features_name(method)).exists():
+            found.append((entry.get("time", ""), method))
+    return [m for _, m in sorted(found, reverse=True)]
+
+
+def read_features(workspace: Workspace, method: str, *, inputs: dict | None = None) -> dict[str, Tensor]:
+    """The tensors of a trained method, after checking they are fresh (`StaleCacheError` otherwise)."""
+    name = features_name(method)
+    if workspace.entry(name) is None or not workspace.path(name).exists():
+        raise SplatsegError(
+            f"no {method} features in the workspace {workspace.root}; run "
+            f"`splatseg train {workspace.scene_dir} --method {method}` first"
+        )
+    workspace.check_fresh(name, inputs=inputs)
+    return workspace.load_tensors(name, verify=False)
+
+
+def as_float(t: Tensor) -> Tensor:
+    return t.to(torch.float32).contiguous()

@@ -1,0 +1,210 @@
+"""`splatseg train`: masks + frozen Gaussians → per-Gaussian affinity features in the workspace.
+
+Order of work: check the inputs (cameras, fresh masks) before anything expensive; sample pixels and precompute
+their contributions one view at a time (the memory budget is logged first); train; write the tensors atomically
+and record them in the manifest with the model file and the masks as inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import resource
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import InputError, SplatsegError
+from ..io.cameras import load_cameras
+from ..io.scene_folder import load_scene, scene_dir_of
+from ..masks.maskset import INDEX_FILE
+from ..masks.prepare import MASKS_NAME, open_masks
+from ..workspace import Workspace
+from .click import ClickConfig, train_click
+from .contrib_cache import DEFAULT_K, DEFAULT_PIXELS_PER_VIEW, build_cache, cache_budget_bytes
+from .neighbors import knn_neighbors
+from .saga import SagaConfig, train_saga
+from .store import METHODS, Method, features_name
+from .threads import compute_threads
+
+log = logging.getLogger(__name__)
+
+KNN = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainReport:
+    """What `train_features` did (the CLI prints it; the benchmark reads it)."""
+
+    method: str
+    path: Path
+    """The features file in the workspace."""
+    num_gaussians: int
+    num_views: int
+    iterations: int
+    cache_megabytes: float
+    precompute_seconds: float
+    train_seconds: float
+    seconds: float
+    """Wall time of the whole call: loading, precompute, training, saving."""
+    peak_rss_megabytes: float
+    """The process's peak resident memory so far (resource.getrusage)."""
+
+    def summary(self) -> str:
+        return (
+            f"trained {self.method} features for {self.num_gaussians} Gaussians from {self.num_views} views "
+            f"({self.iterations} iterations) in {self.seconds:.1f} s (precompute {self.precompute_seconds:.1f} s, "
+            f"cache {self.cache_megabytes:.1f} MB, peak memory {self.peak_rss_megabytes:.0f} MB) → {self.path}"
+        )
+
+
+def train_features(
+    scene_path: str | os.PathLike[str],
+    *,
+    method: Method = "click",
+    iterations: int | None = None,
+    workspace: str | os.PathLike[str] | None = None,
+    views: Sequence[str] | None = None,
+    config: ClickConfig | SagaConfig | None = None,
+    pixels_per_view: int = DEFAULT_PIXELS_PER_VIEW,
+    k: int = DEFAULT_K,
+    seed: int = 0,
+    progress: bool = True,
+) -> TrainReport:
+    """Train `method`'s features for SCENE from the workspace's masks (only `views`, when given: the benchmark
+    holds some out) and save them; returns a report."""
+    start = time.perf_counter()
+    if method not in METHODS:
+        raise SplatsegError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if iterations is not None and iterations <= 0:
+        raise SplatsegError(f"--iterations must be positive, got {iterations}")
+    scene_dir = scene_dir_of(scene_path)
+    cameras = load_cameras(scene_dir)
+    ws = Workspace(scene_dir, workspace)
+    masks = open_masks(ws, scene_path)
+    scene, model_path = load_scene(scene_path)
+
+    camera_names = {c.name for c in cameras}
+    names = [v for v in masks.views if v in camera_names]
+    if views is not None:
+        wanted = set(views)
+        unknown = wanted - set(names)
+        if unknown:
+            raise InputError(f"no masks or camera for views {sorted(unknown)[:5]}; run `splatseg prepare` again")
+        names = [v for v in names if v in wanted]
+    if not names:
+        raise InputError(f"none of the {len(masks.views)} mask views matches a camera of {scene_dir}")
+
+    config = _config(method, config, iterations, seed)
+    log.info(
+        "precomputing contributions: %d views × %d pixels × K=%d, about %.1f MB",
+        len(names),
+        pixels_per_view,
+        k,
+        cache_budget_bytes(len(names), pixels_per_view, k) / 2**20,
+    )
+    with compute_threads():
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            cache = build_cache(
+                scene,
+                cameras,
+                (masks.read_view(v) for v in names),
+                pixels_per_view=pixels_per_view,
+                k=k,
+                seed=seed,
+                progress=progress,
+            )
+            neighbors = knn_neighbors(scene.means, KNN)
+        precompute = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        tensors = _run(method, cache, neighbors, config, progress)
+        trained = time.perf_counter() - t1
+    tensors["neighbors"] = neighbors
+
+    params = {
+        "method": method,
+        "config": dataclasses.asdict(config),
+        "views": names,
+        "pixels_per_view": pixels_per_view,
+        "k": k,
+        "seed": seed,
+        "num_gaussians": len(scene),
+    }
+    inputs = {"model": model_path, "masks": ws.path(MASKS_NAME) / INDEX_FILE}
+    path = ws.save_tensors(features_name(method), tensors, made_by="train", params=params, inputs=inputs)
+    return TrainReport(
+        method=method,
+        path=path,
+        num_gaussians=len(scene),
+        num_views=len(names),
+        iterations=config.iterations,
+        cache_megabytes=cache.memory_bytes() / 2**20,
+        precompute_seconds=precompute,
+        train_seconds=trained,
+        seconds=time.perf_counter() - start,
+        peak_rss_megabytes=peak_rss_megabytes(),
+    )
+
+
+def _run(method: str, cache, neighbors, config, progress: bool) -> dict[str, Any]:
+    """Train and return the tensors to save (store.py lists them)."""
+    if method == "click":
+        result = train_click(cache, neighbors, config, progress=progress)
+        tensors: dict[str, Any] = {"features": result.features}
+        for level, c in result.clusters.items():
+            tensors[f"{level}_labels"] = c.labels.to(torch.int32)
+            tensors[f"{level}_centroids"] = c.centroids.float()
+        return tensors
+    result = train_saga(cache, neighbors, config, progress=progress)
+    return {
+        "features": result.features,
+        "gate_weight": result.gate.linear.weight.detach(),
+        "gate_bias": result.gate.linear.bias.detach(),
+        "quantiles": torch.from_numpy(result.quantiles.values.astype("float32")),
+    }
+
+
+def _config(method: str, config, iterations: int | None, seed: int):
+    if config is None:
+        config = ClickConfig() if method == "click" else SagaConfig()
+    expected = ClickConfig if method == "click" else SagaConfig
+    if not isinstance(config, expected):
+        raise TypeError(f"method {method!r} takes a {expected.__name__}, got {type(config).__name__}")
+    changes: dict[str, Any] = {"seed": seed}
+    if iterations is not None:
+        changes["iterations"] = int(iterations)
+    return dataclasses.replace(config, **changes)
+
+
+def peak_rss_megabytes() -> float:
+    """Peak resident set size of this process (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    import sys
+
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def train_command(
+    scene: Path, *, method: Method = "click", iterations: int | None = None, workspace: Path | None = None
+) -> int:
+    """`splatseg train`: progress and the memory budget on stderr, the summary line on stdout."""
+    import sys
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    package = logging.getLogger("backend.features")
+    package.addHandler(handler)
+    previous = package.level
+    package.setLevel(logging.INFO)
+    try:
+        report = train_features(scene, method=method, iterations=iterations, workspace=workspace, progress=True)
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(previous)
+    print(report.summary())
+    return 0

@@ -1,0 +1,305 @@
+"""`splatseg view`: the viser server, the shared session, and a `ClientView` per browser.
+
+Everything that can fail on bad input (the scene, the cameras, `--render server` without CUDA, a busy port) fails
+here, before a server starts, as a `SplatsegError` the CLI prints as one line. After that, failures are messages in
+the browser. Missing masks or features do not stop the scene from opening: the panel offers Prepare and Train.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from backend.camera import Camera
+from backend.errors import SplatsegError
+from backend.io.cameras import load_cameras
+from backend.io.scene_folder import load_scene, scene_dir_of
+from backend.scene import GaussianScene
+from backend.workspace import Workspace
+
+from .auth import TokenGate
+from .client_camera import viewport_of
+from .jobs import JobRunner, ProgressFn
+from .session import FeatureFieldLike, Session
+from .splats import SplatChunks
+
+RenderMode = Literal["client", "server"]
+SHARE_TIMEOUT_S = 20.0
+BRAND = (255, 140, 0)
+
+FieldLoader = Callable[[Path, Workspace, GaussianScene], FeatureFieldLike]
+"""(scene path, workspace, the scene already loaded) → a feature field, or a `SplatsegError` saying what to run."""
+
+
+def load_field_for(scene_path: Path, workspace: Workspace, scene: GaussianScene) -> FeatureFieldLike:
+    """The scene's most recently trained features (`backend.features`), warmed up so the first click is fast."""
+    try:
+        from backend.features.field import load_field
+    except ImportError:
+        raise SplatsegError("affinity features are not available in this installation") from None
+    field = load_field(workspace, scene=scene)
+    return field.warm_up()
+
+
+def train_features(scene_path: Path, workspace: Workspace, progress: ProgressFn, *, method: str = "click") -> None:
+    """Train the scene's affinity features (`backend.features.train`) into the workspace."""
+    try:
+        from backend.features.train import train_features as train
+    except ImportError:
+        raise SplatsegError("feature training is not available in this installation") from None
+    progress(None, f"training {method} features (a minute or more on a CPU)")
+    train(scene_path, method=method, workspace=workspace.root, progress=False)  # type: ignore[arg-type]
+
+
+def prepare_masks_for(scene_path: Path, workspace: Workspace, progress: ProgressFn) -> None:
+    from backend.masks.prepare import prepare_masks
+
+    progress(None, "computing masks for every view")
+    prepare_masks(scene_path, source="auto", workspace=workspace.root, progress=False)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def up_direction(cameras: list[Camera]) -> np.ndarray:  # [3]
+    """The scene's up: the mean of the cameras' up vectors (−y of each OpenCV camera); +z without cameras."""
+    if not cameras:
+        return np.array([0.0, 0.0, 1.0])
+    ups = np.stack([-c.camera_to_world[:3, 1] for c in cameras])
+    up = ups.mean(0)
+    norm = np.linalg.norm(up)
+    return up / norm if norm > 1e-6 else np.array([0.0, 0.0, 1.0])
+
+
+def initial_view(cameras: list[Camera], means: np.ndarray) -> dict[str, Any]:
+    """Where a browser starts: the first training view, looking at the scene's middle along its optical axis."""
+    centre = np.median(means, axis=0) if len(means) else np.zeros(3)
+    if not cameras:
+        extent = float(np.percentile(np.linalg.norm(means - centre, axis=1), 90)) if len(means) else 1.0
+        return {"position": centre + np.array([0.0, -2.5, 1.0]) * extent, "look_at": centre, "fov": np.deg2rad(60)}
+    cam = cameras[0]
+    view = viewport_of(cam)
+    forward = cam.camera_to_world[:3, 2]
+    depth = float((centre - view["position"]) @ forward)
+    if depth <= 0:
+        depth = 1.0
+    return {"position": view["position"], "look_at": view["position"] + forward * depth, "fov": view["fov"]}
+
+
+class ViewerApp:
+    """A running viewer. `ViewerApp(scene).url`; `.wait()` serves until Ctrl+C; `.stop()` ends it."""
+
+    def __init__(
+        self,
+        scene_path: str | Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        workspace: str | Path | None = None,
+        render: RenderMode = "client",
+        token: str | None = None,
+        share: bool = False,
+        num_chunks: int | None = None,
+        field_loader: FieldLoader | None = load_field_for,
+        verbose: bool = True,
+    ) -> None:
+        import viser
+
+        self.scene_path = Path(scene_path)
+        self.verbose = verbose
+        if render not in ("client", "server"):
+            raise SplatsegError(f"--render must be client or server, not {render!r}")
+        if render == "server":
+            from .server_frames import require_cuda
+
+            require_cuda()  # before anything is loaded or bound: a clear error, no half-started server
+        scene, model_path = load_scene(self.scene_path)
+        scene_dir = scene_dir_of(self.scene_path)
+        try:
+            cameras = load_cameras(scene_dir)
+        except SplatsegError as e:
+            cameras = []
+            self._log(f"no cameras ({e}); starting from a default view")
+        ws = Workspace(scene_dir, workspace)
+        self.field_loader = field_loader
+        field, problem = self._try_load_field(ws, scene)
+        self.session = Session(
+            scene,
+            workspace=ws,
+            scene_path=self.scene_path,
+            model_path=model_path,
+            cameras=cameras,
+            field=field,
+            field_problem=problem,
+            has_masks=_has_masks(ws),
+        )
+        self.session.jobs = JobRunner(emit=lambda: self.session.changed("job"), notify=self.session.notify_all)
+        self.chunks = SplatChunks(scene, num_chunks=num_chunks)
+        self.gate = TokenGate(token)
+        self.views: dict[int, Any] = {}
+        self._views_lock = threading.Lock()
+        self.share_url: str | None = None
+
+        if not port_is_free(host, port):
+            raise SplatsegError(f"port {port} on {host} is in use; pick another with --port")
+        try:
+            self.server = viser.ViserServer(host=host, port=port, verbose=False)
+        except OSError as e:
+            if e.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise SplatsegError(f"cannot listen on {host}:{port} ({e.strerror}); pick another --port") from None
+            raise SplatsegError(f"cannot listen on {host}:{port} ({e}); check --host") from None
+        self.host, self.port = host, self.server.get_port()
+        self.server_frames = None
+        if render == "server":
+            from .server_frames import ServerFrames
+
+            self.server_frames = ServerFrames(self.session)
+
+        gui = self.server.gui
+        gui.configure_theme(control_width="medium", show_share_button=share, brand_color=BRAND)
+        gui.set_panel_label("splatseg")
+        up = up_direction(cameras)
+        self.server.scene.set_up_direction(tuple(up))
+        start = initial_view(cameras, scene.means.detach().cpu().numpy())
+        self.server.initial_camera.up = tuple(up)
+        self.server.initial_camera.position = tuple(start["position"])
+        self.server.initial_camera.look_at = tuple(start["look_at"])
+        self.server.initial_camera.fov = float(start["fov"])
+
+        self.server.on_client_connect(self._on_connect)
+        self.server.on_client_disconnect(self._on_disconnect)
+        if share:
+            self.share_url = self._request_share_url()
+
+    # ---- lifecycle ---------------------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def wait(self) -> None:
+        """Serve until interrupted."""
+        try:
+            while True:
+                time.sleep(3600)
+        finally:
+            self.stop()
+
+    def _log(self, text: str) -> None:
+        if self.verbose:
+            print(f"splatseg view: {text}", flush=True)
+
+    def _request_share_url(self) -> str | None:
+        result: list[str | None] = [None]
+
+        def ask() -> None:
+            with contextlib.suppress(Exception):
+                result[0] = self.server.request_share_url(verbose=False)
+
+        thread = threading.Thread(target=ask, daemon=True)
+        thread.start()
+        thread.join(SHARE_TIMEOUT_S)
+        url = result[0]
+        if url:
+            self._log(f"share link (anyone with it can open the viewer; expires in 24 h): {url}")
+        else:
+            self._log(
+                "--share: could not reach viser's share server (this machine looks offline); "
+                f"the viewer is only at {self.url}"
+            )
+        return url
+
+    # ---- clients -----------------------------------------------------------------------------------------------
+    def _on_connect(self, client) -> None:
+        if self.gate.enabled:
+            self.gate.show(client, lambda: self._open(client))
+        else:
+            self._open(client)
+
+    def _open(self, client) -> None:
+        from .client_view import ClientView
+
+        view = ClientView(client, self)
+        with self._views_lock:
+            if client.client_id not in self.server.get_clients():  # left while its view was being built
+                view.close()
+                return
+            self.views[client.client_id] = view
+            self.session.client_count = len(self.views)
+        self.session.changed("clients")
+
+    def _on_disconnect(self, client) -> None:
+        self.gate.forget(client.client_id)
+        with self._views_lock:
+            view = self.views.pop(client.client_id, None)
+            self.session.client_count = len(self.views)
+        if view is not None:
+            view.close()
+        self.session.changed("clients")
+
+    # ---- features ----------------------------------------------------------------------------------------------
+    def _try_load_field(self, ws: Workspace, scene: GaussianScene) -> tuple[FeatureFieldLike | None, str | None]:
+        if self.field_loader is None:
+            return None, "no features loaded"
+        try:
+            return self.field_loader(self.scene_path, ws, scene), None
+        except SplatsegError as e:
+            return None, str(e)
+
+    def reload_field(self) -> None:
+        field, problem = self._try_load_field(self.session.workspace, self.session.scene)
+        self.session.has_masks = _has_masks(self.session.workspace)
+        self.session.set_field(field, problem)
+
+    def start_prepare(self, who: str = "") -> None:
+        ws = self.session.workspace
+
+        def done(_result: object) -> None:
+            self.session.has_masks = True
+            self.session.changed("field")
+
+        self.session.jobs.start(
+            "Preparing masks", lambda progress: prepare_masks_for(self.scene_path, ws, progress), who=who, on_done=done
+        )
+
+    def start_train(self, who: str = "", method: str = "click") -> None:
+        if not _has_masks(self.session.workspace):
+            raise SplatsegError("prepare the masks first (the Prepare masks button)")
+        ws = self.session.workspace
+
+        def done(_result: object) -> None:
+            with torch.no_grad():
+                self.reload_field()
+
+        self.session.jobs.start(
+            f"Training {method} features",
+            lambda progress: train_features(self.scene_path, ws, progress, method=method),
+            who=who,
+            on_done=done,
+        )
+
+
+def _has_masks(ws: Workspace) -> bool:
+    try:
+        return ws.has("masks")
+    except SplatsegError:
+        return False

@@ -1,0 +1,227 @@
+"""What one browser has: its splat chunks, its panel, and the handlers that turn its clicks into session actions.
+
+Every handler runs through `_run`, which is where bad input meets the user: a `SplatsegError` (a click before
+features exist, a busy session, a malformed upload) becomes a notification in that browser; anything else becomes a
+red notification plus a traceback in the server log. Either way the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import threading
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from backend.errors import SplatsegError
+from backend.selection import load_selection, save_selection
+
+from .client_camera import camera_from_handle, screen_to_pixel
+from .panels import Panel
+from .session import Busy, NoFeatures, Session
+from .splats import ChunkedSplats, UpdateStats
+
+if TYPE_CHECKING:
+    import viser
+
+    from .app import ViewerApp
+
+PREFETCH_DELAY_S = 3.0
+"""The dimmed copies follow the first frame; they double what the browser sorts, so not before it has drawn."""
+PREFETCH_MAX_GAUSSIANS = 2_000_000
+"""Above this the browser's sort would suffer from the copies; the first selection then resends every chunk once."""
+MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
+"""Larger exports are only saved in the workspace: a websocket download of gigabytes helps no one."""
+
+
+class ClientView:
+    """One connected (and, with a token, authenticated) browser."""
+
+    def __init__(self, client: viser.ClientHandle, app: ViewerApp) -> None:
+        self.client = client
+        self.app = app
+        self.session: Session = app.session
+        self.who = f"client {client.client_id}"
+        self._update_lock = threading.Lock()
+        self.closed = False
+        self.last_update: UpdateStats | None = None
+        """Bytes the last look change sent to this browser (the figures measure this)."""
+        self.prefetched_bytes = 0
+
+        self.splats: ChunkedSplats | None = None
+        if app.server_frames is None:
+            self.splats = ChunkedSplats(client.scene, app.chunks, self.session.rgba())
+            if len(self.session.scene) <= PREFETCH_MAX_GAUSSIANS:
+                timer = threading.Timer(PREFETCH_DELAY_S, self._prefetch)
+                timer.daemon = True
+                timer.start()
+        else:
+            app.server_frames.attach(client)
+        self.panel = Panel(client.gui, self.session, self, share_url=app.share_url)
+
+        scene = client.scene
+        scene.on_click()(lambda event: self._run(lambda: self._click(event, positive=True)))
+        scene.on_click(modifier="alt")(lambda event: self._run(lambda: self._click(event, positive=False)))
+        scene.on_click(modifier="cmd/ctrl")(lambda event: self._run(lambda: self._click(event, positive=False)))
+        scene.on_rect_select(modifier="shift")(lambda event: self._run(lambda: self._rect(event, None)))
+        scene.on_rect_select(modifier="cmd/ctrl+shift")(lambda event: self._run(lambda: self._rect(event, "subtract")))
+        for label, key, modifier, what in (
+            ("Undo", "Z", "cmd/ctrl", "undo"),
+            ("Redo", "Y", "cmd/ctrl", "redo"),
+            ("Invert selection", "I", "cmd/ctrl", "invert"),
+            ("Clear selection", "escape", None, "clear"),
+        ):
+            command = client.gui.add_command(label, hotkey=key, modifier=modifier)  # type: ignore[arg-type]
+            command.on_trigger(lambda _event, what=what: self.edit(what))
+        self.session.subscribe(self)
+
+    # ---- plumbing ----------------------------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return not self.closed and self.client.client_id in self.app.server.get_clients()
+
+    def close(self) -> None:
+        self.closed = True
+        self.session.unsubscribe(self)
+        if self.app.server_frames is not None:
+            self.app.server_frames.detach(self.client)
+
+    def notify(self, title: str, body: str, color: str | None = None, *, seconds: float | None = 6.0) -> None:
+        if not self.connected:
+            return
+        with contextlib.suppress(Exception):
+            self.client.add_notification(title, body, color=color, auto_close_seconds=seconds)  # type: ignore[arg-type]
+
+    def _run(self, action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except Busy as e:
+            self.notify("Busy", str(e), "yellow")
+        except NoFeatures as e:
+            self.notify("No features yet", str(e), "yellow", seconds=10.0)
+        except SplatsegError as e:
+            self.notify("Could not do that", str(e), "red", seconds=10.0)
+        except Exception as e:
+            traceback.print_exc()
+            self.notify(
+                "Internal error", f"{type(e).__name__}: {e} (the server log has the details)", "red", seconds=None
+            )
+        return None
+
+    # ---- session → browser -------------------------------------------------------------------------------------
+    def on_change(self, kinds: frozenset[str]) -> None:
+        if self.closed:
+            return
+        with self._update_lock:
+            if "look" in kinds:
+                if self.splats is not None:
+                    rgba, plain, dimmed = self.session.look_layers()
+                    self.last_update = self.splats.update(rgba, plain=plain, dimmed=dimmed)
+                elif self.app.server_frames is not None:
+                    self.app.server_frames.refresh(self.client)
+            self.panel.sync(kinds)
+
+    def _prefetch(self) -> None:
+        if self.closed or self.splats is None:
+            return
+        with self._update_lock:
+            try:
+                _, _, dimmed = self.session.look_layers()
+                self.prefetched_bytes = self.splats.prefetch_dim(dimmed)
+            except Exception as e:  # a client gone meanwhile: nothing to do
+                if self.connected:
+                    print(f"splatseg view: could not send the dimmed copies to {self.who} ({e})")
+
+    def on_notify(self, title: str, body: str, color: str | None) -> None:
+        self.notify(title, body, color)
+
+    # ---- browser → session -------------------------------------------------------------------------------------
+    def _camera(self):
+        try:
+            return camera_from_handle(self.client.camera)
+        except AssertionError:  # viser asserts until the browser has reported its camera once
+            raise SplatsegError("the browser has not reported its camera yet; try again in a second") from None
+
+    def _click(self, event: Any, *, positive: bool) -> None:
+        camera = self._camera()
+        pixel = screen_to_pixel(camera, event.screen_pos)
+        result = self.session.click(camera, pixel, positive=positive, who=self.who)
+        self.panel.status.content = f"**{result.count:,}** of {len(self.session.scene):,} Gaussians selected · " + (
+            f"{result.message} ({result.milliseconds:.1f} ms)"
+        )
+
+    def _rect(self, event: Any, op: str | None) -> None:
+        camera = self._camera()
+        x0, y0 = screen_to_pixel(camera, event.screen_min)
+        x1, y1 = screen_to_pixel(camera, event.screen_max)
+        self.session.rect(camera, (x0, y0, x1, y1), op=op, who=self.who)  # type: ignore[arg-type]
+
+    # ---- PanelActions ------------------------------------------------------------------------------------------
+    def set_settings(self, **changes: Any) -> None:
+        self._run(lambda: self.session.update_settings(self.who, **changes))
+
+    def edit(self, what: str) -> None:
+        self._run(lambda: self.session.edit(what, self.who))  # type: ignore[arg-type]
+
+    def export(self, kind: str) -> None:
+        self._run(lambda: self._export(kind))
+
+    def _export(self, kind: str) -> None:
+        note = self.client.add_notification("Exporting…", "writing the file", loading=True, with_close_button=False)
+        try:
+            path, count = self.session.export(kind, self.who)  # type: ignore[arg-type]
+        except BaseException:
+            note.remove()
+            raise
+        self._offer(path, f"{count:,} Gaussians", note)
+
+    def _offer(self, path: Path, what: str, note: Any) -> None:
+        """Send a finished file to this browser, unless it left meanwhile (the file stays in the workspace)."""
+        if not self.connected:
+            print(f"splatseg view: {self.who} left before its download; kept {path}")
+            return
+        size = path.stat().st_size
+        if size <= MAX_DOWNLOAD_BYTES:
+            self.client.send_file_download(path.name, path.read_bytes(), save_immediately=True)
+            body = f"{what} → {path.name} (downloading; also saved in {path.parent})"
+        else:
+            body = f"{what} → {path} ({size / 2**20:.0f} MiB: too large to download; copy it from the server)"
+        note.title, note.body, note.loading, note.with_close_button = "Exported", body, False, True
+        note.auto_close_seconds = 10.0
+
+    def save_selection(self) -> None:
+        def work() -> None:
+            with self.session.acting(self.who, "save"):
+                mask = self.session.selection.mask.copy()
+            stamp = self.session.export_stamp()
+            path = self.session.workspace.path(f"exports/{self.session.export_stem()}_selection_{stamp}.npy")
+            save_selection(path, mask)
+            note = self.client.add_notification("Saved", str(path), loading=False)
+            self._offer(path, f"{int(mask.sum()):,} selected", note)
+
+        self._run(work)
+
+    def load_selection(self, name: str, content: bytes) -> None:
+        def work() -> None:
+            n = len(self.session.scene)
+            if len(content) > 8 * n + 4096:  # int64 0/1 is the largest form load_selection accepts
+                raise SplatsegError(f"{name} is {len(content):,} bytes, too large for a selection of {n:,} Gaussians")
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "upload.npy"
+                path.write_bytes(content)
+                try:
+                    mask = load_selection(path, n)
+                except SplatsegError as e:
+                    raise SplatsegError(str(e).replace(str(path), name)) from None
+            self.session.load_mask(mask, who=self.who)
+            self.notify("Selection loaded", f"{int(mask.sum()):,} Gaussians from {name}", "green")
+
+        self._run(work)
+
+    def prepare(self) -> None:
+        self._run(lambda: self.app.start_prepare(self.who))
+
+    def train(self, method: str = "click") -> None:
+        self._run(lambda: self.app.start_train(self.who, method))

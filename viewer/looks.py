@@ -1,0 +1,195 @@
+"""How the Gaussians look in the browser: base colour, selection tint, dimming, hiding, cluster and PCA colours.
+
+A look is a pure function of (view mode, selection, colour source) → RGBA [N, 4] uint8; `ChunkedSplats` then resends
+only the chunks whose RGBA changed. Keeping the look deterministic and per-Gaussian is what makes a selection change
+touch only the chunks the selected object lies in: an unselected Gaussian's colour does not depend on which object is
+selected, only on whether anything is. Dimming the rest does make the first selection (and clearing it) resend every
+chunk; with "Dim the rest" off, a selection change resends only the chunks the selected objects lie in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import numpy as np
+import torch
+
+ViewMode = Literal["highlight", "isolate", "hide", "clusters", "pca"]
+VIEW_MODES: dict[str, ViewMode] = {
+    "Highlight selection": "highlight",
+    "Isolate selection": "isolate",
+    "Hide selection": "hide",
+    "Clusters (segment everything)": "clusters",
+    "Feature PCA": "pca",
+}
+"""Dropdown labels → modes."""
+
+TINT = np.array([255, 166, 0], dtype=np.float32)
+"""Selection highlight: a saturated orange no synthetic or typical capture colour is close to."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LookStyle:
+    tint_strength: float = 0.6
+    """How far a selected Gaussian's colour moves toward TINT."""
+    dim: float = 0.35
+    """Brightness of unselected Gaussians while something is selected (1 = no dimming)."""
+
+
+def base_rgba(
+    dc_colors: torch.Tensor,  # [N, 3] in [0, 1]
+    opacities: torch.Tensor,  # [N] in (0, 1)
+) -> np.ndarray:  # [N, 4] uint8
+    rgb = (dc_colors.detach().cpu().numpy() * 255.0).clip(0, 255)
+    a = (opacities.detach().cpu().numpy() * 255.0).clip(0, 255)
+    return np.concatenate([rgb, a[:, None]], axis=1).round().astype(np.uint8)
+
+
+def compute_rgba(
+    base: np.ndarray,  # [N, 4] uint8: the scene's own colours and opacities
+    mode: ViewMode,
+    selection: np.ndarray,  # [N] bool
+    *,
+    colors: np.ndarray | None = None,  # [N, 3] uint8: replaces the base colour (clusters, PCA)
+    style: LookStyle = LookStyle(),
+    dim_rest: bool = True,
+) -> np.ndarray:  # [N, 4] uint8; alpha 0 = hidden
+    """The RGBA every Gaussian shows in `mode` (the reference `LookCache` is checked against)."""
+    out = base.copy()
+    if colors is not None and mode in ("clusters", "pca"):
+        out[:, :3] = colors
+    any_selected = bool(selection.any())
+    if mode == "isolate":
+        if any_selected:
+            out[~selection, 3] = 0
+        return out
+    if mode == "hide":
+        out[selection, 3] = 0
+        return out
+    if not any_selected:
+        return out
+    rgb = out[:, :3].astype(np.float32)
+    sel = selection
+    rgb[sel] = rgb[sel] * (1 - style.tint_strength) + TINT * style.tint_strength
+    if dim_rest:
+        rgb[~sel] *= style.dim
+    out[:, :3] = rgb.round().clip(0, 255).astype(np.uint8)
+    return out
+
+
+class LookCache:
+    """`compute_rgba` at the cost of one `np.where`: the tinted and dimmed versions of the current colours are made
+    once per colour source, so a click at 1M Gaussians spends ~3 ms here instead of ~20."""
+
+    def __init__(self, base: np.ndarray, *, style: LookStyle = LookStyle()) -> None:  # base [N, 4] uint8
+        self.base = base
+        self.style = style
+        self._key: object = None
+        self._plain = self._tinted = self._dimmed = base
+
+    def _prepare(self, mode: ViewMode, colors: np.ndarray | None, colors_key: object) -> None:
+        use_colors = colors is not None and mode in ("clusters", "pca")
+        key = (colors_key if use_colors else None, use_colors)
+        if key == self._key:
+            return
+        plain = self.base.copy()
+        if use_colors:
+            plain[:, :3] = colors
+        rgb = plain[:, :3].astype(np.float32)
+        tinted, dimmed = plain.copy(), plain.copy()
+        s = self.style.tint_strength
+        tinted[:, :3] = (rgb * (1 - s) + TINT * s).round().clip(0, 255).astype(np.uint8)
+        dimmed[:, :3] = (rgb * self.style.dim).round().clip(0, 255).astype(np.uint8)
+        self._plain, self._tinted, self._dimmed, self._key = plain, tinted, dimmed, key
+
+    def layers(
+        self, mode: ViewMode, *, colors: np.ndarray | None = None, colors_key: object = None
+    ) -> tuple[np.ndarray, np.ndarray]:  # (plain [N, 4], dimmed [N, 4]) uint8
+        """The looks with nothing selected and with everything dimmed: what the browser keeps ready per chunk."""
+        self._prepare(mode, colors, colors_key)
+        return self._plain, self._dimmed
+
+    def rgba(
+        self,
+        mode: ViewMode,
+        selection: np.ndarray,  # [N] bool
+        *,
+        colors: np.ndarray | None = None,  # [N, 3] uint8
+        colors_key: object = None,  # identifies `colors` (e.g. ("clusters", level)) without comparing arrays
+        dim_rest: bool = True,
+    ) -> np.ndarray:  # [N, 4] uint8
+        self._prepare(mode, colors, colors_key)
+        if mode == "isolate":
+            if not selection.any():
+                return self._plain
+            out = self._plain.copy()
+            out[~selection, 3] = 0
+            return out
+        if mode == "hide":
+            out = self._plain.copy()
+            out[selection, 3] = 0
+            return out
+        if not selection.any():
+            return self._plain
+        rest = self._dimmed if dim_rest else self._plain
+        # On 32-bit words: one select per Gaussian instead of four (3 ms at 1M Gaussians instead of 15).
+        words = np.where(selection, _words(self._tinted), _words(rest))
+        return words.view(np.uint8).reshape(-1, 4)
+
+
+def _words(rgba: np.ndarray) -> np.ndarray:  # [N, 4] uint8 → [N] uint32 view
+    return np.ascontiguousarray(rgba).view(np.uint32).reshape(-1)
+
+
+def label_colors(labels: np.ndarray) -> np.ndarray:  # [N] int, -1 = none → [N, 3] uint8
+    """A distinct, stable colour per label (golden-ratio hues); unlabelled Gaussians grey."""
+    labels = np.asarray(labels)
+    uniq, inverse = np.unique(labels, return_inverse=True)
+    hues = (np.arange(len(uniq)) * 0.618033988749895) % 1.0
+    sat = np.where(np.arange(len(uniq)) % 2 == 0, 0.75, 0.55)
+    val = np.where(np.arange(len(uniq)) % 3 == 0, 0.95, 0.8)
+    palette = _hsv_to_rgb(hues, sat, val)
+    palette[uniq < 0] = 0.5
+    return (palette[inverse] * 255).round().astype(np.uint8)
+
+
+def pca_colors(features: torch.Tensor, *, sample: int = 100_000, seed: int = 0) -> np.ndarray:  # [N, D] → [N, 3] u8
+    """The first three principal components of the features as RGB, each stretched over its 1st–99th percentile.
+
+    The basis is fitted on a random subsample so a 1M-Gaussian scene costs a fraction of a second.
+    """
+    f = features.detach().float().cpu()
+    n = f.shape[0]
+    if n == 0:
+        return np.zeros((0, 3), np.uint8)
+    g = torch.Generator().manual_seed(seed)
+    fit = f[torch.randperm(n, generator=g)[:sample]] if n > sample else f
+    mean = fit.mean(0)
+    k = min(3, f.shape[1])
+    _, _, v = torch.linalg.svd(fit - mean, full_matrices=False)
+    proj = (f - mean) @ v[:k].T  # [N, k]
+    if k < 3:
+        proj = torch.cat([proj, proj.new_zeros(n, 3 - k)], 1)
+    lo = torch.quantile(proj[: min(n, sample)], 0.01, dim=0)
+    hi = torch.quantile(proj[: min(n, sample)], 0.99, dim=0)
+    rgb = ((proj - lo) / (hi - lo).clamp(min=1e-6)).clamp(0, 1)
+    return (rgb.numpy() * 255).round().astype(np.uint8)
+
+
+def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:  # [K] each → [K, 3] in [0, 1]
+    i = np.floor(h * 6).astype(int) % 6
+    f = h * 6 - np.floor(h * 6)
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    table = np.stack(
+        [
+            np.stack([v, t, p], 1),
+            np.stack([q, v, p], 1),
+            np.stack([p, v, t], 1),
+            np.stack([p, q, v], 1),
+            np.stack([t, p, v], 1),
+            np.stack([v, p, q], 1),
+        ],
+        0,
+    )  # [6, K, 3]
+    return table[i, np.arange(len(h))]
