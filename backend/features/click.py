@@ -34,17 +34,18 @@ LEVELS = ("coarse", "fine")
 class ClickConfig:
     """Click-Gaussian's hyper-parameters."""
 
-    iterations: int = 1500
+    iterations: int = 1200
     coarse_dim: int = 12
     fine_dim: int = 12
-    batch_pixels: int = 1024
+    batch_pixels: int = 512
     """Pixels of one view contrasted per step (all pairs: batch² similarities)."""
     lr: float = 0.01
     margin_coarse: float = 0.2
     """Negatives at the coarse level are pushed until their cosine is below this."""
-    margin_fine: float = 0.5
+    margin_fine: float = 0.75
     """Fine negatives share the coarse half (cos ≈ 1 there), so their concatenated cosine sits near
-    (1 + cos_fine)/2: 0.5 asks for orthogonal fine halves."""
+    (1 + cos_fine)/2: 0.75 asks for fine halves below cos 0.5, which leaves room for SAM's split masks (two halves
+    of one part, pushed apart in that view) without tearing parts apart."""
     hard_negatives: bool = False
     """Average the push over the negatives still inside the margin (see `losses.pair_contrastive`)."""
     weight_sphere: float = 0.1
@@ -52,7 +53,7 @@ class ClickConfig:
     weight_knn: float = 0.5
     knn_sample: int = 8192
     """Gaussians whose neighbourhood is smoothed per step."""
-    gfl_start: float = 0.3
+    gfl_start: float = 0.5
     """Share of the iterations before the first global clustering (features must mean something first)."""
     gfl_every: int = 200
     weight_gfl: float = 0.5

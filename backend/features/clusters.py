@@ -57,11 +57,14 @@ def hdbscan_labels(
     *,
     min_cluster_size: int,
     min_samples: int | None = None,
-    merge_distance: float = 0.25,
 ) -> np.ndarray:  # [M] int cluster label, -1 = noise
-    """HDBSCAN on unit vectors (Euclidean distance there is a monotone function of cosine); clusters closer than
-    `merge_distance` (cos > 1 − d²/2 ≈ 0.97) are not split, so one object does not become two clusters that GFL
-    would then push apart."""
+    """HDBSCAN on unit vectors (Euclidean distance there is a monotone function of cosine).
+
+    Leaf clusters, not the default excess-of-mass selection: masks that merge two parts in a few views put mask
+    features on a bridge between the parts' clumps, and excess of mass then prefers the merged cluster, which GFL
+    would pull together. Leaves keep the clumps apart; centroids that really are one thing are fused afterwards
+    (`merge_close`).
+    """
     if len(points) < max(2, min_cluster_size):
         return np.full(len(points), -1, dtype=np.int64)
     import hdbscan
@@ -71,7 +74,7 @@ def hdbscan_labels(
         clusterer = hdbscan.HDBSCAN(
             min_cluster_size=int(min_cluster_size),
             min_samples=int(min_samples) if min_samples else None,
-            cluster_selection_epsilon=float(merge_distance),
+            cluster_selection_method="leaf",
             metric="euclidean",
             core_dist_n_jobs=1,
         )

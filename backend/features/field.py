@@ -32,7 +32,7 @@ from .floaters import FloaterFilter
 from .saga import DEFAULT_QUANTILE, QuantileTable
 from .store import METHODS, Method, read_features, trained_methods
 
-DEFAULT_THRESHOLDS = {("click", "coarse"): 0.75, ("click", "fine"): 0.75, ("saga", None): 0.75}
+DEFAULT_THRESHOLDS = {("click", "coarse"): 0.85, ("click", "fine"): 0.85, ("saga", None): 0.6}
 """Cosine similarity above which a Gaussian is selected (tuned on the accuracy benchmark)."""
 
 _SCALE_CACHE = 2

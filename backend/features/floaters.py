@@ -7,8 +7,8 @@ cells whose size adapts to their neighbourhood (a power of two of about twice th
 neighbour), and two cells are adjacent when two of their Gaussians are mutual k-nearest neighbours (an isolated
 speck has nearest neighbours, far away, but is nobody's). Per selection, the selected cells (optionally only
 those holding `min_support` selected Gaussians) are grouped into connected components, and the components that
-hold a clicked Gaussian, or are at least `keep_ratio` (10%) as big as the largest such, are kept: specks and
-weakly supported scraps go, a table's legs (a separate but substantial piece) stay. That costs a bincount and a
+hold a clicked Gaussian, or are at least `keep_ratio` (2%) as big as the largest such, are kept: specks and
+weakly supported scraps go, a table's legs (separate but substantial pieces) stay. That costs a bincount and a
 small connected-components call per click.
 """
 
@@ -31,7 +31,7 @@ class FloaterFilter:
         *,
         cell_factor: float = 2.0,
         min_support: int = 1,
-        keep_ratio: float = 0.1,
+        keep_ratio: float = 0.02,
     ) -> None:
         means = np.asarray(means, dtype=np.float64)
         n = len(means)
@@ -61,8 +61,10 @@ class FloaterFilter:
         # Mutual neighbours only: an isolated speck has neighbours (far away) but is nobody's neighbour.
         src = np.repeat(np.arange(n, dtype=np.int64), nb.shape[1])
         dst = nb.reshape(-1)
-        forward = src * n + dst
-        mutual = np.isin(forward, dst * n + src)
+        mutual = np.zeros(dst.size, dtype=bool)
+        step = 1 << 20
+        for s in range(0, dst.size, step):  # chunks: nb[dst] is k times the size of its input
+            mutual[s : s + step] = (nb[dst[s : s + step]] == src[s : s + step, None]).any(axis=1)
         a, b = self.cell_of[src[mutual]], self.cell_of[dst[mutual]]
         lo, hi = np.minimum(a, b), np.maximum(a, b)
         pairs = np.unique(lo[lo != hi] * self.num_cells + hi[lo != hi])
