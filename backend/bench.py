@@ -104,7 +104,14 @@ def bench_foundation(*, quick: bool, workdir: Path) -> list[Figure]:
     return figures
 
 
-SECTIONS: dict[str, Callable[..., list[Figure]]] = {"foundation": bench_foundation}
+def bench_text(*, quick: bool, workdir: Path) -> list[Figure]:
+    """Issue 5's figures: query latency (encode + rank) and cluster-embedding time, ViT-B-16 architecture."""
+    from .language.bench import bench_text as run
+
+    return [Figure("text", *row) for row in run(quick, workdir)]
+
+
+SECTIONS: dict[str, Callable[..., list[Figure]]] = {"foundation": bench_foundation, "text": bench_text}
 
 
 def format_table(figures: list[Figure]) -> str:
