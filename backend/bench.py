@@ -111,7 +111,18 @@ def bench_text(*, quick: bool, workdir: Path) -> list[Figure]:
     return [Figure("text", *row) for row in run(quick, workdir)]
 
 
-SECTIONS: dict[str, Callable[..., list[Figure]]] = {"foundation": bench_foundation, "text": bench_text}
+def bench_sa3d(*, quick: bool, workdir: Path) -> list[Figure]:
+    """Issue 6's figures: held-out IoU with the ground-truth predictor, time per view, SAM's embedding share."""
+    from .bench_sa3d import bench_sa3d as run
+
+    return run(quick=quick, workdir=workdir)
+
+
+SECTIONS: dict[str, Callable[..., list[Figure]]] = {
+    "foundation": bench_foundation,
+    "text": bench_text,
+    "sa3d": bench_sa3d,
+}
 
 
 def format_table(figures: list[Figure]) -> str:

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PIXELS_PER_VIEW = 6000
 DEFAULT_K = 16
-_TILE = 8
+_TILE = 4
 _PAIR_BUDGET = 6_000_000  # (Gaussian, pixel) pairs evaluated at once: ~40 bytes each while in flight
 
 
@@ -66,7 +66,8 @@ def sparse_contributions(
     proj = project(scene, camera)
     order = torch.argsort(proj.depths, stable=True)  # front to back
     gid = proj.ids[order]
-    means2d, conics, opac, bbox = proj.means2d[order], proj.conics[order], proj.opacities[order], proj.bbox[order]
+    bbox = proj.bbox[order]
+    packed = torch.cat([proj.means2d, proj.conics, proj.opacities[:, None]], dim=1)[order].contiguous()  # [M, 6]
 
     tiles_x = math.ceil(W / tile)
     pix_tile = (pixels[:, 1] // tile) * tiles_x + pixels[:, 0] // tile  # [P]
@@ -96,10 +97,7 @@ def sparse_contributions(
             tile_start,
             by_tile,
             pixels,
-            bbox,
-            means2d,
-            conics,
-            opac,
+            packed,
         )
         pix_parts.append(pix)
         g_parts.append(g)
@@ -134,41 +132,50 @@ def _bands(est: Tensor, budget: int) -> list[tuple[int, int]]:
     return bands
 
 
+def _take(t: Tensor, idx: Tensor) -> Tensor:
+    """t[idx] along dim 0 with index_select: several times faster on a CPU than advanced indexing."""
+    return t.index_select(0, idx)
+
+
+def _where(mask: Tensor) -> Tensor:
+    return torch.nonzero(mask).squeeze(1)
+
+
 def _band(
-    row_lo, row_hi, tiles_x, tx0, ty0, ty1, span_x, tile_count, tile_start, by_tile, pixels, bbox, means2d, conics, opac
+    row_lo, row_hi, tiles_x, tx0, ty0, ty1, span_x, tile_count, tile_start, by_tile, pixels, packed
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(sampled pixel index, projected index, blend weight) of every contribution to pixels in tile rows
     [row_lo, row_hi), sorted by pixel, front to back within a pixel."""
     device = pixels.device
     r0, r1 = ty0.clamp(min=row_lo), ty1.clamp(max=row_hi - 1)
     n_tiles = span_x * (r1 - r0 + 1).clamp(min=0)  # [M] tiles of each Gaussian inside the band
-    live = torch.nonzero(n_tiles > 0).squeeze(1)
+    live = _where(n_tiles > 0)
     empty = torch.zeros(0, dtype=torch.int64, device=device)
     if live.numel() == 0:
         return empty, empty, torch.zeros(0, device=device)
-    n_live = n_tiles[live]
+    n_live = _take(n_tiles, live)
     g = torch.repeat_interleave(live, n_live)  # (Gaussian, tile) pairs, Gaussian-major: depth order kept
     local = torch.arange(g.numel(), device=device) - torch.repeat_interleave(torch.cumsum(n_live, 0) - n_live, n_live)
-    sx = span_x[g]
-    tile = (r0[g] + local // sx) * tiles_x + tx0[g] + local % sx
-    count = tile_count[tile]
-    has = count > 0
-    g, tile, count = g[has], tile[has], count[has]
+    sx = _take(span_x, g)
+    tile = (_take(r0, g) + local // sx) * tiles_x + _take(tx0, g) + local % sx
+    count = _take(tile_count, tile)
+    has = _where(count > 0)
+    g, tile, count = _take(g, has), _take(tile, has), _take(count, has)
     # Expand each (Gaussian, tile) to the sampled pixels of the tile.
     p = torch.repeat_interleave(g, count)
     offset = torch.arange(p.numel(), device=device) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
-    q = by_tile[torch.repeat_interleave(tile_start[tile], count) + offset]  # sampled pixel index
-    px, py = pixels[q, 0], pixels[q, 1]
-    b = bbox[p]
-    inside = (px >= b[:, 0]) & (px < b[:, 1]) & (py >= b[:, 2]) & (py < b[:, 3])
-    p, q, px, py = p[inside], q[inside], px[inside], py[inside]
-    alpha = gaussian_alpha(means2d[p], conics[p], opac[p], px.to(torch.float32) + 0.5, py.to(torch.float32) + 0.5)
-    keep = alpha > 0
-    p, q, alpha = p[keep], q[keep], alpha[keep]
+    q = _take(by_tile, torch.repeat_interleave(_take(tile_start, tile), count) + offset)  # sampled pixel index
+    # No bounding-box test: outside a Gaussian's box its alpha is below 1/255, which gaussian_alpha zeroes anyway.
+    centers = _take(pixels, q).to(torch.float32) + 0.5  # [P, 2]
+    gp = _take(packed, p)  # [P, 6] mean x, mean y, conic a, b, c, opacity
+    alpha = gaussian_alpha(gp[:, 0:2], gp[:, 2:5], gp[:, 5], centers[:, 0], centers[:, 1])
+    keep = _where(alpha > 0)
+    p, q, alpha = _take(p, keep), _take(q, keep), _take(alpha, keep)
     by_pixel = torch.argsort(q, stable=True)  # stable: depth order survives within each pixel
-    p, q, alpha = p[by_pixel], q[by_pixel], alpha[by_pixel]
+    p, q, alpha = _take(p, by_pixel), _take(q, by_pixel), _take(alpha, by_pixel)
     weight, keep = _composite(q, alpha)
-    return q[keep], p[keep], weight[keep]
+    keep = _where(keep)
+    return _take(q, keep), _take(p, keep), _take(weight, keep)
 
 
 def _composite(pixel: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
