@@ -91,6 +91,7 @@ def segment_command(
     positives = [_center(camera, p) for p in pixels]
     negs = [_center(camera, p) for p in negatives]
     field = load_field(scene, method, workspace=workspace)  # type: ignore[arg-type]
+    field.warm_up()  # build the ray caster and the floater filter first: "milliseconds" is the click itself
     result = field.segment(camera, positives, negs, level=level, scale=scale, threshold=threshold)
     report: dict[str, Any] = {
         "count": result.count,

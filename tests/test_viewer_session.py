@@ -210,3 +210,25 @@ def test_broken_listener_does_not_stop_others(tmp_path, tabletop):
     s.rect(camera, (0.0, 0.0, 50.0, 50.0))
     s.notify_all("t", "b")
     assert len(got) == 2
+
+
+def test_saga_field_gets_a_scale_not_a_level(tmp_path, tabletop):
+    synth, camera = tabletop
+
+    class SagaField(LabelField):
+        method = "saga"
+        levels = ()
+        default_scale = 0.12
+
+        def segment(self, camera, positives, negatives=(), *, level=None, scale=None, threshold=None):
+            assert level is None and scale is not None
+            return super().segment(camera, positives, negatives, level="fine" if scale < 0.1 else "coarse")
+
+    s = Session(
+        synth.scene, workspace=Workspace(tmp_path), field=SagaField(synth.scene, synth.object_labels, synth.part_labels)
+    )
+    assert s.settings.scale == 0.12 and s.settings.level is None
+    s.click(camera, _pixel_on(synth, camera, "mug"), positive=True)
+    whole = s.selection.count
+    s.update_settings(scale=0.05)  # smaller scale: parts
+    assert 0 < s.selection.count < whole

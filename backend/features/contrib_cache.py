@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PIXELS_PER_VIEW = 6000
 DEFAULT_K = 16
 _TILE = 4
-_PAIR_BUDGET = 6_000_000  # (Gaussian, pixel) pairs evaluated at once: ~40 bytes each while in flight
+_PAIR_BUDGET = 3_000_000  # (Gaussian, pixel) pairs evaluated at once: ~80 bytes each while in flight
 
 
 # ---- the fast sparse-pixel contributions ---------------------------------------------------------------------------

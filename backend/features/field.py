@@ -31,6 +31,7 @@ from .click import LEVELS
 from .floaters import FloaterFilter
 from .saga import DEFAULT_QUANTILE, QuantileTable
 from .store import METHODS, Method, read_features, trained_methods
+from .threads import compute_threads
 
 DEFAULT_THRESHOLDS = {("click", "coarse"): 0.85, ("click", "fine"): 0.85, ("saga", None): 0.6}
 """Cosine similarity above which a Gaussian is selected (tuned on the accuracy benchmark)."""
@@ -129,6 +130,10 @@ class FeatureField:
         start = time.perf_counter()
         if not positives:
             raise SplatsegError("segment needs at least one positive click")
+        with compute_threads():
+            return self._segment(camera, positives, negatives, level, scale, threshold, filter_floaters, start)
+
+    def _segment(self, camera, positives, negatives, level, scale, threshold, filter_floaters, start) -> SegmentResult:
         level, scale = self._granularity(level, scale)
         thr = self.default_threshold(level) if threshold is None else float(threshold)
         bank = self._bank(level, scale)  # [D, N]
