@@ -153,7 +153,7 @@ def test_click_highlight_export_in_chromium(trained_scene: Path, tmp_path: Path)
             _wait(lambda: client.camera._state.update_timestamp > 0, 30, "the browser's camera")
             assert view.splats is not None and len(view.splats.handles) == 8
             # The splats are drawn once the canvas is no longer one flat colour.
-            _wait(lambda: _png(page.screenshot())[:, :PANEL_LEFT].std() > 20, 60, "the splats to render", interval=0.5)
+            _wait(lambda: _png(page.screenshot())[:, :PANEL_LEFT].std() > 20, 120, "the splats to render", interval=0.5)
             time.sleep(1.0)  # let the sort settle for a stable "before" frame
             before = _png(page.screenshot())
             camera = camera_from_handle(client.camera)
@@ -179,7 +179,7 @@ def test_click_highlight_export_in_chromium(trained_scene: Path, tmp_path: Path)
                 return img if d[0] - d[2] > 25 else None
 
             (tmp_path / "e2e_before.png").write_bytes(_png_bytes(before))
-            after = _wait(highlighted, 30, "the highlight to be drawn", interval=0.5)
+            after = _wait(highlighted, 120, "the highlight to be drawn", interval=0.5)
             shot = tmp_path / "e2e_selected.png"
             shot.write_bytes(page.screenshot())
             if os.environ.get(SCREENSHOT_DIR_ENV):

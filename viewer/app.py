@@ -29,8 +29,10 @@ from backend.workspace import Workspace
 from .auth import TokenGate
 from .client_camera import viewport_of
 from .jobs import JobRunner, ProgressFn
+from .sa3d_panel import Sa3dRunner, predictor_loader
 from .session import FeatureFieldLike, Session
 from .splats import SplatChunks
+from .text_panel import TextIndexLoader
 
 RenderMode = Literal["client", "server"]
 SHARE_TIMEOUT_S = 20.0
@@ -150,6 +152,9 @@ class ViewerApp:
             has_masks=_has_masks(ws),
         )
         self.session.jobs = JobRunner(emit=lambda: self.session.changed("job"), notify=self.session.notify_all)
+        # Text search (CLIP loads on the first query) and SA3D (SAM loads on the first run), shared by all clients.
+        self.text_index = TextIndexLoader(self.scene_path, workspace_root=ws.root)
+        self.sa3d_runner = Sa3dRunner(scene, cameras, predictor_loader(scene_dir=str(scene_dir)))
         self.chunks = SplatChunks(scene, num_chunks=num_chunks)
         self.gate = TokenGate(token)
         self.views: dict[int, Any] = {}
@@ -269,6 +274,7 @@ class ViewerApp:
         field, problem = self._try_load_field(self.session.workspace, self.session.scene)
         self.session.has_masks = _has_masks(self.session.workspace)
         self.session.set_field(field, problem)
+        self.text_index.invalidate()  # new features mean new clusters: the text index must reload
 
     def start_prepare(self, who: str = "") -> None:
         ws = self.session.workspace

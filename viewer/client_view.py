@@ -20,8 +20,10 @@ from backend.selection import load_selection, save_selection
 
 from .client_camera import camera_from_handle, screen_to_pixel
 from .panels import Panel
+from .sa3d_panel import Sa3dPanelHooks, add_sa3d_panel
 from .session import Busy, NoFeatures, Session
 from .splats import ChunkedSplats, UpdateStats
+from .text_panel import TextPanelHooks, add_text_panel
 
 if TYPE_CHECKING:
     import viser
@@ -60,6 +62,22 @@ class ClientView:
         else:
             app.server_frames.attach(client)
         self.panel = Panel(client.gui, self.session, self, share_url=app.share_url)
+        self.text_panel = add_text_panel(
+            client.gui,
+            TextPanelHooks(
+                index=app.text_index,
+                select=self._select_from("text"),
+                show_heat=self.session.set_heat,
+                notify=self.notify,
+                prepare=lambda: self._run(
+                    lambda: self.session.jobs.start("Preparing text search", app.text_index.prepare_job(), who=self.who)
+                ),
+            ),
+        )
+        self.sa3d = add_sa3d_panel(
+            client.gui,
+            Sa3dPanelHooks(runner=app.sa3d_runner, select=self._select_from("sa3d"), notify=self.notify),
+        )
 
         scene = client.scene
         scene.on_click()(lambda event: self._run(lambda: self._click(event, positive=True)))
@@ -144,9 +162,20 @@ class ClientView:
         except AssertionError:  # viser asserts until the browser has reported its camera once
             raise SplatsegError("the browser has not reported its camera yet; try again in a second") from None
 
+    def _select_from(self, label: str) -> Callable[[Any, str, object], None]:
+        """The `select` hook of the text and SA3D panels: their masks join the shared selection like a click's."""
+
+        def select(mask: Any, op: str, key: object) -> None:
+            self._run(lambda: self.session.apply_mask(mask, op, label=label, merge_key=key, who=self.who))
+
+        return select
+
     def _click(self, event: Any, *, positive: bool) -> None:
         camera = self._camera()
         pixel = screen_to_pixel(camera, event.screen_pos)
+        if positive and self.sa3d.armed:  # "segment without training" mode: SA3D runs in the background
+            self.sa3d.run(camera, pixel)
+            return
         result = self.session.click(camera, pixel, positive=positive, who=self.who)
         self.panel.status.content = f"**{result.count:,}** of {len(self.session.scene):,} Gaussians selected · " + (
             f"{result.message} ({result.milliseconds:.1f} ms)"

@@ -185,6 +185,9 @@ class Session:
         self._stats_version = -1
         self._stats = SelectionStats(0, None, None)
         self._means_np = scene.means.detach().cpu().numpy()
+        self._heat: np.ndarray | None = None
+        """[N, 3] uint8 relevancy heat-map colours from a text query, shown instead of the scene's while set."""
+        self._heat_version = 0
         if field is not None:
             self.set_field(field)
 
@@ -428,6 +431,8 @@ class Session:
         return self._colors[key]
 
     def _view_colors(self) -> tuple[np.ndarray | None, object]:
+        if self._heat is not None and self.settings.view == "highlight":
+            return self._heat, ("heat", self._heat_version)
         view = self.settings.view
         if view not in ("clusters", "pca") or self.field is None:
             return None, None
@@ -451,7 +456,7 @@ class Session:
             key = (self.selection.version, s.view, colors_key, s.dim_rest)
             if key != self._rgba_key or self._rgba is None:
                 self._rgba = self._looks.rgba(
-                    s.view, self.selection.mask, colors=colors, colors_key=colors_key, dim_rest=s.dim_rest
+                    self._mode(), self.selection.mask, colors=colors, colors_key=colors_key, dim_rest=s.dim_rest
                 )
                 self._rgba_key = key
             return self._rgba
@@ -465,7 +470,7 @@ class Session:
         with self._lock:
             rgba = self.rgba()
             colors, colors_key = self._view_colors_safe()
-            plain, dimmed = self._looks.layers(self.settings.view, colors=colors, colors_key=colors_key)
+            plain, dimmed = self._looks.layers(self._mode(), colors=colors, colors_key=colors_key)
             return rgba, plain, dimmed
 
     def _view_colors_safe(self) -> tuple[np.ndarray | None, object]:
@@ -518,6 +523,27 @@ class Session:
             self.prompt = None
             self.selection.set(mask, label=label)
         self._emit("selection", "look")
+
+    def apply_mask(self, mask: np.ndarray, op: str, *, label: str, merge_key: object = None, who: str = "") -> None:
+        """Combine a mask [N] from another source (a text query, an SA3D run) with the selection; one undo step per
+        merge key, so a run that refines its mask view after view undoes in one go."""
+        with self.acting(who, label):
+            self.prompt = None
+            self.selection.apply(_as_mask(mask, len(self.scene)), op, label=label, merge_key=merge_key)  # type: ignore[arg-type]
+        self._emit("selection", "look")
+
+    def set_heat(self, colors: np.ndarray | None) -> None:
+        """Show per-Gaussian colours [N, 3] uint8 (a relevancy heat map) instead of the scene's; None turns it off."""
+        with self._lock:
+            self._heat = None if colors is None else np.asarray(colors, dtype=np.uint8).reshape(len(self.scene), 3)
+            self._heat_version += 1
+        self._emit("look")
+
+    def _mode(self) -> ViewMode:
+        """The look mode: a heat map shows its colours the way the cluster and PCA views do."""
+        if self._heat is not None and self.settings.view == "highlight":
+            return "pca"
+        return self.settings.view
 
     def changed(self, *kinds: str) -> None:
         """Tell every client that something outside the actions above changed (masks prepared, a job's progress)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -81,6 +82,7 @@ class FeatureField:
         self.levels: tuple[str, ...] = LEVELS if method == "click" else ()
         """Click-Gaussian's granularity levels ("coarse", "fine"); empty for SAGA (it uses `scale`)."""
         self._tensors = tensors
+        self._lock = threading.RLock()
         self._caster: RayCaster | None = None
         self._floaters: FloaterFilter | None = None
         self._use_floater_filter = floater_filter
@@ -130,7 +132,8 @@ class FeatureField:
         start = time.perf_counter()
         if not positives:
             raise SplatsegError("segment needs at least one positive click")
-        with compute_threads():
+        # One click at a time: the viewer's callbacks run on several threads, and the caches are shared.
+        with self._lock, compute_threads():
             return self._segment(camera, positives, negatives, level, scale, threshold, filter_floaters, start)
 
     def _segment(self, camera, positives, negatives, level, scale, threshold, filter_floaters, start) -> SegmentResult:
@@ -175,9 +178,10 @@ class FeatureField:
 
     def gaussian_features(self, level: str | None = None, scale: float | None = None) -> Tensor:  # [N, D] unit
         """Every Gaussian's normalised feature at a level (click) or scale (SAGA): for PCA colouring and
-        segment-everything."""
+        segment-everything. A read-only view of the field's cache (transposed storage): copy before changing it."""
         level, scale = self._granularity(level, scale)
-        return self._bank(level, scale).T
+        with self._lock:
+            return self._bank(level, scale).T
 
     def cluster_labels(self, level: str | None = None, *, scale: float | None = None) -> np.ndarray:  # [N] int64
         """A segment id per Gaussian (-1 = none). Click: the global clusters saved by training. SAGA: HDBSCAN over
@@ -189,13 +193,15 @@ class FeatureField:
 
     def floater_filter(self, selected: np.ndarray, seeds: np.ndarray) -> np.ndarray:  # [S] ids → [S'] ids kept
         """The selected Gaussians connected to the clicked ones (see floaters.py)."""
-        return self._floater_filter()(selected, seeds)
+        with self._lock:
+            return self._floater_filter()(selected, seeds)
 
     def warm_up(self) -> FeatureField:
         """Build the lazily made parts (ray caster, floater filter) now rather than on the first click."""
-        self._ray_caster()
-        if self._use_floater_filter:
-            self._floater_filter()
+        with self._lock:
+            self._ray_caster()
+            if self._use_floater_filter:
+                self._floater_filter()
         return self
 
     # ---- internals -------------------------------------------------------------------------------------------------

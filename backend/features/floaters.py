@@ -3,7 +3,7 @@
 A feature threshold selects every Gaussian that looks like the click, including stray ones elsewhere (a splat
 under the table whose feature nobody trained, a speck on the wall; SAGA #47, #107). Connectivity must follow the
 scene's sampling density, which varies thirty-fold between a mug and a wall, so Gaussians are binned once into
-cells whose size adapts to their neighbourhood (a power of two of about twice the distance to the 8th nearest
+cells whose size adapts to their neighbourhood (a power of two of about four times the distance to the 8th nearest
 neighbour), and two cells are adjacent when two of their Gaussians are mutual k-nearest neighbours (an isolated
 speck has nearest neighbours, far away, but is nobody's). Per selection, the selected cells (optionally only
 those holding `min_support` selected Gaussians) are grouped into connected components, and the components that
@@ -29,7 +29,7 @@ class FloaterFilter:
         means: np.ndarray,  # [N, 3]
         neighbors: np.ndarray | None = None,  # [N, k] int nearest neighbours (computed when not given)
         *,
-        cell_factor: float = 2.0,
+        cell_factor: float = 4.0,
         min_support: int = 1,
         keep_ratio: float = 0.02,
     ) -> None:
@@ -42,11 +42,11 @@ class FloaterFilter:
             neighbors = knn_neighbors(means, 8).numpy()
         nb = np.asarray(neighbors, dtype=np.int64)
         if n == 0:
-            self.cell_of = np.zeros(0, np.int64)
+            self.cell_of = np.zeros(0, np.int32)
             self.num_cells = 0
             self.adj_indptr = np.zeros(1, np.int64)
-            self.adj_indices = np.zeros(0, np.int64)
-            self._local = np.zeros(0, np.int64)
+            self.adj_indices = np.zeros(0, np.int32)
+            self._local = np.zeros(0, np.int32)
             return
         reach = np.linalg.norm(means - means[nb[:, -1]], axis=1)  # [N] distance to the farthest kept neighbour
         positive = reach[reach > 0]
@@ -56,7 +56,7 @@ class FloaterFilter:
         cells = np.floor((means - means.min(0)) / size[:, None]).astype(np.int64) & ((1 << 18) - 1)
         keys = ((exponent + 64) << 54) | (cells[:, 0] << 36) | (cells[:, 1] << 18) | cells[:, 2]
         _, cell_of = np.unique(keys, return_inverse=True)
-        self.cell_of = cell_of.reshape(-1).astype(np.int64)  # [N]
+        self.cell_of = cell_of.reshape(-1).astype(np.int32)  # [N] (int32: half the bytes to gather per click)
         self.num_cells = int(self.cell_of.max()) + 1
         # Mutual neighbours only: an isolated speck has neighbours (far away) but is nobody's neighbour.
         src = np.repeat(np.arange(n, dtype=np.int64), nb.shape[1])
@@ -65,7 +65,7 @@ class FloaterFilter:
         step = 1 << 20
         for s in range(0, dst.size, step):  # chunks: nb[dst] is k times the size of its input
             mutual[s : s + step] = (nb[dst[s : s + step]] == src[s : s + step, None]).any(axis=1)
-        a, b = self.cell_of[src[mutual]], self.cell_of[dst[mutual]]
+        a, b = self.cell_of[src[mutual]].astype(np.int64), self.cell_of[dst[mutual]].astype(np.int64)
         lo, hi = np.minimum(a, b), np.maximum(a, b)
         pairs = np.unique(lo[lo != hi] * self.num_cells + hi[lo != hi])
         src, dst = pairs // self.num_cells, pairs % self.num_cells
@@ -73,10 +73,10 @@ class FloaterFilter:
         both_src = np.concatenate([src, dst])
         both_dst = np.concatenate([dst, src])
         order = np.argsort(both_src, kind="stable")
-        self.adj_indices = both_dst[order]
+        self.adj_indices = both_dst[order].astype(np.int32)
         self.adj_indptr = np.zeros(self.num_cells + 1, dtype=np.int64)
         np.cumsum(np.bincount(both_src, minlength=self.num_cells), out=self.adj_indptr[1:])
-        self._local = np.full(self.num_cells, -1, dtype=np.int64)  # reused: cell → index among occupied cells
+        self._local = np.full(self.num_cells, -1, dtype=np.int32)  # reused: cell → index among occupied cells
 
     def __call__(
         self,
