@@ -78,27 +78,14 @@ def sparse_contributions(
     x0, x1, y0, y1 = bbox.unbind(-1)  # half-open pixel ranges
     tx0, tx1 = x0 // tile, (x1 - 1) // tile  # inclusive tile ranges
     ty0, ty1 = y0 // tile, (y1 - 1) // tile
-    span_x = tx1 - tx0 + 1
+    bins = _Bins(tiles_x, tx0, ty0, ty1, tx1 - tx0 + 1, tile_count, tile_start, by_tile, pixels, packed)
 
-    # Bands of Gaussians (in depth order) are fine for enumeration but compositing needs every contributor of a
-    # pixel at once, so bands are over pixels: rows of tiles, sized to the pair budget.
-    est = _pairs_per_tile_row(ty0, ty1, span_x, tile_count, tiles_x)
+    # Compositing needs every contributor of a pixel at once, so the work is split over pixels (rows of tiles,
+    # sized to the pair budget), never over Gaussians.
+    est = _pairs_per_tile_row(ty0, ty1, bins.span_x, tile_count, tiles_x)
     pix_parts, g_parts, w_parts = [], [], []
     for row_lo, row_hi in _bands(est, pair_budget):
-        pix, g, w = _band(
-            row_lo,
-            row_hi,
-            tiles_x,
-            tx0,
-            ty0,
-            ty1,
-            span_x,
-            tile_count,
-            tile_start,
-            by_tile,
-            pixels,
-            packed,
-        )
+        pix, g, w = _band(bins, row_lo, row_hi)
         pix_parts.append(pix)
         g_parts.append(g)
         w_parts.append(w)
@@ -141,11 +128,28 @@ def _where(mask: Tensor) -> Tensor:
     return torch.nonzero(mask).squeeze(1)
 
 
-def _band(
-    row_lo, row_hi, tiles_x, tx0, ty0, ty1, span_x, tile_count, tile_start, by_tile, pixels, packed
-) -> tuple[Tensor, Tensor, Tensor]:
+@dataclasses.dataclass
+class _Bins:
+    """The projected Gaussians' tile ranges and the sampled pixels grouped by tile."""
+
+    tiles_x: int
+    tx0: Tensor  # [M] first tile column of each Gaussian's box
+    ty0: Tensor  # [M] first tile row
+    ty1: Tensor  # [M] last tile row (inclusive)
+    span_x: Tensor  # [M] tile columns covered
+    tile_count: Tensor  # [T] sampled pixels in each tile
+    tile_start: Tensor  # [T] offset of each tile's pixels in by_tile
+    by_tile: Tensor  # [P] sampled pixel indices, grouped by tile
+    pixels: Tensor  # [P, 2] int (x, y)
+    packed: Tensor  # [M, 6] mean x, mean y, conic a, b, c, opacity (depth order)
+
+
+def _band(bins: _Bins, row_lo: int, row_hi: int) -> tuple[Tensor, Tensor, Tensor]:
     """(sampled pixel index, projected index, blend weight) of every contribution to pixels in tile rows
     [row_lo, row_hi), sorted by pixel, front to back within a pixel."""
+    b = bins
+    tiles_x, tx0, ty0, ty1, span_x = b.tiles_x, b.tx0, b.ty0, b.ty1, b.span_x
+    tile_count, tile_start, by_tile, pixels, packed = b.tile_count, b.tile_start, b.by_tile, b.pixels, b.packed
     device = pixels.device
     r0, r1 = ty0.clamp(min=row_lo), ty1.clamp(max=row_hi - 1)
     n_tiles = span_x * (r1 - r0 + 1).clamp(min=0)  # [M] tiles of each Gaussian inside the band

@@ -34,7 +34,7 @@ from .saga import DEFAULT_QUANTILE, QuantileTable
 from .store import METHODS, Method, read_features, trained_methods
 from .threads import compute_threads
 
-DEFAULT_THRESHOLDS = {("click", "coarse"): 0.85, ("click", "fine"): 0.85, ("saga", None): 0.6}
+DEFAULT_THRESHOLDS = {("click", "coarse"): 0.85, ("click", "fine"): 0.85, ("saga", None): 0.7}
 """Cosine similarity above which a Gaussian is selected (tuned on the accuracy benchmark)."""
 
 _SCALE_CACHE = 2
@@ -104,7 +104,7 @@ class FeatureField:
 
     @property
     def default_scale(self) -> float | None:
-        """SAGA's scale when none is given (metres: the masks' scale at the 80th percentile); None for click."""
+        """SAGA's scale when none is given (scene units: the masks' scale at the 80th percentile); None for click."""
         return self.quantiles.inverse(DEFAULT_QUANTILE) if self.method == "saga" else None
 
     def default_threshold(self, level: str | None = None) -> float:
@@ -127,7 +127,7 @@ class FeatureField:
         `positives` / `negatives` are positions in `camera`'s pixels, (x, y) with pixel (i, j)'s centre at
         (i + 0.5, j + 0.5). A Gaussian is selected when its similarity to some positive exceeds `threshold` and it
         is not closer to a negative than to every positive; then the floater filter keeps what is connected to the
-        clicked Gaussians. `level` ("coarse" / "fine", click) or `scale` (metres, SAGA) picks the granularity.
+        clicked Gaussians. `level` ("coarse" / "fine", click) or `scale` (scene units, SAGA) picks the granularity.
         """
         start = time.perf_counter()
         if not positives:
@@ -214,9 +214,9 @@ class FeatureField:
                 raise SplatsegError(f"unknown level {level!r}; choose coarse or fine")
             return level, None
         if level is not None:
-            raise SplatsegError("--level is for click features; SAGA features take --scale S (metres)")
+            raise SplatsegError("--level is for click features; SAGA features take --scale S (scene units)")
         if scale is not None and not (np.isfinite(scale) and scale > 0):
-            raise SplatsegError(f"--scale must be a positive number (metres), got {scale}")
+            raise SplatsegError(f"--scale must be a positive number (scene units), got {scale}")
         return None, float(self.default_scale if scale is None else scale)
 
     def _level(self, feats: Tensor, level: str) -> Tensor:  # [N, D] → [N, Dl] unit
@@ -290,7 +290,7 @@ class FeatureField:
         rng = np.random.default_rng(seed)
         pick = rng.choice(len(feats), min(sample, len(feats)), replace=False)
         labels = torch.from_numpy(hdbscan_labels(feats[pick].numpy(), min_cluster_size=max(10, len(pick) // 500)))
-        if int(labels.max(initial=-1) if labels.numel() else -1) < 0:
+        if labels.numel() == 0 or int(labels.max()) < 0:
             return np.full(len(feats), -1, dtype=np.int64)
         num = int(labels.max()) + 1
         sums = torch.zeros(num, feats.shape[1])

@@ -1,6 +1,6 @@
 """SAGA (Segment Any 3D GAussians): 32-d affinity features with a soft scale gate, trained scale-aware.
 
-Each Gaussian has one unit feature f; a 3D scale s (metres) selects a granularity through a gate
+Each Gaussian has one unit feature f; a 3D scale s (scene units) selects a granularity through a gate
 g(s) = sigmoid(Linear(1→32)(q(s))), where q maps s to its quantile among all masks' 3D scales (so the gate sees a
 uniform input in [0, 1] whatever the scene's units). The feature at scale s is normalise(f ⊙ g(s)).
 
@@ -34,12 +34,12 @@ DEFAULT_QUANTILE = 0.8
 
 @dataclasses.dataclass(frozen=True)
 class SagaConfig:
-    iterations: int = 1500
+    iterations: int = 1200
     dim: int = 32
     batch_pixels: int = 512
-    scales_per_step: int = 8
+    scales_per_step: int = 6
     lr: float = 0.01
-    gate_lr: float = 0.01
+    gate_lr: float = 0.1
     weight_changing: float = 0.2
     """Weight of the push on scale-dependent negatives (see `saga_pair_loss`)."""
     weight_rendered_norm: float = 0.1
@@ -74,7 +74,7 @@ class QuantileTable:
         return (0.5 * (up + down)).astype(np.float32)
 
     def inverse(self, q: float) -> float:
-        """The scale at quantile q (what `DEFAULT_QUANTILE` means in metres)."""
+        """The scale at quantile q (what `DEFAULT_QUANTILE` means in scene units)."""
         return float(np.interp(q, self.levels, self.values))
 
 
@@ -137,12 +137,14 @@ def saga_pair_loss(
     *,
     weight_changing: float = 0.2,
 ) -> Tensor:  # scalar
-    """Scale-aware contrast: mean over positives of (1 − cos) + mean over negatives of max(0, cos), plus
-    `weight_changing` × the mean push over the negatives that are positive at another sampled scale.
+    """Scale-aware contrast: mean over positives of (1 − cos) + mean over negatives of max(0, cos), over all
+    sampled scales, plus `weight_changing` × the mean push over the negatives that are positive at another
+    sampled scale.
 
     Those scale-dependent pairs (two parts of one object) are what teaches the gate, and SAGA always keeps them
     while subsampling the pairs that agree at every scale; here they get a term of their own, since in the plain
-    average they are a few hundred among a million object-against-object pairs.
+    average they are a few hundred among a million object-against-object pairs. (Weighting them more, or
+    averaging per scale, separated parts better but let whole objects fall apart in our tests.)
     """
     b = gt.shape[-1]
     off = 1.0 - torch.eye(b, dtype=sim.dtype)
@@ -152,7 +154,7 @@ def saga_pair_loss(
     push = torch.relu(sim)
     loss = ((1.0 - sim) * pos).sum() / pos.sum().clamp(min=1.0) + (push * neg).sum() / neg.sum().clamp(min=1.0)
     if weight_changing > 0:
-        sometimes = (gt_f.sum(0) > 0).to(sim.dtype)  # [B, B] positive at some scale
+        sometimes = (gt_f.sum(0) > 0).to(sim.dtype)  # [B, B] positive at some sampled scale
         changing = neg * sometimes
         loss = loss + weight_changing * (push * changing).sum() / changing.sum().clamp(min=1.0)
     return loss

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from torch import Tensor
 
 from ..errors import SplatsegError
@@ -32,9 +31,9 @@ def trained_methods(workspace: Workspace) -> list[str]:
     """Methods whose features are recorded in the workspace, most recently trained first."""
     found = []
     for method in METHODS:
-        entry = workspace.entry(features_name(method))
-        if entry is not None and workspace.path(features_name(method)).exists():
-            found.append((entry.get("time", ""), method))
+        path = workspace.path(features_name(method))
+        if workspace.entry(features_name(method)) is not None and path.exists():
+            found.append((path.stat().st_mtime_ns, method))  # the manifest's time has only second resolution
     return [m for _, m in sorted(found, reverse=True)]
 
 
@@ -48,7 +47,3 @@ def read_features(workspace: Workspace, method: str, *, inputs: dict | None = No
         )
     workspace.check_fresh(name, inputs=inputs)
     return workspace.load_tensors(name, verify=False)
-
-
-def as_float(t: Tensor) -> Tensor:
-    return t.to(torch.float32).contiguous()

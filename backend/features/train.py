@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import resource
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -182,10 +183,19 @@ def _config(method: str, config, iterations: int | None, seed: int):
 
 
 def peak_rss_megabytes() -> float:
-    """Peak resident set size of this process (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    import sys
+    """Peak resident set size of this process.
 
+    Linux's VmHWM, when there is one: getrusage's ru_maxrss survives fork and exec, so a freshly spawned child
+    would report its parent's peak. Elsewhere ru_maxrss (KiB on Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
@@ -193,8 +203,6 @@ def train_command(
     scene: Path, *, method: Method = "click", iterations: int | None = None, workspace: Path | None = None
 ) -> int:
     """`splatseg train`: progress and the memory budget on stderr, the summary line on stdout."""
-    import sys
-
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     package = logging.getLogger("backend.features")
