@@ -123,8 +123,107 @@ def bench_sa3d(*, quick: bool, workdir: Path) -> list[Figure]:
     return run(quick=quick, workdir=workdir)
 
 
+def bench_segmentation(*, quick: bool, workdir: Path) -> list[Figure]:
+    """Issue 3's figures: held-out mIoU and floaters per method from one click per object/part, training time and
+    peak memory, and segment latency at 1M Gaussians. `--quick` trains a small scene with click only; the full run
+    is the issue's scene (80k Gaussians, 40 views at 256², noisy and clean masks, click and saga)."""
+    from .bench_accuracy import accuracy_benchmark, click_latency_benchmark
+
+    figures: list[Figure] = []
+    if quick:
+        runs = [dict(noise=1.0, methods=("click",), views=16, resolution=128, num_gaussians=20_000)]
+    else:
+        runs = [dict(noise=noise, methods=("click", "saga")) for noise in (1.0, 0.0)]
+    for kwargs in runs:
+        r = accuracy_benchmark(workdir=workdir / "accuracy", **kwargs)  # type: ignore[arg-type]
+        masks = "clean masks" if r["noise"] == 0 else f"noisy masks ({r['noise']:g})"
+        sc = r["scene"]
+        where = f"{sc['num_gaussians'] // 1000}k, {sc['views']} views at {sc['resolution']}², {masks}"
+        for method, m in r["methods"].items():
+            figures += [
+                Figure("segment", f"{method}: mIoU objects, held-out views ({where})", m["miou_coarse"], "ratio"),
+                Figure("segment", f"{method}: mIoU parts, held-out views ({where})", m["miou_fine"], "ratio"),
+                Figure("segment", f"{method}: floater fraction ({where})", m["floater_fraction"], "ratio"),
+                Figure(
+                    "train",
+                    f"{method}: training ({where})",
+                    m["train_seconds"],
+                    "s",
+                    f"peak {m['peak_memory_mb']:.0f} MB",
+                ),
+            ]
+    lat = click_latency_benchmark(num_gaussians=200_000 if quick else 1_000_000, clicks=20 if quick else 60)
+    n = f"{lat['num_gaussians'] // 1000}k" if lat["num_gaussians"] < 1_000_000 else "1M"
+    for key, value in lat.items():
+        if isinstance(value, dict):
+            figures.append(
+                Figure(
+                    "click",
+                    f"segment {key.replace('_', ' ')} p50, {n} Gaussians",
+                    value["p50_ms"],
+                    "ms",
+                    f"p95 {value['p95_ms']:.1f} ms, {lat['threads']} threads",
+                )
+            )
+    return figures
+
+
+def bench_viewer(*, quick: bool, workdir: Path) -> list[Figure]:
+    """Issue 4's figures: click → selection on the server, bytes per selection change, and (full runs, with
+    /usr/bin/chromium) the demo's time to first frame."""
+    from .bench_viewer import bench_bytes, bench_click_latency, bench_demo
+
+    figures: list[Figure] = []
+    for n in (100_000,) if quick else (100_000, 1_000_000):
+        r = bench_click_latency(n, clicks=20 if quick else 60, workdir=workdir)
+        label = "1M" if n == 1_000_000 else f"{n // 1000}k"
+        figures.append(
+            Figure(
+                "viewer",
+                f"click → selection p50, {label} Gaussians",
+                r["click_p50_ms"],
+                "ms",
+                f"p95 {r['click_p95_ms']:.1f} ms; look + chunk diff p50 {r['look_and_diff_p50_ms']:.1f} ms",
+            )
+        )
+    for n in (80_000,) if quick else (80_000, 1_000_000):
+        b = bench_bytes(n)
+        label = "1M" if n == 1_000_000 else f"{n // 1000}k"
+        figures.append(
+            Figure(
+                "viewer",
+                f"bytes per object → object change, {label} ({int(b['chunks'])} chunks)",
+                b["change_mean"],
+                "ratio",
+                f"share of the {b['full_buffer_mb']:.1f} MB buffer; first selection {100 * b['first_mean']:.1f}%",
+            )
+        )
+    if not quick and Path("/usr/bin/chromium").exists():
+        (workdir / "demo").mkdir(exist_ok=True)
+        d = bench_demo(workdir / "demo", screenshot=None)
+        figures += [
+            Figure(
+                "demo",
+                "splatseg demo: serving, cold (empty cache)",
+                d["cold_server_ready_s"],
+                "s",
+                f"warm {d['warm_server_ready_s']:.1f} s",
+            ),
+            Figure(
+                "demo",
+                "splatseg demo: first frame in headless chromium, cold",
+                d["cold_first_frame_s"],
+                "s",
+                f"warm {d['warm_first_frame_s']:.0f} s (software WebGL)",
+            ),
+        ]
+    return figures
+
+
 SECTIONS: dict[str, Callable[..., list[Figure]]] = {
     "foundation": bench_foundation,
+    "segmentation": bench_segmentation,
+    "viewer": bench_viewer,
     "text": bench_text,
     "sa3d": bench_sa3d,
 }

@@ -172,14 +172,31 @@ def test_click_highlight_export_in_chromium(trained_scene: Path, tmp_path: Path)
             _, ours = camera.ray((screen[0] * camera.width, screen[1] * camera.height))
             np.testing.assert_allclose(ours, direction / np.linalg.norm(direction), atol=2e-3)
 
-            # The object's pixels moved toward the orange highlight; an unselected spot got darker.
+            # The rest of the frame was dimmed (to 0.35 of its brightness) while the clicked pixel kept its red
+            # channel or moved toward the orange highlight. The red channel is the robust sign: a yellow object
+            # tinted orange barely changes hue, and an edge pixel blends the tinted object with dimmed background.
+            last: dict[str, object] = {}
+            region = (slice(160, VIEWPORT["height"]), slice(0, PANEL_LEFT))
+
             def highlighted():
                 img = _png(page.screenshot())
-                d = _patch(img, x, y) - _patch(before, x, y)
-                return img if d[0] - d[2] > 25 else None
+                p_after, p_before = _patch(img, x, y), _patch(before, x, y)
+                d = p_after - p_before
+                red_kept = p_after[0] / max(p_before[0], 1.0)
+                lum = img[region].astype(np.float64).sum(-1) + 1.0
+                frame = float(np.median(lum / (before[region].astype(np.float64).sum(-1) + 1.0)))
+                last.update(img=img, d=d, red_kept=red_kept, frame=frame)
+                return img if frame < 0.6 and (d[0] - d[2] > 25 or red_kept > frame + 0.2) else None
 
             (tmp_path / "e2e_before.png").write_bytes(_png_bytes(before))
-            after = _wait(highlighted, 120, "the highlight to be drawn", interval=0.5)
+            try:
+                after = _wait(highlighted, 120, "the highlight to be drawn", interval=0.5)
+            except AssertionError:
+                (tmp_path / "e2e_last.png").write_bytes(_png_bytes(last["img"]))
+                raise AssertionError(
+                    f"no highlight at ({x}, {y}) on object {obj}: colour change {last['d']}, red kept "
+                    f"{last['red_kept']:.2f}, rest of the frame at {last['frame']:.2f} of its brightness"
+                ) from None
             shot = tmp_path / "e2e_selected.png"
             shot.write_bytes(page.screenshot())
             if os.environ.get(SCREENSHOT_DIR_ENV):
