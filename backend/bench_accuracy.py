@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import json
 import multiprocessing
+import queue as queue_module
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -137,7 +138,16 @@ def _train_isolated(scene: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(scene, kwargs, queue))
     proc.start()
-    status, value = queue.get()
+    while True:  # a child that dies without reporting (killed for memory, a crash) must not hang the benchmark
+        try:
+            status, value = queue.get(timeout=1.0)
+            break
+        except queue_module.Empty:
+            if not proc.is_alive():
+                raise RuntimeError(
+                    f"training {kwargs['method']} died without a report (exit code {proc.exitcode}); "
+                    "out of memory, or run from a script without an `if __name__ == '__main__':` guard"
+                ) from None
     proc.join()
     if status != "ok":
         raise RuntimeError(f"training {kwargs['method']} failed: {value}")
