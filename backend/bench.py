@@ -139,6 +139,12 @@ def bench_segmentation(*, quick: bool, workdir: Path) -> list[Figure]:
         masks = "clean masks" if r["noise"] == 0 else f"noisy masks ({r['noise']:g})"
         sc = r["scene"]
         where = f"{sc['num_gaussians'] // 1000}k, {sc['views']} views at {sc['resolution']}², {masks}"
+        if r.get("prepare"):
+            p = r["prepare"]
+            figures.append(
+                Figure("train", f"prepare --masks labels ({where})", p["seconds"], "s",
+                       f"peak {p['peak_memory_mb']:.0f} MB")
+            )  # fmt: skip
         for method, m in r["methods"].items():
             figures += [
                 Figure("segment", f"{method}: mIoU objects, held-out views ({where})", m["miou_coarse"], "ratio"),

@@ -66,13 +66,13 @@ def accuracy_benchmark(
     parameters, so noisy and clean runs share one scene. `isolate` trains each method in a child process, so its
     peak memory is its own.
     """
-    from .masks.prepare import prepare_masks
-
     workdir = Path(workdir)
     scene_dir = _synthetic_scene(workdir, seed=seed, views=views, resolution=resolution, num_gaussians=num_gaussians)
     ws_dir = workdir / f"workspace-noise{noise:g}"
+    prepared: dict[str, Any] = {}
     if not _masks_ready(scene_dir, ws_dir, noise):
-        prepare_masks(scene_dir, source="labels", workspace=ws_dir, noise_strength=noise, progress=progress)
+        job = {"workspace": str(ws_dir), "noise_strength": noise, "progress": progress}
+        prepared = _run_isolated(_prepare, str(scene_dir), job) if isolate else _prepare(str(scene_dir), job)
 
     cameras = sorted(load_cameras(scene_dir), key=lambda c: c.name)
     held_out = cameras[::holdout_every]
@@ -95,6 +95,7 @@ def accuracy_benchmark(
             "parts": sum(t.level == "fine" for t in targets),
         },
         "methods": {},
+        "prepare": prepared,  # empty when the masks were already there
     }
     for method in methods:
         kwargs = {
@@ -126,17 +127,33 @@ def _train(scene: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _child(scene: str, kwargs: dict[str, Any], queue) -> None:
+def _prepare(scene: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    import time
+
+    from .features.train import peak_rss_megabytes
+    from .masks.prepare import prepare_masks
+
+    t0 = time.perf_counter()
+    prepare_masks(scene, source="labels", **kwargs)
+    return {"seconds": round(time.perf_counter() - t0, 2), "peak_memory_mb": round(peak_rss_megabytes(), 1)}
+
+
+def _child(fn, scene: str, kwargs: dict[str, Any], queue) -> None:
     try:
-        queue.put(("ok", _train(scene, kwargs)))
+        queue.put(("ok", fn(scene, kwargs)))
     except BaseException as e:  # reported in the parent
         queue.put(("error", f"{type(e).__name__}: {e}"))
 
 
 def _train_isolated(scene: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    return _run_isolated(_train, scene, kwargs, what=f"training {kwargs['method']}")
+
+
+def _run_isolated(fn, scene: str, kwargs: dict[str, Any], what: str = "preparing masks") -> dict[str, Any]:
+    """`fn(scene, kwargs)` in a fresh process, so that the peak memory it reports is its own."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(scene, kwargs, queue))
+    proc = ctx.Process(target=_child, args=(fn, scene, kwargs, queue))
     proc.start()
     while True:  # a child that dies without reporting (killed for memory, a crash) must not hang the benchmark
         try:
@@ -145,12 +162,12 @@ def _train_isolated(scene: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         except queue_module.Empty:
             if not proc.is_alive():
                 raise RuntimeError(
-                    f"training {kwargs['method']} died without a report (exit code {proc.exitcode}); "
+                    f"{what} died without a report (exit code {proc.exitcode}); "
                     "out of memory, or run from a script without an `if __name__ == '__main__':` guard"
                 ) from None
     proc.join()
     if status != "ok":
-        raise RuntimeError(f"training {kwargs['method']} failed: {value}")
+        raise RuntimeError(f"{what} failed: {value}")
     return value
 
 

@@ -194,7 +194,7 @@ class ClipEncoder:
 
     # ---- images ----------------------------------------------------------------------------------------------
     def encode_images(self, images: Tensor) -> Tensor:  # images [B, S, S, 3] float in [0, 1] → [B, D] float32
-        """Embed square RGB images already at `image_size` (crops are rendered at that size, so no resampling)."""
+        """Embed square RGB images; other sizes than `image_size` (CPU crops come at half) are resized bicubically."""
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"images must be [B, S, S, 3], got {tuple(images.shape)}")
         outs = []

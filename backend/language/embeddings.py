@@ -31,6 +31,9 @@ from backend.workspace import Workspace
 from .clip import ClipEncoder
 from .views import FOOTPRINT_SIGMAS, best_views, cluster_visibility, crop_box, crop_camera, in_frame_counts, low_res
 
+CPU_RENDER_DIVISOR = 2
+"""On the CPU reference renderer, crops are rendered at 1/this of CLIP's input size and upsampled."""
+
 LEVELS: tuple[str, ...] = ("coarse", "fine")
 EMBEDDINGS_FILE = "language/cluster_embeddings.safetensors"
 MADE_BY = "prepare-text"
@@ -127,6 +130,10 @@ def compute_cluster_embeddings(
 
     # 2. Render each cluster alone from its views, framed at the CLIP input size; encode in batches.
     dim, size = encoder.embed_dim, encoder.image_size
+    # The CPU reference renderer costs ~3 s per 224² crop, six times CLIP's encode of it, and its cost grows with
+    # the pixel count: it renders at half the input size and the encoder upsamples the crop (a quarter of the
+    # time; CLIP's embedding of an object's silhouette and colours barely changes). gsplat renders at full size.
+    render_size = size if resolve_backend(backend) == "gsplat" else max(size // CPU_RENDER_DIVISOR, 32)
     sums = {lvl: torch.zeros(sizes[i], dim) for i, lvl in enumerate(levels)}
     used = {lvl: np.full((sizes[i], views_per_cluster), -1, dtype=np.int64) for i, lvl in enumerate(levels)}
     batch: list[Tensor] = []
@@ -159,8 +166,10 @@ def compute_cluster_embeddings(
                     box = crop_box(cameras[v], means[members], radii_all[members], margin=margin)
                     if box is None:
                         continue
-                    out = render(part, crop_camera(cameras[v], box, size), background=background, backend=backend)
-                    batch.append(out.rgb.detach().clamp(0, 1).cpu())
+                    out = render(
+                        part, crop_camera(cameras[v], box, render_size), background=background, backend=backend
+                    )
+                    batch.append(out.rgb.detach().clamp(0, 1).cpu())  # [r, r, 3]; the encoder resizes to `size`
                     owners.append((lvl, c))
                     used[lvl][c, slot] = v
                     slot += 1
@@ -180,6 +189,7 @@ def compute_cluster_embeddings(
         "views_per_cluster": views_per_cluster,
         "margin": margin,
         "image_size": size,
+        "render_size": render_size,
         "cameras": [c.name for c in cameras],
         "clusters": {lvl: int(ids[lvl].shape[0]) for lvl in levels},
         "labels_digest": {lvl: labels_digest(labels[lvl]) for lvl in levels},
