@@ -94,11 +94,13 @@ def write_click_workspace(scene_dir: Path, object_labels: np.ndarray, part_label
     feats = synthetic_click_features(object_labels, part_labels)
     n = feats.shape[0]
     tensors: dict[str, Any] = {"features": feats, "neighbors": torch.zeros(n, 8, dtype=torch.int32)}
-    for level, labels, sl in (("coarse", object_labels, slice(0, 12)), ("fine", part_labels, slice(12, 24))):
+    # As training stores them: coarse centroids over the coarse half [K, 12] (their width tells the field where
+    # the coarse half ends), fine centroids over the whole feature [K, 24].
+    for level, labels, width in (("coarse", object_labels, 12), ("fine", part_labels, 24)):
         lab = torch.from_numpy(labels.astype(np.int64))
-        centroids = torch.zeros(int(lab.max()) + 1, 24)
-        centroids.index_add_(0, lab, feats)
-        centroids[:, sl] = torch.nn.functional.normalize(centroids[:, sl], dim=1)
+        centroids = torch.zeros(int(lab.max()) + 1, width)
+        centroids.index_add_(0, lab, feats[:, :width])
+        centroids = torch.nn.functional.normalize(centroids, dim=1)
         tensors[f"{level}_labels"] = lab.to(torch.int32)
         tensors[f"{level}_centroids"] = centroids
     ws = Workspace(scene_dir)

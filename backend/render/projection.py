@@ -69,6 +69,7 @@ def project(
     camera: Camera,
     *,
     ids: Tensor | None = None,  # [M] restrict to these Gaussians
+    cov3d: Tensor | None = None,  # [M, 3, 3] their world covariances, when the caller keeps them (`RayCaster`)
 ) -> Projected:
     """Project the (selected) Gaussians into `camera`, dropping those behind it, degenerate or off-screen."""
     device = scene.device
@@ -78,7 +79,7 @@ def project(
         cov = covariances(scene)
     else:
         means, opac = scene.means[ids], torch.sigmoid(scene.logit_opacities[ids])
-        cov = covariances(scene, ids)
+        cov = covariances(scene, ids) if cov3d is None else cov3d
     viewmat = camera.viewmat(device)
     Rw, tw = viewmat[:3, :3], viewmat[:3, 3]
     p = means @ Rw.T + tw  # [M, 3] camera space

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..camera import Camera
 from ..scene import GaussianScene
-from .projection import EPS2D, NEAR_PLANE, composite_weights, gaussian_alpha, project
+from .projection import EPS2D, NEAR_PLANE, composite_weights, covariances, gaussian_alpha, project
 
 # The 2D footprint of a Gaussian off the optical axis is stretched by up to 1/cos²θ (θ ≤ ~45° in practice);
 # the factor keeps the sphere test conservative so no contributor is culled.
@@ -52,6 +52,10 @@ class RayCaster:
         sigma_max = torch.exp(scene.log_scales[order].max(dim=1).values)
         self.reach = torch.sqrt(self.level) * sigma_max * _STRETCH  # world radius, before the low-pass
         self.live = opac >= 1.0 / 255.0
+        # World covariances in model order (36 bytes a Gaussian): a click then projects its ~2k candidates without
+        # rebuilding their rotations, a third of the projection's cost.
+        with torch.no_grad():
+            self.cov3d = covariances(scene)  # [N, 3, 3]
         # Chunk boxes: every Gaussian's reach sphere inside its chunk's box.
         self.chunk = chunk
         num_chunks = (n + chunk - 1) // chunk
@@ -65,6 +69,21 @@ class RayCaster:
         self.box_hi = hi.reshape(num_chunks, chunk, 3).max(1).values  # [C, 3]
         level_max = torch.cat([self.level, self.level.new_zeros(pad)]).reshape(num_chunks, chunk).max(1).values
         self.box_level = level_max  # [C] for the low-pass margin
+        # What the ray test reads, packed per chunk so that a click gathers whole rows once instead of five
+        # scattered arrays: x, y, z, |x|², level, reach², live (1/0); the padding is dead.
+        packed = torch.cat(
+            [
+                self.means,
+                self.sq_norms[:, None],
+                self.level[:, None],
+                (self.reach * self.reach)[:, None],
+                self.live[:, None].to(self.means.dtype),
+            ],
+            dim=1,
+        )
+        if pad:
+            packed = torch.cat([packed, packed.new_zeros(pad, packed.shape[1])])
+        self.packed = packed.reshape(num_chunks, chunk, packed.shape[1]).contiguous()  # [C, chunk, 7]
 
     def _hit_chunks(self, o: Tensor, d: Tensor, focal: float) -> Tensor:  # → [H] chunk indices
         center = 0.5 * (self.box_lo + self.box_hi)
@@ -86,22 +105,21 @@ class RayCaster:
         d = torch.as_tensor(direction, dtype=self.means.dtype, device=self.means.device)
         focal = min(camera.fx, camera.fy)
         chunks = self._hit_chunks(o, d, focal)
-        idx = (chunks[:, None] * self.chunk + torch.arange(self.chunk, device=chunks.device)).reshape(-1)
-        idx = idx[idx < self.means.shape[0]]
-        m = self.means[idx]
+        rows = self.packed[chunks].reshape(-1, self.packed.shape[2])  # [H·chunk, 7]
+        m = rows[:, :3]
         t = m @ d - o @ d  # distance along the ray
-        dist2 = self.sq_norms[idx] - 2 * (m @ o) + o @ o - t * t  # squared distance to the ray's line
-        level = self.level[idx]
+        dist2 = rows[:, 3] - 2 * (m @ o) + o @ o - t * t  # squared distance to the ray's line
         # The 0.3 px² low-pass widens the footprint by sqrt(0.3)·z/f in world units at depth z.
-        blur = EPS2D * (t / focal) ** 2 * level * _STRETCH**2
-        reach = self.reach[idx]
-        hit = self.live[idx] & (t > NEAR_PLANE) & (dist2 <= reach * reach + blur)
-        return self.order[idx[hit]]
+        blur = EPS2D * (t / focal) ** 2 * rows[:, 4] * _STRETCH**2
+        hit = (rows[:, 6] > 0) & (t > NEAR_PLANE) & (dist2 <= rows[:, 5] + blur)
+        flat = torch.nonzero(hit).squeeze(1)
+        idx = chunks[flat // self.chunk] * self.chunk + flat % self.chunk  # Morton positions (never padding)
+        return self.order[idx]
 
     def weights(self, camera: Camera, pixel: tuple[float, float]) -> tuple[Tensor, Tensor]:
         """(ids [L], weights [L]) of the Gaussians that blend into this ray, front to back."""
         cand = self.candidates(camera, pixel)
-        proj = project(self.scene, camera, ids=cand)
+        proj = project(self.scene, camera, ids=cand, cov3d=self.cov3d[cand])
         if proj.ids.numel() == 0:
             return proj.ids, proj.depths.new_zeros(0)
         order = torch.argsort(proj.depths, stable=True)
