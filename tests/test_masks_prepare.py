@@ -67,8 +67,11 @@ def _leftovers(root):
 
 def test_prepare_with_labels_writes_a_maskset_for_every_camera(scene):
     assert default_source(scene) == "labels"
-    masks = prepare_masks(scene, progress=False)
+    reports: list[tuple[int, int, str]] = []
+    masks = prepare_masks(scene, progress=False, on_view=lambda *r: reports.append(r))
     cameras = load_cameras(scene)
+    # The viewer's progress bar: one report per view, after it is written, counting up to the total.
+    assert reports == [(i + 1, len(cameras), c.name) for i, c in enumerate(cameras)]
     assert masks.root == scene / ".splatseg" / MASKS_NAME
     assert (masks.root / "index.json").is_file()
     assert masks.views == [c.name for c in cameras]

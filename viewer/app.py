@@ -65,8 +65,14 @@ def train_features(scene_path: Path, workspace: Workspace, progress: ProgressFn,
 def prepare_masks_for(scene_path: Path, workspace: Workspace, progress: ProgressFn) -> None:
     from backend.masks.prepare import prepare_masks
 
-    progress(None, "computing masks for every view")
-    prepare_masks(scene_path, source="auto", workspace=workspace.root, progress=False)
+    progress(0.0, "computing masks for every view")
+    prepare_masks(
+        scene_path,
+        source="auto",
+        workspace=workspace.root,
+        progress=False,
+        on_view=lambda done, total, name: progress(done / total, f"masks: view {done}/{total} ({name})"),
+    )
 
 
 def port_is_free(host: str, port: int) -> bool:

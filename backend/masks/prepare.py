@@ -58,11 +58,13 @@ def prepare_masks(
     noise_seed: int = 0,
     backend: Backend = "auto",
     progress: bool = True,
+    on_view: Callable[[int, int, str], None] | None = None,
 ) -> MaskSet:
     """Compute and store the masks of every view of SCENE; returns the new MaskSet.
 
     `source`: "sam", "labels", a folder of user masks, or "auto" (labels when the scene has them, else SAM).
-    `sam_options` go to SAM's automatic generator (points_per_side, pred_iou_thresh, …).
+    `sam_options` go to SAM's automatic generator (points_per_side, pred_iou_thresh, …). `on_view(done, total,
+    name)` is called after each view (the viewer's progress bar; the command line has tqdm).
     """
     from tqdm import tqdm
 
@@ -95,9 +97,11 @@ def prepare_masks(
     views: list[str] = []
     with _staging_dir(target) as staging:
         staged = MaskSet(staging)
-        for camera in tqdm(cameras, desc=f"masks ({kind})", unit="view", disable=not progress):
+        for done, camera in enumerate(tqdm(cameras, desc=f"masks ({kind})", unit="view", disable=not progress), 1):
             view = get_masks(camera)
             if view is None:  # a user folder without this view's file
+                if on_view is not None:
+                    on_view(done, len(cameras), camera.name)
                 continue
             if len(view.masks):
                 with torch.no_grad():
@@ -105,6 +109,8 @@ def prepare_masks(
                 view.scales = view_mask_scales(view.masks, out.depth.cpu().numpy(), out.alpha.cpu().numpy(), camera)
             staged.write_view(view)
             views.append(camera.name)
+            if on_view is not None:
+                on_view(done, len(cameras), camera.name)
         staged.write_index(views, source=kind, params=params)
         _swap_in(staging, target)
     ws.record(MASKS_NAME, made_by="prepare", params=params, inputs={"model": model_path})
