@@ -192,6 +192,55 @@ def test_highlight_resends_only_chunks_of_changed_gaussians():
     assert tint_only.update(looks.rgba("highlight", a, dim_rest=False), plain=plain, dimmed=dimmed).chunks_resent == 2
 
 
+def _assert_browser_shows(api: FakeSceneApi, chunks: SplatChunks, look: np.ndarray) -> None:
+    """Each chunk with something to draw has exactly one visible node holding its words; the others show none."""
+    words = rgba_words(look)[chunks.order]
+    for i in range(chunks.num_chunks):
+        shown = [
+            h
+            for name, h in api.handles.items()
+            if name.endswith(f"chunk_{i:03d}") and h.visible and not getattr(h, "removed", False)
+        ]
+        part = words[chunks.chunk_slice(i)]
+        if not (part >> 24).any():
+            assert shown == [], i
+            continue
+        assert len(shown) == 1, (i, len(shown))
+        np.testing.assert_array_equal(shown[0].buffer[:, 7], part)
+
+
+def test_random_looks_always_show_exactly_the_look():
+    """Selections, clears and mode switches in a random order, with and without the dimmed copies prefetched:
+    after every update the browser's visible nodes hold exactly the requested look."""
+    scene = random_scene(3000, seed=5)
+    chunks = SplatChunks(scene, num_chunks=16)
+    base = base_rgba(scene.dc_colors, scene.opacities)
+    looks = LookCache(base)
+    chunk_of = chunks.chunk_of()
+    rng = np.random.default_rng(0)
+    for prefetch in (False, True):
+        api = FakeSceneApi()
+        splats = ChunkedSplats(api, chunks, base)
+        if prefetch:
+            splats.prefetch_dim(looks.layers("highlight")[1])
+        for _ in range(40):
+            mode = str(rng.choice(["highlight", "isolate", "hide"]))
+            kind = rng.integers(4)
+            if kind == 0:
+                selection = np.zeros(len(scene), bool)
+            elif kind == 1:
+                selection = np.isin(chunk_of, rng.choice(16, size=rng.integers(1, 5), replace=False))
+            elif kind == 2:
+                selection = rng.random(len(scene)) < 0.1
+            else:
+                selection = np.ones(len(scene), bool)
+            plain, dimmed = looks.layers(mode)
+            look = looks.rgba(mode, selection)
+            splats.update(look, plain=plain, dimmed=dimmed)
+            _assert_browser_shows(api, chunks, look)
+        assert splats.node_count() <= 3 * chunks.num_chunks
+
+
 def test_look_cache_matches_reference():
     scene = random_scene(3000, seed=3)
     base = base_rgba(scene.dc_colors, scene.opacities)

@@ -178,6 +178,10 @@ class ChunkedSplats:
         c = chunks.num_chunks
         self._handles: dict[Layer, list[_SplatHandle | None]] = {layer: [None] * c for layer in LAYERS}
         self._content: dict[Layer, list[np.ndarray | None]] = {layer: [None] * c for layer in LAYERS}
+        # The same words for all chunks at once ([N] in chunk order; valid where `_has`), so that an update compares
+        # every chunk in three vectorised passes instead of one Python-level comparison per chunk.
+        self._stored: dict[Layer, np.ndarray] = {layer: np.zeros(chunks.num_gaussians, np.uint32) for layer in LAYERS}
+        self._has: dict[Layer, np.ndarray] = {layer: np.zeros(c, dtype=bool) for layer in LAYERS}
         self._shown: list[Layer | None] = [None] * c
         self._reordered_cache: list[tuple[np.ndarray, np.ndarray]] = []
         words = chunks.in_chunk_order(rgba_words(rgba))
@@ -217,6 +221,8 @@ class ChunkedSplats:
         else:
             handle.buffer = self._buffer(i, words)
         self._content[layer][i] = words.copy()
+        self._stored[layer][self.chunks.chunk_slice(i)] = words
+        self._has[layer][i] = True
         return len(words) * BYTES_PER_GAUSSIAN
 
     def prefetch_dim(self, dimmed: np.ndarray) -> int:  # dimmed [N, 4] uint8 → bytes sent
@@ -247,7 +253,7 @@ class ChunkedSplats:
         def chunk_all(flags: np.ndarray) -> np.ndarray:  # [N] bool → [C] bool: all True within the chunk
             out = np.zeros(chunks.num_chunks, dtype=bool)
             if len(flags):
-                out[nonempty] = np.add.reduceat((~flags).astype(np.int64), starts[nonempty]) == 0
+                out[nonempty] = np.logical_and.reduceat(flags, starts[nonempty])
             return out
 
         visible = ~chunk_all(_alpha(words) == 0) & nonempty
@@ -256,24 +262,29 @@ class ChunkedSplats:
         as_plain = chunk_all(words == plain_words) if plain_words is not None else None
         as_dim = chunk_all(words == dim_words) if dim_words is not None else None
 
-        for i in range(chunks.num_chunks):
+        # Which layer each chunk should show, and whether that layer already holds these words.
+        targets = np.full(chunks.num_chunks, "mix", dtype=object)
+        if as_dim is not None:
+            targets[as_dim] = "dim"
+        targets[as_plain if as_plain is not None else slice(None)] = "base"
+        targets[~visible] = None
+        current = {layer: self._has[layer] & chunk_all(words == self._stored[layer]) for layer in LAYERS}
+        shown = np.array(self._shown, dtype=object)
+        up_to_date = np.zeros(chunks.num_chunks, dtype=bool)
+        for layer in LAYERS:
+            up_to_date |= (targets == layer) & current[layer]
+        # A chunk already showing an up-to-date target needs nothing (its nodes' visibility is already right);
+        # so does one that stays switched off.
+        settled = (shown == targets) & (up_to_date | (targets == None))  # noqa: E711 (elementwise on objects)
+        for i in np.flatnonzero(~settled):
+            i = int(i)
             sl = chunks.chunk_slice(i)
-            target: Layer | None
-            if not visible[i]:
-                target = None
-            elif as_plain is None or as_plain[i]:
-                target = "base"
-            elif as_dim is not None and as_dim[i]:
-                target = "dim"
-            else:
-                target = "mix"
+            target: Layer | None = targets[i]
             resent = False
-            if target is not None:
-                content = self._content[target][i]
-                if content is None or not np.array_equal(content, words[sl]):
-                    stats.bytes_sent += self._send(target, i, words[sl], visible=True)
-                    stats.chunks_resent += 1
-                    resent = True
+            if target is not None and not current[target][i]:
+                stats.bytes_sent += self._send(target, i, words[sl], visible=True)
+                stats.chunks_resent += 1
+                resent = True
             if target != self._shown[i] and not resent:
                 stats.chunks_toggled += 1
             for layer in LAYERS:
@@ -283,6 +294,7 @@ class ChunkedSplats:
                 if layer == "mix" and target != "mix":
                     handle.remove()  # only selected chunks keep a third copy for the browser to sort
                     self._handles["mix"][i] = self._content["mix"][i] = None
+                    self._has["mix"][i] = False
                     continue
                 want = layer == target
                 if bool(handle.visible) != want:
@@ -307,6 +319,8 @@ class ChunkedSplats:
                 if handle is not None:
                     handle.remove()
                     self._handles[layer][i] = None
+                    self._content[layer][i] = None
+                    self._has[layer][i] = False
 
 
 def _alpha(words: np.ndarray) -> np.ndarray:  # [n] uint32 → [n] uint8
