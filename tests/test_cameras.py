@@ -388,3 +388,59 @@ def test_duplicate_view_names(tmp_path: Path) -> None:
     (tmp_path / "cameras.json").write_text(json.dumps([inria_entry(), inria_entry(id=1, img_name="a.png")]))
     with pytest.raises(InputError, match="two views are both named 'a'"):
         read_inria_cameras(tmp_path / "cameras.json")
+
+
+# ---- nerfstudio's dataparser_transforms.json -------------------------------------------------------------------------
+def _dataparser(angle: float = 0.7, scale: float = 0.37) -> tuple[np.ndarray, float]:  # T [3, 4], scale
+    c, s = math.cos(angle), math.sin(angle)
+    R = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+    return np.concatenate([R, np.array([[0.2], [-0.5], [0.3]])], axis=1), scale
+
+
+def test_nerfstudio_dataparser_transform_moves_cameras_with_the_model(tmp_path: Path) -> None:
+    """A splatfacto export lives in nerfstudio's normalised space; transforms.json does not. With the run's
+    dataparser_transforms.json beside the checkpoint, the loaded cameras see the normalised points where the
+    original cameras saw the original ones."""
+    cams = ring_cameras()
+    write_transforms(tmp_path / "transforms.json", cams)
+    T, scale = _dataparser()
+    run = tmp_path / "outputs" / "scene" / "splatfacto" / "2026-11-22_000000"
+    run.mkdir(parents=True)
+    (run / "dataparser_transforms.json").write_text(json.dumps({"transform": T.tolist(), "scale": scale}))
+    moved = load_cameras(tmp_path)
+    normalised = scale * (POINTS @ T[:, :3].T + T[:, 3])
+    for ref, cam in zip(sorted(cams, key=lambda c: c.name), moved, strict=True):
+        np.testing.assert_allclose(project(cam, normalised), project(ref, POINTS), atol=1e-9)
+        np.testing.assert_allclose(cam.K, ref.K)
+    # The workspace is not searched, and without the file nothing moves.
+    shutil.move(str(run / "dataparser_transforms.json"), str(tmp_path / "elsewhere.json"))
+    (tmp_path / ".splatseg").mkdir()
+    (tmp_path / ".splatseg" / "dataparser_transforms.json").write_text("{}")
+    for ref, cam in zip(sorted(cams, key=lambda c: c.name), load_cameras(tmp_path), strict=True):
+        np.testing.assert_allclose(project(cam, POINTS), project(ref, POINTS), atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"scale": 1.0}, "missing field 'transform'"),
+        ({"transform": np.eye(3, 4).tolist(), "scale": -1}, "must be positive"),
+        ({"transform": (2 * np.eye(3, 4)).tolist(), "scale": 1.0}, "not a rotation"),
+        ({"transform": np.eye(3).tolist(), "scale": 1.0}, "must be 3×4 or 4×4"),
+    ],
+)
+def test_malformed_dataparser_transforms(tmp_path: Path, payload: dict, message: str) -> None:
+    write_transforms(tmp_path / "transforms.json", ring_cameras())
+    (tmp_path / "dataparser_transforms.json").write_text(json.dumps(payload))
+    with pytest.raises(InputError, match=message):
+        load_cameras(tmp_path)
+
+
+def test_two_dataparser_transforms_are_ambiguous(tmp_path: Path) -> None:
+    write_transforms(tmp_path / "transforms.json", ring_cameras())
+    T, _ = _dataparser()
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "dataparser_transforms.json").write_text(json.dumps({"transform": T.tolist(), "scale": 1}))
+    with pytest.raises(InputError, match=r"2 dataparser_transforms\.json files .*keep only the one"):
+        load_cameras(tmp_path)

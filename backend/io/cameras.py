@@ -395,8 +395,9 @@ def _resolve_colmap_image(images_dir: Path, image_name: str) -> Path | None:
 
 
 def load_cameras(scene_dir: str | os.PathLike[str]) -> list[Camera]:
-    """The scene's cameras, found in this order: cameras.json, transforms.json (or Blender's
-    transforms_train.json + transforms_test.json), COLMAP sparse/0 (or sparse/). Photos in images/ are attached by
+    """The scene's cameras, found in this order: cameras.json, transforms.json (moved into nerfstudio's normalised
+    space when a dataparser_transforms.json is there; or Blender's transforms_train.json + transforms_test.json),
+    COLMAP sparse/0 (or sparse/). Photos in images/ are attached by
     stem and checked against the cameras' sizes, so a mismatch is caught here rather than as misaligned masks.
     """
     scene = Path(scene_dir)
@@ -406,6 +407,8 @@ def load_cameras(scene_dir: str | os.PathLike[str]) -> list[Camera]:
         source, cameras = scene / "cameras.json", read_inria_cameras(scene / "cameras.json")
     elif (scene / "transforms.json").is_file():
         source, cameras = scene / "transforms.json", read_transforms(scene / "transforms.json")
+        if (dataparser := find_dataparser_transforms(scene)) is not None:
+            cameras = apply_dataparser_transforms(cameras, dataparser)
     elif (scene / "transforms_train.json").is_file():
         source, cameras = scene / "transforms_train.json", _read_blender_splits(scene)
     elif (sparse := _find_sparse(scene)) is not None:
@@ -417,6 +420,48 @@ def load_cameras(scene_dir: str | os.PathLike[str]) -> list[Camera]:
     cameras = _attach_images(scene / "images", cameras)
     _check_image_sizes(cameras)
     return cameras
+
+
+DATAPARSER_NAME = "dataparser_transforms.json"
+"""nerfstudio's record of how it normalised the poses of transforms.json (written once per training run)."""
+
+
+def find_dataparser_transforms(scene: Path) -> Path | None:
+    """The scene's nerfstudio `dataparser_transforms.json`, anywhere under it (nerfstudio writes it beside the
+    checkpoint, outputs/NAME/splatfacto/TIMESTAMP/), or None. Several runs' files are ambiguous: an error that
+    says which to keep, since the wrong one would misplace every camera silently."""
+    found = sorted(  # hidden folders (the workspace among them) are not the user's, as in scene_folder
+        p for p in scene.rglob(DATAPARSER_NAME) if not any(part.startswith(".") for part in p.relative_to(scene).parts)
+    )
+    if len(found) > 1:
+        names = _examples(str(p.relative_to(scene)) for p in found)
+        raise InputError(
+            f"{len(found)} {DATAPARSER_NAME} files under {scene} ({names}): keep only the one of the run whose "
+            "model you load"
+        )
+    return found[0] if found else None
+
+
+def apply_dataparser_transforms(cameras: list[Camera], path: Path) -> list[Camera]:
+    """Move transforms.json cameras into the space a nerfstudio model (splatfacto's PLY export) lives in.
+
+    nerfstudio trains in normalised coordinates: c2w' = T · c2w (T: 3×4, a rotation and a translation), then the
+    translation is multiplied by `scale`. Its exported Gaussians stay in that space, so the cameras must follow.
+    A left multiplication does not care whether the camera axes are OpenGL or OpenCV, so it applies to ours as is.
+    """
+    data = _load_json(path)
+    where = str(path)
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: expected an object with 'transform' and 'scale'")
+    T = _array(_require(data, "transform", where), "transform", where, [(3, 4), (4, 4)])[:3]
+    scale = _float(_require(data, "scale", where), "scale", where, positive=True)
+    _check_rotation(T[:, :3], "transform", where)
+    out = []
+    for cam in cameras:
+        R, center = _world_to_camera_to_pose(cam.world_to_camera)  # camera-to-world rotation, camera centre
+        w2c = _pose_to_world_to_camera(T[:, :3] @ R, scale * (T[:, :3] @ center + T[:, 3]))
+        out.append(dataclasses.replace(cam, world_to_camera=w2c))
+    return out
 
 
 def _read_blender_splits(scene: Path) -> list[Camera]:
