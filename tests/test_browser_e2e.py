@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from backend.bench_viewer import CHROMIUM_ARGS  # software WebGL (SwiftShader), no network
 from backend.camera import Camera
 from backend.io.ply import read_ply
 from backend.render import RayCaster
@@ -27,15 +28,6 @@ from viewer.client_camera import camera_from_handle
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--no-first-run",
-]
 VIEWPORT = {"width": 1000, "height": 700}
 PANEL_LEFT = 640
 """Page x where viser's floating control panel begins: clicks must land left of it."""

@@ -177,9 +177,8 @@ class ChunkedSplats:
         self.prefix = prefix
         c = chunks.num_chunks
         self._handles: dict[Layer, list[_SplatHandle | None]] = {layer: [None] * c for layer in LAYERS}
-        self._content: dict[Layer, list[np.ndarray | None]] = {layer: [None] * c for layer in LAYERS}
-        # The same words for all chunks at once ([N] in chunk order; valid where `_has`), so that an update compares
-        # every chunk in three vectorised passes instead of one Python-level comparison per chunk.
+        # The words each layer's node holds, for all chunks at once ([N] in chunk order; valid where `_has`), so
+        # that an update compares every chunk in three vectorised passes instead of one comparison per chunk.
         self._stored: dict[Layer, np.ndarray] = {layer: np.zeros(chunks.num_gaussians, np.uint32) for layer in LAYERS}
         self._has: dict[Layer, np.ndarray] = {layer: np.zeros(c, dtype=bool) for layer in LAYERS}
         self._shown: list[Layer | None] = [None] * c
@@ -220,7 +219,6 @@ class ChunkedSplats:
             )
         else:
             handle.buffer = self._buffer(i, words)
-        self._content[layer][i] = words.copy()
         self._stored[layer][self.chunks.chunk_slice(i)] = words
         self._has[layer][i] = True
         return len(words) * BYTES_PER_GAUSSIAN
@@ -231,8 +229,8 @@ class ChunkedSplats:
         sent = 0
         for i in range(self.chunks.num_chunks):
             sl = self.chunks.chunk_slice(i)
-            content = self._content["dim"][i]
-            if sl.stop > sl.start and (content is None or not np.array_equal(content, words[sl])):
+            held = self._has["dim"][i] and np.array_equal(self._stored["dim"][sl], words[sl])
+            if sl.stop > sl.start and not held:
                 sent += self._send("dim", i, words[sl], visible=False)
         return sent
 
@@ -293,7 +291,7 @@ class ChunkedSplats:
                     continue
                 if layer == "mix" and target != "mix":
                     handle.remove()  # only selected chunks keep a third copy for the browser to sort
-                    self._handles["mix"][i] = self._content["mix"][i] = None
+                    self._handles["mix"][i] = None
                     self._has["mix"][i] = False
                     continue
                 want = layer == target
@@ -319,7 +317,6 @@ class ChunkedSplats:
                 if handle is not None:
                     handle.remove()
                     self._handles[layer][i] = None
-                    self._content[layer][i] = None
                     self._has[layer][i] = False
 
 

@@ -145,11 +145,12 @@ class FeatureField:
         if pos_q.shape[0] == 0:  # every ray missed the scene
             scores.zero_()
         # NumPy from here on: its comparisons over 1M floats are several times cheaper than torch's on CPU.
-        mask = scores.numpy() > thr
+        s = scores.numpy()  # shares memory with `scores`
+        mask = s > thr
         if negatives:
             neg_q, _ = self._queries(camera, negatives, level, scale)
             if neg_q.shape[0]:
-                mask &= self._scores(neg_q, bank).numpy() <= scores.numpy()
+                mask &= self._scores(neg_q, bank).numpy() <= s
         selected = np.flatnonzero(mask)
         use_filter = self._use_floater_filter if filter_floaters is None else filter_floaters
         if use_filter and selected.size:
@@ -163,7 +164,7 @@ class FeatureField:
             out = mask
         return SegmentResult(
             mask=out,
-            scores=scores.numpy(),
+            scores=s,
             milliseconds=(time.perf_counter() - start) * 1e3,
             threshold=thr,
             level=level,

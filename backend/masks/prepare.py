@@ -99,16 +99,14 @@ def prepare_masks(
         staged = MaskSet(staging)
         for done, camera in enumerate(tqdm(cameras, desc=f"masks ({kind})", unit="view", disable=not progress), 1):
             view = get_masks(camera)
-            if view is None:  # a user folder without this view's file
-                if on_view is not None:
-                    on_view(done, len(cameras), camera.name)
-                continue
-            if len(view.masks):
-                with torch.no_grad():
-                    out = render(scene, camera, backend=backend)
-                view.scales = view_mask_scales(view.masks, out.depth.cpu().numpy(), out.alpha.cpu().numpy(), camera)
-            staged.write_view(view)
-            views.append(camera.name)
+            if view is not None:  # None: a user folder without this view's file
+                if len(view.masks):
+                    with torch.no_grad():
+                        out = render(scene, camera, backend=backend)
+                    depth, alpha = out.depth.cpu().numpy(), out.alpha.cpu().numpy()
+                    view.scales = view_mask_scales(view.masks, depth, alpha, camera)
+                staged.write_view(view)
+                views.append(camera.name)
             if on_view is not None:
                 on_view(done, len(cameras), camera.name)
         staged.write_index(views, source=kind, params=params)

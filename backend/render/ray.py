@@ -45,13 +45,11 @@ class RayCaster:
         n = len(scene)
         order = torch.as_tensor(morton_order(scene.means.detach().cpu().numpy()), device=scene.device)
         self.order = order  # [N] sorted position → Gaussian id
-        self.means = scene.means[order].contiguous()  # [N, 3] in Morton order
-        self.sq_norms = (self.means * self.means).sum(1)
+        means = scene.means[order].contiguous()  # [N, 3] in Morton order
         opac = torch.sigmoid(scene.logit_opacities[order])
-        self.level = 2.0 * torch.log(torch.clamp(opac * 255.0, min=1.0))  # Mahalanobis² reaching alpha 1/255
+        level = 2.0 * torch.log(torch.clamp(opac * 255.0, min=1.0))  # Mahalanobis² reaching alpha 1/255
         sigma_max = torch.exp(scene.log_scales[order].max(dim=1).values)
-        self.reach = torch.sqrt(self.level) * sigma_max * _STRETCH  # world radius, before the low-pass
-        self.live = opac >= 1.0 / 255.0
+        reach = torch.sqrt(level) * sigma_max * _STRETCH  # world radius, before the low-pass
         # World covariances in model order (36 bytes a Gaussian): a click then projects its ~2k candidates without
         # rebuilding their rotations, a third of the projection's cost.
         with torch.no_grad():
@@ -60,24 +58,25 @@ class RayCaster:
         self.chunk = chunk
         num_chunks = (n + chunk - 1) // chunk
         pad = num_chunks * chunk - n
-        lo = self.means - self.reach[:, None]
-        hi = self.means + self.reach[:, None]
+        lo = means - reach[:, None]
+        hi = means + reach[:, None]
         if pad:
             lo = torch.cat([lo, lo[-1:].expand(pad, 3)])
             hi = torch.cat([hi, hi[-1:].expand(pad, 3)])
         self.box_lo = lo.reshape(num_chunks, chunk, 3).min(1).values  # [C, 3]
         self.box_hi = hi.reshape(num_chunks, chunk, 3).max(1).values  # [C, 3]
-        level_max = torch.cat([self.level, self.level.new_zeros(pad)]).reshape(num_chunks, chunk).max(1).values
-        self.box_level = level_max  # [C] for the low-pass margin
+        self.box_center = 0.5 * (self.box_lo + self.box_hi)  # [C, 3]
+        self.box_radius = torch.linalg.norm(0.5 * (self.box_hi - self.box_lo), dim=1)  # [C]
+        self.box_level = torch.cat([level, level.new_zeros(pad)]).reshape(num_chunks, chunk).max(1).values  # [C]
         # What the ray test reads, packed per chunk so that a click gathers whole rows once instead of five
         # scattered arrays: x, y, z, |x|², level, reach², live (1/0); the padding is dead.
         packed = torch.cat(
             [
-                self.means,
-                self.sq_norms[:, None],
-                self.level[:, None],
-                (self.reach * self.reach)[:, None],
-                self.live[:, None].to(self.means.dtype),
+                means,
+                (means * means).sum(1, keepdim=True),
+                level[:, None],
+                (reach * reach)[:, None],
+                (opac >= 1.0 / 255.0)[:, None].to(means.dtype),
             ],
             dim=1,
         )
@@ -86,9 +85,7 @@ class RayCaster:
         self.packed = packed.reshape(num_chunks, chunk, packed.shape[1]).contiguous()  # [C, chunk, 7]
 
     def _hit_chunks(self, o: Tensor, d: Tensor, focal: float) -> Tensor:  # → [H] chunk indices
-        center = 0.5 * (self.box_lo + self.box_hi)
-        half = 0.5 * (self.box_hi - self.box_lo)
-        far = torch.linalg.norm(center - o, dim=1) + torch.linalg.norm(half, dim=1)
+        far = torch.linalg.norm(self.box_center - o, dim=1) + self.box_radius
         margin = torch.sqrt(EPS2D * self.box_level) * _STRETCH * far / focal  # the low-pass, at the box's far side
         lo = self.box_lo - margin[:, None]
         hi = self.box_hi + margin[:, None]
@@ -101,8 +98,8 @@ class RayCaster:
 
     def candidates(self, camera: Camera, pixel: tuple[float, float]) -> Tensor:  # [M] Gaussian ids
         origin, direction = camera.ray(pixel)
-        o = torch.as_tensor(origin, dtype=self.means.dtype, device=self.means.device)
-        d = torch.as_tensor(direction, dtype=self.means.dtype, device=self.means.device)
+        o = torch.as_tensor(origin, dtype=self.packed.dtype, device=self.packed.device)
+        d = torch.as_tensor(direction, dtype=self.packed.dtype, device=self.packed.device)
         focal = min(camera.fx, camera.fy)
         chunks = self._hit_chunks(o, d, focal)
         rows = self.packed[chunks].reshape(-1, self.packed.shape[2])  # [H·chunk, 7]
