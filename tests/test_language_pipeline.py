@@ -64,6 +64,29 @@ def colour_embeddings(scene_dir, truth):
     return scene, enc, emb
 
 
+def test_cpu_crops_are_rendered_at_half_the_encoder_size(scene_dir, truth) -> None:
+    """The reference renderer's cost grows with the pixels: it renders crops at half CLIP's input size (the
+    encoder resizes them); a small input size is not halved below 32 px."""
+
+    class Recording(ColourEncoder):
+        image_size = 80
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.sizes: set[tuple[int, ...]] = set()
+
+        def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+            self.sizes.add(tuple(images.shape[1:]))
+            return super().encode_images(images)
+
+    scene, _ = load_scene(scene_dir)
+    cameras = load_cameras(scene_dir)
+    enc = Recording()
+    labels = {"coarse": truth["labels"]["coarse"]}
+    emb = compute_cluster_embeddings(scene, cameras, labels, enc, views_per_cluster=1, backend="torch")
+    assert enc.sizes == {(40, 40, 3)} and emb.params["render_size"] == 40
+
+
 def _colour_text(c: np.ndarray) -> str:
     return ",".join(f"{v:.3f}" for v in c)
 
