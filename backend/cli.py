@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
-from .errors import SplatsegError
+from .core.errors import SplatsegError
 
 EXIT_USER_ERROR = 2
 
@@ -105,7 +105,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 
 def cmd_segment_sa3d(args: argparse.Namespace) -> int:
-    from .lift.command import sa3d_segment_command
+    from .commands.sa3d import sa3d_segment_command
 
     if args.scale is not None or args.threshold is not None:
         raise SplatsegError("--scale and --threshold are for the feature methods; --method sa3d takes --level")
@@ -127,7 +127,7 @@ def cmd_segment_sa3d(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .render_view import render_command
+    from .commands.render import render_command
 
     render_command(
         args.scene,
@@ -170,7 +170,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_selection
     from .io.scene_folder import load_scene
-    from .selection import load_selection
+    from .io.selection import load_selection
 
     scene, model_path = load_scene(args.scene)
     if args.output.resolve() == model_path.resolve():
@@ -182,7 +182,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import SECTIONS, run_bench
+    from bench.run import SECTIONS, run_bench
 
     unknown = [s for s in args.section or [] if s not in SECTIONS]
     if unknown:
@@ -192,7 +192,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from .language.command import query_command
+    from .commands.text import query_command
 
     payload = query_command(
         args.scene,
@@ -211,7 +211,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare_text(args: argparse.Namespace) -> int:
-    from .language.command import prepare_text_command
+    from .commands.text import prepare_text_command
 
     payload = prepare_text_command(
         args.scene,

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import SplatsegError, StaleCacheError
+from .core.errors import SplatsegError, StaleCacheError
 
 DEMO_SEED = 0
 DEMO_GAUSSIANS = 40_000
@@ -24,7 +24,7 @@ DEMO_RESOLUTION = 128
 DEMO_METHOD = "click"
 DEMO_ITERATIONS = 800
 """Held-out object mIoU on the demo scene (noisy masks, 9 of 12 views trained): 0.68 at 300 steps, 0.91 at 800,
-0.92 at the default 1200; 800 costs ~20 s on 2 CPU cores (`python -m backend.bench_accuracy --views 12
+0.92 at the default 1200; 800 costs ~20 s on 2 CPU cores (`python -m bench.accuracy --views 12
 --resolution 128 --gaussians 40000 --noise 1 --method click --iterations 800`)."""
 CACHE_ENV = "SPLATSEG_CACHE"
 

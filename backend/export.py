@@ -19,10 +19,10 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .errors import SplatsegError
+from .core.errors import SplatsegError
+from .core.scene import GaussianScene
 from .io.atomic import atomic_path, write_bytes_atomic
 from .io.ply import write_ply
-from .scene import GaussianScene
 
 ExportFormat = Literal["ply", "inverse-ply", "labels-ply", "splat", "points", "mesh"]
 FORMATS: tuple[str, ...] = ("ply", "inverse-ply", "labels-ply", "splat", "points", "mesh")

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .camera import Camera
-from .errors import SplatsegError
+from .core.camera import Camera
+from .core.errors import SplatsegError
 from .features.field import FeatureField, SegmentResult, load_field
 from .io.cameras import find_camera, load_cameras
 from .io.scene_folder import scene_dir_of
@@ -106,7 +106,7 @@ def segment_command(
         "num_gaussians": field.num_gaussians,
     }
     if mask_out is not None:
-        from .selection import save_selection
+        from .io.selection import save_selection
 
         save_selection(mask_out, result.mask)
         report["mask_out"] = str(mask_out)

@@ -25,9 +25,9 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from backend.camera import Camera, look_at
-from backend.errors import SplatsegError
-from backend.scene import GaussianScene
+from backend.core.camera import Camera, look_at
+from backend.core.errors import SplatsegError
+from backend.core.scene import GaussianScene
 
 GENERATOR = "splatseg.synthetic"
 """Written into `labels.json`: marks a folder as one this module may overwrite."""

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from backend.bench_accuracy import _run_isolated, accuracy_benchmark
 from backend.cli import main
+from bench.accuracy import _run_isolated, accuracy_benchmark
 
 
 def test_unknown_section_is_one_line_and_exit_2(capsys) -> None:

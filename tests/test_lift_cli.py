@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.bench_sa3d import interior_pixel
 from backend.cli import main
 from backend.io.images import read_label_map
-from backend.selection import load_selection
+from backend.io.selection import load_selection
+from backend.lift.evaluate import interior_pixel
 
 SEGMENT_KEYS = {
     "count",

@@ -10,9 +10,9 @@ import plyfile
 import pytest
 import torch
 
-from backend.errors import InputError
+from backend.core.errors import InputError
+from backend.core.scene import GaussianScene
 from backend.io.ply import f_rest_names, is_gaussian_ply, ply_vertex_properties, read_ply, write_ply
-from backend.scene import GaussianScene
 
 
 def random_scene(n: int, degree: int, *, seed: int = 0, extras: dict[str, np.ndarray] | None = None) -> GaussianScene:

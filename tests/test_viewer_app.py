@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from backend.camera import look_at
 from backend.cli import main
-from backend.errors import SplatsegError
+from backend.core.camera import look_at
+from backend.core.errors import SplatsegError
 from backend.synthetic import write_synthetic_scene
 from viewer.app import ViewerApp, initial_view, port_is_free, up_direction
 from viewer.auth import MAX_FREE_ATTEMPTS, TokenGate

@@ -13,9 +13,9 @@ import time
 import numpy as np
 import torch
 
-from backend.camera import Camera
+from backend.core.camera import Camera
+from backend.core.scene import GaussianScene
 from backend.render import RayCaster
-from backend.scene import GaussianScene
 
 
 @dataclasses.dataclass
@@ -64,7 +64,7 @@ class LabelField:
 
 
 def test_label_field_answers_with_the_true_object():
-    from backend.camera import look_at
+    from backend.core.camera import look_at
 
     # Two blobs, left (label 1) and right (label 2), in front of a camera.
     g = torch.Generator().manual_seed(0)

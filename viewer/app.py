@@ -19,15 +19,16 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from backend.camera import Camera
-from backend.errors import SplatsegError
+from backend.core.camera import Camera
+from backend.core.errors import SplatsegError
+from backend.core.scene import GaussianScene
 from backend.io.cameras import load_cameras
 from backend.io.scene_folder import load_scene, scene_dir_of
-from backend.scene import GaussianScene
 from backend.workspace import Workspace
 
 from .auth import TokenGate
 from .client_camera import viewport_of
+from .context import ClientContext
 from .jobs import JobRunner, ProgressFn
 from .sa3d_panel import Sa3dRunner, predictor_loader
 from .session import FeatureFieldLike, Session
@@ -249,7 +250,7 @@ class ViewerApp:
     def _open(self, client) -> None:
         from .client_view import ClientView
 
-        view = ClientView(client, self)
+        view = ClientView(client, self._context())
         with self._views_lock:
             if client.client_id not in self.server.get_clients():  # left while its view was being built
                 view.close()
@@ -257,6 +258,19 @@ class ViewerApp:
             self.views[client.client_id] = view
             self.session.client_count = len(self.views)
         self.session.changed("clients")
+
+    def _context(self) -> ClientContext:
+        return ClientContext(
+            session=self.session,
+            is_connected=lambda client_id: client_id in self.server.get_clients(),
+            chunks=self.chunks,
+            server_frames=self.server_frames,
+            share_url=self.share_url,
+            text_index=self.text_index,
+            sa3d_runner=self.sa3d_runner,
+            start_prepare=self.start_prepare,
+            start_train=self.start_train,
+        )
 
     def _on_disconnect(self, client) -> None:
         self.gate.forget(client.client_id)

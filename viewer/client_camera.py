@@ -3,7 +3,7 @@
 viser reports each client's camera in the OpenCV convention (x right, y down, z forward: `CameraHandle.wxyz`
 documents `look_direction = R[:, 2]`, `up = -R[:, 1]`), with `wxyz`/`position` the camera-to-world pose, `fov` the
 vertical field of view in radians and the canvas size in pixels; pointer events give screen positions in [0, 1]
-with (0, 0) the top-left corner. That is exactly `backend.camera.Camera`'s convention, so no axis flips happen here.
+with (0, 0) the top-left corner. That is `backend.core.camera.Camera`'s convention, so no axis flips happen here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from backend.camera import Camera
+from backend.core.camera import Camera
 
 
 def quat_to_matrix(wxyz: np.ndarray) -> np.ndarray:  # [4] → [3, 3]

@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from backend.camera import Camera
-from backend.errors import SplatsegError
+from backend.core.camera import Camera
+from backend.core.errors import SplatsegError
 from backend.lift import GeometryCache, MaskPredictor, Sa3dOptions, Sa3dResult, ViewStep, segment_sa3d
 from backend.lift.predictor import Granularity
 
 if TYPE_CHECKING:
     import viser
 
-    from backend.scene import GaussianScene
+    from backend.core.scene import GaussianScene
 
 GRANULARITY: dict[str, Granularity] = {"Whole object": "whole", "Part": "part", "SAM's best": "best"}
 MODES = {"Replace": "replace", "Add": "add", "Subtract": "subtract"}
@@ -273,7 +273,7 @@ def predictor_loader(
     def get() -> MaskPredictor:
         with lock:
             if not loaded:
-                from backend.lift.command import make_predictor
+                from backend.lift.predictor import make_predictor
 
                 predictor, _ = make_predictor(
                     scene_dir or ".", "auto" if scene_dir else "sam", sam_checkpoint=sam_checkpoint, sam_model=sam_model

@@ -24,12 +24,12 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import torch
 
-from backend.camera import Camera
-from backend.errors import SplatsegError
+from backend.core.camera import Camera
+from backend.core.errors import SplatsegError
+from backend.core.scene import GaussianScene
+from backend.core.selection import SelectionState, SelectOp, combine, select_in_rect
 from backend.export import export_selection
 from backend.render import RayCaster
-from backend.scene import GaussianScene
-from backend.selection import SelectionState, SelectOp, combine, select_in_rect
 from backend.workspace import Workspace
 
 from .looks import LookCache, ViewMode, base_rgba, label_colors, pca_colors

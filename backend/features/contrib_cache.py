@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..camera import Camera
+from ..core.camera import Camera
+from ..core.scene import GaussianScene
 from ..masks.maskset import ViewMasks
 from ..render.projection import TRANSMITTANCE_MIN, gaussian_alpha, project
-from ..scene import GaussianScene
 
 log = logging.getLogger(__name__)
 

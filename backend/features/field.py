@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..camera import Camera
-from ..errors import SplatsegError
+from ..core.camera import Camera
+from ..core.errors import SplatsegError
+from ..core.scene import GaussianScene
 from ..io.scene_folder import find_model, load_scene, scene_dir_of
 from ..render import RayCaster
-from ..scene import GaussianScene
 from ..workspace import Workspace
 from .click import LEVELS
 from .floaters import FloaterFilter

@@ -14,7 +14,7 @@ from typing import Literal
 
 from torch import Tensor
 
-from ..errors import SplatsegError
+from ..core.errors import SplatsegError
 from ..workspace import Workspace
 
 Method = Literal["click", "saga"]

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError, SplatsegError
+from ..core.errors import InputError, SplatsegError
 from ..io.cameras import load_cameras
 from ..io.scene_folder import load_scene, scene_dir_of
 from ..masks.maskset import INDEX_FILE

@@ -20,9 +20,9 @@ import numpy as np
 import plyfile
 import torch
 
-from backend.errors import InputError
+from backend.core.errors import InputError
+from backend.core.scene import GaussianScene
 from backend.io.atomic import atomic_open
-from backend.scene import GaussianScene
 
 POSITION = ("x", "y", "z")
 NORMALS = ("nx", "ny", "nz")

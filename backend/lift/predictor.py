@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import numpy as np
 import torch
 
-from ..camera import Camera
-from ..errors import InputError
+from ..core.camera import Camera
+from ..core.errors import InputError
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
 
-    from ..scene import GaussianScene
+    from ..core.scene import GaussianScene
     from .lifting import ViewGeometry
 
 Point = tuple[float, float]
@@ -267,3 +267,27 @@ class SamPredictorAdapter:
         )
         self.decode_seconds += time.perf_counter() - t0
         return masks.astype(bool), scores.astype(np.float32)
+
+
+MaskSource = Literal["auto", "sam", "labels"]
+
+
+def make_predictor(
+    scene_dir: str | os.PathLike[str],
+    masks: MaskSource = "auto",
+    *,
+    sam_checkpoint: str | os.PathLike[str] | None = None,
+    sam_model: str | None = None,
+) -> tuple[MaskPredictor, str]:  # the predictor, and "sam" or "labels"
+    """SAM, or a synthetic scene's ground truth ("auto": the labels when the scene has them, as `prepare` does)."""
+    from ..masks.labels import has_labels
+
+    if masks == "auto":
+        masks = "labels" if has_labels(scene_dir) and sam_checkpoint is None else "sam"
+    if masks == "labels":
+        return GroundTruthPredictor.from_scene_dir(scene_dir), "labels"
+    if masks != "sam":
+        raise InputError(f"--masks for SA3D is sam or labels, not {masks!r}")
+    from ..masks.sam import load_sam
+
+    return SamPredictorAdapter(load_sam(sam_model, sam_checkpoint)), "sam"  # type: ignore[arg-type]

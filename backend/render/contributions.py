@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..camera import Camera
-from ..scene import GaussianScene
+from ..core.camera import Camera
+from ..core.scene import GaussianScene
 from .fragments import DEFAULT_PAIR_BUDGET, rasterize_fragments
 
 

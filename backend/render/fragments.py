@@ -16,8 +16,8 @@ import warnings
 import torch
 from torch import Tensor
 
-from ..camera import Camera
-from ..scene import GaussianScene
+from ..core.camera import Camera
+from ..core.scene import GaussianScene
 from .projection import TRANSMITTANCE_MIN, Projected, gaussian_alpha, project
 
 # About 40 bytes a pair while a band is processed: 4M pairs ≈ 160 MB.

@@ -15,8 +15,8 @@ import math
 import torch
 from torch import Tensor
 
-from ..camera import Camera
-from ..scene import GaussianScene
+from ..core.camera import Camera
+from ..core.scene import GaussianScene
 
 EPS2D = 0.3
 NEAR_PLANE = 0.01

@@ -8,45 +8,18 @@ from the workspace: no masks, no features, no training.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from ..camera import Camera
-from ..errors import InputError
-from .predictor import Granularity, MaskPredictor
-from .self_prompt import Sa3dOptions, segment_sa3d
-
-MaskSource = Literal["auto", "sam", "labels"]
+from ..core.camera import Camera
+from ..core.errors import InputError
+from ..lift.predictor import Granularity, MaskSource, make_predictor
+from ..lift.self_prompt import Sa3dOptions, segment_sa3d
 
 LEVEL_TO_GRANULARITY: dict[str | None, Granularity] = {None: "whole", "coarse": "whole", "fine": "part"}
 """`--level` of the feature methods, read as which of SAM's candidates the click means."""
-
-
-def make_predictor(
-    scene_dir: str | os.PathLike[str],
-    masks: MaskSource = "auto",
-    *,
-    sam_checkpoint: str | os.PathLike[str] | None = None,
-    sam_model: str | None = None,
-) -> tuple[MaskPredictor, str]:  # the predictor, and "sam" or "labels"
-    """SAM, or a synthetic scene's ground truth ("auto": the labels when the scene has them, as `prepare` does)."""
-    from ..masks.labels import has_labels
-
-    if masks == "auto":
-        masks = "labels" if has_labels(scene_dir) and sam_checkpoint is None else "sam"
-    if masks == "labels":
-        from .predictor import GroundTruthPredictor
-
-        return GroundTruthPredictor.from_scene_dir(scene_dir), "labels"
-    if masks != "sam":
-        raise InputError(f"--masks for SA3D is sam or labels, not {masks!r}")
-    from ..masks.sam import load_sam
-    from .predictor import SamPredictorAdapter
-
-    return SamPredictorAdapter(load_sam(sam_model, sam_checkpoint)), "sam"  # type: ignore[arg-type]
 
 
 def sa3d_segment_command(
@@ -99,7 +72,7 @@ def sa3d_segment_command(
         "stopped": result.stopped,
     }
     if mask_out is not None:
-        from ..selection import save_selection
+        from ..io.selection import save_selection
 
         save_selection(mask_out, result.mask)
         report["mask_out"] = str(mask_out)

@@ -8,13 +8,13 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .errors import SplatsegError
-from .io.atomic import atomic_path
-from .io.cameras import find_camera, load_cameras
-from .io.images import write_png
-from .io.scene_folder import load_scene, scene_dir_of
-from .render import Backend, render, to_uint8
-from .selection import load_selection
+from ..core.errors import SplatsegError
+from ..io.atomic import atomic_path
+from ..io.cameras import find_camera, load_cameras
+from ..io.images import write_png
+from ..io.scene_folder import load_scene, scene_dir_of
+from ..io.selection import load_selection
+from ..render import Backend, render, to_uint8
 
 What = Literal["rgb", "depth", "alpha", "mask"]
 

@@ -7,10 +7,9 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from backend.errors import SplatsegError
-
-from .clip import DEFAULT_CLIP_MODEL
-from .query import DEFAULT_TOP, LevelChoice, TextIndex, prepare_text
+from backend.core.errors import SplatsegError
+from backend.language.clip import DEFAULT_CLIP_MODEL
+from backend.language.query import DEFAULT_TOP, LevelChoice, TextIndex, prepare_text
 
 
 def query_command(
@@ -37,7 +36,7 @@ def query_command(
     payload["load_ms"] = round(load_ms, 1)
     payload["clip_model"] = index.encoder.name
     if mask_out is not None:
-        from backend.selection import save_selection
+        from backend.io.selection import save_selection
 
         save_selection(mask_out, result.mask)
         payload["mask_out"] = str(mask_out)

@@ -12,7 +12,7 @@
    command to the splats being drawn in Debian's chromium; then an object is clicked and the page saved as a
    screenshot.
 
-`python -m backend.bench_viewer [--quick] [--json OUT] [--figures DIR] [--skip-demo]`
+`python -m bench.viewer [--quick] [--json OUT] [--figures DIR] [--skip-demo]`
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .camera import Camera
-from .io.atomic import write_text_atomic
+from backend.core.camera import Camera
+from backend.io.atomic import write_text_atomic
+from viewer.headless import CHROMIUM_ARGS
 
 CLICK_CANVAS = (1280, 720)
 """A typical browser canvas: the click's camera has this size."""
@@ -87,9 +88,9 @@ def synthetic_click_features(
 
 def write_click_workspace(scene_dir: Path, object_labels: np.ndarray, part_labels: np.ndarray) -> None:
     """Store synthetic click features exactly where and how `splatseg train` stores trained ones."""
-    from .features.store import features_name
-    from .io.scene_folder import find_model
-    from .workspace import Workspace
+    from backend.features.store import features_name
+    from backend.io.scene_folder import find_model
+    from backend.workspace import Workspace
 
     feats = synthetic_click_features(object_labels, part_labels)
     n = feats.shape[0]
@@ -115,7 +116,7 @@ def write_click_workspace(scene_dir: Path, object_labels: np.ndarray, part_label
 
 def _click_pixels(scene, camera: Camera, object_labels: np.ndarray, count: int, seed: int) -> list[tuple[float, float]]:
     """Pixels on the objects of the table (not the room), as a person would click."""
-    from .render import RayCaster
+    from backend.render import RayCaster
 
     rng = np.random.default_rng(seed)
     caster = RayCaster(scene)
@@ -138,20 +139,19 @@ def _click_pixels(scene, camera: Camera, object_labels: np.ndarray, count: int, 
 
 
 def bench_click_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str, float]:
+    from backend.features.field import load_field
+    from backend.io.ply import write_ply
+    from backend.synthetic import build_tabletop, orbit_cameras
+    from backend.workspace import Workspace
     from viewer.client_camera import camera_from_viewport, screen_to_pixel, viewport_of
     from viewer.session import Session
     from viewer.splats import ChunkedSplats, SplatChunks
-
-    from .features.field import load_field
-    from .io.ply import write_ply
-    from .synthetic import build_tabletop, orbit_cameras
-    from .workspace import Workspace
 
     synth = build_tabletop(seed=0, num_gaussians=num_gaussians)
     scene_dir = workdir / f"tabletop_{num_gaussians}"
     scene_dir.mkdir(parents=True, exist_ok=True)
     write_ply(scene_dir / "point_cloud.ply", synth.scene)
-    from .io.cameras import write_inria_cameras
+    from backend.io.cameras import write_inria_cameras
 
     # Orbit views rebuilt at the canvas size with square pixels, as the browser reports them.
     cameras = [
@@ -222,10 +222,9 @@ class _CountingSceneApi:
 
 
 def bench_bytes(num_gaussians: int, *, num_chunks: int | None = None) -> dict[str, float]:
+    from backend.synthetic import build_tabletop
     from viewer.looks import LookCache, base_rgba
     from viewer.splats import ChunkedSplats, SplatChunks
-
-    from .synthetic import build_tabletop
 
     synth = build_tabletop(seed=0, num_gaussians=num_gaussians)
     scene = synth.scene
@@ -307,17 +306,6 @@ def bench_demo(workdir: Path, *, screenshot: Path | None, timeout: float = 600.0
     return out
 
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--no-first-run",
-]
-
-
 def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
     import urllib.request
 
@@ -352,11 +340,10 @@ def _wait_frame(page, timeout: float) -> None:
 
 def _click_and_screenshot(page, workdir: Path, screenshot: Path) -> None:
     """Click the mug (found from the demo's first camera, as the browser starts there) and save the page."""
+    from backend.io.cameras import load_cameras
+    from backend.io.scene_folder import load_scene
     from viewer.app import initial_view
     from viewer.client_camera import camera_from_viewport, matrix_to_quat
-
-    from .io.cameras import load_cameras
-    from .io.scene_folder import load_scene
 
     folder = workdir / "tabletop"
     scene, _ = load_scene(folder)
@@ -421,7 +408,7 @@ def run(*, quick: bool, json_out: Path | None, figures: Path | None, skip_demo: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m backend.bench_viewer", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.viewer", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer clicks")
     p.add_argument("--json", type=Path, default=None, dest="json_out")
     p.add_argument("--figures", type=Path, default=None, help="where the demo screenshot goes")

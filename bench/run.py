@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io.atomic import write_text_atomic
+from backend.io.atomic import write_text_atomic
 
 
 @dataclasses.dataclass
@@ -57,10 +57,10 @@ def _p(values: list[float], q: float) -> float:
 
 def bench_foundation(*, quick: bool, workdir: Path) -> list[Figure]:
     """Issue 2's figures: PLY load at 1M, reference render at 100k/256², ray_feature at 1M, contributions 10k px."""
-    from .features.threads import compute_threads
-    from .io.ply import read_ply, write_ply
-    from .render import RayCaster, contributions, pixel_center, render
-    from .synthetic import build_tabletop, orbit_cameras
+    from backend.features.threads import compute_threads
+    from backend.io.ply import read_ply, write_ply
+    from backend.render import RayCaster, contributions, pixel_center, render
+    from backend.synthetic import build_tabletop, orbit_cameras
 
     figures: list[Figure] = []
     big = build_tabletop(seed=0, num_gaussians=1_000_000)
@@ -111,14 +111,14 @@ def bench_foundation(*, quick: bool, workdir: Path) -> list[Figure]:
 
 def bench_text(*, quick: bool, workdir: Path) -> list[Figure]:
     """Issue 5's figures: query latency (encode + rank) and cluster-embedding time, ViT-B-16 architecture."""
-    from .language.bench import bench_text as run
+    from .language import bench_text as run
 
     return [Figure("text", *row) for row in run(quick, workdir)]
 
 
 def bench_sa3d(*, quick: bool, workdir: Path) -> list[Figure]:
     """Issue 6's figures: held-out IoU with the ground-truth predictor, time per view, SAM's embedding share."""
-    from .bench_sa3d import bench_sa3d as run
+    from .sa3d import bench_sa3d as run
 
     return run(quick=quick, workdir=workdir)
 
@@ -127,7 +127,7 @@ def bench_segmentation(*, quick: bool, workdir: Path) -> list[Figure]:
     """Issue 3's figures: held-out mIoU and floaters per method from one click per object/part, training time and
     peak memory, and segment latency at 1M Gaussians. `--quick` trains a small scene with click only; the full run
     is the issue's scene (80k Gaussians, 40 views at 256², noisy and clean masks, click and saga)."""
-    from .bench_accuracy import accuracy_benchmark, click_latency_benchmark
+    from .accuracy import accuracy_benchmark, click_latency_benchmark
 
     figures: list[Figure] = []
     if quick:
@@ -177,7 +177,7 @@ def bench_segmentation(*, quick: bool, workdir: Path) -> list[Figure]:
 def bench_viewer(*, quick: bool, workdir: Path) -> list[Figure]:
     """Issue 4's figures: click → selection on the server, bytes per selection change, and (full runs, with
     /usr/bin/chromium) the demo's time to first frame."""
-    from .bench_viewer import bench_bytes, bench_click_latency, bench_demo
+    from .viewer import bench_bytes, bench_click_latency, bench_demo
 
     figures: list[Figure] = []
     for n in (100_000,) if quick else (100_000, 1_000_000):

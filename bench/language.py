@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .clip import DEFAULT_CLIP_MODEL, random_clip
-from .embeddings import ClusterEmbeddings, LevelEmbeddings, compute_cluster_embeddings
+from backend.language.clip import DEFAULT_CLIP_MODEL, random_clip
+from backend.language.embeddings import ClusterEmbeddings, LevelEmbeddings, compute_cluster_embeddings
 
 _QUERIES = [
     "the red mug",
@@ -67,7 +67,7 @@ def bench_text(quick: bool, workdir: Path) -> list[Figure]:
 
 
 def _query_latency(encoder, *, quick: bool, where: str) -> list[Figure]:
-    from .query import TextIndex
+    from backend.language.query import TextIndex
 
     n, coarse, fine = 1_000_000, 100, 300
     rng = np.random.default_rng(0)
