@@ -20,7 +20,7 @@ import torch
 from backend.lift import GeometryCache, GroundTruthPredictor, Sa3dOptions, segment_sa3d
 from backend.lift.evaluate import heldout_ious, interior_pixel
 
-from .run import Figure
+from .common import Figure
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,10 +18,7 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -38,30 +35,12 @@ from backend.core.camera import Camera
 from backend.io.atomic import write_text_atomic
 from viewer.headless import CHROMIUM_ARGS
 
+from .common import machine_description, percentile
+
 CLICK_CANVAS = (1280, 720)
 """A typical browser canvas: the click's camera has this size."""
 DEMO_VIEWPORT = (1000, 700)
 """The headless browser's page size for the demo figure (software WebGL: a frame takes seconds, not milliseconds)."""
-
-
-@dataclasses.dataclass
-class Figure:
-    name: str
-    value: float
-    unit: str
-    note: str = ""
-
-
-def machine() -> str:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{platform.machine()}, {os.cpu_count()} CPU cores ({torch.get_num_threads()} torch threads), "
-        f"load average {load:.1f} at start, torch {torch.__version__}, Python {platform.python_version()}"
-    )
-
-
-def _percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q))
 
 
 # ---- 1. click latency ----------------------------------------------------------------------------------------------
@@ -191,10 +170,10 @@ def bench_click_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> di
     times, look_ms = times[warm:], look_ms[warm:]
     return {
         "clicks": len(times),
-        "click_p50_ms": _percentile(times, 50),
-        "click_p95_ms": _percentile(times, 95),
-        "look_and_diff_p50_ms": _percentile(look_ms, 50),
-        "look_and_diff_p95_ms": _percentile(look_ms, 95),
+        "click_p50_ms": percentile(times, 50),
+        "click_p95_ms": percentile(times, 95),
+        "look_and_diff_p50_ms": percentile(look_ms, 50),
+        "look_and_diff_p95_ms": percentile(look_ms, 95),
     }
 
 
@@ -366,7 +345,7 @@ def _click_and_screenshot(page, workdir: Path, screenshot: Path) -> None:
 
 # ---- main ----------------------------------------------------------------------------------------------------------
 def run(*, quick: bool, json_out: Path | None, figures: Path | None, skip_demo: bool) -> dict[str, Any]:
-    results: dict[str, Any] = {"machine": machine()}
+    results: dict[str, Any] = {"machine": machine_description()}
     print(results["machine"], flush=True)
     with tempfile.TemporaryDirectory(prefix="splatseg-bench-viewer-") as tmp:
         tmp_path = Path(tmp)
