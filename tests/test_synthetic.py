@@ -13,7 +13,7 @@ from PIL import Image
 from scipy.spatial import cKDTree
 
 from backend.core.errors import SplatsegError
-from backend.render.projection import quat_to_rotmat
+from backend.core.rotations import quat_to_rotmat
 from backend.synthetic import SyntheticScene, build_tabletop, orbit_cameras, write_synthetic_scene
 
 N = 30_000
