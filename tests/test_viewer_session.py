@@ -217,6 +217,7 @@ def test_saga_field_gets_a_scale_not_a_level(tmp_path, tabletop):
 
     class SagaField(LabelField):
         method = "saga"
+        uses_scale = True
         levels = ()
         default_scale = 0.12
 

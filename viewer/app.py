@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -31,19 +31,22 @@ from .client_camera import viewport_of
 from .context import ClientContext
 from .jobs import JobRunner, ProgressFn
 from .sa3d_panel import Sa3dRunner, predictor_loader
-from .session import FeatureFieldLike, Session
+from .session import Session
 from .splats import SplatChunks
 from .text_panel import TextIndexLoader
+
+if TYPE_CHECKING:
+    from backend.features.field import FeatureField
 
 RenderMode = Literal["client", "server"]
 SHARE_TIMEOUT_S = 20.0
 BRAND = (255, 140, 0)
 
-FieldLoader = Callable[[Path, Workspace, GaussianScene], FeatureFieldLike]
+FieldLoader = Callable[[Path, Workspace, GaussianScene], "FeatureField"]
 """(scene path, workspace, the scene already loaded) → a feature field, or a `SplatsegError` saying what to run."""
 
 
-def load_field_for(scene_path: Path, workspace: Workspace, scene: GaussianScene) -> FeatureFieldLike:
+def load_field_for(scene_path: Path, workspace: Workspace, scene: GaussianScene) -> FeatureField:
     """The scene's most recently trained features (`backend.features`), warmed up so the first click is fast."""
     try:
         from backend.features.field import load_field
@@ -282,7 +285,7 @@ class ViewerApp:
         self.session.changed("clients")
 
     # ---- features ----------------------------------------------------------------------------------------------
-    def _try_load_field(self, ws: Workspace, scene: GaussianScene) -> tuple[FeatureFieldLike | None, str | None]:
+    def _try_load_field(self, ws: Workspace, scene: GaussianScene) -> tuple[FeatureField | None, str | None]:
         if self.field_loader is None:
             return None, "no features loaded"
         try:

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -34,6 +34,9 @@ from backend.workspace import Workspace
 
 from .looks import LookCache, ViewMode, base_rgba, label_colors, pca_colors
 
+if TYPE_CHECKING:
+    from backend.features.field import FeatureField
+
 Change = Literal["look", "selection", "settings", "field", "job", "clients"]
 ExportKind = Literal["selection", "without", "labels"]
 EXPORTS: dict[ExportKind, tuple[str, str]] = {
@@ -45,28 +48,6 @@ EXPORTS: dict[ExportKind, tuple[str, str]] = {
 
 LOCK_WAIT_S = 2.0
 """How long an action waits for another client's to finish before the user is told the session is busy."""
-
-
-class FeatureFieldLike(Protocol):
-    """What the viewer needs of `backend.features.field.FeatureField` (the affinity-features issue's API)."""
-
-    method: str  # "click" | "saga"
-    levels: Any  # the granularity levels a click field offers (e.g. ("coarse", "fine"))
-
-    def segment(
-        self,
-        camera: Camera,
-        positives: list[tuple[float, float]],
-        negatives: Any = (),
-        *,
-        level: Any = None,
-        scale: float | None = None,
-        threshold: float | None = None,
-    ) -> Any: ...  # SegmentResult: mask [N] bool, scores [N] float32, milliseconds
-
-    def cluster_labels(self, level: Any = None, *, scale: float | None = None) -> Any: ...  # [N] int, -1 = none
-
-    def gaussian_features(self, level: Any = None, scale: float | None = None) -> torch.Tensor: ...  # [N, D]
 
 
 class Busy(SplatsegError):
@@ -150,7 +131,7 @@ class Session:
         scene_path: Path | None = None,
         model_path: Path | None = None,
         cameras: list[Camera] | None = None,
-        field: FeatureFieldLike | None = None,
+        field: FeatureField | None = None,
         field_problem: str | None = None,
         has_masks: bool = False,
     ) -> None:
@@ -161,7 +142,7 @@ class Session:
         self.cameras = cameras or []
         self.selection = SelectionState(len(scene))
         self.settings = Settings()
-        self.field: FeatureFieldLike | None = None
+        self.field: FeatureField | None = None
         self.field_problem: str | None = field_problem
         """Why there is no field (shown in the panel); None when there is one."""
         self.has_masks = has_masks
@@ -232,7 +213,7 @@ class Session:
             self._lock.release()
 
     # ---- features ----------------------------------------------------------------------------------------------
-    def set_field(self, field: FeatureFieldLike | None, problem: str | None = None) -> None:
+    def set_field(self, field: FeatureField | None, problem: str | None = None) -> None:
         with self._lock:
             self.field = field
             self.field_problem = problem if field is None else None
@@ -240,14 +221,14 @@ class Session:
             self.prompt = None
             if field is not None:
                 levels = list(getattr(field, "levels", ()) or ())
-                if field.method == "click" and levels and self.settings.level not in levels:
+                if not field.uses_scale and levels and self.settings.level not in levels:
                     self.settings.level = str(levels[0])
-                if field.method == "saga" and self.settings.scale is None:
+                if field.uses_scale and self.settings.scale is None:
                     self.settings.scale = getattr(field, "default_scale", None)
             self._rgba_key = None
         self._emit("field", "settings", "look")
 
-    def _require_field(self) -> FeatureFieldLike:
+    def _require_field(self) -> FeatureField:
         if self.field is None:
             why = self.field_problem or "this scene has no affinity features yet"
             raise NoFeatures(f"{why}. Use Prepare masks, then Train features in the panel (or box-select: shift-drag)")
@@ -256,7 +237,7 @@ class Session:
     def _segment_kwargs(self) -> dict[str, Any]:
         field = self._require_field()
         kwargs: dict[str, Any] = {"threshold": self.settings.threshold}
-        if field.method == "saga":
+        if field.uses_scale:
             kwargs["scale"] = self.settings.scale
         else:
             kwargs["level"] = self.settings.level
@@ -294,7 +275,7 @@ class Session:
     def _points(prompt: Prompt) -> int:
         return len(prompt.positives) + len(prompt.negatives)
 
-    def _run_prompt(self, field: FeatureFieldLike, prompt: Prompt) -> np.ndarray:  # → the new selection [N] bool
+    def _run_prompt(self, field: FeatureField, prompt: Prompt) -> np.ndarray:  # → the new selection [N] bool
         """base ∘ object(positives, negatives), minus whatever the negative points point at.
 
         Negatives refine the object (SAM-style) and also take their own object out of the result, so a negative
@@ -415,7 +396,7 @@ class Session:
         return levels[0] if levels else None
 
     def _cluster_key(self) -> tuple[Any, ...]:
-        if self.field is not None and self.field.method == "saga":
+        if self.field is not None and self.field.uses_scale:
             return ("clusters", None, self.settings.scale)
         return ("clusters", self._level_or_default(), None)
 
@@ -423,7 +404,7 @@ class Session:
         field = self._require_field()
         key = ("labels", *self._cluster_key()[1:])
         if key not in self._colors:
-            if field.method == "saga":
+            if field.uses_scale:
                 labels = field.cluster_labels(None, scale=self.settings.scale)
             else:
                 labels = field.cluster_labels(self._level_or_default())
@@ -441,8 +422,8 @@ class Session:
             if key not in self._colors:
                 self._colors[key] = label_colors(self._cluster_labels())
         else:
-            scale = self.settings.scale if self.field.method == "saga" else None
-            level = None if self.field.method == "saga" else self._level_or_default()
+            scale = self.settings.scale if self.field.uses_scale else None
+            level = None if self.field.uses_scale else self._level_or_default()
             key = ("pca", level, scale)
             if key not in self._colors:
                 with torch.no_grad():

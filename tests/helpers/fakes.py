@@ -27,6 +27,7 @@ class FakeResult:
 
 class LabelField:
     method = "click"
+    uses_scale = False
     levels = ("coarse", "fine")
 
     def __init__(self, scene: GaussianScene, objects: np.ndarray, parts: np.ndarray) -> None:
