@@ -1,4 +1,4 @@
-"""`splatseg` on the command line: the contract in design.md.
+"""`splatseg` on the command line: the contract in docs/architecture.md.
 
 Every user mistake ends as one line on stderr and a non-zero exit (a `SplatsegError`, an argument error or an OS
 error on a user path); anything else is a bug and keeps its traceback. Heavy imports (torch, viser) happen inside
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
@@ -240,13 +240,6 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     )
     print(f"wrote {masks.index['source']} masks of {len(masks.views)} views to {masks.root}")
     return 0
-
-
-def _not_yet(name: str, issue: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        raise SplatsegError(f"`splatseg {name}` is not implemented yet ({issue}); see README.md for what works today")
-
-    return run
 
 
 # ---- parser ----

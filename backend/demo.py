@@ -38,10 +38,6 @@ class DemoTimings:
     features_s: float = 0.0
     viewer_s: float = 0.0
 
-    @property
-    def total_s(self) -> float:
-        return self.scene_s + self.masks_s + self.features_s + self.viewer_s
-
 
 def default_workdir() -> Path:
     root = os.environ.get(CACHE_ENV)

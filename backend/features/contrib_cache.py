@@ -1,8 +1,8 @@
 """Precomputed per-view contributions: training with frozen geometry as a gather and a weighted sum.
 
 Feature training never moves, reshapes or fades a Gaussian, so the blend weights of a pixel never change and its
-rendered feature is Σ wᵢ fᵢ over a fixed list of (id, weight) pairs (design.md, "frozen geometry makes feature
-rendering linear"). This module samples the training pixels of every view once (only pixels some mask covers,
+rendered feature is Σ wᵢ fᵢ over a fixed list of (id, weight) pairs (docs/architecture.md, "Frozen geometry makes
+feature rendering linear"). This module samples the training pixels of every view once (only pixels some mask covers,
 stratified so small masks are represented), finds their top-K contributors once, and keeps them compactly
 (ids int32, weights float16: 6·K bytes a pixel). Every training step is then `ContributionCache.render`: no
 rasteriser in the loop.

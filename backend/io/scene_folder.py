@@ -1,6 +1,6 @@
 """Finding the trained model in a scene folder, the way the trainers that made it lay their outputs out.
 
-Accepted, in this order of preference (design.md, "Inputs and the workspace"):
+Accepted, in this order of preference (docs/architecture.md, "Inputs and the workspace files"):
 1. `point_cloud.ply` anywhere under the folder; INRIA writes `point_cloud/iteration_N/point_cloud.ply` for several
    N, and the highest N is the finished model.
 2. A single top-level `*.ply` whose header has the 3DGS properties (nerfstudio splatfacto's `splat.ply` export);

@@ -1,7 +1,7 @@
 """`contributions`: for chosen pixels, the top-k Gaussians and their blend weights.
 
 Feature training keeps geometry frozen, so a rendered feature is Σ wᵢ fᵢ with weights that never change; computing
-the (id, weight) lists once per view turns every training step into a gather and a weighted sum (design.md,
+the (id, weight) lists once per view turns every training step into a gather and a weighted sum (docs/architecture.md,
 "frozen geometry makes feature rendering linear").
 """
 
