@@ -26,6 +26,7 @@ from backend.io.cameras import load_cameras
 from backend.io.scene_folder import load_scene, scene_dir_of
 from backend.workspace import Workspace
 
+from .assets import theme
 from .auth import TokenGate
 from .client_camera import viewport_of
 from .context import ClientContext
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
 RenderMode = Literal["client", "server"]
 SHARE_TIMEOUT_S = 20.0
-BRAND = (255, 140, 0)
+BRAND = tuple(theme()["brand_color"])
 
 FieldLoader = Callable[[Path, Workspace, GaussianScene], "FeatureField"]
 """(scene path, workspace, the scene already loaded) → a feature field, or a `SplatsegError` saying what to run."""
@@ -187,8 +188,8 @@ class ViewerApp:
             self.server_frames = ServerFrames(self.session)
 
         gui = self.server.gui
-        gui.configure_theme(control_width="medium", show_share_button=share, brand_color=BRAND)
-        gui.set_panel_label("splatseg")
+        gui.configure_theme(control_width=theme()["control_width"], show_share_button=share, brand_color=BRAND)
+        gui.set_panel_label(theme()["panel_label"])
         up = up_direction(cameras)
         self.server.scene.set_up_direction(tuple(up))
         start = initial_view(cameras, scene.means.detach().cpu().numpy())

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from .assets import help_text
 from .looks import VIEW_MODES
 from .session import Session
 
@@ -21,13 +22,7 @@ if TYPE_CHECKING:
 
 OPS = {"Replace": "replace", "Add": "add", "Subtract": "subtract"}
 DEFAULT_THRESHOLD = 0.5
-HELP = """\
-**Click** an object: select it (a positive point).
-**Alt / Ctrl + click**: a negative point (or tick *Clicks are negative*).
-More clicks without moving the camera refine the same object.
-**Shift + drag**: box-select the visible surface; **Ctrl + Shift + drag**: box-subtract.
-**Ctrl + Z / Ctrl + Y**: undo / redo.
-"""
+HELP = help_text()
 
 
 class PanelActions(Protocol):
