@@ -5,6 +5,8 @@ from __future__ import annotations
 import fnmatch
 from pathlib import Path
 
+import pytest
+
 from viewer import app, panels
 from viewer.assets import help_text, theme
 
