@@ -8,7 +8,6 @@ the commands so `splatseg --help` is instant.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,86 +59,27 @@ def _add_workspace(p: argparse.ArgumentParser) -> None:
 
 # ---- commands ----
 def cmd_synth(args: argparse.Namespace) -> int:
-    from .synthetic import write_synthetic_scene
+    from .commands.synth import run
 
-    write_synthetic_scene(
-        args.out,
-        preset=args.preset,
-        seed=args.seed,
-        views=args.views,
-        resolution=args.resolution,
-        num_gaussians=args.gaussians,
-        progress=True,
-    )
-    print(f"wrote a synthetic {args.preset} scene to {args.out}")
-    return 0
+    return run(args)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .features.train import train_command
+    from .commands.train import run
 
-    return train_command(args.scene, method=args.method, iterations=args.iterations, workspace=args.workspace)
+    return run(args)
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
-    if args.method == "sa3d":  # training-free: no workspace, no features to load
-        return cmd_segment_sa3d(args)
-    from .segment import print_report, segment_command
+    from .commands.segment import run
 
-    print_report(
-        segment_command(
-            args.scene,
-            view=args.view,
-            pixels=args.pixel,
-            negatives=args.negative,
-            method=args.method,
-            level=args.level,
-            scale=args.scale,
-            threshold=args.threshold,
-            mask_out=args.mask_out,
-            out=args.out,
-            workspace=args.workspace,
-        )
-    )
-    return 0
-
-
-def cmd_segment_sa3d(args: argparse.Namespace) -> int:
-    from .commands.sa3d import sa3d_segment_command
-
-    if args.scale is not None or args.threshold is not None:
-        raise SplatsegError("--scale and --threshold are for the feature methods; --method sa3d takes --level")
-    report = sa3d_segment_command(
-        args.scene,
-        view=args.view,
-        pixels=args.pixel,
-        negatives=args.negative,
-        level=args.level,
-        views=args.views,
-        masks=args.masks,
-        sam_checkpoint=args.sam_checkpoint,
-        sam_model=args.sam_model,
-        mask_out=args.mask_out,
-        out=args.out,
-    )
-    print(json.dumps(report, separators=(", ", ": ")))
-    return 0
+    return run(args)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .commands.render import render_command
+    from .commands.render import run
 
-    render_command(
-        args.scene,
-        view=args.view,
-        what=args.what,
-        out=args.output,
-        selection=args.selection,
-        background=args.background,
-        backend=args.backend,
-        workspace=args.workspace,
-    )
-    return 0
+    return run(args)
 
 
 def cmd_view(args: argparse.Namespace) -> int:
@@ -168,17 +108,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_selection
-    from .io.scene_folder import load_scene
-    from .io.selection import load_selection
+    from .commands.export import run
 
-    scene, model_path = load_scene(args.scene)
-    if args.output.resolve() == model_path.resolve():
-        raise SplatsegError(f"refusing to overwrite the input model {model_path}; choose another -o path")
-    mask = load_selection(args.selection, len(scene))
-    count = export_selection(scene, mask, args.output, format=args.format)
-    print(json.dumps({"format": args.format, "count": count, "output": str(args.output)}))
-    return 0
+    return run(args)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -192,54 +124,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from .commands.text import query_command
+    from .commands.text import run_query as run
 
-    payload = query_command(
-        args.scene,
-        args.text,
-        top=args.top,
-        threshold=args.threshold,
-        level=args.level,
-        mask_out=args.mask_out,
-        out=args.out,
-        clip_model=args.clip_model,
-        clip_checkpoint=args.clip_checkpoint,
-        workspace=args.workspace,
-    )
-    print(json.dumps(payload))
-    return 0
+    return run(args)
 
 
 def cmd_prepare_text(args: argparse.Namespace) -> int:
-    from .commands.text import prepare_text_command
+    from .commands.text import run_prepare_text as run
 
-    payload = prepare_text_command(
-        args.scene,
-        clip_model=args.clip_model,
-        clip_checkpoint=args.clip_checkpoint,
-        views=args.views,
-        backend=args.backend,
-        workspace=args.workspace,
-    )
-    print(json.dumps(payload))
-    return 0
+    return run(args)
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from .masks.prepare import prepare_masks
+    from .commands.prepare import run
 
-    if not args.noise >= 0:
-        raise SplatsegError(f"--noise must be a number ≥ 0 (0 = clean labels), got {args.noise}")
-    masks = prepare_masks(
-        args.scene,
-        source=args.masks,
-        workspace=args.workspace,
-        sam_model=args.sam_model,
-        sam_checkpoint=args.sam_checkpoint,
-        noise_strength=args.noise,
-    )
-    print(f"wrote {masks.index['source']} masks of {len(masks.views)} views to {masks.root}")
-    return 0
+    return run(args)
 
 
 # ---- parser ----

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Literal
 
@@ -75,3 +76,17 @@ def _write(out: Path, raw: np.ndarray, *, image: np.ndarray) -> None:
             np.save(f, raw, allow_pickle=False)
     else:
         write_png(out, image)
+
+
+def run(args: argparse.Namespace) -> int:
+    render_command(
+        args.scene,
+        view=args.view,
+        what=args.what,
+        out=args.output,
+        selection=args.selection,
+        background=args.background,
+        backend=args.backend,
+        workspace=args.workspace,
+    )
+    return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -79,3 +81,33 @@ def prepare_text_command(
         "seconds_per_cluster": round(report.seconds_per_cluster, 3),
         "output": str(report.path),
     }
+
+
+def run_query(args: argparse.Namespace) -> int:
+    payload = query_command(
+        args.scene,
+        args.text,
+        top=args.top,
+        threshold=args.threshold,
+        level=args.level,
+        mask_out=args.mask_out,
+        out=args.out,
+        clip_model=args.clip_model,
+        clip_checkpoint=args.clip_checkpoint,
+        workspace=args.workspace,
+    )
+    print(json.dumps(payload))
+    return 0
+
+
+def run_prepare_text(args: argparse.Namespace) -> int:
+    payload = prepare_text_command(
+        args.scene,
+        clip_model=args.clip_model,
+        clip_checkpoint=args.clip_checkpoint,
+        views=args.views,
+        backend=args.backend,
+        workspace=args.workspace,
+    )
+    print(json.dumps(payload))
+    return 0

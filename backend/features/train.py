@@ -184,22 +184,3 @@ def peak_rss_megabytes() -> float:
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
-
-
-def train_command(
-    scene: Path, *, method: str = "click", iterations: int | None = None, workspace: Path | None = None
-) -> int:
-    """`splatseg train`: progress and the memory budget on stderr, the summary line on stdout."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    package = logging.getLogger("backend.features")
-    package.addHandler(handler)
-    previous = package.level
-    package.setLevel(logging.INFO)
-    try:
-        report = train_features(scene, method=method, iterations=iterations, workspace=workspace, progress=True)
-    finally:
-        package.removeHandler(handler)
-        package.setLevel(previous)
-    print(report.summary())
-    return 0
