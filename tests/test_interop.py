@@ -177,3 +177,17 @@ def test_tolerances_are_tight_enough_to_notice_a_shift(real) -> None:
     )
     with pytest.raises(AssertionError, match="colour"):
         assert_same_gaussians(brighter, reference, REAL_FORMATS["splat"], what="brighter")
+
+
+def test_interop_bench_reports_both_loaders_per_format(st, tmp_path) -> None:
+    from backend.bench_interop import FORMATS, bench_interop
+
+    figures = bench_interop(quick=True, workdir=tmp_path, num_gaussians=3000)
+    names = [f.name for f in figures]
+    assert names[0].startswith("splat-transform start-up") and figures[0].value > 0
+    for fmt in FORMATS:
+        theirs = [f for f in figures if f.name.startswith(f"load {fmt}, 3k: splat-transform")]
+        ours = [f for f in figures if f.name.startswith(f"load {fmt}, 3k: splatseg")]
+        assert len(theirs) == len(ours) == 1 and theirs[0].value > 0
+    ply = next(f for f in figures if f.name.startswith("load ply, 3k: splatseg"))
+    assert 0 < ply.value < figures[1].value * 100 and "as long" in ply.note

@@ -1,0 +1,80 @@
+"""`splatseg bench --section interop`: loading a splat file, splatseg beside SuperSplat's converter.
+
+For each format splat-transform writes (.ply, .compressed.ply, .spz, .splat), one file of the same 1M-Gaussian
+scene, loaded
+
+- by splatseg: `load_scene(FILE)` in this process, i.e. find the model, read and decode the file into the CPU
+  tensors of a `GaussianScene` (what `splatseg view FILE` waits for before anything else);
+- by splat-transform: `splat-transform FILE null`, a fresh Node process that reads and decodes the file and
+  discards it. That includes Node's start-up and module loading, reported separately (`--version` alone) so the
+  two can be compared either way.
+
+Medians over the repetitions. A format splatseg cannot read yet is reported as such rather than left out.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+from .bench import Figure, _timed
+from .errors import InputError
+
+FORMATS = ("ply", "compressed.ply", "spz", "splat")
+
+
+def bench_interop(*, quick: bool, workdir: Path, num_gaussians: int = 1_000_000) -> list[Figure]:
+    from .io.ply import write_ply
+    from .io.scene_folder import load_scene
+    from .splat_transform import SplatTransformUnavailable, ensure_splat_transform
+    from .synthetic import build_tabletop
+
+    try:
+        tool = ensure_splat_transform()
+    except SplatTransformUnavailable as e:
+        print(f"[bench] interop skipped: {e}", flush=True)
+        return []
+    repeat = 1 if quick else 3
+    size = f"{num_gaussians / 1e6:g}M" if num_gaussians >= 1_000_000 else f"{num_gaussians // 1000}k"
+    source = workdir / "interop_source.ply"
+    write_ply(source, build_tabletop(seed=0, num_gaussians=num_gaussians).scene)
+
+    figures: list[Figure] = []
+    startup = _timed(lambda: tool.version(), repeat=repeat)
+    figures.append(
+        Figure("interop", "splat-transform start-up (node, --version)", statistics.median(startup) * 1e3, "ms")
+    )
+    for fmt in FORMATS:
+        path = workdir / f"interop.{fmt}"
+        t0 = time.perf_counter()
+        tool.convert(source, path)
+        write_s = time.perf_counter() - t0
+        mb = path.stat().st_size / 1e6
+        theirs = _timed(lambda p=path: tool.run(p, "null"), repeat=repeat)
+        figures.append(
+            Figure(
+                "interop",
+                f"load {fmt}, {size}: splat-transform (process: start-up + read + decode)",
+                statistics.median(theirs) * 1e3,
+                "ms",
+                f"{mb:.1f} MB file; its write took {write_s * 1e3:.0f} ms",
+            )
+        )
+        try:
+            ours = _timed(lambda p=path: load_scene(p), repeat=repeat)
+        except InputError:
+            figures.append(
+                Figure("interop", f"load {fmt}, {size}: splatseg load_scene", float("nan"), "ms", "no reader yet")
+            )
+            continue
+        figures.append(
+            Figure(
+                "interop",
+                f"load {fmt}, {size}: splatseg load_scene (read + decode to tensors)",
+                statistics.median(ours) * 1e3,
+                "ms",
+                f"splat-transform's process takes {statistics.median(theirs) / statistics.median(ours):.2f}× as long",
+            )
+        )
+    return figures
