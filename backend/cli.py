@@ -168,10 +168,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_selection
+    from .export import export_selection, trimesh_file_type
     from .io.scene_folder import load_scene
     from .selection import load_selection
 
+    trimesh_file_type(args.format, args.output)  # a mesh named .glb must be a GLB: refuse before loading anything
     scene, model_path = load_scene(args.scene)
     if args.output.resolve() == model_path.resolve():
         raise SplatsegError(f"refusing to overwrite the input model {model_path}; choose another -o path")
@@ -363,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         choices=["ply", "inverse-ply", "labels-ply", "splat", "points", "mesh"],
         default="ply",
-        help="ply: the selected Gaussians; inverse-ply: the rest; labels-ply: all with a `segment` property",
+        help="ply: the selected Gaussians; inverse-ply: the rest; labels-ply: all with a `segment` property; "
+        "points, mesh: in the format -o names (.ply, .glb, .obj; mesh also .stl)",
     )
     p.add_argument("-o", "--output", type=Path, required=True)
     p.set_defaults(func=cmd_export)
