@@ -109,6 +109,12 @@ def cmd_segment_sa3d(args: argparse.Namespace) -> int:
 
     if args.scale is not None or args.threshold is not None:
         raise SplatsegError("--scale and --threshold are for the feature methods; --method sa3d takes --level")
+    predictor = args.predictor or "sam"
+    if args.masks is not None:  # the old spelling, which defaulted to the labels when a scene had them
+        if args.predictor is not None:
+            raise SplatsegError("give --predictor only (--masks is its old name for --method sa3d)")
+        print("splatseg segment: warning: --masks is deprecated for --method sa3d; use --predictor", file=sys.stderr)
+        predictor = args.masks
     report = sa3d_segment_command(
         args.scene,
         view=args.view,
@@ -116,7 +122,7 @@ def cmd_segment_sa3d(args: argparse.Namespace) -> int:
         negatives=args.negative,
         level=args.level,
         views=args.views,
-        masks=args.masks,
+        predictor=predictor,
         sam_checkpoint=args.sam_checkpoint,
         sam_model=args.sam_model,
         mask_out=args.mask_out,
@@ -153,6 +159,7 @@ def cmd_view(args: argparse.Namespace) -> int:
         render=args.render,
         token=args.token,
         share=args.share,
+        sa3d_predictor=args.predictor,
     )
     print(f"splatseg view: open {app.url} in a browser (Ctrl+C to stop)", flush=True)
     app.wait()
@@ -337,11 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
     sa3d = p.add_argument_group("--method sa3d")
     sa3d.add_argument("--views", type=_positive_int, default=None, help="views to self-prompt in (default 8)")
     sa3d.add_argument(
-        "--masks",
-        choices=["auto", "sam", "labels"],
-        default="auto",
-        help="2D masks from SAM or a synthetic scene's labels (default: labels when the scene has them, else sam)",
+        "--predictor",
+        default=None,
+        metavar="sam|labels|FOLDER",
+        help="the 2D segmenter SA3D prompts: SAM (default), a synthetic scene's ground-truth labels, or a folder of "
+        "per-view masks (as `prepare --masks FOLDER` reads)",
     )
+    sa3d.add_argument("--masks", choices=["sam", "labels"], default=None, help=argparse.SUPPRESS)  # old --predictor
     sa3d.add_argument("--sam-checkpoint", type=Path, default=None, help="SAM weights (.pth); needed offline")
     sa3d.add_argument(
         "--sam-model", choices=["vit_h", "vit_l", "vit_b"], default=None, help="default: from the file name"
@@ -355,6 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--render", choices=["client", "server"], default="client", help="server: gsplat frames (CUDA)")
     p.add_argument("--token", default=None, help="clients must enter this token before they see the scene")
     p.add_argument("--share", action="store_true", help="also print a public share link (needs internet)")
+    p.add_argument(
+        "--predictor",
+        default="sam",
+        metavar="sam|labels|FOLDER",
+        help="what the SA3D panel prompts: SAM (default; loads on first use), a synthetic scene's labels, or a folder "
+        "of per-view masks",
+    )
     _add_workspace(p)
     p.set_defaults(func=cmd_view)
     p = sub.add_parser("export", help="write a selection as PLY / splat / labelled PLY / points / mesh")

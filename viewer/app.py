@@ -126,6 +126,7 @@ class ViewerApp:
         num_chunks: int | None = None,
         field_loader: FieldLoader | None = load_field_for,
         verbose: bool = True,
+        sa3d_predictor: str = "sam",
     ) -> None:
         import viser
 
@@ -160,7 +161,9 @@ class ViewerApp:
         self.session.jobs = JobRunner(emit=lambda: self.session.changed("job"), notify=self.session.notify_all)
         # Text search (CLIP loads on the first query) and SA3D (SAM loads on the first run), shared by all clients.
         self.text_index = TextIndexLoader(self.scene_path, workspace_root=ws.root)
-        self.sa3d_runner = Sa3dRunner(scene, cameras, predictor_loader(scene_dir=str(scene_dir)))
+        self.sa3d_runner = Sa3dRunner(
+            scene, cameras, predictor_loader(predictor=sa3d_predictor, scene_dir=str(scene_dir), cameras=cameras)
+        )
         self.chunks = SplatChunks(scene, num_chunks=num_chunks)
         self.gate = TokenGate(token)
         self.views: dict[int, Any] = {}

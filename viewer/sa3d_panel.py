@@ -263,22 +263,29 @@ def add_sa3d_panel(gui: viser.GuiApi, hooks: Sa3dPanelHooks, *, order: float = 1
 
 
 def predictor_loader(
-    *, sam_checkpoint: str | None = None, sam_model: str | None = None, scene_dir: str | None = None
+    *,
+    predictor: str = "sam",
+    sam_checkpoint: str | None = None,
+    sam_model: str | None = None,
+    scene_dir: str | None = None,
+    cameras: Sequence[Camera] | None = None,
 ) -> Callable[[], MaskPredictor]:
-    """A `Sa3dPanelHooks.predictor` that loads SAM once, shared by every client (thread-safe). With `scene_dir` of
-    a synthetic scene and no checkpoint, the ground-truth predictor stands in (the demo runs offline)."""
+    """A `Sa3dPanelHooks.predictor` that loads PREDICTOR once (`sam`, `labels` of a synthetic scene in SCENE_DIR,
+    or a folder of per-view masks for CAMERAS), shared by every client (thread-safe). The demo names `labels` to
+    run offline; nothing picks the ground truth by itself."""
+    from backend.lift.command import check_predictor, make_predictor
+
+    check_predictor(predictor)  # a typo is refused when the viewer starts, not on the first click
     lock = threading.Lock()
     loaded: list[MaskPredictor] = []
 
     def get() -> MaskPredictor:
         with lock:
             if not loaded:
-                from backend.lift.command import make_predictor
-
-                predictor, _ = make_predictor(
-                    scene_dir or ".", "auto" if scene_dir else "sam", sam_checkpoint=sam_checkpoint, sam_model=sam_model
+                made, _ = make_predictor(
+                    scene_dir or ".", predictor, cameras=cameras, sam_checkpoint=sam_checkpoint, sam_model=sam_model
                 )
-                loaded.append(predictor)
+                loaded.append(made)
             return loaded[0]
 
     return get
