@@ -24,7 +24,9 @@ from .errors import InputError
 FORMATS = ("ply", "compressed.ply", "spz", "splat")
 
 
-def bench_interop(*, quick: bool, workdir: Path, num_gaussians: int = 1_000_000) -> list[Figure]:
+def bench_interop(
+    *, quick: bool, workdir: Path, num_gaussians: int = 1_000_000, formats: tuple[str, ...] = FORMATS
+) -> list[Figure]:
     from .io.ply import write_ply
     from .io.scene_folder import load_scene
     from .splat_transform import SplatTransformUnavailable, ensure_splat_transform
@@ -45,7 +47,7 @@ def bench_interop(*, quick: bool, workdir: Path, num_gaussians: int = 1_000_000)
     figures.append(
         Figure("interop", "splat-transform start-up (node, --version)", statistics.median(startup) * 1e3, "ms")
     )
-    for fmt in FORMATS:
+    for fmt in formats:
         path = workdir / f"interop.{fmt}"
         t0 = time.perf_counter()
         tool.convert(source, path)
