@@ -94,6 +94,26 @@ def test_splat_export_survives_splat_transform(exported) -> None:
     assert_same_gaussians(got, want, tol, what=".splat export")
 
 
+def test_compressed_ply_export_survives_splat_transform(exported, st, tmp_path) -> None:
+    """The "any splat file" work's `export --format compressed-ply`, once it exists, read back by splat-transform."""
+    from backend import export
+
+    if "compressed-ply" not in export.FORMATS:
+        pytest.skip("needs the compressed-ply export of the .compressed.ply/.splat/.spz work")
+    scene, mask = exported["scene"], exported["mask"]
+    model, out = tmp_path / "model.ply", tmp_path / "sel.compressed.ply"
+    write_ply(model, scene)
+    np.save(tmp_path / "sel.npy", mask)
+    sel = str(tmp_path / "sel.npy")
+    assert main(["export", str(model), "--selection", sel, "--format", "compressed-ply", "-o", str(out)]) == 0
+    assert st.info(out)["numGaussians"] == int(mask.sum())
+    back = read_ply(st.convert(out, tmp_path / "back.ply"))
+    # 11/10/11-bit positions within each chunk's box, byte colours and opacities, log-scales quantised per chunk.
+    extent = float((scene.means.max(0).values - scene.means.min(0).values).max())
+    tol = Tolerance(position=extent / 2**10, colour=1 / 255 + 1e-6, opacity=1 / 255 + 1e-6, scale_rel=0.01)
+    assert_same_marginals(back, scene.subset(mask), tol, what="compressed-ply export")
+
+
 def test_splat_transform_is_a_real_oracle(exported, st, tmp_path) -> None:
     """The check above can fail: splat-transform refuses a damaged file instead of reading something."""
     damaged = tmp_path / "damaged.ply"
