@@ -62,6 +62,8 @@ def test_viewer_predictor_is_sam_unless_named(tmp_path) -> None:
     labels.mkdir(parents=True)
     with pytest.raises(SplatsegError, match="sam, labels or a folder"):
         predictor_loader(predictor="sma", scene_dir=str(tmp_path / "scene"))
+    with pytest.raises(SplatsegError, match="labels/ folder"):  # labels asked for a scene without them
+        predictor_loader(predictor="labels", scene_dir=str(tmp_path))
     # Named labels: the ground truth, although no SAM checkpoint was given.
     assert isinstance(predictor_loader(predictor="labels", scene_dir=str(tmp_path / "scene"))(), GroundTruthPredictor)
     # The default asks for SAM (here: a checkpoint that is missing, so nothing is downloaded), labels/ or not.

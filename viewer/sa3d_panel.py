@@ -275,7 +275,7 @@ def predictor_loader(
     run offline; nothing picks the ground truth by itself."""
     from backend.lift.command import check_predictor, make_predictor
 
-    check_predictor(predictor)  # a typo is refused when the viewer starts, not on the first click
+    check_predictor(predictor, scene_dir)  # a typo is refused when the viewer starts, not on the first click
     lock = threading.Lock()
     loaded: list[MaskPredictor] = []
 

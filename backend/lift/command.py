@@ -29,13 +29,22 @@ LEVEL_TO_GRANULARITY: dict[str | None, Granularity] = {None: "whole", "coarse": 
 """`--level` of the feature methods, read as which of SAM's candidates the click means."""
 
 
-def check_predictor(predictor: str) -> None:
-    """Refuse a `--predictor` that is neither a named predictor nor a folder, before any work."""
+def check_predictor(predictor: str, scene_dir: str | os.PathLike[str] | None = None) -> None:
+    """Refuse a `--predictor` that is neither a named predictor nor a folder (or `labels` for a scene without
+    them), before any work."""
     if predictor not in PREDICTORS and not Path(predictor).is_dir():
         raise InputError(
             f"--predictor {predictor}: not sam, labels or a folder; give sam (default), labels (a synthetic scene's "
             "ground truth) or a folder of per-view masks"
         )
+    if predictor == "labels" and scene_dir is not None:
+        from ..masks.labels import has_labels
+
+        if not has_labels(scene_dir):
+            raise InputError(
+                f"--predictor labels needs a synthetic scene's labels/ folder, and {scene_dir} has none; "
+                "use --predictor sam or a folder of masks"
+            )
 
 
 def make_predictor(
@@ -48,6 +57,7 @@ def make_predictor(
 ) -> tuple[MaskPredictor, str]:  # the predictor, and what the report calls it ("sam", "labels" or the folder)
     """SAM (the default); "labels": a synthetic scene's ground truth; any other value: a folder of per-view masks
     for CAMERAS (`prepare --masks FOLDER`'s layout)."""
+    check_predictor(predictor, scene_dir)
     if predictor == "labels":
         from .predictor import GroundTruthPredictor
 
@@ -57,7 +67,6 @@ def make_predictor(
         from .predictor import SamPredictorAdapter
 
         return SamPredictorAdapter(load_sam(sam_model, sam_checkpoint)), "sam"  # type: ignore[arg-type]
-    check_predictor(predictor)
     folder = Path(predictor)
     if cameras is None:
         from ..io.cameras import load_cameras
