@@ -8,7 +8,7 @@ import pytest
 from backend.errors import SplatsegError
 from backend.lift.folder_predictor import FolderPredictor
 from backend.lift.predictor import GroundTruthPredictor
-from tests.conftest import front_camera
+from tests.conftest import front_camera, random_scene
 from viewer.sa3d_panel import predictor_loader
 
 
@@ -70,3 +70,16 @@ def test_viewer_predictor_is_sam_unless_named(tmp_path) -> None:
     get = predictor_loader(scene_dir=str(tmp_path / "scene"), sam_checkpoint=str(tmp_path / "none.pth"))
     with pytest.raises(SplatsegError, match="--sam-checkpoint"):
         get()
+
+
+def test_the_panel_names_the_predictor_that_answers() -> None:
+    from tests.test_lift_viewer_panel import _Gui
+    from viewer.sa3d_panel import Sa3dPanelHooks, Sa3dRunner, add_sa3d_panel, predictor_title
+
+    scene = random_scene(50)
+    for predictor, name in (("sam", "SAM"), ("labels", "The ground-truth labels"), ("/m", "Your masks (/m)")):
+        assert predictor_title(predictor) == name
+        runner = Sa3dRunner(scene, [front_camera(8)], lambda: None, predictor_name=name)  # type: ignore[arg-type]
+        hooks = Sa3dPanelHooks(runner=runner, select=lambda *a: None, notify=lambda *a: None)
+        panel = add_sa3d_panel(_Gui(), hooks)
+        assert f"{name} segments it" in panel.about.content

@@ -29,7 +29,7 @@ from backend.workspace import Workspace
 from .auth import TokenGate
 from .client_camera import viewport_of
 from .jobs import JobRunner, ProgressFn
-from .sa3d_panel import Sa3dRunner, predictor_loader
+from .sa3d_panel import Sa3dRunner, predictor_loader, predictor_title
 from .session import FeatureFieldLike, Session
 from .splats import SplatChunks
 from .text_panel import TextIndexLoader
@@ -162,7 +162,10 @@ class ViewerApp:
         # Text search (CLIP loads on the first query) and SA3D (SAM loads on the first run), shared by all clients.
         self.text_index = TextIndexLoader(self.scene_path, workspace_root=ws.root)
         self.sa3d_runner = Sa3dRunner(
-            scene, cameras, predictor_loader(predictor=sa3d_predictor, scene_dir=str(scene_dir), cameras=cameras)
+            scene,
+            cameras,
+            predictor_loader(predictor=sa3d_predictor, scene_dir=str(scene_dir), cameras=cameras),
+            predictor_name=predictor_title(sa3d_predictor),
         )
         self.chunks = SplatChunks(scene, num_chunks=num_chunks)
         self.gate = TokenGate(token)
