@@ -93,6 +93,7 @@ def cmd_view(args: argparse.Namespace) -> int:
         render=args.render,
         token=args.token,
         share=args.share,
+        sa3d_predictor=args.predictor,
     )
     print(f"splatseg view: open {app.url} in a browser (Ctrl+C to stop)", flush=True)
     app.wait()
@@ -228,11 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     sa3d = p.add_argument_group("--method sa3d")
     sa3d.add_argument("--views", type=_positive_int, default=None, help="views to self-prompt in (default 8)")
     sa3d.add_argument(
-        "--masks",
-        choices=["auto", "sam", "labels"],
-        default="auto",
-        help="2D masks from SAM or a synthetic scene's labels (default: labels when the scene has them, else sam)",
+        "--predictor",
+        default=None,
+        metavar="sam|labels|FOLDER",
+        help="the 2D segmenter SA3D prompts: SAM (default), a synthetic scene's ground-truth labels, or a folder of "
+        "per-view masks (as `prepare --masks FOLDER` reads)",
     )
+    sa3d.add_argument("--masks", choices=["sam", "labels"], default=None, help=argparse.SUPPRESS)  # old --predictor
     sa3d.add_argument("--sam-checkpoint", type=Path, default=None, help="SAM weights (.pth); needed offline")
     sa3d.add_argument(
         "--sam-model", choices=["vit_h", "vit_l", "vit_b"], default=None, help="default: from the file name"
@@ -246,6 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--render", choices=["client", "server"], default="client", help="server: gsplat frames (CUDA)")
     p.add_argument("--token", default=None, help="clients must enter this token before they see the scene")
     p.add_argument("--share", action="store_true", help="also print a public share link (needs internet)")
+    p.add_argument(
+        "--predictor",
+        default="sam",
+        metavar="sam|labels|FOLDER",
+        help="what the SA3D panel prompts: SAM (default; loads on first use), a synthetic scene's labels, or a folder "
+        "of per-view masks",
+    )
     _add_workspace(p)
     p.set_defaults(func=cmd_view)
     p = sub.add_parser("export", help="write a selection as PLY / splat / labelled PLY / points / mesh")
@@ -255,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         choices=["ply", "inverse-ply", "labels-ply", "splat", "points", "mesh"],
         default="ply",
-        help="ply: the selected Gaussians; inverse-ply: the rest; labels-ply: all with a `segment` property",
+        help="ply: the selected Gaussians; inverse-ply: the rest; labels-ply: all with a `segment` property; "
+        "points, mesh: in the format -o names (.ply, .glb, .obj; mesh also .stl)",
     )
     p.add_argument("-o", "--output", type=Path, required=True)
     p.set_defaults(func=cmd_export)

@@ -164,7 +164,8 @@ def run_demo(
     t_start = time.perf_counter()
     folder, timings = build_demo(workdir, quiet=quiet)
     t0 = time.perf_counter()
-    app = ViewerApp(folder, host=host, port=port, verbose=not quiet)
+    # The demo runs offline: its SA3D panel asks the synthetic scene's labels, by name.
+    app = ViewerApp(folder, host=host, port=port, verbose=not quiet, sa3d_predictor="labels")
     timings.viewer_s = time.perf_counter() - t0
     stages = (
         f"scene {timings.scene_s:.0f} s, masks {timings.masks_s:.0f} s, features {timings.features_s:.0f} s, "

@@ -200,12 +200,20 @@ def bench_viewer(*, quick: bool, workdir: Path) -> list[Figure]:
     return figures
 
 
+def bench_interop(*, quick: bool, workdir: Path) -> list[Figure]:
+    """Load time per splat format, splatseg beside splat-transform (SuperSplat's converter)."""
+    from .interop import bench_interop as run
+
+    return run(quick=quick, workdir=workdir, num_gaussians=100_000 if quick else 1_000_000)
+
+
 SECTIONS: dict[str, Callable[..., list[Figure]]] = {
     "foundation": bench_foundation,
     "segmentation": bench_segmentation,
     "viewer": bench_viewer,
     "text": bench_text,
     "sa3d": bench_sa3d,
+    "interop": bench_interop,
 }
 
 

@@ -31,7 +31,7 @@ from .auth import TokenGate
 from .client_camera import viewport_of
 from .context import ClientContext
 from .jobs import JobRunner, ProgressFn
-from .sa3d_panel import Sa3dRunner, predictor_loader
+from .sa3d_panel import Sa3dRunner, predictor_loader, predictor_title
 from .session import Session
 from .splats import SplatChunks
 from .text_panel import TextIndexLoader
@@ -131,6 +131,7 @@ class ViewerApp:
         num_chunks: int | None = None,
         field_loader: FieldLoader | None = load_field_for,
         verbose: bool = True,
+        sa3d_predictor: str = "sam",
     ) -> None:
         import viser
 
@@ -165,7 +166,12 @@ class ViewerApp:
         self.session.jobs = JobRunner(emit=lambda: self.session.changed("job"), notify=self.session.notify_all)
         # Text search (CLIP loads on the first query) and SA3D (SAM loads on the first run), shared by all clients.
         self.text_index = TextIndexLoader(self.scene_path, workspace_root=ws.root)
-        self.sa3d_runner = Sa3dRunner(scene, cameras, predictor_loader(scene_dir=str(scene_dir)))
+        self.sa3d_runner = Sa3dRunner(
+            scene,
+            cameras,
+            predictor_loader(predictor=sa3d_predictor, scene_dir=str(scene_dir), cameras=cameras),
+            predictor_name=predictor_title(sa3d_predictor),
+        )
         self.chunks = SplatChunks(scene, num_chunks=num_chunks)
         self.gate = TokenGate(token)
         self.views: dict[int, Any] = {}

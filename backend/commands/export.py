@@ -9,10 +9,11 @@ from ..core.errors import SplatsegError
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import export_selection
+    from ..export import export_selection, trimesh_file_type
     from ..io.scene_folder import load_scene
     from ..io.selection import load_selection
 
+    trimesh_file_type(args.format, args.output)  # a mesh named .glb must be a GLB: refuse before loading anything
     scene, model_path = load_scene(args.scene)
     if args.output.resolve() == model_path.resolve():
         raise SplatsegError(f"refusing to overwrite the input model {model_path}; choose another -o path")

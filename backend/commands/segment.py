@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +43,12 @@ def run_sa3d(args: argparse.Namespace) -> int:
 
     if args.scale is not None or args.threshold is not None:
         raise SplatsegError("--scale and --threshold are for the feature methods; --method sa3d takes --level")
+    predictor = args.predictor or "sam"
+    if args.masks is not None:  # the old spelling, which defaulted to the labels when a scene had them
+        if args.predictor is not None:
+            raise SplatsegError("give --predictor only (--masks is its old name for --method sa3d)")
+        print("splatseg segment: warning: --masks is deprecated for --method sa3d; use --predictor", file=sys.stderr)
+        predictor = args.masks
     report = sa3d_segment_command(
         args.scene,
         view=args.view,
@@ -49,7 +56,7 @@ def run_sa3d(args: argparse.Namespace) -> int:
         negatives=args.negative,
         level=args.level,
         views=args.views,
-        masks=args.masks,
+        predictor=predictor,
         sam_checkpoint=args.sam_checkpoint,
         sam_model=args.sam_model,
         mask_out=args.mask_out,

@@ -269,25 +269,50 @@ class SamPredictorAdapter:
         return masks.astype(bool), scores.astype(np.float32)
 
 
-MaskSource = Literal["auto", "sam", "labels"]
+PREDICTORS = ("sam", "labels")
+"""The named predictors; anything else given to `--predictor` is a folder of per-view masks."""
+
+
+def check_predictor(predictor: str, scene_dir: str | os.PathLike[str] | None = None) -> None:
+    """Refuse a `--predictor` that is neither a named predictor nor a folder (or `labels` for a scene without
+    them), before any work."""
+    if predictor not in PREDICTORS and not Path(predictor).is_dir():
+        raise InputError(
+            f"--predictor {predictor}: not sam, labels or a folder; give sam (default), labels (a synthetic scene's "
+            "ground truth) or a folder of per-view masks"
+        )
+    if predictor == "labels" and scene_dir is not None:
+        from ..masks.labels import has_labels
+
+        if not has_labels(scene_dir):
+            raise InputError(
+                f"--predictor labels needs a synthetic scene's labels/ folder, and {scene_dir} has none; "
+                "use --predictor sam or a folder of masks"
+            )
 
 
 def make_predictor(
     scene_dir: str | os.PathLike[str],
-    masks: MaskSource = "auto",
+    predictor: str = "sam",
     *,
+    cameras: Sequence[Camera] | None = None,
     sam_checkpoint: str | os.PathLike[str] | None = None,
     sam_model: str | None = None,
-) -> tuple[MaskPredictor, str]:  # the predictor, and "sam" or "labels"
-    """SAM, or a synthetic scene's ground truth ("auto": the labels when the scene has them, as `prepare` does)."""
-    from ..masks.labels import has_labels
-
-    if masks == "auto":
-        masks = "labels" if has_labels(scene_dir) and sam_checkpoint is None else "sam"
-    if masks == "labels":
+) -> tuple[MaskPredictor, str]:  # the predictor, and what the report calls it ("sam", "labels" or the folder)
+    """SAM (the default); "labels": a synthetic scene's ground truth; any other value: a folder of per-view masks
+    for CAMERAS (`prepare --masks FOLDER`'s layout)."""
+    check_predictor(predictor, scene_dir)
+    if predictor == "labels":
         return GroundTruthPredictor.from_scene_dir(scene_dir), "labels"
-    if masks != "sam":
-        raise InputError(f"--masks for SA3D is sam or labels, not {masks!r}")
-    from ..masks.sam import load_sam
+    if predictor == "sam":
+        from ..masks.sam import load_sam
 
-    return SamPredictorAdapter(load_sam(sam_model, sam_checkpoint)), "sam"  # type: ignore[arg-type]
+        return SamPredictorAdapter(load_sam(sam_model, sam_checkpoint)), "sam"  # type: ignore[arg-type]
+    folder = Path(predictor)
+    if cameras is None:
+        from ..io.cameras import load_cameras
+
+        cameras = load_cameras(scene_dir)
+    from .folder_predictor import FolderPredictor
+
+    return FolderPredictor.from_folder(folder, cameras), str(folder)
