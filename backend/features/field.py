@@ -12,10 +12,11 @@ between methods lives in their `FeatureMethod` (method.py, click.py, saga.py).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ from ..render import RayCaster
 from ..workspace import Workspace
 from .floaters import FloaterFilter
 from .method import FeatureMethod, method_class
+from .pruned import PrunedBank
 from .store import read_features, trained_methods
 from .threads import compute_threads, single_threaded_blas
 
@@ -38,12 +40,17 @@ class SegmentResult:
     """The answer to one click (or several)."""
 
     mask: np.ndarray  # [N] bool: the selected Gaussians, in the model file's order
-    scores: np.ndarray  # [N] float32: similarity of each Gaussian to the clicked feature (max over positives)
+    score_fn: Callable[[], np.ndarray] = dataclasses.field(repr=False, compare=False)
+    """Computes `scores` when first asked: the fast path reads only the blocks that can pass the threshold."""
     milliseconds: float
     """Wall time of the whole segmentation (rays, similarity, threshold, negatives, floater filter)."""
     threshold: float
     level: str | None = None
     scale: float | None = None
+
+    @functools.cached_property
+    def scores(self) -> np.ndarray:  # [N] float32: similarity to the clicked feature (max over positives)
+        return self.score_fn()
 
     @property
     def count(self) -> int:
@@ -82,6 +89,10 @@ class FeatureField:
         self._caster: RayCaster | None = None
         self._floaters: FloaterFilter | None = None
         self._use_floater_filter = floater_filter
+        self.fast: bool = True
+        """Select through `PrunedBank` (exact, reads only the blocks that can pass); False runs the reference
+        product over every Gaussian (kept for tests and the benchmark's before/after)."""
+        self._pruned: dict[tuple[str | None, float | None], tuple[Tensor, PrunedBank]] = {}
 
     # ---- public API ----------------------------------------------------------------------------------------------
     @property
@@ -131,30 +142,42 @@ class FeatureField:
         thr = self.default_threshold(level) if threshold is None else float(threshold)
         bank = self._bank(level, scale)  # [D, N]
         pos_q, seeds = self._queries(camera, positives, level, scale)
-        scores = self._scores(pos_q, bank)  # [N]
-        if pos_q.shape[0] == 0:  # every ray missed the scene
-            scores.zero_()
-        # NumPy from here on: its comparisons over 1M floats are several times cheaper than torch's on CPU.
-        s = scores.numpy()  # shares memory with `scores`
-        mask = s > thr
-        if negatives:
-            neg_q, _ = self._queries(camera, negatives, level, scale)
-            if neg_q.shape[0]:
+        neg_q = self._queries(camera, negatives, level, scale)[0] if negatives else None
+
+        def score_fn(pos_q=pos_q, bank=bank) -> np.ndarray:  # [N] float32
+            scores = self._scores(pos_q, bank)
+            return scores.zero_().numpy() if pos_q.shape[0] == 0 else scores.numpy()
+
+        if self.fast and pos_q.shape[0]:
+            selected, _ = self._pruned_bank(level, scale, bank).select(pos_q, neg_q, thr)
+            mask = None
+        else:
+            # NumPy from here on: its comparisons over 1M floats are several times cheaper than torch's on CPU.
+            s = score_fn()
+            mask = s > thr
+            if neg_q is not None and neg_q.shape[0]:
                 mask &= self._scores(neg_q, bank).numpy() <= s
-        selected = np.flatnonzero(mask)
+            selected = np.flatnonzero(mask)
+
+            def score_fn(s=s) -> np.ndarray:  # already computed
+                return s
+
         use_filter = self._use_floater_filter if filter_floaters is None else filter_floaters
         if use_filter and selected.size:
             kept = self.floater_filter(selected, seeds)
-            if kept.size != selected.size:
+            if kept.size != selected.size or mask is None:
                 out = np.zeros(self.num_gaussians, dtype=bool)
                 out[kept] = True
             else:
                 out = mask
+        elif mask is None:
+            out = np.zeros(self.num_gaussians, dtype=bool)
+            out[selected] = True
         else:
             out = mask
         return SegmentResult(
             mask=out,
-            scores=s,
+            score_fn=score_fn,
             milliseconds=(time.perf_counter() - start) * 1e3,
             threshold=thr,
             level=level,
@@ -185,6 +208,9 @@ class FeatureField:
             self._ray_caster()
             if self._use_floater_filter:
                 self._floater_filter()
+            if self.fast:
+                level, scale = self._granularity(None, None)
+                self._pruned_bank(level, scale, self._bank(level, scale))
         return self
 
     # ---- internals -------------------------------------------------------------------------------------------------
@@ -199,6 +225,18 @@ class FeatureField:
             nb = self._tensors.get("neighbors")
             self._floaters = FloaterFilter(self.scene.means.detach().cpu().numpy(), None if nb is None else nb.numpy())
         return self._floaters
+
+    def _pruned_bank(self, level: str | None, scale: float | None, bank: Tensor) -> PrunedBank:
+        """The blocked copy of `bank`, built on first use per granularity (a few hundred ms at 1M Gaussians); the
+        last few are kept, as SAGA's gated banks are (a person clicks many times at one slider position)."""
+        key = (level, scale)
+        hit = self._pruned.get(key)
+        if hit is None or hit[0] is not bank:
+            hit = (bank, PrunedBank(bank))
+            self._pruned[key] = hit
+            while len(self._pruned) > 3:
+                self._pruned.pop(next(iter(self._pruned)))
+        return hit[1]
 
     def _ray_caster(self) -> RayCaster:
         if self._caster is None:

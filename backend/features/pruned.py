@@ -1,0 +1,154 @@
+"""`PrunedBank`: the click's similarity product over only the Gaussians that can pass the threshold.
+
+A click selects the Gaussians whose unit feature f has q·f > threshold, and at 1M Gaussians the product against every
+feature is most of a click's cost (a 24-d float32 bank is 96 MB to read). Most of the scene cannot pass: features
+are grouped by object. So the bank is split once into blocks of similar features (spherical k-means on a sample,
+then every Gaussian joins its nearest centroid μ), stored contiguously, each with its angular radius r (the largest
+angle between a member and μ) and its largest member norm. For a query q at angle θ to μ every member satisfies
+
+    q·f ≤ |q| · max|f| · cos(max(0, θ − r))
+
+so a block whose bound is below the threshold (less a margin far above float32 rounding) is skipped without reading
+it, and the exact float32 product runs on the other blocks only. The selection is therefore the reference's
+(`FeatureField._scores` over the whole bank, kept as the reference path and compared in tests/test_pruned_bank.py),
+not an approximation: no Gaussian outside the computed blocks can reach the threshold. Real features are grouped
+less tightly than synthetic ones; the answer stays exact, only the share of blocks read grows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from torch import Tensor
+
+from .threads import single_threaded_blas
+
+MARGIN = 1e-4
+"""Slack on the bound: float32 rounding of a 24–32-d unit dot product is ~1e-6, so nothing near the threshold is
+skipped by a rounding accident."""
+
+
+class PrunedBank:
+    """A [D, N] bank of unit columns regrouped into blocks with angular bounds (see the module's docstring)."""
+
+    def __init__(
+        self,
+        bank: Tensor,  # [D, N] unit columns (the field's cached bank)
+        *,
+        blocks: int = 64,
+        sample: int = 20_000,
+        iterations: int = 6,
+        seed: int = 0,
+    ) -> None:
+        b = bank.detach().cpu().numpy().astype(np.float32, copy=False)  # [D, N]
+        n = b.shape[1]
+        self.num_gaussians = n
+        rng = np.random.default_rng(seed)
+        k = max(1, min(blocks, n))
+        pick = rng.choice(n, size=min(sample, n), replace=False)
+        x = np.ascontiguousarray(b[:, pick].T)  # [S, D]
+        centroids = x[rng.choice(len(x), size=k, replace=False)].copy()  # [K, D]
+        with single_threaded_blas():
+            for _ in range(iterations):  # spherical k-means on the sample: a grouping, any grouping is exact
+                lab = np.argmax(x @ centroids.T, axis=1)
+                sums = np.zeros_like(centroids)
+                np.add.at(sums, lab, x)
+                norms = np.linalg.norm(sums, axis=1, keepdims=True)
+                live = norms[:, 0] > 0
+                centroids[live] = sums[live] / norms[live]
+            centroids = centroids.astype(np.float32)
+            labels = np.empty(n, dtype=np.int64)
+            step = 1 << 17
+            for s in range(0, n, step):  # every Gaussian to its nearest centroid, in slices to bound the memory
+                labels[s : s + step] = np.argmax(centroids @ b[:, s : s + step], axis=0)
+        order = np.argsort(labels, kind="stable")
+        self.perm = order  # [N] block position → Gaussian id
+        self.bank = np.ascontiguousarray(b[:, order])  # [D, N] grouped by block
+        counts = np.bincount(labels, minlength=k)
+        self.bounds = np.concatenate([[0], np.cumsum(counts)])  # [K + 1] block b is [bounds[b], bounds[b + 1])
+        self.centroids = centroids.astype(np.float64)  # [K, D]
+        self.radius = np.zeros(k)  # [K] radians
+        self.max_norm = np.zeros(k)  # [K]
+        for blk in range(k):
+            lo, hi = self.bounds[blk], self.bounds[blk + 1]
+            if lo == hi:
+                continue
+            cols = self.bank[:, lo:hi].astype(np.float64)  # [D, M]
+            norm = np.linalg.norm(cols, axis=0)
+            cos = (self.centroids[blk] @ cols) / np.maximum(norm, 1e-30)
+            self.radius[blk] = math.acos(float(np.clip(cos.min(), -1.0, 1.0))) + 1e-6
+            self.max_norm[blk] = float(norm.max())
+
+    def live_blocks(self, queries: np.ndarray, threshold: float) -> np.ndarray:  # [P, D] → [B] block ids to read
+        """The blocks where some query's bound reaches `threshold` (less MARGIN)."""
+        q = queries.astype(np.float64)
+        qn = np.linalg.norm(q, axis=1)  # [P]
+        cos = (q @ self.centroids.T) / np.maximum(qn[:, None], 1e-30)  # [P, K]
+        theta = np.arccos(np.clip(cos, -1.0, 1.0))
+        upper = qn[:, None] * self.max_norm[None, :] * np.cos(np.maximum(0.0, theta - self.radius[None, :]))
+        live = (upper >= threshold - MARGIN).any(axis=0) & (self.bounds[1:] > self.bounds[:-1])
+        return np.flatnonzero(live)
+
+    def select(
+        self,
+        positives: Tensor,  # [P, D] clicked features (P ≥ 1)
+        negatives: Tensor | None,  # [Q, D] or None
+        threshold: float,
+    ) -> tuple[np.ndarray, float]:  # → sorted selected Gaussian ids [S], share of the bank read
+        """The ids with max_p q_p·f > threshold and (with negatives) max_n q_n·f ≤ that score: the reference rule."""
+        pos = positives.detach().cpu().numpy().astype(np.float32)
+        neg = None if negatives is None or negatives.shape[0] == 0 else negatives.detach().cpu().numpy()
+        blocks = self.live_blocks(pos, threshold)
+        picked: list[np.ndarray] = []
+        read = 0
+        with single_threaded_blas():
+            for lo, hi in _runs(self.bounds, blocks):
+                cols = self.bank[:, lo:hi]
+                read += hi - lo
+                s = pos[0] @ cols
+                for row in pos[1:]:
+                    np.maximum(s, row @ cols, out=s)
+                keep = s > threshold
+                if neg is not None:
+                    hit = np.flatnonzero(keep)
+                    if hit.size:
+                        sub = cols[:, hit]
+                        t = neg[0].astype(np.float32) @ sub
+                        for row in neg[1:]:
+                            np.maximum(t, row.astype(np.float32) @ sub, out=t)
+                        keep[hit[t > s[hit]]] = False
+                picked.append(self.perm[lo:hi][keep])
+        ids = np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+        return ids, read / max(1, self.num_gaussians)
+
+
+def _runs(bounds: np.ndarray, blocks: np.ndarray) -> list[tuple[int, int]]:
+    """Adjacent blocks merged into one column range: fewer, longer products."""
+    runs: list[tuple[int, int]] = []
+    for blk in blocks:
+        lo, hi = int(bounds[blk]), int(bounds[blk + 1])
+        if runs and runs[-1][1] == lo:
+            runs[-1] = (runs[-1][0], hi)
+        else:
+            runs.append((lo, hi))
+    return runs
+
+
+def reference_select(
+    positives: Tensor, negatives: Tensor | None, bank: Tensor, threshold: float
+) -> np.ndarray:  # [P, D], [Q, D] | None, [D, N] → sorted ids
+    """The whole-bank rule the field used before `PrunedBank` (float32 products against every Gaussian)."""
+    b = bank.detach().cpu().numpy()
+    pos = positives.detach().cpu().numpy().astype(b.dtype)
+    s = pos[0] @ b
+    for row in pos[1:]:
+        np.maximum(s, row @ b, out=s)
+    mask = s > threshold
+    if negatives is not None and negatives.shape[0]:
+        neg = negatives.detach().cpu().numpy().astype(b.dtype)
+        t = neg[0] @ b
+        for row in neg[1:]:
+            np.maximum(t, row @ b, out=t)
+        mask &= t <= s
+    return np.flatnonzero(mask)
