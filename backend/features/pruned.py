@@ -95,7 +95,7 @@ class PrunedBank:
         positives: Tensor,  # [P, D] clicked features (P ≥ 1)
         negatives: Tensor | None,  # [Q, D] or None
         threshold: float,
-    ) -> tuple[np.ndarray, float]:  # → sorted selected Gaussian ids [S], share of the bank read
+    ) -> tuple[np.ndarray, float]:  # → selected Gaussian ids [S] (block order, unsorted), share of the bank read
         """The ids with max_p q_p·f > threshold and (with negatives) max_n q_n·f ≤ that score: the reference rule."""
         pos = positives.detach().cpu().numpy().astype(np.float32)
         neg = None if negatives is None or negatives.shape[0] == 0 else negatives.detach().cpu().numpy()
@@ -119,7 +119,7 @@ class PrunedBank:
                             np.maximum(t, row.astype(np.float32) @ sub, out=t)
                         keep[hit[t > s[hit]]] = False
                 picked.append(self.perm[lo:hi][keep])
-        ids = np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+        ids = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)  # sorting 1M ids costs 3 ms
         return ids, read / max(1, self.num_gaussians)
 
 
