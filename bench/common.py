@@ -19,6 +19,8 @@ class Figure:
     value: float
     unit: str
     note: str = ""
+    key: str = ""
+    """When set, `--json` also writes the value at this top-level key (the figures an issue names)."""
 
 
 def machine_description() -> str:

@@ -207,6 +207,15 @@ def bench_interop(*, quick: bool, workdir: Path) -> list[Figure]:
     return run(quick=quick, workdir=workdir, num_gaussians=100_000 if quick else 1_000_000)
 
 
+def bench_latency(*, quick: bool, workdir: Path) -> list[Figure]:
+    """The click path at 1M Gaussians (also with --quick: that is the size the figures are about), fast beside
+    previous, and the look + diff per browser."""
+    from .latency import bench_latency as run
+    from .latency import latency_figures
+
+    return latency_figures(run(1_000_000, clicks=12 if quick else 48, workdir=workdir), "1M Gaussians")
+
+
 SECTIONS: dict[str, Callable[..., list[Figure]]] = {
     "foundation": bench_foundation,
     "segmentation": bench_segmentation,
@@ -214,6 +223,7 @@ SECTIONS: dict[str, Callable[..., list[Figure]]] = {
     "text": bench_text,
     "sa3d": bench_sa3d,
     "interop": bench_interop,
+    "latency": bench_latency,
 }
 
 
@@ -237,5 +247,6 @@ def run_bench(*, quick: bool = False, json_out: Path | None = None, sections: li
     print(format_table(figures))
     if json_out is not None:
         payload = {"machine": machine_description(), "figures": [dataclasses.asdict(f) for f in figures]}
+        payload.update({f.key: f.value for f in figures if f.key})
         write_text_atomic(json_out, json.dumps(payload, indent=1))
     return figures

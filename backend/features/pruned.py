@@ -8,16 +8,15 @@ angle between a member and μ) and its largest member norm. For a query q at ang
 
     q·f ≤ |q| · max|f| · cos(max(0, θ − r))
 
-so a block whose bound is below the threshold (less a margin far above float32 rounding) is skipped without reading
-it, and the exact float32 product runs on the other blocks only. The selection is therefore the reference's
-(`FeatureField._scores` over the whole bank, kept as the reference path and compared in tests/test_pruned_bank.py),
-not an approximation: no Gaussian outside the computed blocks can reach the threshold. Real features are grouped
-less tightly than synthetic ones; the answer stays exact, only the share of blocks read grows.
+and more finely, a member at angle φ from μ has q·f ≤ |q|·|f|·cos(|θ − φ|). Members are sorted by φ inside their
+block, so the ones that can pass (less a margin far above float32 rounding) form one contiguous run of columns per
+block, found by binary search; the exact float32 product runs on those runs only. The selection is therefore the
+reference's (`FeatureField._scores` over the whole bank, kept as the reference path and compared in
+tests/test_pruned_bank.py), not an approximation: no Gaussian outside the runs read can reach the threshold.
+Real features are grouped less tightly than synthetic ones; the answer stays exact, only the share read grows.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from torch import Tensor
@@ -62,33 +61,61 @@ class PrunedBank:
             step = 1 << 17
             for s in range(0, n, step):  # every Gaussian to its nearest centroid, in slices to bound the memory
                 labels[s : s + step] = np.argmax(centroids @ b[:, s : s + step], axis=0)
-        order = np.argsort(labels, kind="stable")
-        self.perm = order  # [N] block position → Gaussian id
-        self.bank = np.ascontiguousarray(b[:, order])  # [D, N] grouped by block
         counts = np.bincount(labels, minlength=k)
         self.bounds = np.concatenate([[0], np.cumsum(counts)])  # [K + 1] block b is [bounds[b], bounds[b + 1])
         self.centroids = centroids.astype(np.float64)  # [K, D]
-        self.radius = np.zeros(k)  # [K] radians
+        # Each member's angle φ to its centroid; inside a block members are sorted by φ, so the members a query
+        # at angle θ can reach (|θ − φ| small enough) are one contiguous run of columns.
+        phi = np.empty(n)
+        norm = np.empty(n)
+        for s in range(0, n, step):
+            cols = b[:, s : s + step].astype(np.float64)
+            norm[s : s + step] = np.linalg.norm(cols, axis=0)
+            cos = np.einsum("dn,nd->n", cols, self.centroids[labels[s : s + step]]) / np.maximum(
+                norm[s : s + step], 1e-30
+            )
+            phi[s : s + step] = np.arccos(np.clip(cos, -1.0, 1.0))
+        order = np.lexsort((phi, labels))
+        self.perm = order  # [N] block position → Gaussian id
+        self.bank = np.ascontiguousarray(b[:, order])  # [D, N] grouped by block, by φ inside a block
+        self.phi = phi[order]  # [N] radians, ascending inside each block
+        self.radius = np.zeros(k)  # [K] radians: the block's largest φ
         self.max_norm = np.zeros(k)  # [K]
         for blk in range(k):
             lo, hi = self.bounds[blk], self.bounds[blk + 1]
-            if lo == hi:
-                continue
-            cols = self.bank[:, lo:hi].astype(np.float64)  # [D, M]
-            norm = np.linalg.norm(cols, axis=0)
-            cos = (self.centroids[blk] @ cols) / np.maximum(norm, 1e-30)
-            self.radius[blk] = math.acos(float(np.clip(cos.min(), -1.0, 1.0))) + 1e-6
-            self.max_norm[blk] = float(norm.max())
+            if lo < hi:
+                self.radius[blk] = self.phi[hi - 1]
+                self.max_norm[blk] = float(norm[order[lo:hi]].max())
 
-    def live_blocks(self, queries: np.ndarray, threshold: float) -> np.ndarray:  # [P, D] → [B] block ids to read
-        """The blocks where some query's bound reaches `threshold` (less MARGIN)."""
+    def live_runs(self, queries: np.ndarray, threshold: float) -> list[tuple[int, int]]:  # [P, D] → column runs
+        """The column ranges holding every member some query can bring to `threshold` (less MARGIN).
+
+        A member at angle φ from its centroid, for a query at angle θ from it, has q·f ≤ |q|·|f|·cos(|θ − φ|):
+        only members with |θ − φ| below arccos(threshold / (|q|·max|f|)) can pass, a run of the φ-sorted block.
+        """
         q = queries.astype(np.float64)
         qn = np.linalg.norm(q, axis=1)  # [P]
         cos = (q @ self.centroids.T) / np.maximum(qn[:, None], 1e-30)  # [P, K]
         theta = np.arccos(np.clip(cos, -1.0, 1.0))
-        upper = qn[:, None] * self.max_norm[None, :] * np.cos(np.maximum(0.0, theta - self.radius[None, :]))
-        live = (upper >= threshold - MARGIN).any(axis=0) & (self.bounds[1:] > self.bounds[:-1])
-        return np.flatnonzero(live)
+        ratio = (threshold - MARGIN) / np.maximum(qn[:, None] * self.max_norm[None, :], 1e-30)  # [P, K]
+        reach = np.where(ratio <= -1.0, np.pi, np.arccos(np.clip(ratio, -1.0, 1.0))) + 1e-6  # [P, K]
+        reach[ratio >= 1.0] = -1.0  # nothing in the block can pass
+        runs: list[tuple[int, int]] = []
+        live = ((theta - self.radius[None, :] <= reach) & (reach >= 0)).any(axis=0)  # some φ ∈ [0, radius] in reach
+        for blk in np.flatnonzero(live):
+            lo, hi = int(self.bounds[blk]), int(self.bounds[blk + 1])
+            if lo == hi:
+                continue
+            phis = self.phi[lo:hi]
+            a, z = hi, lo
+            for p in range(q.shape[0]):
+                if reach[p, blk] < 0:
+                    continue
+                a = min(a, lo + int(np.searchsorted(phis, theta[p, blk] - reach[p, blk], side="left")))
+                z = max(z, lo + int(np.searchsorted(phis, theta[p, blk] + reach[p, blk], side="right")))
+            if a < z:
+                runs.append((a, z))
+        return runs
 
     def select(
         self,
@@ -99,11 +126,11 @@ class PrunedBank:
         """The ids with max_p q_p·f > threshold and (with negatives) max_n q_n·f ≤ that score: the reference rule."""
         pos = positives.detach().cpu().numpy().astype(np.float32)
         neg = None if negatives is None or negatives.shape[0] == 0 else negatives.detach().cpu().numpy()
-        blocks = self.live_blocks(pos, threshold)
+        runs = self.live_runs(pos, threshold)
         picked: list[np.ndarray] = []
         read = 0
         with single_threaded_blas():
-            for lo, hi in _runs(self.bounds, blocks):
+            for lo, hi in runs:
                 cols = self.bank[:, lo:hi]
                 read += hi - lo
                 s = pos[0] @ cols
@@ -121,18 +148,6 @@ class PrunedBank:
                 picked.append(self.perm[lo:hi][keep])
         ids = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)  # sorting 1M ids costs 3 ms
         return ids, read / max(1, self.num_gaussians)
-
-
-def _runs(bounds: np.ndarray, blocks: np.ndarray) -> list[tuple[int, int]]:
-    """Adjacent blocks merged into one column range: fewer, longer products."""
-    runs: list[tuple[int, int]] = []
-    for blk in blocks:
-        lo, hi = int(bounds[blk]), int(bounds[blk + 1])
-        if runs and runs[-1][1] == lo:
-            runs[-1] = (runs[-1][0], hi)
-        else:
-            runs.append((lo, hi))
-    return runs
 
 
 def reference_select(

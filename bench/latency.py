@@ -1,0 +1,153 @@
+"""The click path's figures at 1M Gaussians, the fast path beside the previous one in the same run.
+
+- **Click → selection** (`FeatureField.segment`: rays, similarity, threshold, floater filter) for click features at
+  the coarse and fine levels and for SAGA features, with `PrunedBank` (field.fast, the default) and with the whole-bank
+  reference product (field.fast = False, the implementation before it), p50 and p95, and the share of the bank the
+  fast path read. Features are made from the tabletop's ground truth (one direction per object and part, plus
+  noise), SAGA's as one 32-d direction per object with a gate of ones, so the field's real code runs.
+- **Look + chunk diff** per browser after a click (what `ClientView.on_change` does) and **bytes per one-object
+  change** as a share of the whole splat buffer (bench.viewer's figures, at the same size).
+
+`splatseg bench --quick --section latency --json F` writes the keys `click_coarse_p50_ms`, `click_fine_p50_ms`,
+`saga_p50_ms`, `look_diff_p50_ms`, `bytes_per_object_change_fraction` (and p95s, reference p50s and ratios).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .common import Figure, percentile
+from .viewer import CLICK_CANVAS, _click_pixels, _CountingSceneApi, _vp, bench_bytes, write_click_workspace
+
+
+def _saga_tensors(object_labels: np.ndarray, dim: int = 32, noise: float = 0.15, seed: int = 1) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    lab = torch.from_numpy(object_labels.astype(np.int64))
+    centres = F.normalize(torch.randn(int(lab.max()) + 1, dim, generator=g), dim=1)
+    feats = F.normalize(centres[lab] + noise * torch.randn(len(lab), dim, generator=g), dim=1)
+    return {
+        "features": feats,
+        "gate_weight": torch.zeros(dim, 1),
+        "gate_bias": torch.full((dim,), 20.0),  # sigmoid → 1: every channel open at every scale
+        "quantiles": torch.linspace(0.01, 1.0, 50),
+    }
+
+
+def _time_clicks(field, cameras, pixels, **kwargs) -> list[float]:
+    out = []
+    for cam, px in zip(cameras, pixels, strict=True):
+        t0 = time.perf_counter()
+        field.segment(cam, [px], **kwargs)
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str, float]:
+    from backend.features.field import FeatureField, load_field
+    from backend.io.cameras import write_inria_cameras
+    from backend.io.ply import write_ply
+    from backend.synthetic import build_tabletop, orbit_cameras
+    from backend.workspace import Workspace
+    from viewer.client_camera import camera_from_viewport, viewport_of
+    from viewer.session import Session
+    from viewer.splats import ChunkedSplats, SplatChunks
+
+    synth = build_tabletop(seed=0, num_gaussians=num_gaussians)
+    scene_dir = workdir / f"latency_{num_gaussians}"
+    scene_dir.mkdir(parents=True, exist_ok=True)
+    write_ply(scene_dir / "point_cloud.ply", synth.scene)
+    cams = [
+        camera_from_viewport(width=CLICK_CANVAS[0], height=CLICK_CANVAS[1], name=c.name, **_vp(viewport_of(c)))
+        for c in orbit_cameras(synth, views=6, resolution=CLICK_CANVAS[1], seed=0)
+    ]
+    write_inria_cameras(scene_dir / "cameras.json", cams)
+    write_click_workspace(scene_dir, synth.object_labels, synth.part_labels)
+    click = load_field(scene_dir, method="click", scene=synth.scene).warm_up()
+    saga = FeatureField(synth.scene, "saga", _saga_tensors(synth.object_labels)).warm_up()
+    per_camera = max(1, clicks // len(cams))
+    cameras, pixels = [], []
+    for ci, cam in enumerate(cams):
+        for px in _click_pixels(synth.scene, cam, synth.object_labels, per_camera, seed=ci):
+            cameras.append(cam)
+            pixels.append(px)
+    out: dict[str, float] = {"clicks": len(pixels)}
+    for name, field, kwargs in (
+        ("click_coarse", click, {"level": "coarse"}),
+        ("click_fine", click, {"level": "fine"}),
+        ("saga", saga, {}),
+    ):
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(2):  # interleaved, so a burst of load on the box hits both paths alike
+            for fast in (True, False):
+                field.fast = fast
+                _time_clicks(field, cameras[:2], pixels[:2], **kwargs)  # warm: lazy blocks, allocator
+                times[fast] += _time_clicks(field, cameras, pixels, **kwargs)
+        field.fast = True
+        out[f"{name}_p50_ms"] = percentile(times[True], 50)
+        out[f"{name}_p95_ms"] = percentile(times[True], 95)
+        out[f"{name}_reference_p50_ms"] = percentile(times[False], 50)
+        out[f"{name}_reference_p95_ms"] = percentile(times[False], 95)
+        level, scale = field._granularity(kwargs.get("level"), None)
+        bank = field._bank(level, scale)
+        q, _ = field._queries(cameras[0], [pixels[0]], level, scale)
+        out[f"{name}_bank_read_share"] = field._pruned_bank(level, scale, bank).select(q, None, 0.85)[1]
+
+    session = Session(synth.scene, workspace=Workspace(scene_dir), field=click)
+    splats = ChunkedSplats(_CountingSceneApi(), SplatChunks(synth.scene), session.rgba())
+    splats.prefetch_dim(session.look_layers()[2])
+    look_ms = []
+    for cam, px in zip(cameras, pixels, strict=True):
+        session.click(cam, px, positive=True, who="bench")
+        t0 = time.perf_counter()
+        rgba, plain, dimmed = session.look_layers()
+        splats.update(rgba, plain=plain, dimmed=dimmed)
+        look_ms.append((time.perf_counter() - t0) * 1e3)
+        session.edit("clear")
+        rgba, plain, dimmed = session.look_layers()
+        splats.update(rgba, plain=plain, dimmed=dimmed)
+    out["look_diff_p50_ms"] = percentile(look_ms[2:], 50)
+    out["look_diff_p95_ms"] = percentile(look_ms[2:], 95)
+    del session, splats, click, saga, synth
+    out["bytes_per_object_change_fraction"] = bench_bytes(num_gaussians)["change_mean"]
+    return out
+
+
+def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
+    figures = []
+    for name, title in (("click_coarse", "click, coarse"), ("click_fine", "click, fine"), ("saga", "SAGA")):
+        p50, p95, ref = r[f"{name}_p50_ms"], r[f"{name}_p95_ms"], r[f"{name}_reference_p50_ms"]
+        note = (
+            f"p95 {p95:.1f} ms; previous (whole-bank product) p50 {ref:.1f} ms, p95 "
+            f"{r[f'{name}_reference_p95_ms']:.1f} ms: ×{ref / max(p50, 1e-9):.2f} faster; "
+            f"{100 * r[f'{name}_bank_read_share']:.0f}% of the bank read"
+        )
+        figures.append(Figure("latency", f"{title}: click → selection p50, {label}", p50, "ms", note, f"{name}_p50_ms"))
+        figures.append(Figure("latency", f"{title}: p95, {label}", p95, "ms", "", f"{name}_p95_ms"))
+        figures.append(Figure("latency", f"{title}: previous p50, {label}", ref, "ms", "", f"{name}_reference_p50_ms"))
+    figures.append(
+        Figure(
+            "latency",
+            f"look + chunk diff after a click p50, {label}",
+            r["look_diff_p50_ms"],
+            "ms",
+            f"p95 {r['look_diff_p95_ms']:.1f} ms",
+            "look_diff_p50_ms",
+        )
+    )
+    figures.append(
+        Figure(
+            "latency",
+            f"bytes per one-object change, {label}",
+            r["bytes_per_object_change_fraction"],
+            "ratio",
+            "share of the whole splat buffer",
+            "bytes_per_object_change_fraction",
+        )
+    )
+    return figures
