@@ -211,8 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("segment", help="segment from a click, headless; prints one JSON line")
     p.add_argument("scene", type=Path, help="scene folder (or model file)")
-    p.add_argument("--view", required=True, help="camera name (its image stem)")
-    p.add_argument("--pixel", type=_pixel, action="append", required=True, help="X,Y full-resolution pixel to click")
+    p.add_argument("--view", default=None, help="camera name (its image stem); with --prompts, the default view")
+    p.add_argument("--pixel", type=_pixel, action="append", default=None, help="X,Y full-resolution pixel to click")
+    p.add_argument(
+        "--prompts",
+        type=Path,
+        default=None,
+        metavar="FILE.json",
+        help='many prompts in one call, one JSON line each: [{"pixels": [[X, Y]], "negatives": [], "view": NAME, '
+        '"level": ..., "scale": ..., "threshold": ...}, ...] (only "pixels" is required)',
+    )
     p.add_argument("--negative", type=_pixel, action="append", default=[], help="X,Y pixel whose segment to remove")
     p.add_argument(
         "--method",

@@ -18,6 +18,12 @@ from ..segment import _center
 
 
 def run(args: argparse.Namespace) -> int:
+    if (args.pixel is None) == (args.prompts is None):
+        raise SplatsegError("give the clicks as --pixel X,Y (one prompt) or --prompts FILE.json (many), not both")
+    if args.prompts is not None:
+        return run_batch(args)
+    if args.view is None:
+        raise SplatsegError("--view NAME is needed with --pixel (the camera the pixels are in)")
     if args.method == "sa3d":  # training-free: no workspace, no features to load
         return run_sa3d(args)
     print_report(
@@ -83,10 +89,27 @@ def segment_command(
     """`splatseg segment`: segment, write what was asked for, return the one JSON object to print."""
     start = time.perf_counter()
     camera = find_camera(load_cameras(scene_dir_of(scene)), view)
-    positives = [_center(camera, p) for p in pixels]
-    negs = [_center(camera, p) for p in negatives]
     field = load_field(scene, method, workspace=workspace)  # type: ignore[arg-type]
     field.warm_up()  # build the ray caster and the floater filter first: "milliseconds" is the click itself
+    result, report = _segment_once(field, camera, view, pixels, negatives, level, scale, threshold)
+    if mask_out is not None:
+        from ..io.selection import save_selection
+
+        save_selection(mask_out, result.mask)
+        report["mask_out"] = str(mask_out)
+    if out is not None:
+        from ..export import export_selection
+
+        export_selection(field.scene, result.mask, out, format="ply")
+        report["out"] = str(out)
+    report["total_milliseconds"] = round((time.perf_counter() - start) * 1e3, 1)
+    return report
+
+
+def _segment_once(field, camera, view, pixels, negatives, level, scale, threshold) -> tuple[Any, dict[str, Any]]:
+    """One prompt through a loaded field → (SegmentResult, the JSON object `segment` prints for it)."""
+    positives = [_center(camera, p) for p in pixels]
+    negs = [_center(camera, p) for p in negatives]
     result = field.segment(camera, positives, negs, level=level, scale=scale, threshold=threshold)
     report: dict[str, Any] = {
         "count": result.count,
@@ -100,18 +123,38 @@ def segment_command(
         "negatives": [[int(x), int(y)] for x, y in negatives],
         "num_gaussians": field.num_gaussians,
     }
-    if mask_out is not None:
-        from ..io.selection import save_selection
+    return result, report
 
-        save_selection(mask_out, result.mask)
-        report["mask_out"] = str(mask_out)
-    if out is not None:
-        from ..export import export_selection
 
-        export_selection(field.scene, result.mask, out, format="ply")
-        report["out"] = str(out)
-    report["total_milliseconds"] = round((time.perf_counter() - start) * 1e3, 1)
-    return report
+def run_batch(args: argparse.Namespace) -> int:
+    """`--prompts FILE.json`: load the scene and the features once, print one JSON line per prompt (the line
+    `--pixel` would print for it, without total_milliseconds), so a script segmenting many objects pays the start-up
+    once."""
+    from .prompts import read_prompts
+
+    if args.method == "sa3d":
+        raise SplatsegError("--prompts is for the feature methods (click, saga); run --method sa3d once per prompt")
+    if args.mask_out is not None or args.out is not None or args.negative:
+        raise SplatsegError("with --prompts, put negatives in each prompt; --mask-out and --out take one prompt")
+    prompts = read_prompts(args.prompts, default_view=args.view)
+    cameras = load_cameras(scene_dir_of(args.scene))
+    for p in prompts:
+        find_camera(cameras, p.view)  # every view checked before the first line is printed
+    field = load_field(args.scene, args.method, workspace=args.workspace)
+    field.warm_up()
+    for p in prompts:
+        _, report = _segment_once(
+            field,
+            find_camera(cameras, p.view),
+            p.view,
+            p.pixels,
+            p.negatives,
+            p.level if p.level is not None else args.level,
+            p.scale if p.scale is not None else args.scale,
+            p.threshold if p.threshold is not None else args.threshold,
+        )
+        print_report(report)
+    return 0
 
 
 def print_report(report: dict[str, Any]) -> None:
