@@ -1,0 +1,139 @@
+"""Real-size scenes: 3M and 6M Gaussians at SH degree 3, what the server pays to open one and to answer a click.
+
+The tabletop is built at the size asked for and given degree-3 SH (small random higher bands, as trained scenes have),
+written as a PLY, and then a fresh process (so its peak RSS is the server's, not the builder's) does what
+`splatseg view` does before a browser can draw: read the PLY (`load_scene`), pack the splat chunks and build every
+chunk's first node (`ChunkedSplats` over a byte-counting stand-in for viser: the bytes of the first frame), load
+click features (made from the tabletop's ground truth, stored where training stores them) and warm the field, then
+clicks. Reported: PLY size, load seconds, time to the first frame's buffers, bytes for the first frame, click p50,
+and peak RSS, with the budget `peak RSS ≤ RSS_BUDGET × PLY size`. Time to first frame in a browser is not measured
+here: the headless chromium of this box renders with software WebGL, minutes at these sizes (bench.viewer times
+the demo's first frame at its own size).
+
+`python -m bench.scale --sizes 3000000 [--json OUT]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+RSS_BUDGET = 3.0
+"""Peak server RSS per byte of PLY (the README's budget)."""
+
+
+def write_sh3_scene(num_gaussians: int, folder: Path) -> Path:
+    """A tabletop of `num_gaussians` at SH degree 3, its cameras, ground-truth click features; returns the PLY."""
+    from backend.core.scene import GaussianScene
+    from backend.io.cameras import write_inria_cameras
+    from backend.io.ply import write_ply
+    from backend.synthetic import build_tabletop, orbit_cameras
+
+    from .viewer import write_click_workspace
+
+    synth = build_tabletop(seed=0, num_gaussians=num_gaussians)
+    s = synth.scene
+    g = torch.Generator().manual_seed(0)
+    sh = torch.zeros(len(s), 16, 3)
+    sh[:, :1] = s.sh[:, :1]
+    sh[:, 1:] = 0.05 * torch.randn(len(s), 15, 3, generator=g)
+    scene = GaussianScene(s.means, s.quats, s.log_scales, s.logit_opacities, sh, extras=dict(s.extras))
+    del s
+    folder.mkdir(parents=True, exist_ok=True)
+    ply = folder / "point_cloud.ply"
+    write_ply(ply, scene)
+    write_inria_cameras(folder / "cameras.json", orbit_cameras(synth, views=4, resolution=720, seed=0))
+    write_click_workspace(folder, synth.object_labels, synth.part_labels)
+    np.save(folder / "object_labels.npy", synth.object_labels)
+    return ply
+
+
+def serve_and_click(folder: Path, clicks: int = 12) -> dict[str, float]:
+    """What the server does for a scene (run in a fresh process: peak RSS is this process's)."""
+    from backend.features.field import load_field
+    from backend.io.cameras import load_cameras
+    from backend.io.scene_folder import load_scene
+    from viewer.looks import base_rgba
+    from viewer.splats import ChunkedSplats, SplatChunks
+
+    from .viewer import _click_pixels, _CountingSceneApi
+
+    out: dict[str, float] = {}
+    t0 = time.perf_counter()
+    scene, _ = load_scene(folder)
+    out["load_s"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    chunks = SplatChunks(scene)
+    splats = ChunkedSplats(_CountingSceneApi(), chunks, base_rgba(scene.dc_colors, scene.opacities))
+    out["first_frame_buffers_s"] = time.perf_counter() - t1
+    out["first_frame_bytes"] = float(sum(int(h.buffer.nbytes) for h in splats.handles if h.buffer.size) or 0)
+    if out["first_frame_bytes"] == 0:  # the counting handle keeps no buffer on creation: 32 bytes a Gaussian
+        out["first_frame_bytes"] = float(len(scene) * 32)
+    t2 = time.perf_counter()
+    field = load_field(folder, method="click", scene=scene).warm_up()
+    out["field_s"] = time.perf_counter() - t2
+    cam = load_cameras(folder)[0]
+    labels = np.load(folder / "object_labels.npy")
+    times = []
+    for px in _click_pixels(scene, cam, labels, clicks, seed=0):
+        times.append(field.segment(cam, [px]).milliseconds)
+    out["click_p50_ms"] = float(np.median(times[2:] if len(times) > 4 else times))
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def bench_scale(num_gaussians: int, workdir: Path) -> dict[str, Any]:
+    folder = workdir / f"sh3_{num_gaussians}"
+    t0 = time.perf_counter()
+    ply = write_sh3_scene(num_gaussians, folder)
+    build_s = time.perf_counter() - t0
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.scale", "--child", str(folder)], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench.scale child failed: {proc.stderr.strip()[-2000:]}")
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    ply_mb = ply.stat().st_size / 2**20
+    r.update(num_gaussians=num_gaussians, ply_mb=ply_mb, build_s=build_s, rss_per_ply=r["peak_rss_mb"] / ply_mb)
+    r["within_budget"] = r["rss_per_ply"] <= RSS_BUDGET
+    return r
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[3_000_000])
+    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--workdir", type=Path, default=None)
+    p.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child is not None:
+        print(json.dumps(serve_and_click(args.child)))
+        return 0
+    import tempfile
+
+    from backend.io.atomic import write_text_atomic
+
+    from .common import machine_description
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="splatseg-scale-", dir=args.workdir) as tmp:
+        for n in args.sizes:
+            r = bench_scale(n, Path(tmp))
+            rows.append(r)
+            print(json.dumps(r), flush=True)
+    if args.json is not None:
+        write_text_atomic(args.json, json.dumps({"machine": machine_description(), "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
