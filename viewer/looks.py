@@ -87,6 +87,8 @@ class LookCache:
         self.style = style
         self._key: object = None
         self._plain = self._tinted = self._dimmed = base
+        self._last: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        """(tinted, rest, selection, words) of the last highlight look, to update it incrementally."""
 
     def _prepare(self, mode: ViewMode, colors: np.ndarray | None, colors_key: object) -> None:
         use_colors = colors is not None and mode in ("clusters", "pca")
@@ -133,8 +135,17 @@ class LookCache:
         if not selection.any():
             return self._plain
         rest = self._dimmed if dim_rest else self._plain
-        # On 32-bit words: one select per Gaussian instead of four (3 ms at 1M Gaussians instead of 15).
-        words = np.where(selection, _words(self._tinted), _words(rest))
+        last = self._last
+        if last is not None and last[0] is self._tinted and last[1] is rest and last[2].shape == selection.shape:
+            # A click changes few Gaussians: copy the previous look and redo only those (a copy is a quarter of
+            # the select below). A fresh array each time: clients may still be reading the previous one.
+            changed = np.flatnonzero(last[2] != selection)
+            words = last[3].copy()
+            words[changed] = np.where(selection[changed], _words(self._tinted)[changed], _words(rest)[changed])
+        else:
+            # On 32-bit words: one select per Gaussian instead of four (3 ms at 1M Gaussians instead of 15).
+            words = np.where(selection, _words(self._tinted), _words(rest))
+        self._last = (self._tinted, rest, selection.copy(), words)
         return words.view(np.uint8).reshape(-1, 4)
 
 
