@@ -14,7 +14,16 @@ from .field import FeatureField as FeatureField
 from .field import SegmentResult as SegmentResult
 from .field import load_field as load_field
 from .saga import SagaConfig as SagaConfig
-from .train import TrainReport as TrainReport
-from .train import train_features as train_features
+
+
+def __getattr__(name: str):
+    """`train_features` and `TrainReport` on first use: training pulls in the mask pipeline (image readers,
+    segmenters), which `splatseg segment` and the viewer's click never need at start-up."""
+    if name in ("TrainReport", "train_features"):
+        from . import train
+
+        return getattr(train, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["ClickConfig", "FeatureField", "SagaConfig", "SegmentResult", "TrainReport", "load_field", "train_features"]
