@@ -3,12 +3,18 @@ processes (a child that dies must be an error, never a hang)."""
 
 from __future__ import annotations
 
+import json as _json
 import os
+import subprocess
+from pathlib import Path
 
 import pytest
+import torch
 
 from backend.cli import main
 from bench.accuracy import _run_isolated, accuracy_benchmark
+from bench.gpu import main as gpu_main
+from bench.gpu import readme_rows
 
 
 def test_unknown_section_is_one_line_and_exit_2(capsys) -> None:
@@ -72,3 +78,41 @@ def test_interop_bench_reports_both_loaders_per_format(tmp_path) -> None:
         assert len(theirs) == len(ours) == 1 and theirs[0].value > 0
     ply = next(f for f in figures if f.name.startswith("load ply, 3k: splatseg"))
     assert 0 < ply.value < figures[1].value * 100 and "as long" in ply.note
+
+
+# ---- bench/gpu.sh -------------------------------------------------------------------------------------------------
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA answer")
+def test_without_cuda_it_says_so_and_measures_nothing(tmp_path, capsys) -> None:
+    out = tmp_path / "gpu.json"
+    assert gpu_main(["--json", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "no CUDA GPU" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_the_shell_script_runs_the_module(tmp_path) -> None:
+    proc = subprocess.run(["bash", str(_ROOT / "bench" / "gpu.sh"), "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "--cpu-parts" in proc.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the GPU steps would run")
+def test_cpu_parts_write_the_json(tmp_path, capsys) -> None:
+    out = tmp_path / "gpu.json"
+    assert gpu_main(["--json", str(out), "--cpu-parts", "--click-size", "20000"]) == 0
+    result = _json.loads(out.read_text())
+    assert result["errors"] == {}, result["errors"]
+    assert result["gpu_machine_click_coarse_p50_ms"] > 0 and "not measured" in result["gpu_training"]
+    assert any("click → selection" in row for row in result["readme_rows"])
+
+
+def test_readme_rows_name_only_measured_figures() -> None:
+    rows = readme_rows(
+        {"machine": "m", "gsplat_render_1m_p50_ms": 4.2, "cuda_tests_rc": 0, "cuda_tests_summary": "9 passed"}
+    )
+    assert rows == [
+        "| gpu | gsplat render 1280×720, 1M Gaussians p50 | 4.2 ms | m |",
+        "| gpu | CUDA tests (`pytest -m cuda`) | rc 0 | 9 passed |",
+    ]
