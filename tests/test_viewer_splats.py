@@ -280,50 +280,6 @@ def test_label_and_pca_colors():
     assert abs(int(rgb[:50, 0].mean()) - int(rgb[50:, 0].mean())) > 100  # the two groups are far apart
 
 
-def test_incremental_update_equals_the_full_pass():
-    """`update` (only the chunks whose words changed) against `update_reference` (every chunk), driven by the same
-    random looks, colourings and prefetches: the same bytes, resends and toggles, and the same browser state."""
-    scene = random_scene(4000, seed=9)
-    chunks = SplatChunks(scene, num_chunks=32)
-    base = base_rgba(scene.dc_colors, scene.opacities)
-    looks = LookCache(base)
-    chunk_of = chunks.chunk_of()
-    rng = np.random.default_rng(3)
-    colors = {k: rng.integers(0, 256, (len(scene), 3), dtype=np.uint8) for k in range(2)}
-    api_fast, api_ref = FakeSceneApi(), FakeSceneApi()
-    fast, ref = ChunkedSplats(api_fast, chunks, base), ChunkedSplats(api_ref, chunks, base)
-    selection = np.zeros(len(scene), bool)
-    incremental = 0
-    for step in range(120):
-        kind = rng.integers(6)
-        if kind == 0:
-            selection = np.zeros(len(scene), bool)
-        elif kind == 1:
-            selection = selection | np.isin(chunk_of, rng.choice(32, size=rng.integers(1, 4), replace=False))
-        elif kind == 2:
-            flip = rng.choice(len(scene), size=rng.integers(1, 50), replace=False)
-            selection = selection.copy()
-            selection[flip] = ~selection[flip]
-        elif kind == 3:
-            selection = rng.random(len(scene)) < 0.05
-        mode = "highlight" if step % 17 else str(rng.choice(["isolate", "hide", "clusters"]))
-        key = int(rng.integers(2)) if mode == "clusters" else None
-        kw = {"colors": colors[key], "colors_key": key} if key is not None else {}
-        plain, dimmed = looks.layers(mode, **kw)
-        look = looks.rgba(mode, selection, **kw)
-        if step == 60:
-            fast.prefetch_dim(dimmed)
-            ref.prefetch_dim(dimmed)
-        incremental += fast._last_words is not None and plain is fast._last_layers[0]
-        a = fast.update(look, plain=plain, dimmed=dimmed)
-        b = ref.update_reference(look, plain=plain, dimmed=dimmed)
-        assert (a.bytes_sent, a.chunks_resent, a.chunks_toggled) == (b.bytes_sent, b.chunks_resent, b.chunks_toggled)
-        _assert_browser_shows(api_fast, chunks, look)
-        _assert_browser_shows(api_ref, chunks, look)
-        assert fast.node_count() == ref.node_count()
-    assert incremental > 60  # most updates took the incremental path
-
-
 def test_incremental_look_equals_the_reference_over_a_click_sequence():
     """LookCache updates the previous highlight look where the selection changed; over random small and large
     changes, dim on and off, colourings switched, every look equals `compute_rgba` and no returned look is

@@ -183,9 +183,6 @@ class ChunkedSplats:
         self._has: dict[Layer, np.ndarray] = {layer: np.zeros(c, dtype=bool) for layer in LAYERS}
         self._shown: list[Layer | None] = [None] * c
         self._reordered_cache: list[tuple[np.ndarray, np.ndarray]] = []
-        self._chunk_of = chunks.chunk_of()  # [N] model order → chunk
-        self._last_words: np.ndarray | None = None  # [N] model order: the words of the last `update`
-        self._last_layers: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
         words = chunks.in_chunk_order(rgba_words(rgba))
         for i in range(c):
             sl = chunks.chunk_slice(i)
@@ -229,7 +226,6 @@ class ChunkedSplats:
     def prefetch_dim(self, dimmed: np.ndarray) -> int:  # dimmed [N, 4] uint8 → bytes sent
         """Send the hidden `dim` nodes ahead of the first selection (after the first frame: it doubles the load)."""
         words = self.chunks.in_chunk_order(rgba_words(dimmed))
-        self._last_words = None  # the next update looks at every chunk
         sent = 0
         for i in range(self.chunks.num_chunks):
             sl = self.chunks.chunk_slice(i)
@@ -245,59 +241,15 @@ class ChunkedSplats:
         plain: np.ndarray | None = None,  # [N, 4] uint8: the look with nothing selected (what `base` draws)
         dimmed: np.ndarray | None = None,  # [N, 4] uint8: everything dimmed (what `dim` draws)
     ) -> UpdateStats:
-        """Bring the browser to this look; returns what it cost.
-
-        Incremental: after an update every chunk is settled for the words it was given, so when the plain and
-        dimmed looks are the same arrays as last time, only the chunks holding a Gaussian whose colour word changed
-        are looked at (`update_reference` re-examines every chunk; tests/test_splats_incremental.py compares them).
-        """
-        model_words = rgba_words(rgba)
-        only = None
-        if self._last_words is not None and plain is self._last_layers[0] and dimmed is self._last_layers[1]:
-            changed = np.flatnonzero(model_words != self._last_words)
-            only = np.unique(self._chunk_of[changed])
-        stats = self._update(model_words, plain, dimmed, only)
-        self._last_words = model_words.copy()
-        self._last_layers = (plain, dimmed)
-        return stats
-
-    def update_reference(
-        self, rgba: np.ndarray, *, plain: np.ndarray | None = None, dimmed: np.ndarray | None = None
-    ) -> UpdateStats:
-        """`update` looking at every chunk (the implementation before the incremental one)."""
-        stats = self._update(rgba_words(rgba), plain, dimmed, None)
-        self._last_words = None
-        return stats
-
-    def _update(
-        self,
-        model_words: np.ndarray,  # [N] uint32 in model order
-        plain: np.ndarray | None,
-        dimmed: np.ndarray | None,
-        only: np.ndarray | None,  # [K] chunk ids to examine (None: all)
-    ) -> UpdateStats:
+        """Bring the browser to this look; returns what it cost."""
         chunks = self.chunks
+        words = chunks.in_chunk_order(rgba_words(rgba))
         stats = UpdateStats(full_bytes=chunks.num_gaussians * BYTES_PER_GAUSSIAN)
-        all_sizes = np.diff(chunks.bounds)
-        if only is None:
-            cids = np.arange(chunks.num_chunks)
-            pos: slice | np.ndarray = slice(None)
-            words = chunks.in_chunk_order(model_words)
-        else:
-            cids = only
-            pos = (
-                np.concatenate([np.arange(chunks.bounds[c], chunks.bounds[c + 1]) for c in cids])
-                if len(cids)
-                else np.zeros(0, dtype=np.int64)
-            )
-            words = model_words[chunks.order[pos]]
-        sizes = all_sizes[cids]
-        starts = np.cumsum(sizes) - sizes  # local to `words`
+        starts, sizes = chunks.bounds[:-1], np.diff(chunks.bounds)
         nonempty = sizes > 0
-        k = len(cids)
 
-        def chunk_all(flags: np.ndarray) -> np.ndarray:  # [n] bool → [K] bool: all True within the chunk
-            out = np.zeros(k, dtype=bool)
+        def chunk_all(flags: np.ndarray) -> np.ndarray:  # [N] bool → [C] bool: all True within the chunk
+            out = np.zeros(chunks.num_chunks, dtype=bool)
             if len(flags):
                 out[nonempty] = np.logical_and.reduceat(flags, starts[nonempty])
             return out
@@ -305,31 +257,30 @@ class ChunkedSplats:
         visible = ~chunk_all(_alpha(words) == 0) & nonempty
         plain_words = self._reordered(plain)
         dim_words = self._reordered(dimmed)
-        as_plain = chunk_all(words == plain_words[pos]) if plain_words is not None else None
-        as_dim = chunk_all(words == dim_words[pos]) if dim_words is not None else None
+        as_plain = chunk_all(words == plain_words) if plain_words is not None else None
+        as_dim = chunk_all(words == dim_words) if dim_words is not None else None
 
         # Which layer each chunk should show, and whether that layer already holds these words.
-        targets = np.full(k, "mix", dtype=object)
+        targets = np.full(chunks.num_chunks, "mix", dtype=object)
         if as_dim is not None:
             targets[as_dim] = "dim"
         targets[as_plain if as_plain is not None else slice(None)] = "base"
         targets[~visible] = None
-        current = {layer: self._has[layer][cids] & chunk_all(words == self._stored[layer][pos]) for layer in LAYERS}
-        shown = np.array(self._shown, dtype=object)[cids]
-        up_to_date = np.zeros(k, dtype=bool)
+        current = {layer: self._has[layer] & chunk_all(words == self._stored[layer]) for layer in LAYERS}
+        shown = np.array(self._shown, dtype=object)
+        up_to_date = np.zeros(chunks.num_chunks, dtype=bool)
         for layer in LAYERS:
             up_to_date |= (targets == layer) & current[layer]
         # A chunk already showing an up-to-date target needs nothing (its nodes' visibility is already right);
         # so does one that stays switched off.
         settled = (shown == targets) & (up_to_date | (targets == None))  # noqa: E711 (elementwise on objects)
-        for j in np.flatnonzero(~settled):
-            j = int(j)
-            i = int(cids[j])
-            local = words[int(starts[j]) : int(starts[j] + sizes[j])]
-            target: Layer | None = targets[j]
+        for i in np.flatnonzero(~settled):
+            i = int(i)
+            sl = chunks.chunk_slice(i)
+            target: Layer | None = targets[i]
             resent = False
-            if target is not None and not current[target][j]:
-                stats.bytes_sent += self._send(target, i, local, visible=True)
+            if target is not None and not current[target][i]:
+                stats.bytes_sent += self._send(target, i, words[sl], visible=True)
                 stats.chunks_resent += 1
                 resent = True
             if target != self._shown[i] and not resent:
@@ -361,7 +312,6 @@ class ChunkedSplats:
         return words
 
     def remove(self) -> None:
-        self._last_words = None
         for layer in LAYERS:
             for i, handle in enumerate(self._handles[layer]):
                 if handle is not None:
