@@ -83,3 +83,17 @@ def test_field_fast_path_equals_reference_path_on_a_scene():
                 np.testing.assert_array_equal(fast.scores, ref.scores)
                 selected += ref.count
     assert selected > 0  # the clicks hit something
+
+
+def test_non_finite_features_select_as_the_reference_and_do_not_hide_others():
+    bank = _grouped_bank(5000, 12, 6, 0.1, seed=7)
+    bank[:, ::97] = float("nan")
+    bank[3, 5::131] = float("inf")
+    pruned = PrunedBank(bank, blocks=16, sample=2000)
+    for col in (1, 2, 3, 10, 4000):
+        q = bank[:, col][None].clone()
+        got = np.sort(pruned.select(q, None, 0.85)[0])
+        np.testing.assert_array_equal(got, reference_select(q, None, bank, 0.85))
+        assert got.size > 0
+    nan_q = torch.full((1, 12), float("nan"))
+    assert pruned.select(nan_q, None, 0.85)[0].size == reference_select(nan_q, None, bank, 0.85).size == 0

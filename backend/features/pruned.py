@@ -44,9 +44,14 @@ class PrunedBank:
         n = b.shape[1]
         self.num_gaussians = n
         rng = np.random.default_rng(seed)
-        k = max(1, min(blocks, n))
-        pick = rng.choice(n, size=min(sample, n), replace=False)
-        x = np.ascontiguousarray(b[:, pick].T)  # [S, D]
+        # Non-finite features have no angle: such columns go to one extra block that every query reads in full
+        # (an infinite one can pass the reference's `>` test, a NaN never does), and stay out of the clustering,
+        # which they would poison.
+        finite = np.isfinite(b).all(axis=0)  # [N]
+        usable = np.flatnonzero(finite)
+        k = max(1, min(blocks, usable.size))
+        pick = rng.choice(usable, size=min(sample, usable.size), replace=False) if usable.size else np.zeros(1, int)
+        x = np.nan_to_num(np.ascontiguousarray(b[:, pick].T), nan=0.0, posinf=0.0, neginf=0.0)  # [S, D]
         centroids = x[rng.choice(len(x), size=k, replace=False)].copy()  # [K, D]
         with single_threaded_blas():
             for _ in range(iterations):  # spherical k-means on the sample: a grouping, any grouping is exact
@@ -61,20 +66,22 @@ class PrunedBank:
             step = 1 << 17
             for s in range(0, n, step):  # every Gaussian to its nearest centroid, in slices to bound the memory
                 labels[s : s + step] = np.argmax(centroids @ b[:, s : s + step], axis=0)
-        counts = np.bincount(labels, minlength=k)
-        self.bounds = np.concatenate([[0], np.cumsum(counts)])  # [K + 1] block b is [bounds[b], bounds[b + 1])
+        labels[~finite] = k  # the dead block
+        counts = np.bincount(labels, minlength=k + 1)
+        self.bounds = np.concatenate([[0], np.cumsum(counts)])  # [K + 2] block b is [bounds[b], bounds[b + 1])
         self.centroids = centroids.astype(np.float64)  # [K, D]
         # Each member's angle φ to its centroid; inside a block members are sorted by φ, so the members a query
         # at angle θ can reach (|θ − φ| small enough) are one contiguous run of columns.
         phi = np.empty(n)
         norm = np.empty(n)
         for s in range(0, n, step):
-            cols = b[:, s : s + step].astype(np.float64)
+            cols = np.where(finite[s : s + step], b[:, s : s + step], 0.0)  # float64; non-finite columns get φ 0
             norm[s : s + step] = np.linalg.norm(cols, axis=0)
-            cos = np.einsum("dn,nd->n", cols, self.centroids[labels[s : s + step]]) / np.maximum(
+            cos = np.einsum("dn,nd->n", cols, self.centroids[np.minimum(labels[s : s + step], k - 1)]) / np.maximum(
                 norm[s : s + step], 1e-30
             )
             phi[s : s + step] = np.arccos(np.clip(cos, -1.0, 1.0))
+        phi[~finite] = 0.0
         order = np.lexsort((phi, labels))
         self.perm = order  # [N] block position → Gaussian id
         self.bank = np.ascontiguousarray(b[:, order])  # [D, N] grouped by block, by φ inside a block
@@ -115,6 +122,9 @@ class PrunedBank:
                 z = max(z, lo + int(np.searchsorted(phis, theta[p, blk] + reach[p, blk], side="right")))
             if a < z:
                 runs.append((a, z))
+        k = self.centroids.shape[0]
+        if self.bounds[k + 1] > self.bounds[k]:  # the non-finite block, always read
+            runs.append((int(self.bounds[k]), int(self.bounds[k + 1])))
         return runs
 
     def select(
