@@ -6,6 +6,7 @@ from __future__ import annotations
 import json as _json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,7 +95,8 @@ def test_without_cuda_it_says_so_and_measures_nothing(tmp_path, capsys) -> None:
 
 
 def test_the_shell_script_runs_the_module(tmp_path) -> None:
-    proc = subprocess.run(["bash", str(_ROOT / "bench" / "gpu.sh"), "--help"], capture_output=True, text=True)
+    env = {**os.environ, "PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(_ROOT / "bench" / "gpu.sh"), "--help"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0 and "--cpu-parts" in proc.stdout
 
 
