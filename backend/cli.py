@@ -237,6 +237,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         sam_model=args.sam_model,
         sam_checkpoint=args.sam_checkpoint,
         noise_strength=args.noise,
+        views=args.views,
+        resolution=args.resolution,
     )
     print(f"wrote {masks.index['source']} masks of {len(masks.views)} views to {masks.root}")
     return 0
@@ -294,9 +296,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--masks",
         default="auto",
-        metavar="sam|labels|PATH",
-        help="mask source: SAM, a synthetic scene's labels, or a folder of per-view masks "
+        metavar="sam|labels|geometric|PATH",
+        help="mask source: SAM, a synthetic scene's labels, geometric (segments of splatseg's own renders by depth, "
+        "normals and colour: needs no download, rougher than SAM), or a folder of per-view masks "
         "(default: labels when the scene has labels/, else sam)",
+    )
+    p.add_argument(
+        "--views",
+        type=_positive_int,
+        default=None,
+        help="scenes without cameras: number of virtual orbit cameras (default 48)",
+    )
+    p.add_argument(
+        "--resolution",
+        type=_positive_int,
+        default=None,
+        help="scenes without cameras: virtual camera size in pixels (default 512)",
     )
     p.add_argument("--sam-checkpoint", type=Path, default=None, help="SAM weights (.pth); needed offline")
     p.add_argument(

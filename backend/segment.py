@@ -22,9 +22,9 @@ from typing import Any
 from .camera import Camera
 from .errors import SplatsegError
 from .features.field import FeatureField, SegmentResult, load_field
-from .io.cameras import find_camera, load_cameras
-from .io.scene_folder import scene_dir_of
+from .io.cameras import find_camera
 from .render import pixel_center
+from .viewpoints.virtual import scene_cameras
 
 __all__ = ["FeatureField", "SegmentResult", "load_field", "segment", "segment_command"]
 
@@ -46,7 +46,7 @@ def segment(
 
     Pass a `field` from `load_field` to click many times without reloading the features.
     """
-    camera = find_camera(load_cameras(scene_dir_of(scene)), view)
+    camera = find_camera(scene_cameras(scene, workspace), view)
     if field is None:
         field = load_field(scene, method, workspace=workspace)  # type: ignore[arg-type]
     return field.segment(
@@ -87,7 +87,7 @@ def segment_command(
 ) -> dict[str, Any]:
     """`splatseg segment`: segment, write what was asked for, return the one JSON object to print."""
     start = time.perf_counter()
-    camera = find_camera(load_cameras(scene_dir_of(scene)), view)
+    camera = find_camera(scene_cameras(scene, workspace), view)
     positives = [_center(camera, p) for p in pixels]
     negs = [_center(camera, p) for p in negatives]
     field = load_field(scene, method, workspace=workspace)  # type: ignore[arg-type]
