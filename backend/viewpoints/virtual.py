@@ -46,8 +46,9 @@ def scene_cameras(
 ) -> list[Camera]:
     """The scene's cameras; for a scene without any, its virtual cameras (made and rendered when missing/stale).
 
-    `views`/`resolution` choose the virtual cameras (defaults 48 and 512); a stored set made with other values is
-    made again. They are refused for a scene that has cameras, where they would silently do nothing.
+    `views`/`resolution` choose the virtual cameras (defaults 48 and 512, or what the stored set was made with); a
+    stored set made with other values, or from another model, is made again. They are refused for a scene that has
+    cameras, where they would silently do nothing.
     """
     scene_dir = scene_dir_of(scene_path)
     if has_camera_files(scene_dir):
@@ -67,11 +68,12 @@ def scene_cameras(
             return _attach_renders(ws, read_inria_cameras(ws.path(CAMERAS_NAME)))
         except (StaleCacheError, InputError):
             pass  # made again below
+    before = entry["params"] if entry is not None else {}  # a stale set is remade as it was asked for
     return make_virtual_cameras(
         ws,
         model,
-        views=views or DEFAULT_VIEWS,
-        resolution=resolution or DEFAULT_RESOLUTION,
+        views=views or before.get("views", DEFAULT_VIEWS),
+        resolution=resolution or before.get("resolution", DEFAULT_RESOLUTION),
         backend=backend,
         on_view=on_view,
     )
