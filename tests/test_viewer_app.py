@@ -14,6 +14,7 @@ import torch
 from backend.camera import look_at
 from backend.cli import main
 from backend.errors import SplatsegError
+from backend.scene import GaussianScene
 from backend.synthetic import write_synthetic_scene
 from viewer.app import ViewerApp, initial_view, port_is_free, up_direction
 from viewer.auth import MAX_FREE_ATTEMPTS, TokenGate
@@ -76,6 +77,36 @@ def test_up_direction_and_initial_view():
     forward = (start["look_at"] - start["position"]) / np.linalg.norm(start["look_at"] - start["position"])
     np.testing.assert_allclose(forward, cams[0].camera_to_world[:3, 2], atol=1e-9)
     assert up_direction([]).tolist() == [0.0, 0.0, 1.0]
+
+
+def test_without_cameras_the_view_starts_upright_from_the_estimated_up():
+    """A scene tall along y and heavier at +y (a standing subject in OpenCV axes): up is −y, the start is level."""
+    g = torch.Generator().manual_seed(0)
+    means = torch.randn(3000, 3, generator=g) * torch.tensor([0.2, 1.0, 0.2])
+    n = len(means)
+    scene = GaussianScene.from_activated(
+        means=means,
+        quats=torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1),
+        scales=torch.full((n, 3), 0.05),
+        opacities=torch.full((n,), 0.9),
+        colors=torch.full((n, 3), 0.5),
+    )
+    up = up_direction([], scene)
+    np.testing.assert_allclose(up, [0, -1, 0])
+    start = initial_view([], means.numpy(), up)
+    offset = start["position"] - start["look_at"]
+    assert offset @ up > 0 and abs(offset @ up) < np.linalg.norm(offset)  # above the subject, looking at it
+
+
+def test_train_minutes_estimate_grows_with_the_work():
+    from viewer.hints import train_minutes_estimate
+
+    cams = [
+        look_at("a", np.array([0, 0, -3.0]), np.zeros(3), np.array([0, -1.0, 0]), width=512, height=512, fov_y_deg=50)
+    ]
+    small = train_minutes_estimate(10_000, cams, cuda=False)
+    large = train_minutes_estimate(1_000_000, cams * 48, cuda=False)
+    assert 1 <= small < large and train_minutes_estimate(1_000_000, cams * 48, cuda=True) < large
 
 
 # ---- startup -------------------------------------------------------------------------------------------------------

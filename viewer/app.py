@@ -21,9 +21,10 @@ import torch
 
 from backend.camera import Camera
 from backend.errors import SplatsegError
-from backend.io.cameras import load_cameras
+from backend.io.cameras import has_camera_files, load_cameras
 from backend.io.scene_folder import load_scene, scene_dir_of
 from backend.scene import GaussianScene
+from backend.viewpoints.virtual import stored_virtual_cameras
 from backend.workspace import Workspace
 
 from .auth import TokenGate
@@ -85,9 +86,14 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def up_direction(cameras: list[Camera]) -> np.ndarray:  # [3]
-    """The scene's up: the mean of the cameras' up vectors (−y of each OpenCV camera); +z without cameras."""
+def up_direction(cameras: list[Camera], scene: GaussianScene | None = None) -> np.ndarray:  # [3]
+    """The scene's up: the mean of the cameras' up vectors (−y of each OpenCV camera); without cameras the up axis
+    estimated from the Gaussians (`backend.viewpoints.estimate_up`), or +z when there is no scene either."""
     if not cameras:
+        if scene is not None and len(scene):
+            from backend.viewpoints import estimate_up
+
+            return estimate_up(scene)
         return np.array([0.0, 0.0, 1.0])
     ups = np.stack([-c.camera_to_world[:3, 1] for c in cameras])
     up = ups.mean(0)
@@ -95,12 +101,16 @@ def up_direction(cameras: list[Camera]) -> np.ndarray:  # [3]
     return up / norm if norm > 1e-6 else np.array([0.0, 0.0, 1.0])
 
 
-def initial_view(cameras: list[Camera], means: np.ndarray) -> dict[str, Any]:
-    """Where a browser starts: the first training view, looking at the scene's middle along its optical axis."""
+def initial_view(cameras: list[Camera], means: np.ndarray, up: np.ndarray | None = None) -> dict[str, Any]:
+    """Where a browser starts: the first training view, looking at the scene's middle along its optical axis;
+    without cameras, from the side and a little above (along `up`, default +z)."""
     centre = np.median(means, axis=0) if len(means) else np.zeros(3)
     if not cameras:
         extent = float(np.percentile(np.linalg.norm(means - centre, axis=1), 90)) if len(means) else 1.0
-        return {"position": centre + np.array([0.0, -2.5, 1.0]) * extent, "look_at": centre, "fov": np.deg2rad(60)}
+        up = np.array([0.0, 0.0, 1.0]) if up is None else np.asarray(up, np.float64)
+        side = np.cross(up, np.eye(3)[int(np.argmin(np.abs(up)))])
+        side /= np.linalg.norm(side)
+        return {"position": centre + (2.5 * side + up) * extent, "look_at": centre, "fov": np.deg2rad(60)}
     cam = cameras[0]
     view = viewport_of(cam)
     forward = cam.camera_to_world[:3, 2]
@@ -139,12 +149,12 @@ class ViewerApp:
             require_cuda()  # before anything is loaded or bound: a clear error, no half-started server
         scene, model_path = load_scene(self.scene_path)
         scene_dir = scene_dir_of(self.scene_path)
+        ws = Workspace(scene_dir, workspace)
         try:
-            cameras = load_cameras(scene_dir)
+            cameras = load_cameras(scene_dir) if has_camera_files(scene_dir) else stored_virtual_cameras(ws, model_path)
         except SplatsegError as e:
             cameras = []
             self._log(f"no cameras ({e}); starting from a default view")
-        ws = Workspace(scene_dir, workspace)
         self.field_loader = field_loader
         field, problem = self._try_load_field(ws, scene)
         self.session = Session(
@@ -185,9 +195,9 @@ class ViewerApp:
         gui = self.server.gui
         gui.configure_theme(control_width="medium", show_share_button=share, brand_color=BRAND)
         gui.set_panel_label("splatseg")
-        up = up_direction(cameras)
+        up = up_direction(cameras, scene)
         self.server.scene.set_up_direction(tuple(up))
-        start = initial_view(cameras, scene.means.detach().cpu().numpy())
+        start = initial_view(cameras, scene.means.detach().cpu().numpy(), up)
         self.server.initial_camera.up = tuple(up)
         self.server.initial_camera.position = tuple(start["position"])
         self.server.initial_camera.look_at = tuple(start["look_at"])

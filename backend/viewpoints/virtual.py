@@ -107,12 +107,16 @@ def make_virtual_cameras(
     return _attach_renders(ws, cameras)
 
 
-def virtual_up(ws: Workspace) -> np.ndarray | None:  # [3]
-    """The up axis recorded with the workspace's virtual cameras, if it has any."""
-    entry = ws.entry(CAMERAS_NAME)
-    if entry is None or "up" not in entry.get("params", {}):
-        return None
-    return np.asarray(entry["params"]["up"], np.float64)
+def stored_virtual_cameras(ws: Workspace, model: os.PathLike[str]) -> list[Camera]:
+    """The workspace's virtual cameras when they are there and fresh for `model`, else []: never renders (the viewer
+    starts with these; its Prepare button makes them)."""
+    if ws.entry(CAMERAS_NAME) is None:
+        return []
+    try:
+        ws.check_fresh(CAMERAS_NAME, inputs={"model": model})
+        return _attach_renders(ws, read_inria_cameras(ws.path(CAMERAS_NAME)))
+    except (StaleCacheError, InputError):
+        return []
 
 
 def _attach_renders(ws: Workspace, cameras: list[Camera]) -> list[Camera]:
