@@ -376,9 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--selection", type=Path, required=True, help="bool .npy over the model's Gaussians")
     p.add_argument(
         "--format",
-        choices=["ply", "inverse-ply", "labels-ply", "splat", "points", "mesh"],
+        choices=["ply", "inverse-ply", "labels-ply", "compressed-ply", "splat", "points", "mesh"],
         default="ply",
-        help="ply: the selected Gaussians; inverse-ply: the rest; labels-ply: all with a `segment` property",
+        help="ply: the selected Gaussians; inverse-ply: the rest; labels-ply: all with a `segment` property; "
+        "compressed-ply: the selection as a SuperSplat compressed PLY",
     )
     p.add_argument("-o", "--output", type=Path, required=True)
     p.set_defaults(func=cmd_export)

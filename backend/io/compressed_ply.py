@@ -141,3 +141,84 @@ def _read_sh(path: Path, sh: np.ndarray | None, n: int) -> np.ndarray:  # [N, K-
     values = ((unit - 0.5) * 8.0).astype(np.float32)  # [N, 3·(K-1)] channel-major, as INRIA's f_rest
     k1 = len(names) // 3
     return np.ascontiguousarray(values.reshape(n, 3, k1).transpose(0, 2, 1))
+
+
+# ---- writing ---------------------------------------------------------------------------------------------------
+
+
+def write_compressed_ply(path: str | os.PathLike[str], scene: GaussianScene) -> None:
+    """Write `scene` as a SuperSplat compressed PLY, atomically, in the scene's order (Gaussian i stays row i).
+
+    gsplat's exporter writes the same layout but sorts the Gaussians (Morton order), drops faint ones and divides by
+    a chunk's range even when it is zero; splatseg keeps every Gaussian where it was, so a selection `.npy` still
+    indexes the file. SH beyond the DC term is written in the `sh` element, 8 bits a coefficient.
+    """
+    from backend.io.atomic import atomic_open
+
+    n = len(scene)
+    if n == 0:
+        raise ValueError("cannot write an empty scene as a compressed PLY")
+    means = scene.means.detach().cpu().double().numpy()
+    log_scales = np.clip(scene.log_scales.detach().cpu().double().numpy(), -20, 20)
+    rgb = scene.sh[:, 0].detach().cpu().double().numpy() * SH_C0 + 0.5  # [N, 3], may leave [0, 1]
+    alpha = scene.opacities.detach().cpu().double().numpy()
+    num_chunks = -(-n // CHUNK_SIZE)
+    pad = num_chunks * CHUNK_SIZE - n
+
+    def chunked(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # [N, 3] -> lo, hi [C, 3], unit
+        padded = np.concatenate([values, np.repeat(values[-1:], pad, axis=0)]).reshape(num_chunks, CHUNK_SIZE, 3)
+        lo, hi = padded.min(axis=1), padded.max(axis=1)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        unit = (values - lo[np.arange(n) // CHUNK_SIZE]) / span[np.arange(n) // CHUNK_SIZE]
+        return lo, hi, unit
+
+    lo_p, hi_p, unit_p = chunked(means)
+    lo_s, hi_s, unit_s = chunked(log_scales)
+    lo_c, hi_c, unit_c = chunked(rgb)
+    chunk = np.concatenate([lo_p, hi_p, lo_s, hi_s, lo_c, hi_c], axis=1).astype("<f4")  # [C, 18]
+    words = np.stack(
+        [
+            _pack_111011(unit_p),
+            pack_rotation(scene.quats.detach().cpu().double().numpy()),
+            _pack_111011(unit_s),
+            _pack_unorm(unit_c[:, 0], 8) << 24
+            | _pack_unorm(unit_c[:, 1], 8) << 16
+            | _pack_unorm(unit_c[:, 2], 8) << 8
+            | _pack_unorm(alpha, 8),
+        ],
+        axis=1,
+    ).astype("<u4")  # [N, 4]
+    k1 = scene.sh.shape[1] - 1
+    header = ["ply", "format binary_little_endian 1.0", "comment written by splatseg", f"element chunk {num_chunks}"]
+    header += [f"property float {name}" for name in _BOUNDS + _SCALE_BOUNDS + _COLOR_BOUNDS]
+    header += [f"element vertex {n}"] + [f"property uint {name}" for name in _WORDS]
+    sh_bytes = b""
+    if k1:
+        rest = scene.sh[:, 1:].detach().cpu().double().numpy().transpose(0, 2, 1).reshape(n, 3 * k1)  # channel-major
+        sh_bytes = np.clip(np.floor((rest / 8.0 + 0.5) * 256.0), 0, 255).astype(np.uint8).tobytes()
+        header += [f"element sh {n}"] + [f"property uchar f_rest_{i}" for i in range(3 * k1)]
+    header.append("end_header\n")
+    with atomic_open(path, "wb") as f:
+        f.write("\n".join(header).encode("ascii"))
+        f.write(chunk.tobytes())
+        f.write(words.tobytes())
+        f.write(sh_bytes)
+
+
+def _pack_unorm(value: np.ndarray, bits: int) -> np.ndarray:  # [N] in [0, 1] -> [N] uint32
+    top = (1 << bits) - 1
+    return np.clip(np.floor(value * top + 0.5), 0, top).astype(np.uint32)
+
+
+def _pack_111011(unit: np.ndarray) -> np.ndarray:  # [N, 3] -> [N] uint32
+    return _pack_unorm(unit[:, 0], 11) << 21 | _pack_unorm(unit[:, 1], 10) << 11 | _pack_unorm(unit[:, 2], 11)
+
+
+def pack_rotation(quats: np.ndarray) -> np.ndarray:  # [N, 4] wxyz -> [N] uint32; inverse of `unpack_rotation`
+    q = quats / np.maximum(np.linalg.norm(quats, axis=1, keepdims=True), 1e-12)
+    largest = np.argmax(np.abs(q), axis=1)
+    rows = np.arange(len(q))
+    q = q * np.where(q[rows, largest] < 0, -1.0, 1.0)[:, None]  # q and -q are one rotation; keep the largest ≥ 0
+    others = q[rows[:, None], np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])[largest]]  # [N, 3]
+    packed = _pack_unorm(others / np.sqrt(2.0) + 0.5, 10)
+    return largest.astype(np.uint32) << 30 | packed[:, 0] << 20 | packed[:, 1] << 10 | packed[:, 2]
