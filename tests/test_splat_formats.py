@@ -225,3 +225,47 @@ def test_export_compressed_ply(tmp_path: Path) -> None:
     assert export_selection(scene, mask, tmp_path / "sel.compressed.ply", format="compressed-ply") == 100
     got = load_scene(tmp_path / "sel.compressed.ply")[0]
     assert (got.means - scene.means[::3]).abs().max() < 4.0 / 1023 * 1.01
+
+
+# ---- nerfstudio splatfacto exports -----------------------------------------------------------------------------------
+
+
+def _splatfacto_ply(path: Path, n: int, degree: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """The vertex layout `ns-export gaussian-splat` writes: x y z nx ny nz, then f_dc_* and f_rest_* (degree > 0) or
+    uint8 red green blue (degree 0), opacity, scale_0..2, rot_0..3, all float32 but the colours."""
+    import plyfile
+
+    rng = np.random.default_rng(seed)
+    fields = [(name, "f4") for name in ("x", "y", "z", "nx", "ny", "nz")]
+    k1 = (degree + 1) ** 2 - 1
+    if degree > 0:
+        fields += [(f"f_dc_{i}", "f4") for i in range(3)] + [(f"f_rest_{i}", "f4") for i in range(3 * k1)]
+    else:
+        fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    fields += [("opacity", "f4")] + [(f"scale_{i}", "f4") for i in range(3)] + [(f"rot_{i}", "f4") for i in range(4)]
+    data = np.zeros(n, dtype=fields)
+    for name, kind in fields:
+        data[name] = rng.integers(0, 256, n) if kind == "u1" else rng.normal(size=n)
+    data["nx"] = data["ny"] = data["nz"] = 0
+    plyfile.PlyData([plyfile.PlyElement.describe(data, "vertex")]).write(str(path))
+    return {name: data[name] for name, _ in fields}
+
+
+def test_splatfacto_degree0_export_with_rgb_colours_loads(tmp_path: Path) -> None:
+    values = _splatfacto_ply(tmp_path / "splat.ply", 50, degree=0)
+    assert find_model(tmp_path).name == "splat.ply"
+    scene = load_scene(tmp_path)[0]
+    assert scene.sh_degree == 0 and "red" not in scene.extras
+    expected = np.stack([values[c] for c in ("red", "green", "blue")], axis=1) / 255.0
+    np.testing.assert_allclose(scene.dc_colors.numpy(), expected, atol=1e-6)
+    np.testing.assert_array_equal(scene.logit_opacities.numpy(), values["opacity"])
+    np.testing.assert_array_equal(scene.quats[:, 0].numpy(), values["rot_0"])
+
+
+def test_splatfacto_degree3_export_is_inria_layout(tmp_path: Path) -> None:
+    values = _splatfacto_ply(tmp_path / "splat.ply", 40, degree=3)
+    scene = load_scene(tmp_path)[0]
+    assert scene.sh_degree == 3
+    # f_rest is channel-major: f_rest_{c·15 + j} is coefficient 1+j of channel c.
+    np.testing.assert_array_equal(scene.sh[:, 1 + 4, 2].numpy(), values[f"f_rest_{2 * 15 + 4}"])
+    np.testing.assert_array_equal(scene.sh[:, 0, 1].numpy(), values["f_dc_1"])
