@@ -269,3 +269,17 @@ def test_splatfacto_degree3_export_is_inria_layout(tmp_path: Path) -> None:
     # f_rest is channel-major: f_rest_{c·15 + j} is coefficient 1+j of channel c.
     np.testing.assert_array_equal(scene.sh[:, 1 + 4, 2].numpy(), values[f"f_rest_{2 * 15 + 4}"])
     np.testing.assert_array_equal(scene.sh[:, 0, 1].numpy(), values["f_dc_1"])
+
+
+def test_spz_writer_round_trip(tmp_path: Path) -> None:
+    from backend.io.spz import spz_bytes
+
+    scene = _random_scene(500, degree=3, seed=6)
+    path = tmp_path / "out.spz"
+    path.write_bytes(spz_bytes(scene))
+    got = read_spz(path)
+    assert (got.means - scene.means).abs().max() <= 0.5 / 4096 + 1e-6
+    assert (got.opacities - scene.opacities).abs().max() < 0.5 / 255 + 1e-6
+    assert (got.log_scales - scene.log_scales).abs().max() < 1 / 32 + 1e-6
+    assert (got.unit_quats * scene.unit_quats).sum(dim=1).abs().min() > 0.99
+    assert (got.sh[:, 1:] - scene.sh[:, 1:]).abs().max() < 1 / 128 + 1e-6  # SH signs flipped and back again

@@ -14,6 +14,7 @@ the SH coefficients whose basis function is odd in y or z), so an .spz loads whe
 
 from __future__ import annotations
 
+import gzip
 import os
 import struct
 import zlib
@@ -181,3 +182,32 @@ def _rotations_v3(rot: np.ndarray) -> np.ndarray:  # [4N] uint8 -> [N, 4] xyzw
         out[rows, slots[:, j]] = value
     out[rows, largest] = np.sqrt(np.clip(1.0 - (out * out).sum(axis=1), 0.0, None))
     return out
+
+
+def spz_bytes(scene: GaussianScene, *, fractional_bits: int = 12) -> bytes:
+    """The scene as an SPZ v2 file (gzip; smallest-three rotations are v3's only change). The inverse of
+    `read_spz` up to quantisation: PLY axes back to RUB, values to the section encodings above."""
+    n = len(scene)
+    k = scene.sh.shape[1] - 1
+    means = scene.means.detach().cpu().double().numpy() * [1, -1, -1]
+    fixed = np.round(means * (1 << fractional_bits)).astype(np.int64)
+    if np.abs(fixed).max(initial=0) >= 1 << 23:
+        raise ValueError(f"positions exceed SPZ's 24-bit range at {fractional_bits} fractional bits")
+    pos = (fixed[..., None] >> np.array([0, 8, 16]) & 0xFF).astype(np.uint8)  # [N, 3, 3] little-endian bytes
+    alpha = np.round(scene.opacities.detach().cpu().double().numpy() * 255)
+    dc = scene.sh[:, 0].detach().cpu().double().numpy()
+    color = np.round((dc * _COLOR_SCALE + 0.5) * 255)
+    scale = np.round((scene.log_scales.detach().cpu().double().numpy() + 10.0) * 16)
+    q = scene.unit_quats.detach().cpu().double().numpy()  # wxyz
+    xyzw = np.stack([q[:, 1], -q[:, 2], -q[:, 3], q[:, 0]], axis=1)
+    xyzw *= np.where(xyzw[:, 3:] < 0, -1.0, 1.0)  # w ≥ 0: v2 stores x, y, z only
+    rot = np.round((xyzw[:, :3] + 1.0) * 127.5)
+    rest = scene.sh[:, 1:].detach().cpu().double().numpy() * _SH_FLIP[:k, None]
+    sh = np.round(rest * 128 + 128)
+
+    def u8(a: np.ndarray) -> bytes:
+        return np.clip(a, 0, 255).astype(np.uint8).tobytes()
+
+    header = _LEGACY_HEADER.pack(MAGIC, 2, n, scene.sh_degree, fractional_bits, 0, 0)
+    body = header + pos.tobytes() + u8(alpha) + u8(color) + u8(scale) + u8(rot) + u8(sh)
+    return gzip.compress(body, compresslevel=1)
