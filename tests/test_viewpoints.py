@@ -173,3 +173,18 @@ def test_geometric_masks_split_a_depth_step_and_nest_scales() -> None:
     ious = [(m & left).sum() / (m | left).sum() for m in view.masks]
     assert max(ious) > 0.9  # one segment is the near square
     assert view.masks[0].sum() == h * w  # the whole foreground is the coarsest mask
+
+
+def test_viewer_prepare_uses_geometric_masks_offline_without_sam_weights(tmp_path: Path, monkeypatch) -> None:
+    from backend.masks import sam
+    from backend.masks.prepare import viewer_source
+
+    folder = _folder(tmp_path)
+    monkeypatch.setattr(sam, "is_online", lambda *a, **k: False)
+    monkeypatch.setattr(sam, "cache_dir", lambda: tmp_path / "no-weights")
+    source, note = viewer_source(folder)
+    assert source == "geometric" and "rougher than SAM" in note
+    weights = tmp_path / "no-weights" / sam.CHECKPOINT_FILES[sam.DEFAULT_SAM_MODEL]
+    weights.parent.mkdir()
+    weights.write_bytes(b"")
+    assert viewer_source(folder)[0] == "auto"

@@ -64,12 +64,13 @@ def train_features(scene_path: Path, workspace: Workspace, progress: ProgressFn,
 
 
 def prepare_masks_for(scene_path: Path, workspace: Workspace, progress: ProgressFn) -> None:
-    from backend.masks.prepare import prepare_masks
+    from backend.masks.prepare import prepare_masks, viewer_source
 
-    progress(0.0, "computing masks for every view")
+    source, note = viewer_source(scene_path)
+    progress(0.0, note)
     prepare_masks(
         scene_path,
-        source="auto",
+        source=source,
         workspace=workspace.root,
         progress=False,
         on_view=lambda done, total, name: progress(done / total, f"masks: view {done}/{total} ({name})"),

@@ -46,6 +46,18 @@ def default_source(scene_dir: str | os.PathLike[str]) -> Literal["sam", "labels"
     return "labels" if has_labels(scene_dir) else "sam"
 
 
+def viewer_source(scene_path: str | os.PathLike[str]) -> tuple[str, str]:
+    """The source the viewer's Prepare button uses, and what to tell the user: `auto`, except that a real scene on a
+    machine with no SAM weights and no internet gets `geometric` masks rather than an error."""
+    from .sam import CHECKPOINT_FILES, DEFAULT_SAM_MODEL, cache_dir, is_online
+
+    if default_source(scene_dir_of(scene_path)) == "labels":
+        return "auto", "computing masks for every view"
+    if (cache_dir() / CHECKPOINT_FILES[DEFAULT_SAM_MODEL]).is_file() or is_online():
+        return "auto", "computing SAM masks for every view"
+    return "geometric", "no SAM weights here: geometric masks from the renders (rougher than SAM)"
+
+
 def prepare_masks(
     scene_path: str | os.PathLike[str],
     *,
