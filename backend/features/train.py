@@ -85,8 +85,8 @@ def train_features(
         raise SplatsegError(f"--iterations must be positive, got {iterations}")
     scene_dir = scene_dir_of(scene_path)
     ws = Workspace(scene_dir, workspace)
+    masks = open_masks(ws, scene_path)  # before the cameras: a scene without them gets virtual ones made by prepare
     cameras = scene_cameras(scene_path, ws)
-    masks = open_masks(ws, scene_path)
     scene, model_path = load_scene(scene_path)
 
     camera_names = {c.name for c in cameras}
