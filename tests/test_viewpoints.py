@@ -172,7 +172,7 @@ def test_geometric_masks_split_a_depth_step_and_nest_scales() -> None:
     left[:, :32] = True
     ious = [(m & left).sum() / (m | left).sum() for m in view.masks]
     assert max(ious) > 0.9  # one segment is the near square
-    assert view.masks[0].sum() == h * w  # the whole foreground is the coarsest mask
+    assert all(m.sum() < h * w for m in view.masks)  # a foreground filling the picture is not an object
 
 
 def test_viewer_prepare_uses_geometric_masks_offline_without_sam_weights(tmp_path: Path, monkeypatch) -> None:

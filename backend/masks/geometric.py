@@ -23,6 +23,7 @@ SCALES = (100.0, 500.0, 2500.0)
 """Felzenszwalb scales at 256 pixels; scaled with the image area. Larger: coarser segments."""
 _MIN_AREA = 0.002
 _MAX_MASKS = 96
+_MAX_PIECE = 0.3
 _FOREGROUND = 0.5
 _DEPTH_WEIGHT = 40.0
 _NORMAL_WEIGHT = 25.0
@@ -59,7 +60,9 @@ def geometric_view_masks(
     area_factor = (h * w) / 256.0**2
     masks: list[np.ndarray] = []
     pieces = label(foreground, connectivity=1)
-    masks += [pieces == i for i in range(1, pieces.max() + 1)]
+    # A separate piece of foreground is an object when it is not most of the picture (a table top with everything
+    # on it would otherwise be the coarsest mask of every pixel, and Click-Gaussian's coarse level would be "all").
+    masks += [m for i in range(1, pieces.max() + 1) if (m := pieces == i).sum() < _MAX_PIECE * h * w]
     for scale in SCALES:
         with warnings.catch_warnings():  # "third dimension of 7": intended, the channels are colour, depth, normal
             warnings.simplefilter("ignore", RuntimeWarning)
