@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from backend.errors import InputError
+from backend.core.errors import InputError
+from backend.core.scene import SH_C0, GaussianScene
 from backend.io.compressed_ply import read_compressed_ply
 from backend.io.scene_folder import find_model, load_scene
 from backend.io.splat import read_splat
 from backend.io.spz import read_spz
-from backend.scene import SH_C0, GaussianScene
 
 REAL = Path("/work/shared/data/real")
 needs_real = pytest.mark.skipif(not (REAL / "biker.spz").is_file(), reason="real captures not on this machine")

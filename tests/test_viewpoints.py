@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from backend.camera import look_at
-from backend.errors import InputError
+from backend.core.camera import look_at
+from backend.core.errors import InputError
+from backend.core.scene import GaussianScene
 from backend.io.cameras import write_inria_cameras
 from backend.io.compressed_ply import read_compressed_ply
 from backend.io.ply import write_ply
 from backend.masks.geometric import geometric_view_masks
 from backend.masks.prepare import prepare_masks
 from backend.render import render
-from backend.scene import GaussianScene
 from backend.viewpoints import content_bounds, estimate_up, orbit_cameras, up_from_cameras
 from backend.viewpoints.virtual import CAMERAS_NAME, scene_cameras
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from backend.camera import Camera
+from backend.core.camera import Camera
 
 _PRECOMPUTE_S_PER_GAUSSIAN_PIXEL = 3.2e-9
 _S_PER_ITERATION = 0.6

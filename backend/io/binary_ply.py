@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.errors import InputError
+from backend.core.errors import InputError
 
 _TYPES = {
     "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",

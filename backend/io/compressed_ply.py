@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.errors import InputError
+from backend.core.errors import InputError
+from backend.core.scene import SH_C0, GaussianScene
 from backend.io.binary_ply import read_binary_ply
-from backend.scene import SH_C0, GaussianScene
 
 CHUNK_SIZE = 256
 _WHAT = "compressed PLY"

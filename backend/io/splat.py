@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.errors import InputError
-from backend.scene import SH_C0, GaussianScene
+from backend.core.errors import InputError
+from backend.core.scene import SH_C0, GaussianScene
 
 RECORD = np.dtype([("position", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("rot", "u1", 4)])
 _OPACITY_EPS = 1e-6

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.errors import InputError
-from backend.scene import GaussianScene
+from backend.core.errors import InputError
+from backend.core.scene import GaussianScene
 
 MAGIC = 0x5053474E  # b"NGSP" little-endian
 _COLOR_SCALE = 0.15

@@ -14,9 +14,9 @@ import warnings
 import numpy as np
 import torch
 
-from ..camera import Camera
+from ..core.camera import Camera
+from ..core.scene import GaussianScene
 from ..render import Backend, render
-from ..scene import GaussianScene
 from .maskset import ViewMasks
 
 SCALES = (100.0, 500.0, 2500.0)

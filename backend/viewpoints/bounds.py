@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from backend.scene import GaussianScene
+from backend.core.scene import GaussianScene
 
 _GRID = 64
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backend.camera import Camera, look_at
+from backend.core.camera import Camera, look_at
 
 from .bounds import ContentBounds
 

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from backend.camera import Camera
-from backend.scene import GaussianScene
+from backend.core.camera import Camera
+from backend.core.scene import GaussianScene
 
 from .bounds import content_bounds
 

@@ -15,8 +15,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from backend.camera import Camera
-from backend.errors import InputError, StaleCacheError
+from backend.core.camera import Camera
+from backend.core.errors import InputError, StaleCacheError
 from backend.io.cameras import has_camera_files, load_cameras, read_inria_cameras, write_inria_cameras
 from backend.io.images import write_png
 from backend.io.scene_folder import find_model, read_model, scene_dir_of
