@@ -234,3 +234,30 @@ def test_server_frames_render_the_look_on_cuda(tmp_path):
     session.update_settings(view="isolate")
     isolated, _ = frames.frame(Client())
     assert isolated.mean() < rgb.mean()  # half of the Gaussians gone
+
+
+def test_up_choice_turns_the_view_and_is_remembered(tiny_scene):
+    """The viewer's Up dropdown: the choice turns the view, is stored in the workspace, and the next viewer of the
+    scene starts with it; a choice that is not on the list is refused and changes nothing."""
+    from backend.core.errors import InputError
+    from backend.viewpoints.up_choice import UP_FILE
+
+    app = ViewerApp(tiny_scene, port=_free_port(18800), verbose=False)
+    try:
+        estimated = tuple(app.server.initial_camera.up)
+        app.set_up("-x")
+        assert tuple(app.server.initial_camera.up) == (-1.0, 0.0, 0.0)
+        stored = app.workspace.path(UP_FILE).read_text()
+        with pytest.raises(InputError, match="unknown up direction"):
+            app.set_up("sideways")
+        assert app.workspace.path(UP_FILE).read_text() == stored and app.up_choice == "-x"
+    finally:
+        app.stop()
+    again = ViewerApp(tiny_scene, port=_free_port(18810), verbose=False)
+    try:
+        assert tuple(again.server.initial_camera.up) == (-1.0, 0.0, 0.0)
+        assert again._context().up_choice() == "-x"
+        again.set_up("estimated")
+        np.testing.assert_allclose(again.server.initial_camera.up, estimated)
+    finally:
+        again.stop()

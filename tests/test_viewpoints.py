@@ -188,3 +188,32 @@ def test_viewer_prepare_uses_geometric_masks_offline_without_sam_weights(tmp_pat
     weights.parent.mkdir()
     weights.write_bytes(b"")
     assert viewer_source(folder)[0] == "auto"
+
+
+def test_up_choice_is_stored_by_name_and_resolved(tmp_path):
+    from backend.viewpoints.up_choice import CHOICES, UP_FILE, resolve_up, save_up, saved_up
+    from backend.workspace import Workspace
+
+    ws = Workspace(tmp_path, tmp_path / ".splatseg")
+    assert saved_up(ws) == "estimated"  # nothing stored yet
+    save_up(ws, "+y")
+    assert saved_up(ws) == "+y"
+    with pytest.raises(InputError, match="unknown up direction"):
+        save_up(ws, "up")
+    assert saved_up(ws) == "+y"
+    ws.path(UP_FILE).write_text('{"up": [0, 1, 0]}')  # not a choice splatseg writes: ignored, not trusted
+    assert saved_up(ws) == "estimated"
+    ws.path(UP_FILE).write_text("not json")
+    assert saved_up(ws) == "estimated"
+    g = torch.Generator().manual_seed(0)
+    n = 2000
+    scene = GaussianScene.from_activated(
+        means=torch.randn(n, 3, generator=g) * torch.tensor([0.2, 1.0, 0.2]),
+        quats=torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1),
+        scales=torch.full((n, 3), 0.05),
+        opacities=torch.full((n,), 0.9),
+        colors=torch.full((n, 3), 0.5),
+    )
+    assert resolve_up("-z", scene).tolist() == [0.0, 0.0, -1.0]
+    assert abs(resolve_up("estimated", scene)[1]) == 1.0  # the tall axis
+    assert len(CHOICES) == 7

@@ -24,6 +24,7 @@ from backend.core.errors import SplatsegError
 from backend.core.scene import GaussianScene
 from backend.io.cameras import has_camera_files, load_cameras
 from backend.io.scene_folder import load_scene, scene_dir_of
+from backend.viewpoints.up_choice import ESTIMATED, resolve_up, save_up, saved_up
 from backend.viewpoints.virtual import stored_virtual_cameras
 from backend.workspace import Workspace
 
@@ -207,7 +208,9 @@ class ViewerApp:
         gui = self.server.gui
         gui.configure_theme(control_width=theme()["control_width"], show_share_button=share, brand_color=BRAND)
         gui.set_panel_label(theme()["panel_label"])
-        up = up_direction(cameras, scene)
+        self.workspace, self.cameras = ws, cameras
+        self.up_choice = saved_up(ws)
+        up = up_direction(cameras, scene) if self.up_choice == ESTIMATED else resolve_up(self.up_choice, scene)
         self.server.scene.set_up_direction(tuple(up))
         start = initial_view(cameras, scene.means.detach().cpu().numpy(), up)
         self.server.initial_camera.up = tuple(up)
@@ -291,7 +294,20 @@ class ViewerApp:
             sa3d_runner=self.sa3d_runner,
             start_prepare=self.start_prepare,
             start_train=self.start_train,
+            set_up=self.set_up,
+            up_choice=lambda: self.up_choice,
         )
+
+    def set_up(self, choice: str) -> None:
+        """Turn the scene's up to CHOICE (an axis or "estimated") in every browser and remember it in the workspace."""
+        up = up_direction(self.cameras, self.session.scene) if choice == ESTIMATED else None
+        up = resolve_up(choice, self.session.scene) if up is None else up  # refuses an unknown choice
+        save_up(self.workspace, choice)
+        self.up_choice = choice
+        self.server.scene.set_up_direction(tuple(up))
+        self.server.initial_camera.up = tuple(up)
+        for client in self.server.get_clients().values():
+            client.camera.up_direction = tuple(up)
 
     def _on_disconnect(self, client) -> None:
         self.gate.forget(client.client_id)
