@@ -214,6 +214,13 @@ def bench_formats(*, quick: bool, workdir: Path) -> list[Figure]:
     return run(quick=quick, workdir=workdir)
 
 
+def bench_capture(*, quick: bool, workdir: Path) -> list[Figure]:
+    """A real capture without cameras: `view FILE` to first frame, Prepare to ready-to-click."""
+    from .capture import bench_capture as run
+
+    return run(quick=quick, workdir=workdir)
+
+
 SECTIONS: dict[str, Callable[..., list[Figure]]] = {
     "foundation": bench_foundation,
     "segmentation": bench_segmentation,
@@ -222,6 +229,7 @@ SECTIONS: dict[str, Callable[..., list[Figure]]] = {
     "sa3d": bench_sa3d,
     "interop": bench_interop,
     "formats": bench_formats,
+    "capture": bench_capture,
 }
 
 
