@@ -187,9 +187,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--masks",
         default="auto",
-        metavar="sam|labels|PATH",
-        help="mask source: SAM, a synthetic scene's labels, or a folder of per-view masks "
+        metavar="sam|labels|geometric|PATH",
+        help="mask source: SAM, a synthetic scene's labels, geometric (segments of splatseg's own renders by depth, "
+        "normals and colour: needs no download, rougher than SAM), or a folder of per-view masks "
         "(default: labels when the scene has labels/, else sam)",
+    )
+    p.add_argument(
+        "--views",
+        type=_positive_int,
+        default=None,
+        help="scenes without cameras: number of virtual orbit cameras (default 48)",
+    )
+    p.add_argument(
+        "--resolution",
+        type=_positive_int,
+        default=None,
+        help="scenes without cameras: virtual camera size in pixels (default 512)",
     )
     p.add_argument("--sam-checkpoint", type=Path, default=None, help="SAM weights (.pth); needed offline")
     p.add_argument(
@@ -271,9 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--selection", type=Path, required=True, help="bool .npy over the model's Gaussians")
     p.add_argument(
         "--format",
-        choices=["ply", "inverse-ply", "labels-ply", "splat", "points", "mesh"],
+        choices=["ply", "inverse-ply", "labels-ply", "compressed-ply", "splat", "points", "mesh"],
         default="ply",
         help="ply: the selected Gaussians; inverse-ply: the rest; labels-ply: all with a `segment` property; "
+        "compressed-ply: the selection as a SuperSplat compressed PLY; "
         "points, mesh: in the format -o names (.ply, .glb, .obj; mesh also .stl)",
     )
     p.add_argument("-o", "--output", type=Path, required=True)

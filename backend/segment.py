@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from .core.camera import Camera
 from .core.errors import SplatsegError
 from .features.field import FeatureField, SegmentResult, load_field
-from .io.cameras import find_camera, load_cameras
-from .io.scene_folder import scene_dir_of
+from .io.cameras import find_camera
 from .render import pixel_center
+from .viewpoints.virtual import scene_cameras
 
 __all__ = ["FeatureField", "SegmentResult", "load_field", "segment"]
 
@@ -42,7 +42,7 @@ def segment(
 
     Pass a `field` from `load_field` to click many times without reloading the features.
     """
-    camera = find_camera(load_cameras(scene_dir_of(scene)), view)
+    camera = find_camera(scene_cameras(scene, workspace), view)
     if field is None:
         field = load_field(scene, method, workspace=workspace)  # type: ignore[arg-type]
     return field.segment(

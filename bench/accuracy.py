@@ -60,19 +60,21 @@ def accuracy_benchmark(
     iterations: dict[str, int] | None = None,
     isolate: bool = True,
     progress: bool = False,
+    masks: str = "labels",
 ) -> dict[str, Any]:
     """Run the benchmark at one noise strength; returns a JSON-able dict (see the module docstring).
 
     The scene and the prepared masks are reused from `workdir` when a previous run made them with the same
     parameters, so noisy and clean runs share one scene. `isolate` trains each method in a child process, so its
-    peak memory is its own.
+    peak memory is its own. `masks="geometric"` prepares masks from splatseg's own renders instead of the labels
+    (`noise` is then unused): the figure for machines without SAM weights.
     """
     workdir = Path(workdir)
     scene_dir = _synthetic_scene(workdir, seed=seed, views=views, resolution=resolution, num_gaussians=num_gaussians)
-    ws_dir = workdir / f"workspace-noise{noise:g}"
+    ws_dir = workdir / (f"workspace-noise{noise:g}" if masks == "labels" else f"workspace-{masks}")
     prepared: dict[str, Any] = {}
-    if not _masks_ready(scene_dir, ws_dir, noise):
-        job = {"workspace": str(ws_dir), "noise_strength": noise, "progress": progress}
+    if not _masks_ready(scene_dir, ws_dir, noise, masks):
+        job = {"workspace": str(ws_dir), "noise_strength": noise, "progress": progress, "source": masks}
         prepared = _run_isolated(_prepare, str(scene_dir), job) if isolate else _prepare(str(scene_dir), job)
 
     cameras = sorted(load_cameras(scene_dir), key=lambda c: c.name)
@@ -85,6 +87,7 @@ def accuracy_benchmark(
 
     result: dict[str, Any] = {
         "noise": noise,
+        "masks": masks,
         "scene": {
             "seed": seed,
             "views": views,
@@ -135,7 +138,9 @@ def _prepare(scene: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     from backend.masks.prepare import prepare_masks
 
     t0 = time.perf_counter()
-    prepare_masks(scene, source="labels", **kwargs)
+    kwargs = dict(kwargs)
+    source = kwargs.pop("source", "labels")
+    prepare_masks(scene, source=source, **kwargs)
     return {"seconds": round(time.perf_counter() - t0, 2), "peak_memory_mb": round(peak_rss_megabytes(), 1)}
 
 
@@ -186,7 +191,7 @@ def _synthetic_scene(workdir: Path, *, seed: int, views: int, resolution: int, n
     return folder
 
 
-def _masks_ready(scene_dir: Path, ws_dir: Path, noise: float) -> bool:
+def _masks_ready(scene_dir: Path, ws_dir: Path, noise: float, source: str = "labels") -> bool:
     from backend.core.errors import SplatsegError
     from backend.masks.prepare import MASKS_NAME, open_masks
     from backend.workspace import Workspace
@@ -198,6 +203,8 @@ def _masks_ready(scene_dir: Path, ws_dir: Path, noise: float) -> bool:
         return False
     entry = ws.entry(MASKS_NAME) or {}
     params = entry.get("params", {})
+    if source != "labels":
+        return params.get("source") == source
     return params.get("source") == "labels" and float(params.get("noise", {}).get("strength", -1)) == float(noise)
 
 
@@ -356,6 +363,8 @@ def format_results(results: Sequence[dict[str, Any]]) -> str:
     ]
     for r in results:
         masks = "clean" if r["noise"] == 0 else f"noisy ({r['noise']:g})"
+        if r.get("masks", "labels") != "labels":
+            masks = r["masks"]
         for method, m in r["methods"].items():
             lines.append(
                 f"| {method} | {masks} | {m['miou_coarse']:.3f} | {m['miou_fine']:.3f} | "
@@ -375,10 +384,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--gaussians", type=int, default=80_000)
     p.add_argument("--iterations", type=int, default=None)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument(
+        "--masks", choices=["labels", "geometric"], default="labels", help="geometric: from renders (no noise runs)"
+    )
     args = p.parse_args(argv)
     methods = args.method or ["click", "saga"]
     results = []
-    for noise in args.noise or [1.0, 0.0]:
+    for noise in (args.noise or [1.0, 0.0]) if args.masks == "labels" else [0.0]:
         results.append(
             accuracy_benchmark(
                 noise=noise,
@@ -389,6 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 num_gaussians=args.gaussians,
                 workdir=args.workdir,
                 iterations={m: args.iterations for m in methods} if args.iterations else None,
+                masks=args.masks,
             )
         )
         print(format_results(results[-1:]), flush=True)

@@ -216,6 +216,20 @@ def bench_latency(*, quick: bool, workdir: Path) -> list[Figure]:
     return latency_figures(run(1_000_000, clicks=12 if quick else 48, workdir=workdir), "1M Gaussians")
 
 
+def bench_formats(*, quick: bool, workdir: Path) -> list[Figure]:
+    """Load time per model format splatseg writes and reads (PLY, compressed PLY, .splat, .spz)."""
+    from .formats import bench_formats as run
+
+    return run(quick=quick, workdir=workdir)
+
+
+def bench_capture(*, quick: bool, workdir: Path) -> list[Figure]:
+    """A real capture without cameras: `view FILE` to first frame, Prepare to ready-to-click."""
+    from .capture import bench_capture as run
+
+    return run(quick=quick, workdir=workdir)
+
+
 SECTIONS: dict[str, Callable[..., list[Figure]]] = {
     "foundation": bench_foundation,
     "segmentation": bench_segmentation,
@@ -224,6 +238,8 @@ SECTIONS: dict[str, Callable[..., list[Figure]]] = {
     "sa3d": bench_sa3d,
     "interop": bench_interop,
     "latency": bench_latency,
+    "formats": bench_formats,
+    "capture": bench_capture,
 }
 
 

@@ -14,6 +14,8 @@ import torch
 
 from backend.cli import main
 from bench.accuracy import _run_isolated, accuracy_benchmark
+from bench.capture import prepare_to_ready
+from bench.formats import format_load_times
 from bench.gpu import main as gpu_main
 from bench.gpu import readme_rows
 
@@ -118,3 +120,26 @@ def test_readme_rows_name_only_measured_figures() -> None:
         "| gpu | gsplat render 1280×720, 1M Gaussians p50 | 4.2 ms | m |",
         "| gpu | CUDA tests (`pytest -m cuda`) | rc 0 | 9 passed |",
     ]
+
+
+def test_format_load_times_reads_every_format(tmp_path) -> None:
+    times = format_load_times(tmp_path, num_gaussians=2000, repeat=1)
+    assert set(times) == {"ply", "compressed-ply", "splat", "spz"}
+    assert all(t["seconds"] > 0 and t["megabytes"] > 0 for t in times.values())
+    assert times["compressed-ply"]["megabytes"] < times["ply"]["megabytes"] / 3
+
+
+def test_prepare_to_ready_on_a_file_without_cameras(tmp_path, monkeypatch) -> None:
+    """The capture figure's Prepare → ready path: virtual views, the masks the viewer picks offline, click features."""
+    from backend.io.ply import write_ply
+    from backend.masks import sam
+    from tests.conftest import random_scene
+
+    monkeypatch.setattr(sam, "is_online", lambda *a, **k: False)
+    monkeypatch.setattr(sam, "cache_dir", lambda: tmp_path / "no-weights")
+    model = tmp_path / "cloud.ply"
+    write_ply(model, random_scene(1500))
+    r = prepare_to_ready(model, tmp_path / "work", views=4, resolution=32, iterations=10)
+    assert r["source"] == "geometric" and r["views"] == 4
+    assert r["ready_s"] >= r["prepare_s"] > 0 and r["train_s"] > 0
+    assert (tmp_path / "work" / "capture" / ".splatseg" / "features" / "click.safetensors").is_file()

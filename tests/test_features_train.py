@@ -11,7 +11,7 @@ import safetensors.torch
 import torch
 
 from backend.cli import main
-from backend.core.errors import InputError, SplatsegError, StaleCacheError
+from backend.core.errors import SplatsegError, StaleCacheError
 from backend.features.field import load_field
 from backend.features.train import train_features
 from backend.render import pixel_center
@@ -44,12 +44,14 @@ def test_training_before_prepare_says_to_prepare(tiny_scene: TinyScene, tmp_path
     assert "no masks yet: run `splatseg prepare" in capsys.readouterr().err
 
 
-def test_scene_without_cameras_is_a_clear_error(tiny_scene: TinyScene, tmp_path) -> None:
+def test_scene_without_cameras_or_masks_asks_for_prepare(tiny_scene: TinyScene, tmp_path) -> None:
+    """Without cameras, prepare makes virtual ones; train before prepare says so, and renders nothing."""
     bare = tmp_path / "nocams"
     bare.mkdir()
     shutil.copy(tiny_scene.folder / "point_cloud.ply", bare / "point_cloud.ply")
-    with pytest.raises(InputError, match="no cameras"):
+    with pytest.raises(SplatsegError, match="no masks yet: run `splatseg prepare"):
         train_features(bare, progress=False)
+    assert not (bare / ".splatseg" / "views").exists()
 
 
 def test_stale_masks_are_refused(trained_scene: TinyScene, tmp_path) -> None:

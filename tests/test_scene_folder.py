@@ -122,7 +122,8 @@ def test_no_model(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         find_model(tmp_path)
     assert str(info.value) == (
-        f"no 3DGS model in {tmp_path}: expected point_cloud.ply, a splatfacto .ply export or a gsplat ckpt_*.pt"
+        f"no 3DGS model in {tmp_path}: expected point_cloud.ply, a 3DGS .ply export (plain or SuperSplat "
+        "compressed), a .splat, a .spz or a gsplat ckpt_*.pt"
     )
 
 

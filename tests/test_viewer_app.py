@@ -14,6 +14,7 @@ import torch
 from backend.cli import main
 from backend.core.camera import look_at
 from backend.core.errors import SplatsegError
+from backend.core.scene import GaussianScene
 from backend.synthetic import write_synthetic_scene
 from viewer.app import ViewerApp, initial_view, port_is_free, up_direction
 from viewer.auth import MAX_FREE_ATTEMPTS, TokenGate
@@ -76,6 +77,36 @@ def test_up_direction_and_initial_view():
     forward = (start["look_at"] - start["position"]) / np.linalg.norm(start["look_at"] - start["position"])
     np.testing.assert_allclose(forward, cams[0].camera_to_world[:3, 2], atol=1e-9)
     assert up_direction([]).tolist() == [0.0, 0.0, 1.0]
+
+
+def test_without_cameras_the_view_starts_upright_from_the_estimated_up():
+    """A scene tall along y and heavier at +y (a standing subject in OpenCV axes): up is −y, the start is level."""
+    g = torch.Generator().manual_seed(0)
+    means = torch.randn(3000, 3, generator=g) * torch.tensor([0.2, 1.0, 0.2])
+    n = len(means)
+    scene = GaussianScene.from_activated(
+        means=means,
+        quats=torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1),
+        scales=torch.full((n, 3), 0.05),
+        opacities=torch.full((n,), 0.9),
+        colors=torch.full((n, 3), 0.5),
+    )
+    up = up_direction([], scene)
+    np.testing.assert_allclose(up, [0, -1, 0])
+    start = initial_view([], means.numpy(), up)
+    offset = start["position"] - start["look_at"]
+    assert offset @ up > 0 and abs(offset @ up) < np.linalg.norm(offset)  # above the subject, looking at it
+
+
+def test_train_minutes_estimate_grows_with_the_work():
+    from viewer.hints import train_minutes_estimate
+
+    cams = [
+        look_at("a", np.array([0, 0, -3.0]), np.zeros(3), np.array([0, -1.0, 0]), width=512, height=512, fov_y_deg=50)
+    ]
+    small = train_minutes_estimate(10_000, cams, cuda=False)
+    large = train_minutes_estimate(1_000_000, cams * 48, cuda=False)
+    assert 1 <= small < large and train_minutes_estimate(1_000_000, cams * 48, cuda=True) < large
 
 
 # ---- startup -------------------------------------------------------------------------------------------------------
@@ -203,3 +234,30 @@ def test_server_frames_render_the_look_on_cuda(tmp_path):
     session.update_settings(view="isolate")
     isolated, _ = frames.frame(Client())
     assert isolated.mean() < rgb.mean()  # half of the Gaussians gone
+
+
+def test_up_choice_turns_the_view_and_is_remembered(tiny_scene):
+    """The viewer's Up dropdown: the choice turns the view, is stored in the workspace, and the next viewer of the
+    scene starts with it; a choice that is not on the list is refused and changes nothing."""
+    from backend.core.errors import InputError
+    from backend.viewpoints.up_choice import UP_FILE
+
+    app = ViewerApp(tiny_scene, port=_free_port(18800), verbose=False)
+    try:
+        estimated = tuple(app.server.initial_camera.up)
+        app.set_up("-x")
+        assert tuple(app.server.initial_camera.up) == (-1.0, 0.0, 0.0)
+        stored = app.workspace.path(UP_FILE).read_text()
+        with pytest.raises(InputError, match="unknown up direction"):
+            app.set_up("sideways")
+        assert app.workspace.path(UP_FILE).read_text() == stored and app.up_choice == "-x"
+    finally:
+        app.stop()
+    again = ViewerApp(tiny_scene, port=_free_port(18810), verbose=False)
+    try:
+        assert tuple(again.server.initial_camera.up) == (-1.0, 0.0, 0.0)
+        assert again._context().up_choice() == "-x"
+        again.set_up("estimated")
+        np.testing.assert_allclose(again.server.initial_camera.up, estimated)
+    finally:
+        again.stop()

@@ -140,7 +140,9 @@ def test_box_selects_visible_surface(tmp_path, tabletop):
 def test_click_without_features_is_a_clear_error(tmp_path, tabletop):
     _, camera = tabletop
     s = _session(tmp_path, tabletop, field=False)
-    with pytest.raises(NoFeatures, match="Prepare masks"):
+    with pytest.raises(
+        NoFeatures, match=r"no features yet — Prepare, then Train \(about \d+ min here\), or use Segment"
+    ):
         s.click(camera, (10.0, 10.0), positive=True)
     assert s.selection.count == 0
 

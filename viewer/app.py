@@ -22,8 +22,10 @@ import torch
 from backend.core.camera import Camera
 from backend.core.errors import SplatsegError
 from backend.core.scene import GaussianScene
-from backend.io.cameras import load_cameras
+from backend.io.cameras import has_camera_files, load_cameras
 from backend.io.scene_folder import load_scene, scene_dir_of
+from backend.viewpoints.up_choice import ESTIMATED, resolve_up, save_up, saved_up
+from backend.viewpoints.virtual import stored_virtual_cameras
 from backend.workspace import Workspace
 
 from .assets import theme
@@ -68,12 +70,13 @@ def train_features(scene_path: Path, workspace: Workspace, progress: ProgressFn,
 
 
 def prepare_masks_for(scene_path: Path, workspace: Workspace, progress: ProgressFn) -> None:
-    from backend.masks.prepare import prepare_masks
+    from backend.masks.prepare import prepare_masks, viewer_source
 
-    progress(0.0, "computing masks for every view")
+    source, note = viewer_source(scene_path)
+    progress(0.0, note)
     prepare_masks(
         scene_path,
-        source="auto",
+        source=source,
         workspace=workspace.root,
         progress=False,
         on_view=lambda done, total, name: progress(done / total, f"masks: view {done}/{total} ({name})"),
@@ -90,9 +93,14 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def up_direction(cameras: list[Camera]) -> np.ndarray:  # [3]
-    """The scene's up: the mean of the cameras' up vectors (−y of each OpenCV camera); +z without cameras."""
+def up_direction(cameras: list[Camera], scene: GaussianScene | None = None) -> np.ndarray:  # [3]
+    """The scene's up: the mean of the cameras' up vectors (−y of each OpenCV camera); without cameras the up axis
+    estimated from the Gaussians (`backend.viewpoints.estimate_up`), or +z when there is no scene either."""
     if not cameras:
+        if scene is not None and len(scene):
+            from backend.viewpoints import estimate_up
+
+            return estimate_up(scene)
         return np.array([0.0, 0.0, 1.0])
     ups = np.stack([-c.camera_to_world[:3, 1] for c in cameras])
     up = ups.mean(0)
@@ -100,12 +108,16 @@ def up_direction(cameras: list[Camera]) -> np.ndarray:  # [3]
     return up / norm if norm > 1e-6 else np.array([0.0, 0.0, 1.0])
 
 
-def initial_view(cameras: list[Camera], means: np.ndarray) -> dict[str, Any]:
-    """Where a browser starts: the first training view, looking at the scene's middle along its optical axis."""
+def initial_view(cameras: list[Camera], means: np.ndarray, up: np.ndarray | None = None) -> dict[str, Any]:
+    """Where a browser starts: the first training view, looking at the scene's middle along its optical axis;
+    without cameras, from the side and a little above (along `up`, default +z)."""
     centre = np.median(means, axis=0) if len(means) else np.zeros(3)
     if not cameras:
         extent = float(np.percentile(np.linalg.norm(means - centre, axis=1), 90)) if len(means) else 1.0
-        return {"position": centre + np.array([0.0, -2.5, 1.0]) * extent, "look_at": centre, "fov": np.deg2rad(60)}
+        up = np.array([0.0, 0.0, 1.0]) if up is None else np.asarray(up, np.float64)
+        side = np.cross(up, np.eye(3)[int(np.argmin(np.abs(up)))])
+        side /= np.linalg.norm(side)
+        return {"position": centre + (2.5 * side + up) * extent, "look_at": centre, "fov": np.deg2rad(60)}
     cam = cameras[0]
     view = viewport_of(cam)
     forward = cam.camera_to_world[:3, 2]
@@ -145,12 +157,12 @@ class ViewerApp:
             require_cuda()  # before anything is loaded or bound: a clear error, no half-started server
         scene, model_path = load_scene(self.scene_path)
         scene_dir = scene_dir_of(self.scene_path)
+        ws = Workspace(scene_dir, workspace)
         try:
-            cameras = load_cameras(scene_dir)
+            cameras = load_cameras(scene_dir) if has_camera_files(scene_dir) else stored_virtual_cameras(ws, model_path)
         except SplatsegError as e:
             cameras = []
             self._log(f"no cameras ({e}); starting from a default view")
-        ws = Workspace(scene_dir, workspace)
         self.field_loader = field_loader
         field, problem = self._try_load_field(ws, scene)
         self.session = Session(
@@ -196,9 +208,11 @@ class ViewerApp:
         gui = self.server.gui
         gui.configure_theme(control_width=theme()["control_width"], show_share_button=share, brand_color=BRAND)
         gui.set_panel_label(theme()["panel_label"])
-        up = up_direction(cameras)
+        self.workspace, self.cameras = ws, cameras
+        self.up_choice = saved_up(ws)
+        up = up_direction(cameras, scene) if self.up_choice == ESTIMATED else resolve_up(self.up_choice, scene)
         self.server.scene.set_up_direction(tuple(up))
-        start = initial_view(cameras, scene.means.detach().cpu().numpy())
+        start = initial_view(cameras, scene.means.detach().cpu().numpy(), up)
         self.server.initial_camera.up = tuple(up)
         self.server.initial_camera.position = tuple(start["position"])
         self.server.initial_camera.look_at = tuple(start["look_at"])
@@ -280,7 +294,20 @@ class ViewerApp:
             sa3d_runner=self.sa3d_runner,
             start_prepare=self.start_prepare,
             start_train=self.start_train,
+            set_up=self.set_up,
+            up_choice=lambda: self.up_choice,
         )
+
+    def set_up(self, choice: str) -> None:
+        """Turn the scene's up to CHOICE (an axis or "estimated") in every browser and remember it in the workspace."""
+        up = up_direction(self.cameras, self.session.scene) if choice == ESTIMATED else None
+        up = resolve_up(choice, self.session.scene) if up is None else up  # refuses an unknown choice
+        save_up(self.workspace, choice)
+        self.up_choice = choice
+        self.server.scene.set_up_direction(tuple(up))
+        self.server.initial_camera.up = tuple(up)
+        for client in self.server.get_clients().values():
+            client.camera.up_direction = tuple(up)
 
     def _on_disconnect(self, client) -> None:
         self.gate.forget(client.client_id)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from backend.core.errors import SplatsegError
 from backend.io.selection import load_selection, save_selection
+from backend.viewpoints.up_choice import ESTIMATED
 
 from .client_camera import camera_from_handle, screen_to_pixel
 from .panels import Panel
@@ -61,7 +62,8 @@ class ClientView:
                 timer.start()
         else:
             ctx.server_frames.attach(client)
-        self.panel = Panel(client.gui, self.session, self, share_url=ctx.share_url)
+        up_choice = ctx.up_choice() if ctx.up_choice is not None else ESTIMATED
+        self.panel = Panel(client.gui, self.session, self, share_url=ctx.share_url, up_choice=up_choice)
         self.text_panel = add_text_panel(
             client.gui,
             TextPanelHooks(
@@ -248,6 +250,11 @@ class ClientView:
             self.notify("Selection loaded", f"{int(mask.sum()):,} Gaussians from {name}", "green")
 
         self._run(work)
+
+    def set_up(self, choice: str) -> None:
+        """The Up dropdown: every browser turns to the choice, and the workspace remembers it."""
+        if self.ctx.set_up is not None:
+            self._run(lambda: self.ctx.set_up(choice))
 
     def prepare(self) -> None:
         self._run(lambda: self.ctx.start_prepare(self.who))

@@ -31,3 +31,7 @@ class ClientContext:
     """who → start preparing masks in the background."""
     start_train: Callable[[str, str], None] | None = None
     """who, method name → start training features in the background."""
+    set_up: Callable[[str], None] | None = None
+    """An up choice (`backend.viewpoints.up_choice.CHOICES`) → turn every browser's view to it and remember it."""
+    up_choice: Callable[[], str] | None = None
+    """The up choice in force (the dropdown's initial value)."""

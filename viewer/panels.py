@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from backend.viewpoints.up_choice import CHOICES as UP_CHOICES
+from backend.viewpoints.up_choice import ESTIMATED
+
 from .assets import help_text
 from .looks import VIEW_MODES
 from .session import Session
@@ -42,6 +45,8 @@ class PanelActions(Protocol):
 
     def save_selection(self) -> None: ...
 
+    def set_up(self, choice: str) -> None: ...
+
 
 def _from_user(callback: Callable[[], None]) -> Callable[[Any], None]:
     """Run `callback` only for changes a person made in this browser, not for values mirrored from the session."""
@@ -57,7 +62,15 @@ def _from_user(callback: Callable[[], None]) -> Callable[[Any], None]:
 class Panel:
     """The widgets of one client."""
 
-    def __init__(self, gui: viser.GuiApi, session: Session, actions: PanelActions, *, share_url: str | None = None):
+    def __init__(
+        self,
+        gui: viser.GuiApi,
+        session: Session,
+        actions: PanelActions,
+        *,
+        share_url: str | None = None,
+        up_choice: str = ESTIMATED,
+    ):
         self.gui = gui
         self.session = session
         self.actions = actions
@@ -84,6 +97,10 @@ class Panel:
             self.dim_rest = gui.add_checkbox(
                 "Dim the rest", s.dim_rest, hint="Off: only the selection is tinted (less to send on slow links)"
             )
+            self.up = gui.add_dropdown(
+                "Up", UP_CHOICES, initial_value=up_choice, hint="Which way is up (remembered for this scene)"
+            )
+            self.up.on_update(_from_user(lambda: actions.set_up(self.up.value)))
             self.stats = gui.add_markdown("", order=None)
 
         with gui.add_folder("Export", order=3):

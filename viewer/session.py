@@ -155,8 +155,10 @@ class Session(SessionBus, SessionLooks):
 
     def _require_field(self) -> FeatureField:
         if self.field is None:
-            why = self.field_problem or "this scene has no affinity features yet"
-            raise NoFeatures(f"{why}. Use Prepare masks, then Train features in the panel (or box-select: shift-drag)")
+            from .hints import no_features_message
+
+            cuda = torch.cuda.is_available()
+            raise NoFeatures(no_features_message(len(self.scene), self.cameras, cuda=cuda, why=self.field_problem))
         return self.field
 
     def _segment_kwargs(self) -> dict[str, Any]:

@@ -19,6 +19,8 @@ def run(args: argparse.Namespace) -> int:
         sam_model=args.sam_model,
         sam_checkpoint=args.sam_checkpoint,
         noise_strength=args.noise,
+        views=args.views,
+        resolution=args.resolution,
     )
     print(f"wrote {masks.index['source']} masks of {len(masks.views)} views to {masks.root}")
     return 0

@@ -11,11 +11,12 @@ import torch
 
 from ..core.errors import SplatsegError
 from ..io.atomic import atomic_path
-from ..io.cameras import find_camera, load_cameras
+from ..io.cameras import find_camera
 from ..io.images import write_png
-from ..io.scene_folder import load_scene, scene_dir_of
+from ..io.scene_folder import load_scene
 from ..io.selection import load_selection
 from ..render import Backend, render, to_uint8
+from ..viewpoints.virtual import scene_cameras
 
 What = Literal["rgb", "depth", "alpha", "mask"]
 
@@ -47,7 +48,7 @@ def render_command(
     if what == "mask" and selection is None:
         raise SplatsegError("--what mask needs --selection SEL.npy (a bool vector over the Gaussians)")
     scene, _ = load_scene(scene_path)
-    camera = find_camera(load_cameras(scene_dir_of(scene_path)), view)
+    camera = find_camera(scene_cameras(scene_path, workspace), view)
     sel = load_selection(selection, len(scene)) if selection is not None else None
 
     if what == "mask":

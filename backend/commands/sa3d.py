@@ -41,14 +41,15 @@ def sa3d_segment_command(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Segment, write what was asked for, return the one JSON object to print."""
-    from ..io.cameras import find_camera, load_cameras
+    from ..io.cameras import find_camera
     from ..io.scene_folder import load_scene, scene_dir_of
+    from ..viewpoints.virtual import scene_cameras
 
     start = time.perf_counter()
     if level not in LEVEL_TO_GRANULARITY:
         raise InputError(f"--level is coarse or fine, not {level!r}")
     scene_dir = scene_dir_of(scene)
-    cameras = load_cameras(scene_dir)
+    cameras = scene_cameras(scene)
     camera = find_camera(cameras, view)
     clicks = [_pixel_center(camera, p) for p in pixels]
     negs = [_pixel_center(camera, p) for p in negatives]

@@ -12,9 +12,9 @@ from typing import Any
 
 from ..core.errors import SplatsegError
 from ..features.field import load_field
-from ..io.cameras import find_camera, load_cameras
-from ..io.scene_folder import scene_dir_of
+from ..io.cameras import find_camera
 from ..segment import _center
+from ..viewpoints.virtual import scene_cameras
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,7 +88,7 @@ def segment_command(
 ) -> dict[str, Any]:
     """`splatseg segment`: segment, write what was asked for, return the one JSON object to print."""
     start = time.perf_counter()
-    camera = find_camera(load_cameras(scene_dir_of(scene)), view)
+    camera = find_camera(scene_cameras(scene, workspace), view)
     field = load_field(scene, method, workspace=workspace)  # type: ignore[arg-type]
     field.warm_up()  # build the ray caster and the floater filter first: "milliseconds" is the click itself
     result, report = _segment_once(field, camera, view, pixels, negatives, level, scale, threshold)
@@ -137,7 +137,7 @@ def run_batch(args: argparse.Namespace) -> int:
     if args.mask_out is not None or args.out is not None or args.negative:
         raise SplatsegError("with --prompts, put negatives in each prompt; --mask-out and --out take one prompt")
     prompts = read_prompts(args.prompts, default_view=args.view)
-    cameras = load_cameras(scene_dir_of(args.scene))
+    cameras = scene_cameras(args.scene, args.workspace)
     for p in prompts:
         find_camera(cameras, p.view)  # every view checked before the first line is printed
     field = load_field(args.scene, args.method, workspace=args.workspace)

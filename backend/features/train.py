@@ -20,10 +20,10 @@ from typing import Any
 import torch
 
 from ..core.errors import InputError, SplatsegError
-from ..io.cameras import load_cameras
 from ..io.scene_folder import load_scene, scene_dir_of
 from ..masks.maskset import INDEX_FILE
 from ..masks.prepare import MASKS_NAME, open_masks
+from ..viewpoints.virtual import scene_cameras
 from ..workspace import Workspace
 from .click import ClickConfig
 from .contrib_cache import DEFAULT_K, DEFAULT_PIXELS_PER_VIEW, build_cache, cache_budget_bytes
@@ -84,9 +84,9 @@ def train_features(
     if iterations is not None and iterations <= 0:
         raise SplatsegError(f"--iterations must be positive, got {iterations}")
     scene_dir = scene_dir_of(scene_path)
-    cameras = load_cameras(scene_dir)
     ws = Workspace(scene_dir, workspace)
-    masks = open_masks(ws, scene_path)
+    masks = open_masks(ws, scene_path)  # before the cameras: a scene without them gets virtual ones made by prepare
+    cameras = scene_cameras(scene_path, ws)
     scene, model_path = load_scene(scene_path)
 
     camera_names = {c.name for c in cameras}

@@ -394,6 +394,13 @@ def _resolve_colmap_image(images_dir: Path, image_name: str) -> Path | None:
 # Scene folders
 
 
+def has_camera_files(scene_dir: str | os.PathLike[str]) -> bool:
+    """Whether the scene folder holds any of the camera files `load_cameras` reads (valid or not)."""
+    scene = Path(scene_dir)
+    names = ("cameras.json", "transforms.json", "transforms_train.json")
+    return any((scene / name).is_file() for name in names) or _find_sparse(scene) is not None
+
+
 def load_cameras(scene_dir: str | os.PathLike[str]) -> list[Camera]:
     """The scene's cameras, found in this order: cameras.json, transforms.json (moved into nerfstudio's normalised
     space when a dataparser_transforms.json is there; or Blender's transforms_train.json + transforms_test.json),

@@ -6,6 +6,9 @@ coefficients per channel. f_rest is channel-major: f_rest_{c·(K-1)+j} is coeffi
 why the reshape below goes through [N, 3, K-1]. Values are stored pre-activation (log-scales, logit-opacities), the
 same form `GaussianScene` holds, so a read → write round trip is bit-exact.
 
+nerfstudio's splatfacto exports a model trained with SH degree 0 with uint8 `red green blue` in place of `f_dc_*`;
+those are read as the DC term (c/255 - 0.5)/C0, so such an export loads like any other.
+
 Any other per-Gaussian property (normals, an int32 `segment` label, …) is kept in `GaussianScene.extras` with its
 dtype and written back after the standard ones, so a labelled export survives a round trip through splatseg.
 """
@@ -21,7 +24,7 @@ import plyfile
 import torch
 
 from backend.core.errors import InputError
-from backend.core.scene import GaussianScene
+from backend.core.scene import SH_C0, GaussianScene
 from backend.io.atomic import atomic_open
 
 POSITION = ("x", "y", "z")
@@ -31,6 +34,7 @@ OPACITY = ("opacity",)
 SCALES = ("scale_0", "scale_1", "scale_2")
 ROTATION = ("rot_0", "rot_1", "rot_2", "rot_3")
 REQUIRED = POSITION + F_DC + OPACITY + SCALES + ROTATION
+RGB = ("red", "green", "blue")
 
 OPACITY_LOGIT_LIMIT = 20.0
 """An infinite logit-opacity is read as ±20. SuperSplat and splat-transform write +inf (opacity exactly 1) when they
@@ -81,12 +85,23 @@ def read_ply(path: str | os.PathLike[str], *, allow_nonfinite: bool = False) -> 
     names = [p.name for p in vertex.properties]
     # List properties (rare in a vertex element) have no [N] form, so they are not kept as extras.
     scalar_names = [p.name for p in vertex.properties if not isinstance(p, plyfile.PlyListProperty)]
-    num_coeffs = _check_properties(path, names)
+    # splatfacto's degree-0 export: colours instead of f_dc (a COLMAP point cloud has colours but no opacity etc.).
+    rgb_dc = not any(name in names for name in F_DC) and all(
+        name in names for name in RGB + OPACITY + SCALES + ROTATION
+    )
+    num_coeffs = _check_properties(path, names + list(F_DC) if rgb_dc else names)
 
     std_names = list(POSITION + ROTATION + SCALES + OPACITY) + _sh_column_order(num_coeffs)
     data = vertex.data  # structured [N], memory-mapped for binary files
     n = len(data)
-    block = _gather_float32(data, std_names)  # [N, S] in `std_names` order
+    if rgb_dc:
+        colors = np.stack([np.asarray(data[name], np.float32) for name in RGB], axis=1)  # [N, 3]
+        if data.dtype[RGB[0]].kind in "iu":
+            colors = colors / 255.0
+        block = np.concatenate([_gather_float32(data, std_names[:11]), (colors - 0.5) / SH_C0], axis=1)
+        std_names = std_names[:11] + list(RGB)
+    else:
+        block = _gather_float32(data, std_names)  # [N, S] in `std_names` order
     opacity = block[:, 10]  # the logit-opacity column of `std_names`
     infinite = np.isinf(opacity)
     if infinite.any():
@@ -233,9 +248,12 @@ def ply_vertex_properties(path: str | os.PathLike[str]) -> list[str] | None:
 
 
 def is_gaussian_ply(path: str | os.PathLike[str]) -> bool:
-    """Whether the PLY header declares the properties of a 3DGS model."""
+    """Whether the PLY header declares the properties of a 3DGS model (DC as f_dc_* or splatfacto's red/green/blue)."""
     names = ply_vertex_properties(path)
-    return names is not None and all(name in names for name in REQUIRED)
+    if names is None:
+        return False
+    dc = F_DC if not all(name in names for name in RGB) else ()
+    return all(name in names for name in POSITION + OPACITY + SCALES + ROTATION + dc)
 
 
 # ---- writing ---------------------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 Accepted, in this order of preference (docs/architecture.md, "Inputs and the workspace files"):
 1. `point_cloud.ply` anywhere under the folder; INRIA writes `point_cloud/iteration_N/point_cloud.ply` for several
    N, and the highest N is the finished model.
-2. A single top-level `*.ply` whose header has the 3DGS properties (nerfstudio splatfacto's `splat.ply` export);
-   other PLYs such as a COLMAP point cloud are ignored.
+2. A single top-level model file: a `*.ply` whose header has the 3DGS properties (nerfstudio splatfacto's `splat.ply`
+   export) or the SuperSplat compressed layout, an antimatter15 `*.splat` or a Niantic `*.spz`; other PLYs such as
+   a COLMAP point cloud are ignored.
 3. gsplat checkpoints `ckpt_STEP[_rankR].pt` anywhere under the folder: the highest STEP.
 
 The workspace (`.splatseg/`) and other hidden folders are never searched: an export written there must not be
@@ -22,9 +23,12 @@ from typing import NoReturn
 from backend.core.errors import InputError
 from backend.core.scene import GaussianScene
 from backend.io.checkpoint import read_gsplat_checkpoint
+from backend.io.compressed_ply import is_compressed_ply, read_compressed_ply
 from backend.io.ply import is_gaussian_ply, read_ply
+from backend.io.splat import read_splat
+from backend.io.spz import read_spz
 
-MODEL_SUFFIXES = (".ply", ".pt", ".pth")
+MODEL_SUFFIXES = (".ply", ".pt", ".pth", ".splat", ".spz")
 _ITERATION = re.compile(r"iteration_(\d+)\Z")
 _CKPT = re.compile(r"ckpt_(\d+)(?:_rank(\d+))?\.pt\Z")
 
@@ -54,7 +58,8 @@ def find_model(scene_dir: str | os.PathLike[str]) -> Path:
     if path.is_file():
         if path.suffix.lower() not in MODEL_SUFFIXES:
             raise InputError(
-                f"{path} is not a model file; give a scene folder, a 3DGS .ply or a gsplat ckpt_*.pt checkpoint"
+                f"{path} is not a model file; give a scene folder, a 3DGS .ply (plain or compressed), .splat, .spz "
+                "or a gsplat ckpt_*.pt checkpoint"
             )
         return path
     if not path.is_dir():
@@ -73,7 +78,7 @@ def find_model(scene_dir: str | os.PathLike[str]) -> Path:
 
     if point_clouds:
         return _latest_point_cloud(path, point_clouds)
-    exports = sorted(p for p in path.glob("*.ply") if p.is_file() and is_gaussian_ply(p))
+    exports = sorted(p for p in path.iterdir() if p.is_file() and _is_model_file(p))
     if len(exports) == 1:
         return exports[0]
     if len(exports) > 1:
@@ -81,16 +86,37 @@ def find_model(scene_dir: str | os.PathLike[str]) -> Path:
     if checkpoints:
         return _latest_checkpoint(path, checkpoints)
     raise InputError(
-        f"no 3DGS model in {path}: expected point_cloud.ply, a splatfacto .ply export or a gsplat ckpt_*.pt"
+        f"no 3DGS model in {path}: expected point_cloud.ply, a 3DGS .ply export (plain or SuperSplat compressed), "
+        "a .splat, a .spz or a gsplat ckpt_*.pt"
     )
 
 
 def load_scene(scene_path: str | os.PathLike[str], *, allow_nonfinite: bool = False) -> tuple[GaussianScene, Path]:
     """Find and read the model of SCENE; returns the Gaussians and the model file they came from."""
     model = find_model(scene_path)
-    if model.suffix.lower() == ".ply":
-        return read_ply(model, allow_nonfinite=allow_nonfinite), model
-    return read_gsplat_checkpoint(model, allow_nonfinite=allow_nonfinite), model
+    return read_model(model, allow_nonfinite=allow_nonfinite), model
+
+
+def read_model(model: Path, *, allow_nonfinite: bool = False) -> GaussianScene:
+    """Read one model file, by its suffix (and, for .ply, its header: INRIA layout or SuperSplat compressed)."""
+    suffix = model.suffix.lower()
+    if suffix == ".ply":
+        return (
+            read_compressed_ply(model) if is_compressed_ply(model) else read_ply(model, allow_nonfinite=allow_nonfinite)
+        )
+    if suffix == ".spz":
+        return read_spz(model)
+    if suffix == ".splat":
+        return read_splat(model)
+    return read_gsplat_checkpoint(model, allow_nonfinite=allow_nonfinite)
+
+
+def _is_model_file(path: Path) -> bool:
+    """A top-level file that is a whole model: a 3DGS PLY (plain or compressed), a .splat or a .spz."""
+    suffix = path.suffix.lower()
+    if suffix == ".ply":
+        return is_gaussian_ply(path) or is_compressed_ply(path)
+    return suffix in (".splat", ".spz")
 
 
 def _latest_point_cloud(root: Path, candidates: list[Path]) -> Path:

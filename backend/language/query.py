@@ -122,8 +122,8 @@ def prepare_text(
 
     `encoder` and `clusters` replace loading CLIP and the feature field (tests, the viewer that has both already).
     """
-    from backend.io.cameras import load_cameras
     from backend.io.scene_folder import load_scene, scene_dir_of
+    from backend.viewpoints.virtual import scene_cameras
 
     from .embeddings import DEFAULT_VIEWS_PER_CLUSTER
 
@@ -139,7 +139,7 @@ def prepare_text(
                 f"the {level} clusters have {labels.shape[0]} labels for {len(scene)} Gaussians; the model changed "
                 f"after training: run `splatseg train {_q(workspace.scene_dir)}` again"
             )
-    cameras = load_cameras(workspace.scene_dir)
+    cameras = scene_cameras(scene_path, workspace)
     emb = compute_cluster_embeddings(
         scene,
         cameras,

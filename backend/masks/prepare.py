@@ -23,9 +23,9 @@ import torch
 
 from ..core.camera import Camera
 from ..core.errors import InputError, SplatsegError
-from ..io.cameras import load_cameras
 from ..io.scene_folder import find_model, load_scene, scene_dir_of
 from ..render import Backend, render, resolve_backend
+from ..viewpoints.virtual import scene_cameras
 from ..workspace import Workspace
 from .folder import FolderMasks
 from .labels import LabelMasks, has_labels
@@ -37,13 +37,25 @@ from .scale import view_mask_scales
 MASKS_NAME = "masks"
 """The MaskSet's folder in the workspace, and its name in the manifest."""
 
-SourceName = Literal["auto", "sam", "labels"]
+SourceName = Literal["auto", "sam", "labels", "geometric"]
 MaskSource = Callable[[Camera], "ViewMasks | None"]
 
 
 def default_source(scene_dir: str | os.PathLike[str]) -> Literal["sam", "labels"]:
     """`labels` for a synthetic scene (it has ground truth), `sam` for everything else."""
     return "labels" if has_labels(scene_dir) else "sam"
+
+
+def viewer_source(scene_path: str | os.PathLike[str]) -> tuple[str, str]:
+    """The source the viewer's Prepare button uses, and what to tell the user: `auto`, except that a real scene on a
+    machine with no SAM weights and no internet gets `geometric` masks rather than an error."""
+    from .sam import CHECKPOINT_FILES, DEFAULT_SAM_MODEL, cache_dir, is_online
+
+    if default_source(scene_dir_of(scene_path)) == "labels":
+        return "auto", "computing masks for every view"
+    if (cache_dir() / CHECKPOINT_FILES[DEFAULT_SAM_MODEL]).is_file() or is_online():
+        return "auto", "computing SAM masks for every view"
+    return "geometric", "no SAM weights here: geometric masks from the renders (rougher than SAM)"
 
 
 def prepare_masks(
@@ -56,22 +68,26 @@ def prepare_masks(
     sam_options: dict[str, Any] | None = None,
     noise_strength: float = 1.0,
     noise_seed: int = 0,
+    views: int | None = None,
+    resolution: int | None = None,
     backend: Backend = "auto",
     progress: bool = True,
     on_view: Callable[[int, int, str], None] | None = None,
 ) -> MaskSet:
     """Compute and store the masks of every view of SCENE; returns the new MaskSet.
 
-    `source`: "sam", "labels", a folder of user masks, or "auto" (labels when the scene has them, else SAM).
+    `source`: "sam", "labels", "geometric" (segments of the renders, rougher than SAM, no weights needed), a folder
+    of user masks, or "auto" (labels when the scene has them, else SAM). A scene without cameras gets `views`
+    virtual ones of `resolution` pixels (`backend.viewpoints.virtual`).
     `sam_options` go to SAM's automatic generator (points_per_side, pred_iou_thresh, …). `on_view(done, total,
     name)` is called after each view (the viewer's progress bar; the command line has tqdm).
     """
     from tqdm import tqdm
 
     scene_dir = scene_dir_of(scene_path)
-    cameras = load_cameras(scene_dir)
     ws = Workspace(scene_dir, workspace)
     kind, params = _source_kind(source, scene_dir), {}
+    cameras = scene_cameras(scene_path, ws, views=views, resolution=resolution, backend=backend)
     get_masks: MaskSource
     if kind == "labels":  # the sources that can refuse their input do so before the model is read
         noise = NoiseConfig(strength=float(noise_strength), seed=int(noise_seed))
@@ -90,6 +106,10 @@ def prepare_masks(
         generator = mask_generator(load_sam(model, sam_checkpoint), **(sam_options or {}))
         get_masks = SamMasks(generator, scene, backend=backend)
         params.update(sam_model=model, sam_checkpoint=sam_checkpoint, sam_options=sam_options or {})
+    elif kind == "geometric":
+        from .geometric import GeometricMasks
+
+        get_masks = GeometricMasks(scene, backend=backend)
     params["source"] = kind
 
     target = ws.path(MASKS_NAME)
@@ -125,11 +145,11 @@ def open_masks(workspace: Workspace, scene_path: str | os.PathLike[str]) -> Mask
 
 
 def _source_kind(source: SourceName | str | os.PathLike[str], scene_dir: Path) -> str:
-    if isinstance(source, str) and source in ("auto", "sam", "labels"):
+    if isinstance(source, str) and source in ("auto", "sam", "labels", "geometric"):
         return default_source(scene_dir) if source == "auto" else source
     path = Path(source)
     if not path.is_dir():
-        raise InputError(f"--masks {source}: not sam, labels or a folder of mask files")
+        raise InputError(f"--masks {source}: not sam, labels, geometric or a folder of mask files")
     return "folder"
 
 

@@ -14,18 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from backend.core.errors import InputError
 from backend.core.scene import GaussianScene
 from backend.io.ply import OPACITY_LOGIT_LIMIT
 from backend.io.scene_folder import load_scene
 from backend.io.splat_transform import SplatTransform, SplatTransformUnavailable, ensure_splat_transform
 
 REAL_CAPTURE = Path(__file__).parent.parent / "data" / "real" / "biker.compressed.ply"
-
-# What main's `load_scene` says about a .spz/.splat (not a model file) and a .compressed.ply (no vertex element).
-# Once the readers of the "any splat file" work land, these messages no longer occur for those files and a
-# failure to load is a failure.
-_READERS_PENDING = ("is not a model file", "has no 'vertex' element", "vertex lacks x, y, z")
 
 
 def splat_transform_or_skip() -> SplatTransform:
@@ -35,15 +29,25 @@ def splat_transform_or_skip() -> SplatTransform:
         pytest.skip(f"interop checks need @playcanvas/splat-transform from npm: {e}")
 
 
-def load_or_skip(path: Path) -> GaussianScene:
+def load_as_user(path: Path) -> GaussianScene:
     """The scene in PATH through splatseg's entry point (`load_scene`), as `splatseg view PATH` would load it."""
-    try:
-        scene, _ = load_scene(path)
-    except InputError as e:
-        if any(needle in str(e) for needle in _READERS_PENDING):
-            pytest.skip(f"needs the .compressed.ply/.splat/.spz readers (load_scene said: {e})")
-        raise
+    scene, _ = load_scene(path)
     return scene
+
+
+def turned_about_x(scene: GaussianScene) -> GaussianScene:
+    """SCENE rotated 180° about x (y and z negated): the difference between SPZ's right-up-back axes and PLY's
+    right-down-front ones. Written from the rotation itself (R' = F R F with F = diag(1, -1, -1), i.e. a quaternion
+    (w, x, -y, -z)); only for SH degree 0, where no SH coefficient changes sign."""
+    assert scene.sh.shape[1] == 1, "turned_about_x handles SH degree 0 only"
+    flip = torch.tensor([1.0, -1.0, -1.0])
+    return GaussianScene(
+        means=scene.means * flip,
+        quats=scene.quats * torch.tensor([1.0, 1.0, -1.0, -1.0]),
+        log_scales=scene.log_scales,
+        logit_opacities=scene.logit_opacities,
+        sh=scene.sh,
+    )
 
 
 @dataclasses.dataclass(frozen=True)

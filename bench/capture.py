@@ -1,0 +1,105 @@
+"""`splatseg bench --section capture`: one real splat file without cameras, as a user meets it (issue 11's figures).
+
+1. **`view FILE` → first frame**: start `splatseg view FILE` as a user would and time it to the splats being drawn
+   in Debian's chromium (the same first-frame test as the demo's figure in `viewer.py`).
+2. **Prepare → ready to click**: what the viewer's Prepare and Train buttons run on that file, in this process: the
+   virtual cameras and their renders, the masks the viewer picks (`viewer_source`: geometric when there are no SAM
+   weights and no network), then click features. `--quick` uses fewer, smaller virtual views than the viewer's
+   48 at 512×512.
+
+The capture is PlayCanvas's biker (`tests/data/real/biker.compressed.ply`, 152,746 Gaussians, MIT).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .common import Figure
+
+CAPTURE = Path(__file__).resolve().parents[1] / "tests" / "data" / "real" / "biker.compressed.ply"
+
+
+def view_to_first_frame(model: Path, *, timeout: float = 600.0) -> dict[str, float]:
+    """Seconds from starting `splatseg view MODEL` to its server answering and to chromium drawing the splats."""
+    from playwright.sync_api import sync_playwright
+
+    from viewer.headless import CHROMIUM_ARGS
+
+    from .viewer import DEMO_VIEWPORT, _free_port, _wait_frame, _wait_http
+
+    port = _free_port(19100)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "view", str(model), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_http(url, proc, timeout)
+        out = {"server_ready_s": time.perf_counter() - t0}
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": DEMO_VIEWPORT[0], "height": DEMO_VIEWPORT[1]})
+            page.goto(url)
+            _wait_frame(page, timeout)
+            out["first_frame_s"] = time.perf_counter() - t0
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return out
+
+
+def prepare_to_ready(
+    model: Path,
+    workdir: Path,
+    *,
+    views: int | None = None,
+    resolution: int | None = None,
+    iterations: int | None = None,
+) -> dict:
+    """Seconds for the viewer's Prepare (virtual views, masks) and Train (click features) on a copy of MODEL
+    (`iterations`: fewer training steps than the default, for the test only)."""
+    from backend.features.train import train_features
+    from backend.masks.prepare import prepare_masks, viewer_source
+
+    scene = workdir / "capture"
+    scene.mkdir(parents=True, exist_ok=True)
+    shutil.copy(model, scene / model.name)
+    source, _ = viewer_source(scene)
+    t0 = time.perf_counter()
+    masks = prepare_masks(scene, source=source, views=views, resolution=resolution, progress=False)
+    t1 = time.perf_counter()
+    train_features(scene, method="click", iterations=iterations, progress=False)
+    t2 = time.perf_counter()
+    return {
+        "source": masks.index["source"],
+        "views": len(masks.views),
+        "prepare_s": t1 - t0,
+        "train_s": t2 - t1,
+        "ready_s": t2 - t0,
+    }
+
+
+def bench_capture(*, quick: bool, workdir: Path) -> list[Figure]:
+    if not CAPTURE.is_file():
+        print(f"[bench] capture skipped: {CAPTURE} is missing", flush=True)
+        return []
+    figures = []
+    if Path("/usr/bin/chromium").exists():
+        v = view_to_first_frame(CAPTURE)
+        note = f"server answers after {v['server_ready_s']:.1f} s (software WebGL)"
+        figures.append(Figure("capture", "view biker.compressed.ply → first frame", v["first_frame_s"], "s", note))
+    else:
+        print("[bench] capture: no /usr/bin/chromium, first frame not timed", flush=True)
+    size = {"views": 12, "resolution": 256} if quick else {}
+    r = prepare_to_ready(CAPTURE, workdir / "capture", **size)
+    shape = f"{r['views']} views" + (" at 256²" if quick else " at 512²")
+    note = f"{r['source']} masks, {shape}: prepare {r['prepare_s']:.0f} s + train {r['train_s']:.0f} s"
+    figures.append(Figure("capture", "biker: Prepare → ready to click", r["ready_s"], "s", note))
+    return figures
