@@ -52,6 +52,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _check_threshold(value: float | None, low: float) -> None:
+    """--threshold is a similarity in [low, 1]; NaN or out-of-range values would silently select nothing or all."""
+    if value is not None and not (low <= value <= 1.0):
+        raise SplatsegError(f"--threshold must be a number in [{low:g}, 1], got {value}")
+
+
 def _add_workspace(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workspace", type=Path, default=None, help="where splatseg keeps its caches (default SCENE/.splatseg)"
@@ -81,7 +87,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train_command(args.scene, method=args.method, iterations=args.iterations, workspace=args.workspace)
 
 
+def _check_outputs(args: argparse.Namespace, *outputs: tuple[str, Path | None]) -> None:
+    from .io.outputs import check_outputs
+
+    check_outputs(args.scene, outputs, workspace=getattr(args, "workspace", None))
+
+
 def cmd_segment(args: argparse.Namespace) -> int:
+    _check_threshold(args.threshold, 0.0)  # a similarity: below 0 selects most of the scene
+    _check_outputs(args, ("--mask-out", args.mask_out), ("--out", args.out))
     if args.method == "sa3d":  # training-free: no workspace, no features to load
         return cmd_segment_sa3d(args)
     from .segment import print_report, segment_command
@@ -129,6 +143,7 @@ def cmd_segment_sa3d(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     from .render_view import render_command
 
+    _check_outputs(args, ("-o", args.output))
     render_command(
         args.scene,
         view=args.view,
@@ -172,9 +187,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .io.scene_folder import load_scene
     from .selection import load_selection
 
-    scene, model_path = load_scene(args.scene)
-    if args.output.resolve() == model_path.resolve():
-        raise SplatsegError(f"refusing to overwrite the input model {model_path}; choose another -o path")
+    _check_outputs(args, ("-o", args.output))
+    scene, _ = load_scene(args.scene)
     mask = load_selection(args.selection, len(scene))
     count = export_selection(scene, mask, args.output, format=args.format)
     print(json.dumps({"format": args.format, "count": count, "output": str(args.output)}))
@@ -194,6 +208,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_query(args: argparse.Namespace) -> int:
     from .language.command import query_command
 
+    _check_threshold(args.threshold, 0.0)  # a relevancy
+    _check_outputs(args, ("--mask-out", args.mask_out), ("--out", args.out))
     payload = query_command(
         args.scene,
         args.text,
