@@ -30,9 +30,7 @@ def load_selection(path: str | Path, num_gaussians: int) -> np.ndarray:  # → [
         if len(shape) != 1:
             return f"must hold a 1-D bool vector, got shape {shape}"
         if shape[0] != num_gaussians:
-            return (
-                f"has {shape[0]} entries but the model has {num_gaussians} Gaussians; was it made for another scene?"
-            )
+            return f"has {shape[0]} entries but the model has {num_gaussians} Gaussians; was it made for another scene?"
         return None
 
     arr = load_npy(path, check_shape=check)

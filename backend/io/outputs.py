@@ -13,6 +13,7 @@ An output is refused when it
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -45,10 +46,8 @@ def scene_inputs(
 
     files: list[Path] = []
     scene_dir = scene_dir_of(scene_path)
-    try:
+    with contextlib.suppress(SplatsegError):  # no model: the command itself will say so
         files.append(find_model(scene_path))
-    except SplatsegError:
-        pass  # no model: the command itself will say so
     files += [scene_dir / name for name in CAMERA_FILES if (scene_dir / name).is_file()]
     folders = [scene_dir / name for name in INPUT_DIRS if (scene_dir / name).is_dir()]
     folders.append(scene_dir / WORKSPACE_DIRNAME)
@@ -83,15 +82,16 @@ def check_outputs(
         seen[target] = flag
         if target in resolved_files or (_file_id(path) is not None and _file_id(path) in input_ids):
             raise OutputIsInputError(
-                f"refusing to overwrite {path} ({flag}): it is an input of the scene ({resolved_files.get(target, path)}); "
-                "choose another path"
+                f"refusing to overwrite {path} ({flag}): it is an input of the scene "
+                f"({resolved_files.get(target, path)}); choose another path"
             )
         if path.exists() and _file_id(path) is not None:
             ident = _file_id(path)
             for folder_resolved, folder in resolved_folders:
                 if folder_resolved.is_dir() and ident in set(_ids_under(folder_resolved)):
                     raise OutputIsInputError(
-                        f"refusing to overwrite {path} ({flag}): it is the same file as one in {folder}; choose another path"
+                        f"refusing to overwrite {path} ({flag}): it is the same file as one in {folder}; "
+                        "choose another path"
                     )
         for folder_resolved, folder in resolved_folders:
             if target == folder_resolved or folder_resolved in target.parents:
