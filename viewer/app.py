@@ -123,6 +123,7 @@ class ViewerApp:
         render: RenderMode = "client",
         token: str | None = None,
         share: bool = False,
+        allow_origins: tuple[str, ...] = (),
         num_chunks: int | None = None,
         field_loader: FieldLoader | None = load_field_for,
         verbose: bool = True,
@@ -162,7 +163,7 @@ class ViewerApp:
         self.text_index = TextIndexLoader(self.scene_path, workspace_root=ws.root)
         self.sa3d_runner = Sa3dRunner(scene, cameras, predictor_loader(scene_dir=str(scene_dir)))
         self.chunks = SplatChunks(scene, num_chunks=num_chunks)
-        self.gate = TokenGate(token)
+        self.gate = TokenGate(token, host=host, allowed_origins=allow_origins)
         self.views: dict[int, Any] = {}
         self._views_lock = threading.Lock()
         self.share_url: str | None = None
@@ -176,6 +177,7 @@ class ViewerApp:
                 raise SplatsegError(f"cannot listen on {host}:{port} ({e.strerror}); pick another --port") from None
             raise SplatsegError(f"cannot listen on {host}:{port} ({e}); check --host") from None
         self.host, self.port = host, self.server.get_port()
+        self.gate.install(self.server)
         self.server_frames = None
         if render == "server":
             from .server_frames import ServerFrames
@@ -196,6 +198,7 @@ class ViewerApp:
         self.server.on_client_connect(self._on_connect)
         self.server.on_client_disconnect(self._on_disconnect)
         if share:
+            self.gate.origins.share_open = True
             self.share_url = self._request_share_url()
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
@@ -241,6 +244,8 @@ class ViewerApp:
 
     # ---- clients -----------------------------------------------------------------------------------------------
     def _on_connect(self, client) -> None:
+        if not self.gate.admitted(client.client_id):  # closed for its Origin: build nothing
+            return
         if self.gate.enabled:
             self.gate.show(client, lambda: self._open(client))
         else:
