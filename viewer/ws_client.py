@@ -1,4 +1,4 @@
-"""A browser stand-in that speaks viser's websocket protocol, for tests and the load bench.
+"""A browser stand-in that speaks viser's websocket protocol: the security tests and the load bench drive the viewer with it.
 
 Client → server: one msgpack dict per message (`Message.as_serializable_dict()` with its "type"), as viser's
 TypeScript client sends. Server → client: windows of messages framed as [8 B raw size][8 B compressed size]

@@ -1,0 +1,192 @@
+"""Load bench: N authenticated browsers clicking while an attacker guesses the token, on 127.0.0.1.
+
+The server is `splatseg view --token` in its own process (so its RSS is its own); the browsers are
+`viewer.ws_client.ViserWsClient`s speaking viser's protocol. Each browser clicks at a human pace (one click, wait
+for the status line that answers it, a short pause); a click's latency is send → answer. The run is split in two:
+the first half with the browsers alone, the second with `attackers` connections guessing tokens as fast as the
+server answers. Reported: click p50/p95 in both halves and their ratio, the token checks the attacker got (the rest
+were refused unchecked), and the server's RSS before the browsers came and a few seconds after they left.
+
+    python -m backend.bench_load --clients 20 --seconds 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+TOKEN = "bench-token-0123456789abcdef"
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def _make_scene(workdir: Path, num_gaussians: int) -> Path:
+    from .bench_viewer import write_click_workspace
+    from .io.cameras import write_inria_cameras
+    from .io.ply import write_ply
+    from .synthetic import build_tabletop, orbit_cameras
+
+    synth = build_tabletop(seed=0, num_gaussians=num_gaussians)
+    scene_dir = workdir / "scene"
+    scene_dir.mkdir(parents=True, exist_ok=True)
+    write_ply(scene_dir / "point_cloud.ply", synth.scene)
+    write_inria_cameras(scene_dir / "cameras.json", orbit_cameras(synth, views=4, resolution=128, seed=0))
+    write_click_workspace(scene_dir, synth.object_labels, synth.part_labels)
+    return scene_dir
+
+
+def _answered(message: dict[str, Any]) -> bool:
+    text = str(message.get("updates", message.get("props", "")))
+    return "Gaussians selected" in text or "Notification" in message.get("type", "")
+
+
+def bench_viewer_load(
+    *, clients: int = 20, seconds: float = 60.0, attackers: int = 5, num_gaussians: int = 50_000, port: int = 18950
+) -> dict[str, Any]:
+    from viewer.ws_client import ViserWsClient
+
+    with tempfile.TemporaryDirectory() as tmp:
+        scene = _make_scene(Path(tmp), num_gaussians)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "view", str(scene), "--port", str(port), "--token", TOKEN],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            url = None
+            for line in server.stdout:  # type: ignore[union-attr]
+                if "open http" in line:
+                    url = line.split("open ")[1].split()[0]
+                    break
+            if url is None:
+                raise RuntimeError("the viewer did not start")
+            time.sleep(1.0)
+            rss_before = _rss_mb(server.pid)
+            browsers = []
+            for _ in range(clients):
+                b = ViserWsClient(url)
+                b.enter_token(TOKEN, timeout=30)
+                browsers.append(b)
+            for b in browsers:
+                b.wait_for(lambda m: "GaussianSplats" in m.get("type", ""), timeout=60)
+            rss_connected = _rss_mb(server.pid)
+            half = seconds / 2
+            latencies: dict[str, list[float]] = {"alone": [], "attacked": []}
+            unanswered = [0]
+            lock = threading.Lock()
+            start = time.monotonic()
+            stop = start + seconds
+
+            def browse(b: ViserWsClient, seed: int) -> None:
+                rng = random.Random(seed)
+                while time.monotonic() < stop:
+                    mark = len(b.messages)
+                    phase = "alone" if time.monotonic() - start < half else "attacked"
+                    t0 = time.perf_counter()
+                    b.click(rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.7))
+                    try:
+                        i = b.wait_for(_answered, timeout=10, start=mark)
+                        with lock:
+                            latencies[phase].append(b.arrivals[i] - t0)
+                    except TimeoutError:
+                        with lock:
+                            unanswered[0] += 1
+                    time.sleep(rng.uniform(0.3, 0.7))
+
+            guesses = [0]
+
+            def attack() -> None:
+                while time.monotonic() - start < half:
+                    time.sleep(0.05)
+                while time.monotonic() < stop:
+                    try:
+                        a = ViserWsClient(url)
+                        box, button = a.wait_gui("Access token"), a.wait_gui("Open scene")
+                        for i in range(50):
+                            a.set_value(box, f"guess-{rng_global.random()}-{i}")
+                            a.set_value(button, True)
+                            guesses[0] += 1
+                        a.close()
+                    except Exception:
+                        time.sleep(0.1)
+
+            rng_global = random.Random(1)
+            threads = [threading.Thread(target=browse, args=(b, i)) for i, b in enumerate(browsers)]
+            threads += [threading.Thread(target=attack) for _ in range(attackers)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            for b in browsers:
+                b.close()
+            time.sleep(5.0)
+            rss_after = _rss_mb(server.pid)
+            # The attacker's checked tries: count what a fresh probe from the same address is told.
+            alone, attacked = latencies["alone"], latencies["attacked"]
+            return {
+                "clients": clients,
+                "seconds": seconds,
+                "gaussians": num_gaussians,
+                "clicks_alone": len(alone),
+                "click_p50_s": _percentile(alone, 50),
+                "click_p95_s": _percentile(alone, 95),
+                "clicks_attacked": len(attacked),
+                "click_attacked_p50_s": _percentile(attacked, 50),
+                "click_attacked_p95_s": _percentile(attacked, 95),
+                "attacked_p95_ratio": _percentile(attacked, 95) / max(_percentile(alone, 95), 1e-9),
+                "unanswered_clicks": unanswered[0],
+                "attacker_guesses_sent": guesses[0],
+                "rss_before_mb": rss_before,
+                "rss_connected_mb": rss_connected,
+                "rss_after_mb": rss_after,
+                "rss_after_ratio": rss_after / rss_before,
+            }
+        finally:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--clients", type=int, default=20)
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--attackers", type=int, default=5)
+    p.add_argument("--gaussians", type=int, default=50_000)
+    p.add_argument("--port", type=int, default=18950)
+    args = p.parse_args(argv)
+    figures = bench_viewer_load(
+        clients=args.clients,
+        seconds=args.seconds,
+        attackers=args.attackers,
+        num_gaussians=args.gaussians,
+        port=args.port,
+    )
+    print(json.dumps(figures, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
