@@ -1,4 +1,4 @@
-"""A browser stand-in that speaks viser's websocket protocol: the security tests and the load bench drive the viewer with it.
+"""A browser stand-in speaking viser's websocket protocol: the security tests and the load bench drive the viewer.
 
 Client → server: one msgpack dict per message (`Message.as_serializable_dict()` with its "type"), as viser's
 TypeScript client sends. Server → client: windows of messages framed as [8 B raw size][8 B compressed size]
@@ -8,6 +8,7 @@ decoded here. The subprotocol carries viser's version, as the real client's does
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -38,10 +39,8 @@ class ViserWsClient:
         self._cond = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        try:
+        with contextlib.suppress(ConnectionClosed):  # refused at once (a foreign Origin): `closed` tells
             self.send_camera()
-        except ConnectionClosed:  # refused at once (a foreign Origin): `closed` tells
-            pass
 
     # ---- sending -----------------------------------------------------------------------------------------------
     def send(self, message: _messages.Message) -> None:
