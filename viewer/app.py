@@ -29,6 +29,7 @@ from backend.workspace import Workspace
 from .auth import TokenGate
 from .client_camera import viewport_of
 from .jobs import JobRunner, ProgressFn
+from .memory import return_freed_memory
 from .sa3d_panel import Sa3dRunner, predictor_loader
 from .session import FeatureFieldLike, Session
 from .splats import SplatChunks
@@ -271,6 +272,9 @@ class ViewerApp:
         if view is not None:
             view.close()
         self.session.changed("clients")
+        if view is not None:
+            del view
+            return_freed_memory()
 
     # ---- features ----------------------------------------------------------------------------------------------
     def _try_load_field(self, ws: Workspace, scene: GaussianScene) -> tuple[FeatureFieldLike | None, str | None]:

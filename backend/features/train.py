@@ -21,6 +21,7 @@ import torch
 
 from ..errors import InputError, SplatsegError
 from ..io.cameras import load_cameras
+from ..io.outputs import require_writable_dir
 from ..io.scene_folder import load_scene, scene_dir_of
 from ..masks.maskset import INDEX_FILE
 from ..masks.prepare import MASKS_NAME, open_masks
@@ -35,6 +36,8 @@ from .threads import compute_threads
 log = logging.getLogger(__name__)
 
 KNN = 8
+MIN_GAUSSIANS = KNN + 1
+"""Fewer Gaussians than this have no neighbourhood to smooth over (and nothing worth segmenting)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +91,11 @@ def train_features(
     ws = Workspace(scene_dir, workspace)
     masks = open_masks(ws, scene_path)
     scene, model_path = load_scene(scene_path)
+    if len(scene) < MIN_GAUSSIANS:
+        raise InputError(
+            f"{model_path} holds {len(scene)} Gaussian(s); training features needs at least {MIN_GAUSSIANS}"
+        )
+    require_writable_dir(ws.root)  # a read-only workspace fails now, not after the training
 
     camera_names = {c.name for c in cameras}
     names = [v for v in masks.views if v in camera_names]

@@ -129,3 +129,18 @@ def _camera_images(scene_dir: Path) -> list[Path]:
     except (SplatsegError, OSError, ValueError):
         return []
     return [Path(cam.image_path) for cam in cameras if getattr(cam, "image_path", None)]
+
+
+def require_writable_dir(folder: str | os.PathLike[str], *, what: str = "workspace") -> None:
+    """Fail now, with one line, if `folder` cannot be created or written: before minutes of work, not after."""
+    import tempfile
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".splatseg-write-test."):
+            pass
+    except OSError as e:
+        raise SplatsegError(
+            f"cannot write to the {what} {folder} ({e.strerror or e}); make it writable or give --workspace DIR"
+        ) from None
