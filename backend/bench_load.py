@@ -124,6 +124,7 @@ def bench_viewer_load(
                     time.sleep(rng.uniform(0.5, 1.5) * pause)
 
             guesses = [0]
+            errors: list[str] = []
 
             def attack() -> None:
                 while time.monotonic() - start < half:
@@ -137,7 +138,8 @@ def bench_viewer_load(
                             a.set_value(button, True)
                             guesses[0] += 1
                         a.close()
-                    except Exception:
+                    except Exception as e:
+                        errors.append(f"{type(e).__name__}: {e}")
                         time.sleep(0.1)
 
             rng_global = random.Random(1)
@@ -166,6 +168,7 @@ def bench_viewer_load(
                 "attacked_p95_ratio": _percentile(attacked, 95) / max(_percentile(alone, 95), 1e-9),
                 "unanswered_clicks": unanswered[0],
                 "attacker_guesses_sent": guesses[0],
+                "attacker_errors": sorted(set(errors))[:3],
                 "rss_before_mb": rss_before,
                 "rss_connected_mb": rss_connected,
                 "rss_after_mb": rss_after,
