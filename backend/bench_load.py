@@ -5,7 +5,8 @@ The server is `splatseg view --token` in its own process (so its RSS is its own)
 for the status line that answers it, then about `pause` s); a click's latency is send → answer. The run is split in two:
 the first half with the browsers alone, the second with `attackers` connections guessing tokens as fast as the
 server answers. Reported: click p50/p95 in both halves and their ratio, the token checks the attacker got (the rest
-were refused unchecked), and the server's RSS before the browsers came and a few seconds after they left.
+were refused unchecked), and the server's RSS before the browsers came (after one visitor has clicked and left, so the shared
+click caches exist) and a few seconds after they left.
 
     python -m backend.bench_load --clients 20 --seconds 60
 """
@@ -87,6 +88,16 @@ def bench_viewer_load(
             if url is None:
                 raise RuntimeError("the viewer did not start")
             time.sleep(1.0)
+            rss_idle = _rss_mb(server.pid)
+            # Baseline: the server as one visitor leaves it (the click's shared caches built, the visitor gone).
+            warm = ViserWsClient(url)
+            warm.enter_token(TOKEN, timeout=30)
+            warm.wait_for(lambda m: "GaussianSplats" in m.get("type", ""), timeout=60)
+            mark = len(warm.messages)
+            warm.click()
+            warm.wait_for(_answered, timeout=60, start=mark)
+            warm.close()
+            time.sleep(3.0)
             rss_before = _rss_mb(server.pid)
             browsers = []
             for _ in range(clients):
@@ -169,6 +180,7 @@ def bench_viewer_load(
                 "unanswered_clicks": unanswered[0],
                 "attacker_guesses_sent": guesses[0],
                 "attacker_errors": sorted(set(errors))[:3],
+                "rss_idle_mb": rss_idle,
                 "rss_before_mb": rss_before,
                 "rss_connected_mb": rss_connected,
                 "rss_after_mb": rss_after,

@@ -41,6 +41,12 @@ MAX_MESSAGE_BYTES = 1 << 20
 MAX_TOKEN_CHARS = 1024
 """Longer attempts are refused without comparing (the token box is for tokens, not payloads)."""
 
+UNAUTHENTICATED_RATE = 10.0
+"""Messages a second that clients not (yet) through the token may send, per source address, beyond the burst."""
+
+UNAUTHENTICATED_BURST = 40
+"""Messages such clients may send at once (the first camera reports, typing the token)."""
+
 SHARE_DOMAIN = "share.viser.studio"
 """Where viser's share tunnel serves the viewer from; its pages may connect while a share link is open."""
 
@@ -119,6 +125,26 @@ class AttemptLimiter:
                 self._locked_until.pop(address, None)
 
 
+class TokenBucket:
+    """`rate` events a second with bursts of `burst`, per key; `take` says whether one more is allowed now."""
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self._level: dict[str, tuple[float, float]] = {}  # key → (tokens, when)
+
+    def take(self, key: str) -> bool:
+        now = self.clock()
+        tokens, then = self._level.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - then) * self.rate)
+        if len(self._level) > 10_000:  # many addresses: keep only the ones still below a full bucket
+            self._level = {k: v for k, v in self._level.items() if v[0] + (now - v[1]) * self.rate < self.burst}
+        if tokens < 1.0:
+            self._level[key] = (tokens, now)
+            return False
+        self._level[key] = (tokens - 1.0, now)
+        return True
+
+
 @dataclasses.dataclass(frozen=True)
 class Verdict:
     ok: bool
@@ -190,6 +216,9 @@ class TokenGate:
         self.token = token
         self.origins = OriginPolicy(host, allowed_origins)
         self.limiter = limiter or AttemptLimiter()
+        self.bucket = TokenBucket(UNAUTHENTICATED_RATE, UNAUTHENTICATED_BURST)
+        self.dropped = 0
+        """Messages dropped from clients without the token that sent too many."""
         self._lock = threading.Lock()
         self._addresses: dict[int, str] = {}  # client id → source address
         self._refused: set[int] = set()  # connections closed for their Origin
@@ -219,11 +248,42 @@ class TokenGate:
                 with self._lock:
                     self._refused.add(conn.client_id)
                 await socket_.close(1008, "origin not allowed; start the viewer with --allow-origin")
+                return
+            self._throttle(conn)
 
         ws_server.on_client_connect(screen)
         for message in (_messages.ShareUrlRequest, _messages.ShareUrlDisconnect):
             originals = list(ws_server._incoming_handlers.get(message, []))
             ws_server._incoming_handlers[message] = [self._guard(originals)]
+
+    def _throttle(self, conn: Any) -> None:
+        """Drop what a client without the token sends beyond UNAUTHENTICATED_RATE (per address), on the event loop.
+
+        Every message viser accepts becomes a callback on the shared thread pool; a guessing script sending
+        thousands of button clicks a second would queue them ahead of everyone's clicks even though each is refused
+        at once. Dropping them here costs the pool nothing.
+        """
+        from viser import _messages
+
+        original = conn._handle_incoming_message
+
+        async def handle(client_id: int, message: Any) -> None:
+            # Camera reports are handled on the event loop (and the first one is what makes viser show the client
+            # its token box), so they always pass.
+            if not isinstance(message, _messages.ViewerCameraMessage) and not self._may_send(client_id):
+                return
+            await original(client_id, message)
+
+        conn._handle_incoming_message = handle
+
+    def _may_send(self, client_id: int) -> bool:
+        with self._lock:
+            if self.token is None or client_id in self._granted:
+                return True
+            if self.bucket.take(self._addresses.get(client_id, "unknown")):
+                return True
+            self.dropped += 1
+            return False
 
     def _guard(self, handlers: list[Callable[[int, Any], None]]) -> Callable[[int, Any], None]:
         def guarded(client_id: int, message: Any) -> None:
@@ -282,6 +342,7 @@ class TokenGate:
         box = gui.add_text("Access token", "", hint="Given with --token when the viewer was started")
         button = gui.add_button("Open scene")
         granted = threading.Event()
+        last_refusal = [0.0]
 
         def attempt(_event: object) -> None:
             if granted.is_set():
@@ -294,6 +355,9 @@ class TokenGate:
                     handle.remove()
                 on_granted()
             elif verdict.retry_after_s > 0:
+                if time.monotonic() - last_refusal[0] < 1.0:
+                    return  # told a moment ago: no notification flood
+                last_refusal[0] = time.monotonic()
                 client.add_notification(
                     "Too many wrong tokens",
                     f"Try again in {verdict.retry_after_s:.0f} s.",
