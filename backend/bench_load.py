@@ -5,8 +5,8 @@ The server is `splatseg view --token` in its own process (so its RSS is its own)
 for the status line that answers it, then about `pause` s); a click's latency is send → answer. The run is split in two:
 the first half with the browsers alone, the second with `attackers` connections guessing tokens as fast as the
 server answers. Reported: click p50/p95 in both halves and their ratio, the token checks the attacker got (the rest
-were refused unchecked), and the server's RSS before the browsers came (after one visitor has clicked and left, so the shared
-click caches exist) and a few seconds after they left.
+were refused unchecked), and the server's RSS before the browsers came (after one visitor has clicked and left,
+so the shared click caches exist) and a few seconds after they left.
 
     python -m backend.bench_load --clients 20 --seconds 60
 """

@@ -8,6 +8,7 @@ the commands so `splatseg --help` is instant.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -17,6 +18,8 @@ from . import __version__
 from .errors import SplatsegError
 
 EXIT_USER_ERROR = 2
+_DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}
+"""A full disk, a file-size limit, a quota, a read-only file system: the user's machine, not a bug."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -491,6 +494,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
         print(f"splatseg {args.command}: error: {e.strerror or e}: {e.filename}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as e:
+        if e.errno not in _DISK_ERRNOS:
+            raise
+        where = f" while writing {e.filename}" if e.filename else ""
+        print(
+            f"splatseg {args.command}: error: {e.strerror or e}{where}; free some space or write elsewhere "
+            "(nothing was left half-written)",
+            file=sys.stderr,
+        )
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"splatseg {args.command}: interrupted", file=sys.stderr)
