@@ -89,12 +89,12 @@ def train_features(
     scene_dir = scene_dir_of(scene_path)
     cameras = load_cameras(scene_dir)
     ws = Workspace(scene_dir, workspace)
-    masks = open_masks(ws, scene_path)
     scene, model_path = load_scene(scene_path)
     if len(scene) < MIN_GAUSSIANS:
         raise InputError(
             f"{model_path} holds {len(scene)} Gaussian(s); training features needs at least {MIN_GAUSSIANS}"
         )
+    masks = open_masks(ws, scene_path)
     require_writable_dir(ws.root)  # a read-only workspace fails now, not after the training
 
     camera_names = {c.name for c in cameras}
