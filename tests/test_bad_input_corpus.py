@@ -273,8 +273,13 @@ def test_full_disk_during_export_is_one_line_and_leaves_no_file(base_scene, tmp_
         resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
 
     result = subprocess.run(
-        [sys.executable, "-m", "backend.cli", "export", str(base_scene), "--selection", str(tmp_path / "sel.npy")]
-        + ["-o", str(out)],
+        [
+            *(sys.executable, "-m", "backend.cli", "export", str(base_scene)),
+            "--selection",
+            str(tmp_path / "sel.npy"),
+            "-o",
+            str(out),
+        ],
         capture_output=True,
         text=True,
         preexec_fn=limit,
@@ -315,5 +320,5 @@ def test_read_only_workspace_fails_before_training(base_scene, tmp_path, capsys)
         assert main(["train", str(scene), "--iterations", "2"]) == 2
         assert "cannot write to the workspace" in capsys.readouterr().err
     finally:
-        for root, dirs, _ in os.walk(ws):
+        for root, _dirs, _ in os.walk(ws):
             os.chmod(root, 0o755)

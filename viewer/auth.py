@@ -47,6 +47,9 @@ UNAUTHENTICATED_RATE = 10.0
 UNAUTHENTICATED_BURST = 40
 """Messages such clients may send at once (the first camera reports, typing the token)."""
 
+FLOOD_CLOSE = 100
+"""Messages dropped from one client without the token before its connection is closed."""
+
 SHARE_DOMAIN = "share.viser.studio"
 """Where viser's share tunnel serves the viewer from; its pages may connect while a share link is open."""
 
@@ -249,28 +252,33 @@ class TokenGate:
                     self._refused.add(conn.client_id)
                 await socket_.close(1008, "origin not allowed; start the viewer with --allow-origin")
                 return
-            self._throttle(conn)
+            self._throttle(conn, socket_)
 
         ws_server.on_client_connect(screen)
         for message in (_messages.ShareUrlRequest, _messages.ShareUrlDisconnect):
             originals = list(ws_server._incoming_handlers.get(message, []))
             ws_server._incoming_handlers[message] = [self._guard(originals)]
 
-    def _throttle(self, conn: Any) -> None:
+    def _throttle(self, conn: Any, socket_: Any) -> None:
         """Drop what a client without the token sends beyond UNAUTHENTICATED_RATE (per address), on the event loop.
 
         Every message viser accepts becomes a callback on the shared thread pool; a guessing script sending
         thousands of button clicks a second would queue them ahead of everyone's clicks even though each is refused
-        at once. Dropping them here costs the pool nothing.
+        at once. Dropping them here costs the pool nothing; a client that keeps flooding is disconnected (after
+        FLOOD_CLOSE dropped messages), so it costs the event loop no more either.
         """
         from viser import _messages
 
         original = conn._handle_incoming_message
+        dropped = [0]
 
         async def handle(client_id: int, message: Any) -> None:
             # Camera reports are handled on the event loop (and the first one is what makes viser show the client
             # its token box), so they always pass.
             if not isinstance(message, _messages.ViewerCameraMessage) and not self._may_send(client_id):
+                dropped[0] += 1
+                if dropped[0] == FLOOD_CLOSE:
+                    await socket_.close(1008, "too many messages before the token")
                 return
             await original(client_id, message)
 
