@@ -60,5 +60,5 @@ def test_npy_header_is_judged_before_the_data(tmp_path):
     np.save(path, np.arange(5))
     assert load_npy(path, check_shape=lambda s: None).tolist() == [0, 1, 2, 3, 4]
     path.write_bytes(b"\x93NUMPY garbage")
-    with pytest.raises(InputError, match="no valid .npy header"):
+    with pytest.raises(InputError, match=r"no valid \.npy header"):
         read_npy_header(path)
