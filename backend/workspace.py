@@ -28,15 +28,15 @@ import torch
 from torch import Tensor
 
 import backend
-from backend.errors import InputError, StaleCacheError
+from backend.core.errors import InputError, StaleCacheError
 from backend.io.atomic import atomic_path, write_text_atomic
+from backend.io.scene_folder import WORKSPACE_DIRNAME
 
 try:
     import fcntl
 except ImportError:  # Windows: only the in-process lock
     fcntl = None  # type: ignore[assignment]
 
-WORKSPACE_DIRNAME = ".splatseg"
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 _HASH_CHUNK = 1 << 20  # bytes read at a time: a 250 MB model is hashed in constant memory

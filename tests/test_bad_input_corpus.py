@@ -30,14 +30,12 @@ Setup = Callable[[Path, Path], None]  # (scene folder, scratch folder outside it
 
 @pytest.fixture(scope="module")
 def base_scene(tmp_path_factory) -> Path:
-    from backend.bench_viewer import write_click_workspace
-    from backend.synthetic import build_tabletop, write_synthetic_scene
+    from backend.synthetic import write_synthetic_scene
 
     folder = tmp_path_factory.mktemp("corpus") / "scene"
     write_synthetic_scene(folder, views=3, resolution=32, num_gaussians=2000)
     assert main(["prepare", str(folder), "--masks", "labels"]) == 0
-    synth = build_tabletop(seed=0, num_gaussians=2000)
-    write_click_workspace(folder, synth.object_labels, synth.part_labels)
+    assert main(["train", str(folder), "--iterations", "10"]) == 0  # click features, as a user's workspace has
     return folder
 
 

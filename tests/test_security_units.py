@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.errors import InputError, StaleCacheError
+from backend.core.errors import InputError, StaleCacheError
 from backend.io.atomic import atomic_path
 from backend.io.npy import load_npy, read_npy_header
 from backend.workspace import Workspace

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from backend.errors import SplatsegError
+from backend.core.errors import SplatsegError
 
 if TYPE_CHECKING:
     import viser

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.errors import InputError
+from backend.core.errors import InputError
 
 NpyHeader = tuple[tuple[int, ...], bool, np.dtype]
 """(shape, fortran_order, dtype) as numpy's format reader returns them."""

@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from backend.errors import SplatsegError
+from backend.core.errors import SplatsegError
 
 CAMERA_FILES = (
     "cameras.json",
@@ -41,8 +41,7 @@ def scene_inputs(
     scene_path: str | os.PathLike[str], *, workspace: str | os.PathLike[str] | None = None
 ) -> tuple[list[Path], list[Path]]:
     """(input files, input folders) of SCENE: what a writing command must never overwrite."""
-    from backend.io.scene_folder import find_model, scene_dir_of
-    from backend.workspace import WORKSPACE_DIRNAME
+    from backend.io.scene_folder import WORKSPACE_DIRNAME, find_model, scene_dir_of
 
     files: list[Path] = []
     scene_dir = scene_dir_of(scene_path)

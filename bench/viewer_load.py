@@ -8,7 +8,7 @@ server answers. Reported: click p50/p95 in both halves and their ratio, the toke
 were refused unchecked), and the server's RSS before the browsers came (after one visitor has clicked and left,
 so the shared click caches exist) and a few seconds after they left.
 
-    python -m backend.bench_load --clients 20 --seconds 60
+    python -m bench.viewer_load --clients 20 --seconds 60    (or: splatseg bench --section load)
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .common import Figure, percentile
+
 TOKEN = "bench-token-0123456789abcdef"
 
 
@@ -35,16 +37,15 @@ def _rss_mb(pid: int) -> float:
 
 
 def _percentile(values: list[float], q: float) -> float:
-    import numpy as np
-
-    return float(np.percentile(values, q)) if values else float("nan")
+    return percentile(values, q) if values else float("nan")
 
 
 def _make_scene(workdir: Path, num_gaussians: int) -> Path:
-    from .bench_viewer import write_click_workspace
-    from .io.cameras import write_inria_cameras
-    from .io.ply import write_ply
-    from .synthetic import build_tabletop, orbit_cameras
+    from backend.io.cameras import write_inria_cameras
+    from backend.io.ply import write_ply
+    from backend.synthetic import build_tabletop, orbit_cameras
+
+    from .viewer import write_click_workspace
 
     synth = build_tabletop(seed=0, num_gaussians=num_gaussians)
     scene_dir = workdir / "scene"
@@ -142,7 +143,7 @@ def bench_viewer_load(
                 attacker.append(
                     subprocess.Popen(
                         [
-                            *(sys.executable, "-m", "backend.bench_load", "--attack", url),
+                            *(sys.executable, "-m", "bench.viewer_load", "--attack", url),
                             *("--seconds", str(stop - time.monotonic()), "--attackers", str(attackers)),
                         ],
                         stdout=subprocess.PIPE,
@@ -188,6 +189,37 @@ def bench_viewer_load(
                 server.wait(10)
             except subprocess.TimeoutExpired:
                 server.kill()
+
+
+def load_figures(*, quick: bool) -> list[Figure]:
+    """The `load` section of `splatseg bench`: 20 browsers for 60 s (quick: 10 for 20 s), an attacker in the second
+    half."""
+    r = bench_viewer_load(clients=10 if quick else 20, seconds=20.0 if quick else 60.0)
+    who = f"{r['clients']} clients, {r['gaussians'] // 1000}k Gaussians"
+    return [
+        Figure("load", f"click answered p50, {who}", r["click_p50_s"], "s", f"p95 {r['click_p95_s']:.2f} s"),
+        Figure(
+            "load",
+            f"click answered p95 under a token-guessing attacker, {who}",
+            r["click_attacked_p95_s"],
+            "s",
+            f"{r['attacked_p95_ratio']:.2f}× the p95 without; {r['unanswered_clicks']} unanswered",
+        ),
+        Figure(
+            "load",
+            "attacker's token checks per minute (one address)",
+            60.0 * r.get("attacker_guesses_checked", 0) / max(r.get("attacker_seconds", 1.0), 1e-9),
+            "tries/min",
+            f"of {r.get('attacker_guesses_sent', 0)} guesses sent",
+        ),
+        Figure(
+            "load",
+            "server RSS after the clients left / before they came",
+            r["rss_after_ratio"],
+            "ratio",
+            f"{r['rss_before_mb']:.0f} → {r['rss_connected_mb']:.0f} (connected) → {r['rss_after_mb']:.0f} MB",
+        ),
+    ]
 
 
 def attack(url: str, *, seconds: float, connections: int, rate: float = 50.0) -> dict[str, Any]:

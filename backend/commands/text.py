@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import time
 from pathlib import Path
 from typing import Any, Literal
 
-from backend.errors import SplatsegError
-
-from .clip import DEFAULT_CLIP_MODEL
-from .query import DEFAULT_TOP, LevelChoice, TextIndex, prepare_text
+from backend.commands.checks import check_command_outputs
+from backend.core.errors import SplatsegError
+from backend.language.clip import DEFAULT_CLIP_MODEL
+from backend.language.query import DEFAULT_TOP, LevelChoice, TextIndex, prepare_text
 
 
 def query_command(
@@ -37,7 +39,7 @@ def query_command(
     payload["load_ms"] = round(load_ms, 1)
     payload["clip_model"] = index.encoder.name
     if mask_out is not None:
-        from backend.selection import save_selection
+        from backend.io.selection import save_selection
 
         save_selection(mask_out, result.mask)
         payload["mask_out"] = str(mask_out)
@@ -80,3 +82,34 @@ def prepare_text_command(
         "seconds_per_cluster": round(report.seconds_per_cluster, 3),
         "output": str(report.path),
     }
+
+
+def run_query(args: argparse.Namespace) -> int:
+    check_command_outputs(args, ("--mask-out", args.mask_out), ("--out", args.out))
+    payload = query_command(
+        args.scene,
+        args.text,
+        top=args.top,
+        threshold=args.threshold,
+        level=args.level,
+        mask_out=args.mask_out,
+        out=args.out,
+        clip_model=args.clip_model,
+        clip_checkpoint=args.clip_checkpoint,
+        workspace=args.workspace,
+    )
+    print(json.dumps(payload))
+    return 0
+
+
+def run_prepare_text(args: argparse.Namespace) -> int:
+    payload = prepare_text_command(
+        args.scene,
+        clip_model=args.clip_model,
+        clip_checkpoint=args.clip_checkpoint,
+        views=args.views,
+        backend=args.backend,
+        workspace=args.workspace,
+    )
+    print(json.dumps(payload))
+    return 0
