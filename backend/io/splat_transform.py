@@ -37,7 +37,7 @@ class SplatTransformUnavailable(RuntimeError):
 def default_prefix() -> Path:
     """Where the npm package is installed: `$SPLATSEG_INTEROP_DIR`, else `.interop/` at the repository root."""
     env = os.environ.get("SPLATSEG_INTEROP_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / ".interop"
+    return Path(env) if env else Path(__file__).resolve().parents[2] / ".interop"
 
 
 class SplatTransform:
