@@ -36,6 +36,7 @@ from .sa3d_panel import Sa3dRunner, predictor_loader, predictor_title
 from .session import Session
 from .splats import SplatChunks
 from .text_panel import TextIndexLoader
+from .updates import UpdateWorker
 
 if TYPE_CHECKING:
     from backend.features.field import FeatureField
@@ -177,6 +178,8 @@ class ViewerApp:
         self.chunks = SplatChunks(scene, num_chunks=num_chunks)
         self.gate = TokenGate(token, host=host, allowed_origins=allow_origins)
         self.views: dict[int, Any] = {}
+        self.updates = UpdateWorker()
+        """Runs every browser's splat and panel updates, one pending slot per browser (updates.py)."""
         self._views_lock = threading.Lock()
         self.share_url: str | None = None
 
@@ -221,6 +224,7 @@ class ViewerApp:
 
     def stop(self) -> None:
         self.server.stop()
+        self.updates.stop()
 
     def wait(self) -> None:
         """Serve until interrupted."""
@@ -286,6 +290,7 @@ class ViewerApp:
             sa3d_runner=self.sa3d_runner,
             start_prepare=self.start_prepare,
             start_train=self.start_train,
+            updates=self.updates,
         )
 
     def _on_disconnect(self, client) -> None:

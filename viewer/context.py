@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .session import Session
     from .splats import SplatChunks
     from .text_panel import TextIndexLoader
+    from .updates import UpdateWorker
 
 
 @dataclasses.dataclass
@@ -31,3 +32,5 @@ class ClientContext:
     """who → start preparing masks in the background."""
     start_train: Callable[[str, str], None] | None = None
     """who, method name → start training features in the background."""
+    updates: UpdateWorker | None = None
+    """Where the view's splat and panel updates run (off the clicking thread); None: on the session's thread."""
