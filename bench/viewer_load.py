@@ -114,7 +114,7 @@ def bench_viewer_load(
             rss_connected = _rss_mb(server.pid)
             half = seconds / 2
             latencies: dict[str, list[float]] = {"alone": [], "attacked": []}
-            unanswered = [0]
+            unanswered, busy = [0], [0]
             lock = threading.Lock()
             start = time.monotonic()
             stop = start + seconds
@@ -130,6 +130,7 @@ def bench_viewer_load(
                         i = b.wait_for(_answered, timeout=10, start=mark)
                         with lock:
                             latencies[phase].append(b.arrivals[i] - t0)
+                            busy[0] += "Busy" in str(b.messages[i])  # answered, but only with "try again"
                     except TimeoutError:
                         with lock:
                             unanswered[0] += 1
@@ -176,6 +177,7 @@ def bench_viewer_load(
                 "click_attacked_p95_s": _percentile(attacked, 95),
                 "attacked_p95_ratio": _percentile(attacked, 95) / max(_percentile(alone, 95), 1e-9),
                 "unanswered_clicks": unanswered[0],
+                "busy_answers": busy[0],
                 **{f"attacker_{k}": v for k, v in attack_report.items()},
                 "rss_idle_mb": rss_idle,
                 "rss_before_mb": rss_before,
@@ -203,7 +205,8 @@ def load_figures(*, quick: bool) -> list[Figure]:
             f"click answered p95 under a token-guessing attacker, {who}",
             r["click_attacked_p95_s"],
             "s",
-            f"{r['attacked_p95_ratio']:.2f}× the p95 without; {r['unanswered_clicks']} unanswered",
+            f"{r['attacked_p95_ratio']:.2f}× the p95 without; {r['unanswered_clicks']} unanswered, "
+            f"{r['busy_answers']} answered 'busy'",
         ),
         Figure(
             "load",
