@@ -182,3 +182,33 @@ def test_huge_viewport_then_rect_stays_bounded(scene):
         client.close()
     finally:
         app.stop()
+
+
+def test_a_departed_browser_leaves_nothing_behind(app):
+    """What the server built for a browser (its splat nodes and their buffers, its pending-update slot) is freed
+    when it leaves: RSS returning after a crowd left depends on it. (The `ClientView` object itself can outlive the
+    connection while viser still holds the connection's handlers; what it holds is dropped in `close`.)"""
+    import gc
+    import weakref
+
+    user = ViserWsClient(app.url)
+    user.enter_token(TOKEN)
+    user.wait_for(lambda m: "GaussianSplats" in m.get("type", ""), timeout=20)
+    deadline = time.monotonic() + 10
+    while not app.views and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (view,) = app.views.values()
+    refs = [weakref.ref(view.splats), weakref.ref(view._pending)]
+    app.session.changed("look")  # an update queued on the worker as it leaves
+    del view
+    user.close()
+    deadline = time.monotonic() + 10
+    while app.session.client_count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert app.updates.drain(10)
+    deadline = time.monotonic() + 10  # viser drops its handle on its own loop; give it a moment
+    while any(r() is not None for r in refs) and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.1)
+    alive = [type(r()).__name__ for r in refs if r() is not None]
+    assert not alive, f"still referenced after the browser left: {alive}"

@@ -107,6 +107,9 @@ class ClientView:
         self.closed = True
         if self._pending is not None:
             self._pending.close()
+        with self._update_lock:  # an update in flight finishes first; then the splat buffers go
+            self.splats = None
+        self._pending = None
         self.session.unsubscribe(self)
         if self.ctx.server_frames is not None:
             self.ctx.server_frames.detach(self.client)
@@ -159,6 +162,8 @@ class ClientView:
         if self.closed or self.splats is None:
             return
         with self._update_lock:
+            if self.splats is None:  # closed meanwhile
+                return
             try:
                 _, _, dimmed = self.session.look_layers()
                 self.prefetched_bytes = self.splats.prefetch_dim(dimmed)

@@ -62,6 +62,7 @@ class UpdateWorker:
             except Exception as e:  # one broken browser must not stop the others' updates
                 print(f"splatseg view: a client failed to update ({type(e).__name__}: {e})")
             finally:
+                del job  # an idle worker must not keep the last browser (and its buffers) alive
                 with self._cond:
                     self._running -= 1
                     self._cond.notify_all()
