@@ -8,6 +8,7 @@ the commands so `splatseg --help` is instant.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,8 @@ from . import __version__
 from .core.errors import SplatsegError
 
 EXIT_USER_ERROR = 2
+_DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}
+"""A full disk, a file-size limit, a quota, a read-only file system: the user's machine, not a bug."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,6 +54,41 @@ def _positive_int(text: str) -> int:
     return value
 
 
+_GENERATE = "\0generate"  # `--token` given without a value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port {text!r} is not a number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is not in 0..65535 (0 = any free port)")
+    return value
+
+
+def _check_host(host: str) -> None:
+    """An address this machine can listen on: resolvable, and one of its own (else binding fails obscurely)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise SplatsegError(
+            f"--host {host!r} is not an address or a known host name; e.g. 127.0.0.1 or 0.0.0.0"
+        ) from None
+    for family, _, _, _, address in infos:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((address[0], 0))
+            except OSError:
+                continue
+            return
+    raise SplatsegError(
+        f"--host {host} is not an address of this machine; use 127.0.0.1 (this machine) or 0.0.0.0 (all)"
+    )
+
+
 def _add_workspace(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workspace", type=Path, default=None, help="where splatseg keeps its caches (default SCENE/.splatseg)"
@@ -84,17 +122,26 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_view(args: argparse.Namespace) -> int:
     from viewer import ViewerApp
+    from viewer.auth import generate_token
 
+    _check_host(args.host)
+    token = args.token
+    generated = token == _GENERATE or (token is None and args.share)
+    if generated:  # --token alone, or --share without one: a share link must never open an unguarded viewer
+        token = generate_token()
     app = ViewerApp(
         args.scene,
         host=args.host,
         port=args.port,
         workspace=args.workspace,
         render=args.render,
-        token=args.token,
+        token=token,
         share=args.share,
         sa3d_predictor=args.predictor,
+        allow_origins=tuple(args.allow_origin),
     )
+    if generated:
+        print(f"splatseg view: access token (enter it in the browser): {token}", flush=True)
     print(f"splatseg view: open {app.url} in a browser (Ctrl+C to stop)", flush=True)
     app.wait()
     return 0
@@ -103,6 +150,7 @@ def cmd_view(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
+    _check_host(args.host)
     app = run_demo(port=args.port, host=args.host, workdir=args.workdir)
     app.wait()
     return 0
@@ -153,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("demo", help="synthetic scene → prepare → train → view, in the browser")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--port", type=_port, default=8080)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument(
         "--workdir", type=Path, default=None, help="where the demo scene is cached (default ~/.cache/splatseg/demo)"
@@ -266,10 +314,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("view", help="open the scene in the browser")
     p.add_argument("scene", type=Path, help="scene folder (or model file)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--port", type=_port, default=8080)
     p.add_argument("--render", choices=["client", "server"], default="client", help="server: gsplat frames (CUDA)")
-    p.add_argument("--token", default=None, help="clients must enter this token before they see the scene")
-    p.add_argument("--share", action="store_true", help="also print a public share link (needs internet)")
+    p.add_argument(
+        "--token",
+        nargs="?",
+        const=_GENERATE,
+        default=None,
+        help="clients must enter this token before they see the scene (given alone: a random one is printed)",
+    )
+    p.add_argument(
+        "--share", action="store_true", help="also print a public share link (needs internet; implies --token)"
+    )
+    p.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also accept browser pages from this origin (a reverse proxy's address, e.g. https://splats.example.org)",
+    )
     p.add_argument(
         "--predictor",
         default="sam",
@@ -340,6 +403,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
         print(f"splatseg {args.command}: error: {e.strerror or e}: {e.filename}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as e:
+        if e.errno not in _DISK_ERRNOS:
+            raise
+        where = f" while writing {e.filename}" if e.filename else ""
+        print(
+            f"splatseg {args.command}: error: {e.strerror or e}{where}; free some space or write elsewhere "
+            "(nothing was left half-written)",
+            file=sys.stderr,
+        )
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"splatseg {args.command}: interrupted", file=sys.stderr)

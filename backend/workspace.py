@@ -30,13 +30,13 @@ from torch import Tensor
 import backend
 from backend.core.errors import InputError, StaleCacheError
 from backend.io.atomic import atomic_path, write_text_atomic
+from backend.io.scene_folder import WORKSPACE_DIRNAME
 
 try:
     import fcntl
 except ImportError:  # Windows: only the in-process lock
     fcntl = None  # type: ignore[assignment]
 
-WORKSPACE_DIRNAME = ".splatseg"
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 _HASH_CHUNK = 1 << 20  # bytes read at a time: a 250 MB model is hashed in constant memory
@@ -139,9 +139,11 @@ class Workspace:
         with self._manifest_lock():
             manifest = self.manifest()
             known = {
-                (rec["path"], rec["size"], rec["mtime_ns"]): rec["sha256"]
+                _stat_key(rec): rec["sha256"]
                 for entry in manifest["files"].values()
-                for rec in entry.get("inputs", {}).values()
+                if isinstance(entry, dict) and isinstance(entry.get("inputs"), dict)
+                for rec in entry["inputs"].values()
+                if _valid_input_record(rec)
             }
             fingerprints = {key: self._fingerprint(Path(p), known) for key, p in inputs.items()}
             manifest["format"] = MANIFEST_FORMAT
@@ -168,9 +170,13 @@ class Workspace:
                 f"{name} has not been computed in the workspace {self.root}; run `splatseg prepare "
                 f"{_quote(self.scene_dir)}` (and `splatseg train` for features) first"
             )
-        rerun = f"run `splatseg {entry['made_by']} {_quote(self.scene_dir)}` again"
+        made_by = entry.get("made_by") if isinstance(entry, dict) else None
+        rerun = f"run `splatseg {made_by if isinstance(made_by, str) else 'prepare'} {_quote(self.scene_dir)}` again"
+        records = entry.get("inputs") if isinstance(entry, dict) else None
+        if not isinstance(records, dict) or not all(_valid_input_record(r) for r in records.values()):
+            raise StaleCacheError(f"the manifest's record of {name} in {self.manifest_path} is damaged; {rerun}")
         touched: dict[str, dict[str, Any]] = {}
-        for key, rec in entry["inputs"].items():
+        for key, rec in records.items():
             recorded = self._resolve(rec["path"])
             if inputs is not None and key in inputs:
                 current = Path(inputs[key])
@@ -182,13 +188,13 @@ class Workspace:
                 stat = recorded.stat()
             except FileNotFoundError:
                 raise StaleCacheError(f"{name} was computed from {recorded}, which no longer exists; {rerun}") from None
-            if stat.st_size == rec["size"] and stat.st_mtime_ns == rec["mtime_ns"]:
-                continue
+            if _stat_key(rec)[1:] == _stat_key_of(stat):
+                continue  # untouched since it was hashed (see _stat_key_of: restoring the mtime changes the ctime)
             if stat.st_size != rec["size"]:
                 raise StaleCacheError(f"{name} was computed from an older {recorded.name} (size changed); {rerun}")
             if self._sha256(recorded, stat) != rec["sha256"]:
                 raise StaleCacheError(f"{name} was computed from an older {recorded.name} (sha256 changed); {rerun}")
-            touched[key] = {**rec, "mtime_ns": stat.st_mtime_ns}
+            touched[key] = {**rec, **_stat_fields(stat)}
         if touched:  # same content, new mtime: remember it so the next check skips the hash
             with self._manifest_lock():
                 manifest = self.manifest()
@@ -245,11 +251,11 @@ class Workspace:
             stored = path.resolve().relative_to(self.scene_dir.resolve()).as_posix()
         except ValueError:
             stored = str(path.resolve())
-        sha = known.get((stored, stat.st_size, stat.st_mtime_ns)) or self._sha256(path, stat)
-        return {"path": stored, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha}
+        sha = known.get((stored, *_stat_key_of(stat))) or self._sha256(path, stat)
+        return {"path": stored, **_stat_fields(stat), "sha256": sha}
 
     def _sha256(self, path: Path, stat: os.stat_result) -> str:
-        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        key = (str(path.resolve()), *_stat_key_of(stat))
         if key not in self._hashes:
             self._hashes[key] = file_sha256(path)
         return self._hashes[key]
@@ -274,6 +280,35 @@ class Workspace:
                 yield
             finally:
                 os.close(fd)  # closing releases the flock
+
+
+def _stat_key_of(stat: os.stat_result) -> tuple[int, int, int, int]:
+    """What says a file is unchanged without reading it: size, mtime, ctime and inode.
+
+    Size and mtime alone miss a same-size rewrite whose mtime was restored (`touch -d`, `cp -p`, rsync -t); the
+    ctime cannot be set back by a user, and the inode changes when a file is replaced. A file copied elsewhere
+    (new inode and ctime) is hashed once and, when its sha256 still matches, re-recorded.
+    """
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+
+
+def _stat_fields(stat: os.stat_result) -> dict[str, int]:
+    size, mtime, ctime, inode = _stat_key_of(stat)
+    return {"size": size, "mtime_ns": mtime, "ctime_ns": ctime, "inode": inode}
+
+
+def _stat_key(rec: Mapping[str, Any]) -> tuple[Any, ...]:
+    """(path, size, mtime_ns, ctime_ns, inode) of a manifest input record (None for fields older manifests lack)."""
+    return (rec["path"], rec["size"], rec["mtime_ns"], rec.get("ctime_ns"), rec.get("inode"))
+
+
+def _valid_input_record(rec: object) -> bool:
+    return (
+        isinstance(rec, dict)
+        and isinstance(rec.get("path"), str)
+        and all(isinstance(rec.get(k), int) and not isinstance(rec.get(k), bool) for k in ("size", "mtime_ns"))
+        and isinstance(rec.get("sha256"), str)
+    )
 
 
 def _cpu_tensor(key: str, value: np.ndarray | Tensor) -> Tensor:

@@ -230,6 +230,13 @@ def bench_capture(*, quick: bool, workdir: Path) -> list[Figure]:
     return run(quick=quick, workdir=workdir)
 
 
+def bench_load(*, quick: bool, workdir: Path) -> list[Figure]:
+    """20 token-holding browsers clicking over websockets while an attacker guesses the token; server RSS."""
+    from .viewer_load import load_figures
+
+    return load_figures(quick=quick)
+
+
 SECTIONS: dict[str, Callable[..., list[Figure]]] = {
     "foundation": bench_foundation,
     "segmentation": bench_segmentation,
@@ -240,6 +247,7 @@ SECTIONS: dict[str, Callable[..., list[Figure]]] = {
     "latency": bench_latency,
     "formats": bench_formats,
     "capture": bench_capture,
+    "load": bench_load,
 }
 
 

@@ -17,7 +17,7 @@ from backend.core.errors import SplatsegError
 from backend.core.scene import GaussianScene
 from backend.synthetic import write_synthetic_scene
 from viewer.app import ViewerApp, initial_view, port_is_free, up_direction
-from viewer.auth import MAX_FREE_ATTEMPTS, TokenGate
+from viewer.auth import TokenGate
 from viewer.client_camera import camera_from_viewport, quat_to_matrix, screen_to_pixel, viewport_of
 from viewer.jobs import JobRunner
 
@@ -154,17 +154,17 @@ def test_cli_view_errors_are_one_line(tiny_scene, tmp_path, capsys):
 
 # ---- token gate ----------------------------------------------------------------------------------------------------
 def test_token_gate():
-    assert TokenGate(None).check(1, "anything")
+    assert TokenGate(None).check("1.2.3.4", "anything").ok
     gate = TokenGate("s3cret")
     assert gate.enabled
-    assert not gate.check(1, "guess")
-    assert gate.check(1, " s3cret ")  # pasted with spaces
-    for _ in range(MAX_FREE_ATTEMPTS):
-        assert not gate.check(2, "x")
+    assert not gate.check("1.2.3.4", "guess").ok
+    assert gate.check("1.2.3.4", " s3cret ").ok  # pasted with spaces
     t0 = time.monotonic()
-    assert not gate.check(2, "x")  # the next wrong guess is slowed down
-    assert time.monotonic() - t0 >= 0.9
-    gate.forget(2)
+    verdicts = [gate.check("5.6.7.8", "x") for _ in range(20)]
+    assert time.monotonic() - t0 < 0.5  # refused at once: nothing sleeps
+    checked = [v for v in verdicts if v.retry_after_s == 0]
+    assert len(checked) == 4 and not any(v.ok for v in verdicts)  # 3 free tries, then the 1 s lock-out
+    assert gate.check("1.2.3.4", "s3cret").ok  # another address is not locked out
 
 
 # ---- background jobs -----------------------------------------------------------------------------------------------

@@ -235,3 +235,17 @@ def test_saga_field_gets_a_scale_not_a_level(tmp_path, tabletop):
     whole = s.selection.count
     s.update_settings(scale=0.05)  # smaller scale: parts
     assert 0 < s.selection.count < whole
+
+
+def test_each_browser_refines_its_own_prompt(tmp_path, tabletop):
+    """Two browsers clicking in the same view: the second click starts a prompt of its own (it neither joins nor
+    re-runs the first browser's points), and the first browser's next click does too."""
+    synth, camera = tabletop
+    s = _session(tmp_path, tabletop)
+    mug, bottle = synth.object_labels == 2, synth.object_labels == 4
+    s.click(camera, _pixel_on(synth, camera, "mug"), positive=True, who="client 1")
+    s.click(camera, _pixel_on(synth, camera, "bottle"), positive=True, who="client 2")
+    assert np.array_equal(s.selection.mask, bottle)  # replace: one prompt of two points would select both
+    assert s.prompt is not None and s.prompt.positives == [_pixel_on(synth, camera, "bottle")]
+    s.click(camera, _pixel_on(synth, camera, "mug"), positive=True, who="client 2")
+    assert np.array_equal(s.selection.mask, mug | bottle)  # the same browser refines its prompt

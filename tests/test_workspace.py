@@ -109,6 +109,8 @@ def test_tensors_round_trip_and_manifest(scene: Path) -> None:
             "path": "point_cloud/iteration_30000/point_cloud.ply",  # relative: the scene folder may move
             "size": model.stat().st_size,
             "mtime_ns": model.stat().st_mtime_ns,
+            "ctime_ns": model.stat().st_ctime_ns,
+            "inode": model.stat().st_ino,
             "sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
         }
     }

@@ -33,10 +33,12 @@ from .auth import TokenGate
 from .client_camera import viewport_of
 from .context import ClientContext
 from .jobs import JobRunner, ProgressFn
+from .memory import return_freed_memory
 from .sa3d_panel import Sa3dRunner, predictor_loader, predictor_title
 from .session import Session
 from .splats import SplatChunks
 from .text_panel import TextIndexLoader
+from .updates import UpdateWorker
 
 if TYPE_CHECKING:
     from backend.features.field import FeatureField
@@ -140,6 +142,7 @@ class ViewerApp:
         render: RenderMode = "client",
         token: str | None = None,
         share: bool = False,
+        allow_origins: tuple[str, ...] = (),
         num_chunks: int | None = None,
         field_loader: FieldLoader | None = load_field_for,
         verbose: bool = True,
@@ -185,8 +188,10 @@ class ViewerApp:
             predictor_name=predictor_title(sa3d_predictor),
         )
         self.chunks = SplatChunks(scene, num_chunks=num_chunks)
-        self.gate = TokenGate(token)
+        self.gate = TokenGate(token, host=host, allowed_origins=allow_origins)
         self.views: dict[int, Any] = {}
+        self.updates = UpdateWorker()
+        """Runs every browser's splat and panel updates, one pending slot per browser (updates.py)."""
         self._views_lock = threading.Lock()
         self.share_url: str | None = None
 
@@ -199,6 +204,7 @@ class ViewerApp:
                 raise SplatsegError(f"cannot listen on {host}:{port} ({e.strerror}); pick another --port") from None
             raise SplatsegError(f"cannot listen on {host}:{port} ({e}); check --host") from None
         self.host, self.port = host, self.server.get_port()
+        self.gate.install(self.server)
         self.server_frames = None
         if render == "server":
             from .server_frames import ServerFrames
@@ -221,6 +227,7 @@ class ViewerApp:
         self.server.on_client_connect(self._on_connect)
         self.server.on_client_disconnect(self._on_disconnect)
         if share:
+            self.gate.origins.share_open = True
             self.share_url = self._request_share_url()
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
@@ -231,6 +238,7 @@ class ViewerApp:
 
     def stop(self) -> None:
         self.server.stop()
+        self.updates.stop()
 
     def wait(self) -> None:
         """Serve until interrupted."""
@@ -266,6 +274,8 @@ class ViewerApp:
 
     # ---- clients -----------------------------------------------------------------------------------------------
     def _on_connect(self, client) -> None:
+        if not self.gate.admitted(client.client_id):  # closed for its Origin: build nothing
+            return
         if self.gate.enabled:
             self.gate.show(client, lambda: self._open(client))
         else:
@@ -296,6 +306,7 @@ class ViewerApp:
             start_train=self.start_train,
             set_up=self.set_up,
             up_choice=lambda: self.up_choice,
+            updates=self.updates,
         )
 
     def set_up(self, choice: str) -> None:
@@ -317,6 +328,9 @@ class ViewerApp:
         if view is not None:
             view.close()
         self.session.changed("clients")
+        if view is not None:
+            del view
+            return_freed_memory()
 
     # ---- features ----------------------------------------------------------------------------------------------
     def _try_load_field(self, ws: Workspace, scene: GaussianScene) -> tuple[FeatureField | None, str | None]:

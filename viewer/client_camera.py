@@ -14,7 +14,11 @@ import numpy as np
 import torch
 
 from backend.core.camera import Camera
+from backend.core.errors import SplatsegError
 from backend.core.rotations import quat_to_rotmat, rotmat_to_quat
+
+MAX_VIEWPORT = 8192
+"""Largest canvas side (pixels) a client's camera may claim."""
 
 
 def quat_to_matrix(wxyz: np.ndarray) -> np.ndarray:  # [4] → [3, 3] float64 (normalised first)
@@ -35,8 +39,19 @@ def camera_from_viewport(
     height: int,
     name: str = "browser",
 ) -> Camera:
-    """The pinhole camera the browser draws with: square pixels, principal point at the canvas centre."""
+    """The pinhole camera the browser draws with: square pixels, principal point at the canvas centre.
+
+    The size is the browser's word, so it is clamped: a canvas larger than MAX_VIEWPORT a side is scaled down (same
+    aspect and field of view; screen positions are fractions of the canvas, so clicks land on the same spot), and
+    a box select over it allocates at most MAX_VIEWPORT² pixels.
+    """
     width, height = max(int(width), 1), max(int(height), 1)
+    if max(width, height) > MAX_VIEWPORT:
+        shrink = MAX_VIEWPORT / max(width, height)
+        width, height = max(int(width * shrink), 1), max(int(height * shrink), 1)
+    wxyz, position = np.asarray(wxyz, dtype=np.float64), np.asarray(position, dtype=np.float64)
+    if not (0.0 < float(fov_y) < math.pi) or not np.isfinite(position).all() or not np.linalg.norm(wxyz) > 0:
+        raise SplatsegError("the browser reported an invalid camera; reload the page")
     f = 0.5 * height / math.tan(0.5 * float(fov_y))
     K = np.array([[f, 0.0, width / 2], [0.0, f, height / 2], [0.0, 0.0, 1.0]])
     R = quat_to_matrix(np.asarray(wxyz))

@@ -25,6 +25,7 @@ from .sa3d_panel import Sa3dPanelHooks, add_sa3d_panel
 from .session import Busy, NoFeatures, Session
 from .splats import ChunkedSplats, UpdateStats
 from .text_panel import TextPanelHooks, add_text_panel
+from .updates import PendingSlot
 
 if TYPE_CHECKING:
     import viser
@@ -48,6 +49,8 @@ class ClientView:
         self.session: Session = ctx.session
         self.who = f"client {client.client_id}"
         self._update_lock = threading.Lock()
+        self._pending = PendingSlot(self._apply, ctx.updates) if ctx.updates is not None else None
+        """This browser's changes not yet sent (updates.py): a click never waits for another browser's update."""
         self.closed = False
         self.last_update: UpdateStats | None = None
         """Bytes the last look change sent to this browser (the figures measure this)."""
@@ -104,6 +107,11 @@ class ClientView:
 
     def close(self) -> None:
         self.closed = True
+        if self._pending is not None:
+            self._pending.close()
+        with self._update_lock:  # an update in flight finishes first; then the splat buffers go
+            self.splats = None
+        self._pending = None
         self.session.unsubscribe(self)
         if self.ctx.server_frames is not None:
             self.ctx.server_frames.detach(self.client)
@@ -132,6 +140,15 @@ class ClientView:
 
     # ---- session → browser -------------------------------------------------------------------------------------
     def on_change(self, kinds: frozenset[str]) -> None:
+        """Called on the acting thread: only marks this browser's slot; the update runs on the update worker."""
+        if self.closed:
+            return
+        if self._pending is not None:
+            self._pending.mark(kinds)
+        else:
+            self._apply(kinds)
+
+    def _apply(self, kinds: frozenset[str]) -> None:  # the newest look, whatever changes led to it
         if self.closed:
             return
         with self._update_lock:
@@ -147,6 +164,8 @@ class ClientView:
         if self.closed or self.splats is None:
             return
         with self._update_lock:
+            if self.splats is None:  # closed meanwhile
+                return
             try:
                 _, _, dimmed = self.session.look_layers()
                 self.prefetched_bytes = self.splats.prefetch_dim(dimmed)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .session import Session
     from .splats import SplatChunks
     from .text_panel import TextIndexLoader
+    from .updates import UpdateWorker
 
 
 @dataclasses.dataclass
@@ -35,3 +36,5 @@ class ClientContext:
     """An up choice (`backend.viewpoints.up_choice.CHOICES`) → turn every browser's view to it and remember it."""
     up_choice: Callable[[], str] | None = None
     """The up choice in force (the dropdown's initial value)."""
+    updates: UpdateWorker | None = None
+    """Where the view's splat and panel updates run (off the clicking thread); None: on the session's thread."""

@@ -20,6 +20,9 @@ class Prompt:
     positives: list[tuple[float, float]] = dataclasses.field(default_factory=list)
     negatives: list[tuple[float, float]] = dataclasses.field(default_factory=list)
     op: SelectOp = "replace"
+    who: str = ""
+    """The browser whose clicks these are: another browser's click starts its own prompt, so 20 people clicking in
+    the same view never make one prompt of hundreds of points (each click re-runs every point of its prompt)."""
 
     def same_view(self, camera: Camera) -> bool:
         return (

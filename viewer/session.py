@@ -185,8 +185,10 @@ class Session(SessionBus, SessionLooks):
                 return self._pick_cluster(camera, pixel, positive, t0)
             field = self._require_field()
             prompt = self.prompt
-            if prompt is None or not prompt.same_view(camera) or prompt.op != self.settings.op:
-                prompt = Prompt(next(self._prompt_ids), camera, self.selection.mask.copy(), op=self.settings.op)
+            if prompt is None or prompt.who != who or not prompt.same_view(camera) or prompt.op != self.settings.op:
+                prompt = Prompt(
+                    next(self._prompt_ids), camera, self.selection.mask.copy(), op=self.settings.op, who=who
+                )
             (prompt.positives if positive else prompt.negatives).append(pixel)
             self.prompt = prompt
             self.selection.set(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..core.errors import SplatsegError
+from .checks import check_command_outputs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -14,9 +14,8 @@ def run(args: argparse.Namespace) -> int:
     from ..io.selection import load_selection
 
     trimesh_file_type(args.format, args.output)  # a mesh named .glb must be a GLB: refuse before loading anything
-    scene, model_path = load_scene(args.scene)
-    if args.output.resolve() == model_path.resolve():
-        raise SplatsegError(f"refusing to overwrite the input model {model_path}; choose another -o path")
+    check_command_outputs(args, ("-o", args.output))  # the model, cameras, images, masks, the workspace
+    scene, _ = load_scene(args.scene)
     mask = load_selection(args.selection, len(scene))
     count = export_selection(scene, mask, args.output, format=args.format)
     print(json.dumps({"format": args.format, "count": count, "output": str(args.output)}))

@@ -17,6 +17,7 @@ from ..io.scene_folder import load_scene
 from ..io.selection import load_selection
 from ..render import Backend, render, to_uint8
 from ..viewpoints.virtual import scene_cameras
+from .checks import check_command_outputs
 
 What = Literal["rgb", "depth", "alpha", "mask"]
 
@@ -80,6 +81,7 @@ def _write(out: Path, raw: np.ndarray, *, image: np.ndarray) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_command_outputs(args, ("-o", args.output))
     render_command(
         args.scene,
         view=args.view,

@@ -15,9 +15,12 @@ from ..features.field import load_field
 from ..io.cameras import find_camera
 from ..segment import _center
 from ..viewpoints.virtual import scene_cameras
+from .checks import check_command_outputs, check_threshold
 
 
 def run(args: argparse.Namespace) -> int:
+    check_threshold(args.threshold)  # a similarity: below 0 selects most of the scene
+    check_command_outputs(args, ("--mask-out", args.mask_out), ("--out", args.out))
     if (args.pixel is None) == (args.prompts is None):
         raise SplatsegError("give the clicks as --pixel X,Y (one prompt) or --prompts FILE.json (many), not both")
     if args.prompts is not None:

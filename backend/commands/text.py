@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
+from backend.commands.checks import check_command_outputs
 from backend.core.errors import SplatsegError
 from backend.language.clip import DEFAULT_CLIP_MODEL
 from backend.language.query import DEFAULT_TOP, LevelChoice, TextIndex, prepare_text
@@ -84,6 +85,7 @@ def prepare_text_command(
 
 
 def run_query(args: argparse.Namespace) -> int:
+    check_command_outputs(args, ("--mask-out", args.mask_out), ("--out", args.out))
     payload = query_command(
         args.scene,
         args.text,

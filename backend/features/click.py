@@ -220,6 +220,7 @@ class ClickMethod(FeatureMethod):
     name = "click"
     levels = LEVELS
     config_type = ClickConfig
+    stored = ("features", "coarse_labels", "fine_labels", "coarse_centroids", "fine_centroids")
     THRESHOLDS: ClassVar[dict[str, float]] = {"coarse": 0.85, "fine": 0.85}
     """Cosine similarity above which a Gaussian is selected (tuned on the accuracy benchmark)."""
 

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from ..core.camera import Camera
+from ..core.errors import InputError
 from ..core.scene import GaussianScene
 from ..masks.maskset import ViewMasks
 from ..render.composite import composite, row_bands, top_k
@@ -354,12 +355,21 @@ def build_cache(
         fine_l.append(torch.from_numpy(np.where(f_lab >= 0, f_lab + offset, -1).astype(np.int32)))
         cover_l.append(torch.from_numpy(view.masks[:, py, px].T.copy()))  # [P, M]
         scale_l.append(torch.from_numpy(view.scales.astype(np.float32)))
-        area_l.append(torch.from_numpy(view.masks.reshape(len(view.masks), -1).sum(1).astype(np.float32)))
+        area_l.append(
+            torch.from_numpy(
+                view.masks.reshape(len(view.masks), -1 if len(view.masks) else 0).sum(1).astype(np.float32)
+            )
+        )
         views.append(view.name)
         view_start.append(view_start[-1] + len(pixels))
         mask_start.append(offset + len(view.masks))
     if not views:
-        raise ValueError("no views to train on")
+        raise InputError("no views to train on: every view's masks are missing or empty; run `splatseg prepare` again")
+    if mask_start[-1] == 0:
+        raise InputError(
+            "the masks hold no segments (every mask is empty), so there is nothing to learn from; check the mask "
+            "source and run `splatseg prepare` again"
+        )
     cache = ContributionCache(
         views=views,
         view_start=torch.tensor(view_start, dtype=torch.int64),

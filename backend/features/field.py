@@ -57,6 +57,19 @@ class SegmentResult:
         return int(self.mask.sum())
 
 
+def _check_tensors(method: str, tensors: dict[str, Tensor], n: int) -> None:
+    """A features file from disk has every tensor its method stores (a bare `features` would select nothing)."""
+    rerun = f"run `splatseg train SCENE --method {method}` again"
+    missing = [key for key in method_class(method).stored if key not in tensors]
+    if missing:
+        raise SplatsegError(f"the {method} features file lacks {', '.join(missing)}; {rerun}")
+    if tensors["features"].ndim != 2:
+        raise SplatsegError(f"the {method} features are not a [N, D] array; {rerun}")
+    for key in ("coarse_labels", "fine_labels"):
+        if key in tensors and tuple(tensors[key].shape) != (tensors["features"].shape[0],):
+            raise SplatsegError(f"the {method} features' {key} has shape {tuple(tensors[key].shape)}; {rerun}")
+
+
 class FeatureField:
     """Trained features of one method over one scene; see `load_field`."""
 
@@ -309,4 +322,5 @@ def load_field(
     tensors = read_features(ws, method, inputs={"model": find_model(scene_path)})
     if scene is None:
         scene, _ = load_scene(scene_path)
+    _check_tensors(method, tensors, len(scene))
     return FeatureField(scene, method, tensors, floater_filter=floater_filter)

@@ -34,6 +34,8 @@ class FeatureMethod:
     """True when the granularity is a 3D scale (scene units): the viewer then shows a scale slider."""
     config_type: ClassVar[type]
     """The dataclass of training options (iterations, seed, ...)."""
+    stored: ClassVar[tuple[str, ...]] = ("features",)
+    """The tensors `train` saves; a features file lacking one of them would select nothing, so loading refuses it."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

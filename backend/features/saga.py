@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..core.errors import SplatsegError
+from ..core.errors import InputError, SplatsegError
 from . import losses
 from .contrib_cache import ContributionCache
 from .method import FeatureMethod
@@ -190,9 +190,11 @@ def train_saga(
     gate = ScaleGate(config.dim)
     opt = torch.optim.Adam([{"params": [feats], "lr": config.lr}, {"params": gate.parameters(), "lr": config.gate_lr}])
     neighbors = neighbors.long()
-    usable = [v for v in range(cache.num_views) if cache.rows(v).stop - cache.rows(v).start >= 2]
+    usable = [  # a view without masks (M = 0) has no pairs to contrast
+        v for v in range(cache.num_views) if cache.rows(v).stop - cache.rows(v).start >= 2 and cache.cover[v].shape[1]
+    ]
     if not usable:
-        raise ValueError("no view has pixels covered by masks and Gaussians; nothing to train on")
+        raise InputError("no view has pixels covered by masks and Gaussians; nothing to train on")
     order: list[int] = []
     history: list[dict[str, float]] = []
     bar = tqdm(range(config.iterations), desc="train saga", unit="it", disable=not progress, dynamic_ncols=True)
@@ -240,6 +242,7 @@ class SagaMethod(FeatureMethod):
     name = "saga"
     uses_scale = True
     config_type = SagaConfig
+    stored = ("features", "quantiles", "gate_weight", "gate_bias")
     THRESHOLD = 0.7
     """Cosine similarity above which a Gaussian is selected (tuned on the accuracy benchmark)."""
     SCALE_CACHE = 2

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from ..core.errors import InputError, SplatsegError
+from ..io.outputs import require_writable_dir
 from ..io.scene_folder import load_scene, scene_dir_of
 from ..masks.maskset import INDEX_FILE
 from ..masks.prepare import MASKS_NAME, open_masks
@@ -36,6 +37,8 @@ from .threads import compute_threads
 log = logging.getLogger(__name__)
 
 KNN = 8
+MIN_GAUSSIANS = KNN + 1
+"""Fewer Gaussians than this have no neighbourhood to smooth over (and nothing worth segmenting)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +91,11 @@ def train_features(
     masks = open_masks(ws, scene_path)  # before the cameras: a scene without them gets virtual ones made by prepare
     cameras = scene_cameras(scene_path, ws)
     scene, model_path = load_scene(scene_path)
+    if len(scene) < MIN_GAUSSIANS:
+        raise InputError(
+            f"{model_path} holds {len(scene)} Gaussian(s); training features needs at least {MIN_GAUSSIANS}"
+        )
+    require_writable_dir(ws.root)  # a read-only workspace fails now, not after the training
 
     camera_names = {c.name for c in cameras}
     names = [v for v in masks.views if v in camera_names]

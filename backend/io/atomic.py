@@ -31,9 +31,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode a plain open() would
+    mode = 0o666 & ~_umask()
+    os.chmod(tmp_path, mode)  # mkstemp makes 0600; give the file the mode a plain open() would
     try:
         yield tmp_path
+        # Again: a library may have replaced the file (safetensors writes its own temporary and renames it, 0600).
+        os.chmod(tmp_path, mode)
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, target)

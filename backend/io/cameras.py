@@ -71,10 +71,19 @@ def _float(value: Any, key: str, where: str, *, positive: bool = False) -> float
     return float(value)
 
 
+MAX_CAMERA_SIDE = 16384
+"""Largest image side accepted from a camera file: everything splatseg renders per view is sized by it."""
+
+
 def _size(value: Any, key: str, where: str) -> int:
     number = _float(value, key, where, positive=True)
     if number != int(number):
         raise InputError(f"{where}: field {key!r} must be a whole number of pixels, got {value}")
+    if number > MAX_CAMERA_SIDE:
+        raise InputError(
+            f"{where}: field {key!r} is {int(number)} pixels; splatseg accepts cameras up to {MAX_CAMERA_SIDE} "
+            "pixels a side (is the field in the right unit?)"
+        )
     return int(number)
 
 
@@ -424,6 +433,12 @@ def load_cameras(scene_dir: str | os.PathLike[str]) -> list[Camera]:
         raise InputError(f"no cameras in {scene}: expected cameras.json, transforms.json or COLMAP sparse/0")
     if not cameras:
         raise InputError(f"{source}: holds no cameras (with a pose)")
+    for cam in cameras:  # COLMAP's sizes come through pycolmap, not _size
+        if max(cam.width, cam.height) > MAX_CAMERA_SIDE:
+            raise InputError(
+                f"{source}: camera {cam.name!r} is {cam.width}×{cam.height}; splatseg accepts cameras up to "
+                f"{MAX_CAMERA_SIDE} pixels a side"
+            )
     cameras = _attach_images(scene / "images", cameras)
     _check_image_sizes(cameras)
     return cameras

@@ -151,7 +151,31 @@ def _read_vertex_element(path: Path) -> plyfile.PlyElement:
             else "give a 3DGS model PLY (one vertex per Gaussian)"
         )
         raise InputError(f"{path} has no 'vertex' element (elements: {', '.join(element_names) or 'none'}); {hint}")
+    _check_length(path, ply)
     return ply["vertex"]
+
+
+def _check_length(path: Path, ply: plyfile.PlyData) -> None:
+    """A binary PLY must end where its header says: more bytes mean the vertex count in the header is too small, and
+    reading only that many would silently drop Gaussians (and misalign every selection made on the full model)."""
+    if ply.text or any(isinstance(p, plyfile.PlyListProperty) for el in ply.elements for p in el.properties):
+        return  # ASCII or list properties: row sizes vary, plyfile's own parser checks these
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    end = head.find(b"end_header")
+    if end < 0:
+        return
+    newline = head.find(b"\n", end)
+    header_bytes = newline + 1 if newline >= 0 else end + len(b"end_header")
+    expected = header_bytes + sum(el.count * el.data.dtype.itemsize for el in ply.elements)
+    actual = path.stat().st_size
+    vertex = ply["vertex"]
+    if actual - expected >= vertex.data.dtype.itemsize:  # a few stray trailing bytes are not a missing Gaussian
+        extra = (actual - expected) / vertex.data.dtype.itemsize
+        raise InputError(
+            f"{path}: its header says {vertex.count} vertices but the file holds {actual - expected} bytes more "
+            f"(about {extra:g} more Gaussians); the header is wrong, so export the model again"
+        )
 
 
 def _check_properties(path: Path, names: list[str]) -> int:

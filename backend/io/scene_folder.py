@@ -29,6 +29,8 @@ from backend.io.splat import read_splat
 from backend.io.spz import read_spz
 
 MODEL_SUFFIXES = (".ply", ".pt", ".pth", ".splat", ".spz")
+WORKSPACE_DIRNAME = ".splatseg"
+"""The folder inside a scene where splatseg keeps what it computes (`backend.workspace`), unless --workspace says."""
 _ITERATION = re.compile(r"iteration_(\d+)\Z")
 _CKPT = re.compile(r"ckpt_(\d+)(?:_rank(\d+))?\.pt\Z")
 

@@ -10,6 +10,7 @@ used, and none is ever unpickled (`allow_pickle=False`): a mask file must not be
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import warnings
 import zipfile
@@ -24,6 +25,10 @@ from ..io.images import read_label_map
 from .maskset import ViewMasks
 
 MASK_SUFFIXES = (".npz", ".npy", ".png")
+MAX_MASKS = 4096
+"""Masks a view may hold (SAM's automatic generator makes ~100); bounds what one file can make us allocate."""
+MAX_PIXELS = 8192 * 8192
+"""Largest mask (and camera) size in pixels."""
 _FIX = "save a bool array [M, H, W] (np.save / np.savez) or a 16-bit PNG label map"
 
 
@@ -68,7 +73,7 @@ class FolderMasks:
         path = self.files.get(camera.name)
         if path is None:
             return None
-        masks = read_mask_file(path)  # [M, H, W]
+        masks = read_mask_file(path, shape=(camera.height, camera.width))  # [M, H, W]
         if masks.shape[1:] != (camera.height, camera.width):
             raise InputError(
                 f"view {camera.name!r}: {path} holds {masks.shape[2]}×{masks.shape[1]} masks but the camera is "
@@ -84,14 +89,19 @@ class FolderMasks:
         )
 
 
-def read_mask_file(path: str | os.PathLike[str]) -> np.ndarray:  # → [M, H, W] bool
-    """One view's masks from a `.npz`, `.npy` or label-map `.png`, refusing anything that is not plain numbers."""
+def read_mask_file(
+    path: str | os.PathLike[str], *, shape: tuple[int, int] | None = None
+) -> np.ndarray:  # → [M, H, W] bool
+    """One view's masks from a `.npz`, `.npy` or label-map `.png`, refusing anything that is not plain numbers.
+
+    `shape` (H, W), the camera's size when known, is checked against a `.npy` header before its data is read.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".png":
-        return label_map_masks(read_label_map(path))
+        return label_map_masks(read_label_map(path), path)
     if suffix == ".npy":
-        array = _load(path)
+        array = _load(path, shape)
     elif suffix == ".npz":
         array = _load_npz(path)
     else:
@@ -99,22 +109,34 @@ def read_mask_file(path: str | os.PathLike[str]) -> np.ndarray:  # → [M, H, W]
     return _as_mask_stack(array, path)
 
 
-def label_map_masks(labels: np.ndarray) -> np.ndarray:  # [H, W] int → [M, H, W] bool, labels ascending, 0 skipped
+def label_map_masks(labels: np.ndarray, path: Path | None = None) -> np.ndarray:  # [H, W] int → [M, H, W] bool
+    """One mask per label, labels ascending, 0 skipped; at most MAX_MASKS labels (the stack is M·H·W bytes)."""
     ids = np.unique(labels)
     ids = ids[ids != 0]
+    if len(ids) > MAX_MASKS:
+        raise InputError(f"{path or 'label map'}: holds {len(ids)} labels; at most {MAX_MASKS} a view are accepted")
     return labels[None] == ids[:, None, None]
 
 
-def _load(path: Path) -> np.ndarray:
-    try:
-        array = np.load(path, allow_pickle=False)
-    except ValueError:  # numpy says "Object arrays cannot be loaded when allow_pickle=False"
-        raise InputError(f"{path}: holds Python objects (pickle), which splatseg never loads; {_FIX}") from None
-    except (OSError, EOFError) as e:
-        raise InputError(f"{path}: not a readable .npy file ({e}); {_FIX}") from None
-    if not isinstance(array, np.ndarray):
-        raise InputError(f"{path}: not a .npy array; {_FIX}")
-    return array
+def _load(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """The array of a mask `.npy`, its header checked first: [M, H, W] or [H, W], H×W the camera's when known."""
+    from ..io.npy import load_npy
+
+    def check(found: tuple[int, ...]) -> str | None:
+        if len(found) not in (2, 3):
+            return None  # the full check (with the dtype) follows; such an array is refused there
+        if shape is not None and found[-2:] != shape:
+            return (
+                f"holds {found[-1]}×{found[-2]} masks but the camera is {shape[1]}×{shape[0]}; masks must be at the "
+                "camera's full resolution"
+            )
+        if len(found) == 3 and found[0] > MAX_MASKS:
+            return f"holds {found[0]} masks; at most {MAX_MASKS} a view are accepted"
+        if math.prod(found[-2:]) > MAX_PIXELS:
+            return f"masks of {found[-1]}×{found[-2]} pixels are larger than any camera splatseg accepts"
+        return None
+
+    return load_npy(path, check_shape=check)
 
 
 def _load_npz(path: Path) -> np.ndarray:
@@ -140,7 +162,7 @@ def _as_mask_stack(array: np.ndarray, path: Path) -> np.ndarray:  # any → [M, 
         if array.ndim == 2 and array.size and (array.min() < 0 or array.max() > 1):
             if array.min() < 0:
                 raise InputError(f"{path}: a 2-D label map must hold labels ≥ 0 (0 = unlabelled); {_FIX}")
-            return label_map_masks(array)
+            return label_map_masks(array, path)
         if array.size and (array.min() < 0 or array.max() > 1):
             raise InputError(f"{path}: integer masks must hold 0 or 1 only, found {array.min()}..{array.max()}; {_FIX}")
         masks = array != 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,6 +64,11 @@ class ViewMasks:
         return coarse, fine
 
 
+def _is_view_name(value: object) -> bool:
+    """A view name is a file stem in the mask folder: no separators, no `..` (a damaged index must not escape)."""
+    return isinstance(value, str) and value not in ("", ".", "..") and "/" not in value and "\\" not in value
+
+
 class MaskSet:
     """A workspace folder of per-view mask files plus an index (view names, sizes, the source that made them)."""
 
@@ -94,7 +100,22 @@ class MaskSet:
     def index(self) -> dict:
         if not self.exists():
             raise InputError(f"no masks in {self.root}; run `splatseg prepare SCENE` first")
-        return json.loads((self.root / INDEX_FILE).read_text())
+        path = self.root / INDEX_FILE
+        rerun = "delete it and run `splatseg prepare SCENE` again"
+        try:
+            index = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise InputError(f"{path} is not valid JSON ({e}); {rerun}") from None
+        views = index.get("views") if isinstance(index, dict) else None
+        if (
+            not isinstance(views, list)
+            or not all(
+                isinstance(v, str) and v and "/" not in v and "\\" not in v and v not in (".", "..") for v in views
+            )
+            or not isinstance(index.get("source"), str)
+        ):
+            raise InputError(f"{path} is not a splatseg mask index (views must be a list of view names); {rerun}")
+        return index
 
     @property
     def views(self) -> list[str]:
@@ -104,11 +125,16 @@ class MaskSet:
         path = self._view_path(name)
         if not path.is_file():
             raise InputError(f"no masks for view {name!r} in {self.root}; run `splatseg prepare SCENE` again")
-        with np.load(path, allow_pickle=False) as data:
-            m, h, w = (int(v) for v in data["shape"])
-            bits = data["bits"]
-            masks = np.unpackbits(bits, axis=1, count=h * w).reshape(m, h, w).astype(bool)
-            return ViewMasks(name=name, masks=masks, scores=data["scores"], scales=data["scales"])
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                m, h, w = (int(v) for v in data["shape"])
+                bits = data["bits"]
+                if m < 0 or h <= 0 or w <= 0 or bits.shape != (m, (h * w + 7) // 8):
+                    raise ValueError(f"shape {m}×{h}×{w} does not match {bits.shape[0]} packed masks")
+                masks = np.unpackbits(bits, axis=1, count=h * w).reshape(m, h, w).astype(bool)
+                return ViewMasks(name=name, masks=masks, scores=data["scores"], scales=data["scales"])
+        except (OSError, EOFError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as e:
+            raise InputError(f"{path} is damaged ({e}); run `splatseg prepare SCENE` again") from None
 
     def __iter__(self) -> Iterator[ViewMasks]:
         """Stream the views one at a time (never all in memory)."""
