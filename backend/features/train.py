@@ -88,13 +88,13 @@ def train_features(
         raise SplatsegError(f"--iterations must be positive, got {iterations}")
     scene_dir = scene_dir_of(scene_path)
     ws = Workspace(scene_dir, workspace)
-    masks = open_masks(ws, scene_path)  # before the cameras: a scene without them gets virtual ones made by prepare
-    cameras = scene_cameras(scene_path, ws)
     scene, model_path = load_scene(scene_path)
     if len(scene) < MIN_GAUSSIANS:
         raise InputError(
             f"{model_path} holds {len(scene)} Gaussian(s); training features needs at least {MIN_GAUSSIANS}"
         )
+    masks = open_masks(ws, scene_path)  # before the cameras: a scene without them gets virtual ones made by prepare
+    cameras = scene_cameras(scene_path, ws)
     require_writable_dir(ws.root)  # a read-only workspace fails now, not after the training
 
     camera_names = {c.name for c in cameras}
