@@ -5,11 +5,14 @@
   reference product (field.fast = False, the implementation before it), p50 and p95, and the share of the bank the
   fast path read. Features are made from the tabletop's ground truth (one direction per object and part, plus
   noise), SAGA's as one 32-d direction per object with a gate of ones, so the field's real code runs.
-- **Look + chunk diff** per browser after a click (what `ClientView.on_change` does) and **bytes per one-object
+- **Ray cast + blend** of a click (`RayCaster.weights`, nearest candidates first) beside `weights_reference`.
+- **Look + chunk diff** per browser after a click (what `ClientView.on_change` does: the selection-aware
+  `ChunkedSplats.update`, beside the same update comparing every chunk) and **bytes per one-object
   change** as a share of the whole splat buffer (bench.viewer's figures, at the same size).
 
 `splatseg bench --quick --section latency --json F` writes the keys `click_coarse_p50_ms`, `click_fine_p50_ms`,
-`saga_p50_ms`, `look_diff_p50_ms`, `bytes_per_object_change_fraction` (and p95s, reference p50s and ratios).
+`saga_p50_ms`, `look_diff_p50_ms`, `bytes_per_object_change_fraction` (and p95s, reference p50s and ratios),
+`ray_p50_ms` and `ray_reference_p50_ms`.
 """
 
 from __future__ import annotations
@@ -98,6 +101,17 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
         q, _ = field._queries(cameras[0], [pixels[0]], level, scale)
         out[f"{name}_bank_read_share"] = field._pruned_bank(level, scale, bank).select(q, None, 0.85)[1]
 
+    # The ray alone: nearest candidates first (RayCaster.weights) beside blending every candidate (the previous path).
+    caster = click._ray_caster()
+    ray: dict[bool, list[float]] = {True: [], False: []}
+    for k, (cam, px) in enumerate(zip(cameras, pixels, strict=True)):
+        for front in (True, False) if k % 2 else (False, True):
+            t0 = time.perf_counter()
+            caster.weights(cam, px) if front else caster.weights_reference(cam, px)
+            ray[front].append((time.perf_counter() - t0) * 1e3)
+    out["ray_p50_ms"] = percentile(ray[True], 50)
+    out["ray_reference_p50_ms"] = percentile(ray[False], 50)
+
     session = Session(synth.scene, workspace=Workspace(scene_dir), field=click)
     # Two clients side by side: the selection-aware update and the one comparing every chunk (the previous path).
     splats = ChunkedSplats(_CountingSceneApi(), SplatChunks(synth.scene), session.rgba())
@@ -141,6 +155,17 @@ def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
         figures.append(Figure("latency", f"{title}: click → selection p50, {label}", p50, "ms", note, f"{name}_p50_ms"))
         figures.append(Figure("latency", f"{title}: p95, {label}", p95, "ms", "", f"{name}_p95_ms"))
         figures.append(Figure("latency", f"{title}: previous p50, {label}", ref, "ms", "", f"{name}_reference_p50_ms"))
+    figures.append(
+        Figure(
+            "latency",
+            f"ray cast + blend of a click p50, {label}",
+            r["ray_p50_ms"],
+            "ms",
+            f"blending every candidate (the previous path) p50 {r['ray_reference_p50_ms']:.1f} ms: "
+            f"×{r['ray_reference_p50_ms'] / max(r['ray_p50_ms'], 1e-9):.2f}",
+            "ray_p50_ms",
+        )
+    )
     look_ratio = r["look_diff_reference_p50_ms"] / max(r["look_diff_p50_ms"], 1e-9)
     figures.append(
         Figure(

@@ -397,29 +397,31 @@ class ChunkedSplats:
         # A chunk already showing an up-to-date target needs nothing (its nodes' visibility is already right);
         # so does one that stays switched off.
         settled = (shown == targets) & (up_to_date | (targets == None))  # noqa: E711 (elementwise on objects)
-        for k in np.flatnonzero(~settled):
-            k = int(k)
-            i = int(idx[k])
+        # Plain Python values from here: the loop runs once per switched chunk (hundreds when dimming switches).
+        todo = np.flatnonzero(~settled).tolist()
+        chunk_ids = idx.tolist()
+        stale = {layer: (~current[layer]).tolist() for layer in LAYERS}
+        handles = self._handles
+        for k in todo:
+            i = chunk_ids[k]
             target: Layer | None = targets[k]
             resent = False
-            if target is not None and not current[target][k]:
+            if target is not None and stale[target][k]:
                 stats.bytes_sent += self._send(target, i, words_of(k), visible=True)
                 stats.chunks_resent += 1
                 resent = True
             if target != self._shown[i] and not resent:
                 stats.chunks_toggled += 1
             for layer in LAYERS:
-                handle = self._handles[layer][i]
+                handle = handles[layer][i]
                 if handle is None:
                     continue
                 if layer == "mix" and target != "mix":
                     handle.remove()  # only selected chunks keep a third copy for the browser to sort
-                    self._handles["mix"][i] = None
+                    handles["mix"][i] = None
                     self._has["mix"][i] = False
-                    continue
-                want = layer == target
-                if bool(handle.visible) != want:
-                    handle.visible = want
+                elif bool(handle.visible) != (layer == target):
+                    handle.visible = layer == target
             self._shown[i] = target
 
     def _chunk_all(self, flags: np.ndarray) -> np.ndarray:  # [N] bool in chunk order → [C] bool
