@@ -24,8 +24,11 @@ from .projection import EPS2D, NEAR_PLANE, covariances, gaussian_alpha, project
 # the factor keeps the sphere test conservative so no contributor is culled.
 _STRETCH = 2.0
 CHUNK = 256
-FRONT = 256
-"""Candidates blended first, nearest first, before deciding whether the rest can matter (`RayCaster.weights`)."""
+FRONT = 0
+"""Candidates blended first, nearest first, before deciding whether the rest can matter (`RayCaster.weights`); 0 =
+off. Off by default: at 0.3–1M Gaussians on two loaded cores, 256 or 512 measured ×0.85–1.06 against blending every
+candidate (`splatseg bench --section latency`, `ray_*` keys): a projection's cost is its ~60 small torch operations,
+not its ~2k elements, so skipping most elements saves little and a miss pays a second blend."""
 
 
 def morton_order(points: np.ndarray) -> np.ndarray:  # points [N, 3] → [N] permutation along a Z-order curve
@@ -125,7 +128,8 @@ class RayCaster:
 
         The candidates are blended nearest first: when the `front` nearest already bring the transmittance to
         1e-4 (the compositing rule's cut), every farther one would get weight 0, so they are not projected at all
-        (an opaque surface is usually reached within a few hundred of the ~2k candidates). Otherwise, or when the
+        (an opaque surface is usually reached within a few hundred of the ~2k candidates; off unless `front` is
+        set, see FRONT). Otherwise, or when the
         cut falls too close to the first skipped depth to be sure, all candidates are blended
         (`weights_reference`, which the tests compare this with)."""
         cand = self.candidates(camera, pixel)
