@@ -5,11 +5,14 @@
   reference product (field.fast = False, the implementation before it), p50 and p95, and the share of the bank the
   fast path read. Features are made from the tabletop's ground truth (one direction per object and part, plus
   noise), SAGA's as one 32-d direction per object with a gate of ones, so the field's real code runs.
-- **Look + chunk diff** per browser after a click (what `ClientView.on_change` does) and **bytes per one-object
+- **Ray cast + blend** of a click (`RayCaster.weights`, nearest candidates first) beside `weights_reference`.
+- **Look + chunk diff** per browser after a click (what `ClientView.on_change` does: the selection-aware
+  `ChunkedSplats.update`, beside the same update comparing every chunk) and **bytes per one-object
   change** as a share of the whole splat buffer (bench.viewer's figures, at the same size).
 
 `splatseg bench --quick --section latency --json F` writes the keys `click_coarse_p50_ms`, `click_fine_p50_ms`,
-`saga_p50_ms`, `look_diff_p50_ms`, `bytes_per_object_change_fraction` (and p95s, reference p50s and ratios).
+`saga_p50_ms`, `look_diff_p50_ms`, `bytes_per_object_change_fraction` (and p95s, reference p50s and ratios),
+`ray_p50_ms` and `ray_reference_p50_ms`.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ def _time_clicks(field, cameras, pixels, **kwargs) -> list[float]:
 
 def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str, float]:
     from backend.features.field import FeatureField, load_field
+    from backend.features.threads import compute_threads
     from backend.io.cameras import write_inria_cameras
     from backend.io.ply import write_ply
     from backend.synthetic import build_tabletop, orbit_cameras
@@ -98,20 +102,45 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
         q, _ = field._queries(cameras[0], [pixels[0]], level, scale)
         out[f"{name}_bank_read_share"] = field._pruned_bank(level, scale, bank).select(q, None, 0.85)[1]
 
+    # The ray alone: nearest candidates first (RayCaster.weights) beside blending every candidate (the previous path).
+    caster = click._ray_caster()
+    ray: dict[bool, list[float]] = {True: [], False: []}
+    caster.front = 256  # RayCaster.FRONT is 0 (off): this measures whether turning it on pays
+    with compute_threads():  # as `FeatureField.segment` casts it: one torch thread on a busy machine
+        for k, (cam, px) in enumerate(zip(cameras, pixels, strict=True)):
+            for front in (True, False) if k % 2 else (False, True):
+                t0 = time.perf_counter()
+                caster.weights(cam, px) if front else caster.weights_reference(cam, px)
+                ray[front].append((time.perf_counter() - t0) * 1e3)
+    caster.front = 0
+    out["ray_p50_ms"] = percentile(ray[True], 50)
+    out["ray_reference_p50_ms"] = percentile(ray[False], 50)
+
     session = Session(synth.scene, workspace=Workspace(scene_dir), field=click)
+    # Two clients side by side: the selection-aware update and the one comparing every chunk (the previous path).
     splats = ChunkedSplats(_CountingSceneApi(), SplatChunks(synth.scene), session.rgba())
-    splats.prefetch_dim(session.look_layers()[2])
-    look_ms = []
-    for cam, px in zip(cameras, pixels, strict=True):
+    full = ChunkedSplats(_CountingSceneApi(), splats.chunks, session.rgba())
+    full.incremental = False
+    for s in (splats, full):
+        s.prefetch_dim(session.look_layers()[2])
+    look_ms: list[float] = []
+    full_ms: list[float] = []
+    for k, (cam, px) in enumerate(zip(cameras, pixels, strict=True)):
         session.click(cam, px, positive=True, who="bench")
-        t0 = time.perf_counter()
-        rgba, plain, dimmed = session.look_layers()
-        splats.update(rgba, plain=plain, dimmed=dimmed)
-        look_ms.append((time.perf_counter() - t0) * 1e3)
-        session.edit("clear")
-        rgba, plain, dimmed = session.look_layers()
-        splats.update(rgba, plain=plain, dimmed=dimmed)
+        for action in ("click", "clear"):
+            if action == "clear":
+                session.edit("clear")
+            t0 = time.perf_counter()
+            rgba, plain, dimmed = session.look_layers()  # the look itself: paid once, by both paths alike
+            look = time.perf_counter() - t0
+            pair = [(splats, look_ms), (full, full_ms)]
+            for s, sink in pair if k % 2 else pair[::-1]:  # alternate which goes first
+                t0 = time.perf_counter()
+                s.update(rgba, plain=plain, dimmed=dimmed)
+                if action == "click":
+                    sink.append((look + time.perf_counter() - t0) * 1e3)
     out["look_diff_p50_ms"] = percentile(look_ms[2:], 50)
+    out["look_diff_reference_p50_ms"] = percentile(full_ms[2:], 50)
     out["look_diff_p95_ms"] = percentile(look_ms[2:], 95)
     del session, splats, click, saga, synth
     out["bytes_per_object_change_fraction"] = bench_bytes(num_gaussians)["change_mean"]
@@ -133,11 +162,39 @@ def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
     figures.append(
         Figure(
             "latency",
+            f"ray cast + blend of a click p50, nearest 256 first (off by default), {label}",
+            r["ray_p50_ms"],
+            "ms",
+            f"blending every candidate (the previous path) p50 {r['ray_reference_p50_ms']:.1f} ms: "
+            f"×{r['ray_reference_p50_ms'] / max(r['ray_p50_ms'], 1e-9):.2f}",
+            "ray_p50_ms",
+        )
+    )
+    figures.append(
+        Figure(
+            "latency", f"ray: every candidate p50, {label}", r["ray_reference_p50_ms"], "ms", "", "ray_reference_p50_ms"
+        )
+    )
+    look_ratio = r["look_diff_reference_p50_ms"] / max(r["look_diff_p50_ms"], 1e-9)
+    figures.append(
+        Figure(
+            "latency",
             f"look + chunk diff after a click p50, {label}",
             r["look_diff_p50_ms"],
             "ms",
-            f"p95 {r['look_diff_p95_ms']:.1f} ms",
+            f"p95 {r['look_diff_p95_ms']:.1f} ms; comparing every chunk (the previous path) p50 "
+            f"{r['look_diff_reference_p50_ms']:.1f} ms: ×{look_ratio:.1f}",
             "look_diff_p50_ms",
+        )
+    )
+    figures.append(
+        Figure(
+            "latency",
+            f"look + diff comparing every chunk p50, {label}",
+            r["look_diff_reference_p50_ms"],
+            "ms",
+            "",
+            "look_diff_reference_p50_ms",
         )
     )
     figures.append(

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.conftest import random_scene
-from viewer.looks import LookCache, base_rgba, compute_rgba, label_colors, pca_colors
+from viewer.looks import LookCache, base_rgba, compute_rgba, label_colors, look_parts, pca_colors
 from viewer.splats import BYTES_PER_GAUSSIAN, ChunkedSplats, SplatChunks, chunk_count, rgba_words, spatial_chunks
 
 
@@ -306,3 +306,82 @@ def test_incremental_look_equals_the_reference_over_a_click_sequence():
         held.append((got, want))
     for got, want in held:
         np.testing.assert_array_equal(got, want)
+
+
+def _node_state(api: FakeSceneApi) -> dict[str, tuple[bool, bool, bytes]]:
+    return {
+        name: (bool(h.visible), bool(getattr(h, "removed", False)), h.buffer.tobytes())
+        for name, h in api.handles.items()
+    }
+
+
+def test_incremental_update_equals_the_full_comparison():
+    """A random click sequence (object and scattered selections, growing and shrinking, clears, dim on and off,
+    colourings and modes switched, the dimmed copies prefetched midway) applied to two clients, one through the
+    selection-aware path and one comparing every chunk: after every step both hold the same nodes with the same
+    buffers and visibility, the update cost the same, and the browser shows exactly the look."""
+    scene = random_scene(4000, seed=8)
+    chunks = SplatChunks(scene, num_chunks=32)
+    base = base_rgba(scene.dc_colors, scene.opacities)
+    looks = LookCache(base)
+    chunk_of = chunks.chunk_of()
+    rng = np.random.default_rng(3)
+    colors = label_colors(rng.integers(-1, 6, 4000))
+    fast_api, ref_api = FakeSceneApi(), FakeSceneApi()
+    fast = ChunkedSplats(fast_api, chunks, base)
+    ref = ChunkedSplats(ref_api, chunks, base)
+    ref.incremental = False
+    sel = np.zeros(len(scene), bool)
+    took_incremental = 0
+    for step in range(150):
+        kind = rng.integers(6)
+        if kind == 0:
+            sel = np.zeros(len(scene), bool)
+        elif kind == 1:
+            sel = np.isin(chunk_of, rng.choice(32, size=rng.integers(1, 4), replace=False))
+        elif kind == 2:
+            sel = sel | (rng.random(len(scene)) < 0.02)
+        elif kind == 3:
+            sel = sel & (rng.random(len(scene)) < 0.7)
+        else:
+            sel = sel.copy()
+            flip = rng.choice(len(scene), size=int(rng.integers(1, 50)), replace=False)
+            sel[flip] = ~sel[flip]
+        mode = "highlight" if step % 17 else str(rng.choice(["isolate", "hide", "clusters"]))
+        dim = bool(step % 11)
+        if step == 40:
+            for s in (fast, ref):
+                s.prefetch_dim(looks.layers("highlight")[1])
+        plain, dimmed = looks.layers(mode, colors=colors, colors_key="c")  # type: ignore[arg-type]
+        look = looks.rgba(mode, sel, colors=colors, colors_key="c", dim_rest=dim)  # type: ignore[arg-type]
+        before = fast._last_look
+        got = fast.update(look, plain=plain, dimmed=dimmed)
+        want = ref.update(look, plain=plain, dimmed=dimmed)
+        took_incremental += before is not None
+        assert (got.bytes_sent, got.chunks_resent, got.chunks_toggled) == (
+            want.bytes_sent,
+            want.chunks_resent,
+            want.chunks_toggled,
+        ), step
+        assert _node_state(fast_api) == _node_state(ref_api), step
+        _assert_browser_shows(fast_api, chunks, look)
+    assert took_incremental > 100  # the sequence did exercise the incremental path
+
+
+def test_look_carries_its_parts_and_slices_do_not():
+    scene = random_scene(500, seed=2)
+    base = base_rgba(scene.dc_colors, scene.opacities)
+    looks = LookCache(base)
+    _, dimmed = looks.layers("highlight")
+    sel = np.zeros(500, bool)
+    sel[:50] = True
+    look = looks.rgba("highlight", sel)
+    parts = look_parts(look)
+    assert parts is not None and parts[1] is dimmed
+    np.testing.assert_array_equal(parts[0], sel)
+    sel[:] = False  # the caller's mask may change afterwards; the look keeps its own copy
+    assert parts[0][:50].all()
+    assert look_parts(look[:10]) is None and look_parts(look + 0) is None
+    empty = looks.rgba("highlight", np.zeros(500, bool))
+    assert look_parts(empty) is not None and look_parts(empty)[0] is None
+    assert look_parts(looks.rgba("isolate", sel)) is None

@@ -78,6 +78,42 @@ def compute_rgba(
     return out
 
 
+class Look(np.ndarray):
+    """A highlight look [N, 4] uint8 that says how it was made: `rest` where `selection` is False, `tinted` where it
+    is True (both [N, 4] uint8 arrays of the `LookCache`, compared by identity; `selection` None = nothing).
+
+    `ChunkedSplats.update` reads these to find the chunks a selection change touches from the selections alone (an
+    XOR of two masks) instead of comparing every Gaussian's colour; anything else is a plain array and takes the full
+    comparison. Slices and results of arithmetic are plain `Look`s with no parts (`parts` is None): only the whole
+    array made by `LookCache` vouches for its parts.
+    """
+
+    _parts: tuple[np.ndarray | None, np.ndarray, np.ndarray] | None
+
+    def __array_finalize__(self, obj: object) -> None:
+        self._parts = None
+
+    @property
+    def parts(self) -> tuple[np.ndarray | None, np.ndarray, np.ndarray] | None:  # (selection, rest, tinted)
+        return self._parts
+
+
+def _as_look(
+    rgba: np.ndarray,  # [N, 4] uint8
+    selection: np.ndarray | None,  # [N] bool, a private copy, or None for nothing selected
+    rest: np.ndarray,  # [N, 4] uint8
+    tinted: np.ndarray,  # [N, 4] uint8
+) -> Look:
+    look = rgba.view(Look)
+    look._parts = (selection, rest, tinted)
+    return look
+
+
+def look_parts(rgba: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray] | None:
+    """(selection [N] bool or None, rest [N, 4], tinted [N, 4]) when `rgba` is a `Look` made by `LookCache`."""
+    return rgba.parts if isinstance(rgba, Look) else None
+
+
 class LookCache:
     """`compute_rgba` at the cost of one `np.where`: the tinted and dimmed versions of the current colours are made
     once per colour source, so a click at 1M Gaussians spends ~3 ms here instead of ~20."""
@@ -133,7 +169,7 @@ class LookCache:
             out[selection, 3] = 0
             return out
         if not selection.any():
-            return self._plain
+            return _as_look(self._plain, None, self._plain, self._tinted)
         rest = self._dimmed if dim_rest else self._plain
         last = self._last
         if last is not None and last[0] is self._tinted and last[1] is rest and last[2].shape == selection.shape:
@@ -145,8 +181,9 @@ class LookCache:
         else:
             # On 32-bit words: one select per Gaussian instead of four (3 ms at 1M Gaussians instead of 15).
             words = np.where(selection, _words(self._tinted), _words(rest))
-        self._last = (self._tinted, rest, selection.copy(), words)
-        return words.view(np.uint8).reshape(-1, 4)
+        kept = selection.copy()
+        self._last = (self._tinted, rest, kept, words)
+        return _as_look(words.view(np.uint8).reshape(-1, 4), kept, rest, self._tinted)
 
 
 def _words(rgba: np.ndarray) -> np.ndarray:  # [N, 4] uint8 → [N] uint32 view

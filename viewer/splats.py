@@ -14,6 +14,7 @@ a chunk that is entirely hidden is switched off rather than resent with zero opa
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -21,6 +22,8 @@ import torch
 
 from backend.core.scene import GaussianScene
 from backend.render.projection import covariances
+
+from .looks import look_parts
 
 BYTES_PER_GAUSSIAN = 32
 """viser's splat layout: centre 3×f32, a reserved word, covariance 6×f16, RGBA 4×u8."""
@@ -133,6 +136,7 @@ class SplatChunks:
         self.order, self.bounds = spatial_chunks(scene.means.detach().cpu().numpy(), count)
         self.geometry = pack_geometry(scene)[self.order]  # [N, 8] uint32 in chunk order
         """The static buffer words, already in chunk order: a chunk's buffer is a contiguous slice."""
+        self._chunk_of: np.ndarray | None = None
 
     @property
     def num_chunks(self) -> int:
@@ -145,6 +149,11 @@ class SplatChunks:
         out = np.empty(self.num_gaussians, dtype=np.int64)
         out[self.order] = np.repeat(np.arange(self.num_chunks), np.diff(self.bounds))
         return out
+
+    def chunk_of_int32(self) -> np.ndarray:  # [N] int32, kept: what a selection change looks its chunks up in
+        if self._chunk_of is None:
+            self._chunk_of = self.chunk_of().astype(np.int32)
+        return self._chunk_of
 
     def in_chunk_order(self, words: np.ndarray) -> np.ndarray:  # [N] in model order → [N] in chunk order
         return words[self.order]
@@ -183,6 +192,11 @@ class ChunkedSplats:
         self._has: dict[Layer, np.ndarray] = {layer: np.zeros(c, dtype=bool) for layer in LAYERS}
         self._shown: list[Layer | None] = [None] * c
         self._reordered_cache: list[tuple[np.ndarray, np.ndarray]] = []
+        self.incremental = True
+        """Take the incremental path for `Look`s (False: always compare every chunk, the reference)."""
+        self._last_look: tuple[tuple[np.ndarray | None, np.ndarray, np.ndarray], np.ndarray, np.ndarray] | None = None
+        self._flag_cache: dict[tuple[str, int, int] | tuple[str, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._holds_cache: dict[Layer, tuple[np.ndarray, np.ndarray]] = {}
         words = chunks.in_chunk_order(rgba_words(rgba))
         for i in range(c):
             sl = chunks.chunk_slice(i)
@@ -219,8 +233,12 @@ class ChunkedSplats:
             )
         else:
             handle.buffer = self._buffer(i, words)
-        self._stored[layer][self.chunks.chunk_slice(i)] = words
+        sl = self.chunks.chunk_slice(i)
+        self._stored[layer][sl] = words
         self._has[layer][i] = True
+        hit = self._holds_cache.get(layer)
+        if hit is not None:
+            hit[1][i] = np.array_equal(words, hit[0][sl])
         return len(words) * BYTES_PER_GAUSSIAN
 
     def prefetch_dim(self, dimmed: np.ndarray) -> int:  # dimmed [N, 4] uint8 → bytes sent
@@ -241,64 +259,204 @@ class ChunkedSplats:
         plain: np.ndarray | None = None,  # [N, 4] uint8: the look with nothing selected (what `base` draws)
         dimmed: np.ndarray | None = None,  # [N, 4] uint8: everything dimmed (what `dim` draws)
     ) -> UpdateStats:
-        """Bring the browser to this look; returns what it cost."""
+        """Bring the browser to this look; returns what it cost.
+
+        When `rgba` and the previous look are `Look`s of the same colouring (a click in highlight mode), only the
+        chunks holding Gaussians whose state changed are compared and resent (`_update_incremental`); the rest of
+        the scene at most switches between its `base` and `dim` nodes. Otherwise every chunk is compared
+        (`_update_full`, the reference the incremental path is tested against)."""
+        stats = UpdateStats(full_bytes=self.chunks.num_gaussians * BYTES_PER_GAUSSIAN)
+        parts = look_parts(rgba)
+        previous = self._last_look
+        self._last_look = None
+        if self.incremental and parts is not None and previous is not None and dimmed is not None:
+            done = self._update_incremental(rgba, parts, previous, plain, dimmed, stats)
+        else:
+            done = False
+        if not done:
+            self._update_full(rgba, plain, dimmed, stats)
+        if parts is not None and plain is not None and dimmed is not None:
+            self._last_look = (parts, plain, dimmed)
+        return stats
+
+    def _update_full(
+        self, rgba: np.ndarray, plain: np.ndarray | None, dimmed: np.ndarray | None, stats: UpdateStats
+    ) -> None:
         chunks = self.chunks
+        sizes = np.diff(chunks.bounds)
+        idx = np.flatnonzero(sizes > 0)
         words = chunks.in_chunk_order(rgba_words(rgba))
-        stats = UpdateStats(full_bytes=chunks.num_gaussians * BYTES_PER_GAUSSIAN)
-        starts, sizes = chunks.bounds[:-1], np.diff(chunks.bounds)
-        nonempty = sizes > 0
+        self._settle_words(idx, None, words, self._reordered(plain), self._reordered(dimmed), stats)
 
-        def chunk_all(flags: np.ndarray) -> np.ndarray:  # [N] bool → [C] bool: all True within the chunk
-            out = np.zeros(chunks.num_chunks, dtype=bool)
-            if len(flags):
-                out[nonempty] = np.logical_and.reduceat(flags, starts[nonempty])
-            return out
+    def _update_incremental(
+        self,
+        rgba: np.ndarray,  # [N, 4] uint8, a `Look`
+        parts: tuple[np.ndarray | None, np.ndarray, np.ndarray],
+        previous: tuple[tuple[np.ndarray | None, np.ndarray, np.ndarray], np.ndarray, np.ndarray],
+        plain: np.ndarray | None,
+        dimmed: np.ndarray,
+        stats: UpdateStats,
+    ) -> bool:  # False: not applicable, nothing done
+        selection, rest, tinted = parts
+        (old_selection, old_rest, old_tinted), old_plain, old_dimmed = previous
+        if plain is None or old_plain is not plain or old_dimmed is not dimmed or old_tinted is not tinted:
+            return False
+        if not all(r is plain or r is dimmed for r in (rest, old_rest)):
+            return False
+        n = self.chunks.num_gaussians
+        if (selection is not None and len(selection) != n) or (old_selection is not None and len(old_selection) != n):
+            return False
+        # Gaussians whose word may have changed: those whose selection flipped and, when the rest switched between
+        # the plain and the dimmed look, every selected one before or after (their chunks mix the two).
+        if rest is old_rest:
+            if selection is None and old_selection is None:
+                changed = np.zeros(0, np.int64)
+            elif selection is None or old_selection is None:
+                changed = np.flatnonzero(selection if old_selection is None else old_selection)
+            else:
+                changed = np.flatnonzero(selection != old_selection)
+        else:
+            if selection is None or old_selection is None:
+                either = selection if old_selection is None else old_selection
+            else:
+                either = selection | old_selection
+            changed = np.flatnonzero(either) if either is not None else np.zeros(0, np.int64)
+        chunks = self.chunks
+        touched = np.zeros(chunks.num_chunks, dtype=bool)
+        touched[chunks.chunk_of_int32()[changed]] = True
+        touched &= np.diff(chunks.bounds) > 0
+        idx = np.flatnonzero(touched)
+        plain_words, dim_words = self._reordered(plain), self._reordered(dimmed)
+        if idx.size:
+            starts, stops = chunks.bounds[idx], chunks.bounds[idx + 1]
+            pos = _ranges(starts, stops)
+            words = rgba_words(rgba)[chunks.order[pos]]
+            self._settle_words(idx, pos, words, plain_words, dim_words, stats)
+        if rest is not old_rest:
+            # Every other chunk is all `rest`: it shows `base` or `dim` (or nothing), decided per chunk from flags
+            # kept per look, and is resent only when that node does not hold it yet.
+            others = np.flatnonzero(~touched & (np.diff(chunks.bounds) > 0))
+            rest_words = plain_words if rest is plain else dim_words
+            assert plain_words is not None and dim_words is not None and rest_words is not None
+            is_plain = (
+                np.ones(others.size, bool) if rest is plain else self._chunk_flags(plain_words, dim_words)[others]
+            )
+            targets = np.where(is_plain, "base", "dim").astype(object)
+            targets[self._zero_alpha(rest_words)[others]] = None
+            current = {
+                "base": self._holds("base", plain_words)[others],
+                "dim": self._holds("dim", dim_words)[others],
+                "mix": np.zeros(others.size, bool),
+            }
+            self._settle(others, targets, current, lambda k: rest_words[self.chunks.chunk_slice(int(others[k]))], stats)
+        return True
 
-        visible = ~chunk_all(_alpha(words) == 0) & nonempty
-        plain_words = self._reordered(plain)
-        dim_words = self._reordered(dimmed)
-        as_plain = chunk_all(words == plain_words) if plain_words is not None else None
-        as_dim = chunk_all(words == dim_words) if dim_words is not None else None
+    def _settle_words(
+        self,
+        idx: np.ndarray,  # [K] nonempty chunk indices, ascending
+        pos: np.ndarray | None,  # [M] their positions in chunk order, concatenated (None: all, idx = every chunk)
+        words: np.ndarray,  # [M] the look's words at `pos`
+        plain_words: np.ndarray | None,  # [N] in chunk order
+        dim_words: np.ndarray | None,  # [N] in chunk order
+        stats: UpdateStats,
+    ) -> None:
+        """Decide each chunk's layer from its words and bring the nodes there (the comparisons over `pos` only)."""
+        sizes = np.diff(self.chunks.bounds)[idx]
+        local = np.zeros(idx.size + 1, dtype=np.int64)
+        np.cumsum(sizes, out=local[1:])
 
-        # Which layer each chunk should show, and whether that layer already holds these words.
-        targets = np.full(chunks.num_chunks, "mix", dtype=object)
+        def at(arr: np.ndarray) -> np.ndarray:
+            return arr if pos is None else arr[pos]
+
+        def chunk_all(flags: np.ndarray) -> np.ndarray:  # [M] bool → [K] bool: all True within the chunk
+            return np.logical_and.reduceat(flags, local[:-1]) if idx.size else np.zeros(0, bool)
+
+        visible = ~chunk_all(_alpha(words) == 0)
+        as_plain = chunk_all(words == at(plain_words)) if plain_words is not None else None
+        as_dim = chunk_all(words == at(dim_words)) if dim_words is not None else None
+        targets = np.full(idx.size, "mix", dtype=object)
         if as_dim is not None:
             targets[as_dim] = "dim"
         targets[as_plain if as_plain is not None else slice(None)] = "base"
         targets[~visible] = None
-        current = {layer: self._has[layer] & chunk_all(words == self._stored[layer]) for layer in LAYERS}
-        shown = np.array(self._shown, dtype=object)
-        up_to_date = np.zeros(chunks.num_chunks, dtype=bool)
+        current = {layer: self._has[layer][idx] & chunk_all(words == at(self._stored[layer])) for layer in LAYERS}
+        self._settle(idx, targets, current, lambda k: words[local[k] : local[k + 1]], stats)
+
+    def _settle(
+        self,
+        idx: np.ndarray,  # [K] chunk indices
+        targets: np.ndarray,  # [K] object: the layer each should show, None = off
+        current: dict[Layer, np.ndarray],  # layer → [K] bool: that layer's node holds the chunk's look
+        words_of: Callable[[int], np.ndarray],  # k → the words of chunk idx[k]
+        stats: UpdateStats,
+    ) -> None:
+        shown = np.array([self._shown[int(i)] for i in idx], dtype=object)
+        up_to_date = np.zeros(idx.size, dtype=bool)
         for layer in LAYERS:
             up_to_date |= (targets == layer) & current[layer]
         # A chunk already showing an up-to-date target needs nothing (its nodes' visibility is already right);
         # so does one that stays switched off.
         settled = (shown == targets) & (up_to_date | (targets == None))  # noqa: E711 (elementwise on objects)
-        for i in np.flatnonzero(~settled):
-            i = int(i)
-            sl = chunks.chunk_slice(i)
-            target: Layer | None = targets[i]
+        # Plain Python values from here: the loop runs once per switched chunk (hundreds when dimming switches).
+        todo = np.flatnonzero(~settled).tolist()
+        chunk_ids = idx.tolist()
+        stale = {layer: (~current[layer]).tolist() for layer in LAYERS}
+        handles = self._handles
+        for k in todo:
+            i = chunk_ids[k]
+            target: Layer | None = targets[k]
             resent = False
-            if target is not None and not current[target][i]:
-                stats.bytes_sent += self._send(target, i, words[sl], visible=True)
+            if target is not None and stale[target][k]:
+                stats.bytes_sent += self._send(target, i, words_of(k), visible=True)
                 stats.chunks_resent += 1
                 resent = True
             if target != self._shown[i] and not resent:
                 stats.chunks_toggled += 1
             for layer in LAYERS:
-                handle = self._handles[layer][i]
+                handle = handles[layer][i]
                 if handle is None:
                     continue
                 if layer == "mix" and target != "mix":
                     handle.remove()  # only selected chunks keep a third copy for the browser to sort
-                    self._handles["mix"][i] = None
+                    handles["mix"][i] = None
                     self._has["mix"][i] = False
-                    continue
-                want = layer == target
-                if bool(handle.visible) != want:
-                    handle.visible = want
+                elif bool(handle.visible) != (layer == target):
+                    handle.visible = layer == target
             self._shown[i] = target
-        return stats
+
+    def _chunk_all(self, flags: np.ndarray) -> np.ndarray:  # [N] bool in chunk order → [C] bool
+        starts, sizes = self.chunks.bounds[:-1], np.diff(self.chunks.bounds)
+        out = np.zeros(self.chunks.num_chunks, dtype=bool)
+        nonempty = sizes > 0
+        if len(flags):
+            out[nonempty] = np.logical_and.reduceat(flags, starts[nonempty])
+        return out
+
+    def _chunk_flags(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:  # [N] words, [N] words → [C] all equal
+        """Per chunk, whether two of the kept looks agree everywhere (cached per pair, by identity)."""
+        key = ("eq", id(a), id(b))
+        hit = self._flag_cache.get(key)
+        if hit is None or hit[0] is not a or hit[1] is not b:
+            hit = (a, b, self._chunk_all(a == b))
+            self._flag_cache[key] = hit
+        return hit[2]
+
+    def _zero_alpha(self, words: np.ndarray) -> np.ndarray:  # [N] words in chunk order → [C] all hidden
+        key = ("zero", id(words))
+        hit = self._flag_cache.get(key)
+        if hit is None or hit[0] is not words:
+            hit = (words, words, self._chunk_all(_alpha(words) == 0))
+            self._flag_cache[key] = hit
+        return hit[2]
+
+    def _holds(self, layer: Layer, ref: np.ndarray) -> np.ndarray:  # ref [N] words in chunk order → [C] bool
+        """Per chunk, whether `layer`'s node holds exactly `ref`'s words; computed once per look and kept current
+        by `_send`, so a dim switch does not compare the whole scene."""
+        hit = self._holds_cache.get(layer)
+        if hit is None or hit[0] is not ref:
+            hit = (ref, self._has[layer] & self._chunk_all(self._stored[layer] == ref))
+            self._holds_cache[layer] = hit
+        return hit[1]
 
     def _reordered(self, rgba: np.ndarray | None) -> np.ndarray | None:  # [N, 4] → [N] words in chunk order
         """The plain and dimmed looks change only with the colouring, so their reordered words are kept."""
@@ -318,6 +476,15 @@ class ChunkedSplats:
                     handle.remove()
                     self._handles[layer][i] = None
                     self._has[layer][i] = False
+        self._holds_cache.clear()
+        self._last_look = None
+
+
+def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:  # [K], [K] → concatenated aranges
+    sizes = stops - starts
+    total = int(sizes.sum())
+    offsets = np.repeat(starts - (np.cumsum(sizes) - sizes), sizes)
+    return offsets + np.arange(total, dtype=np.int64)
 
 
 def _alpha(words: np.ndarray) -> np.ndarray:  # [n] uint32 → [n] uint8
