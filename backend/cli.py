@@ -205,6 +205,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         clip_model=args.clip_model,
         clip_checkpoint=args.clip_checkpoint,
         workspace=args.workspace,
+        snap=args.snap,
     )
     print(json.dumps(payload))
     return 0
@@ -220,6 +221,7 @@ def cmd_prepare_text(args: argparse.Namespace) -> int:
         views=args.views,
         backend=args.backend,
         workspace=args.workspace,
+        field=args.field,
     )
     print(json.dumps(payload))
     return 0
@@ -385,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="write the selected Gaussians as a PLY")
     p.add_argument("--clip-model", default=None, help="open_clip model[:tag] (default: the one prepare-text used)")
     p.add_argument("--clip-checkpoint", type=Path, default=None, help="CLIP weights file (needed offline)")
+    p.add_argument(
+        "--snap", choices=["coarse", "fine"], default=None, help="language field: select whole clusters of this level"
+    )
     _add_workspace(p)
     p.set_defaults(func=cmd_query)
 
@@ -394,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-checkpoint", type=Path, default=None, help="CLIP weights file (needed offline)")
     p.add_argument("--views", type=_positive_int, default=None, help="views rendered per cluster (default 10)")
     p.add_argument("--backend", choices=["auto", "torch", "gsplat"], default="auto")
+    p.add_argument(
+        "--field", action="store_true", help="build the per-Gaussian language field from the masks (finds parts too)"
+    )
     _add_workspace(p)
     p.set_defaults(func=cmd_prepare_text)
 
