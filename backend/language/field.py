@@ -162,8 +162,8 @@ def build_language_field(
     def with_embeddings() -> Iterator[ViewMasks]:
         """Stream the views to the contribution cache, encoding each view's masks on the way (one pass)."""
         for i, view in enumerate(views):
-            if view.name not in cams:
-                continue
+            if view.name not in cams or len(view.masks) == 0:
+                continue  # a view without masks teaches no language
             camera = cams[view.name]
             if (camera.width, camera.height) != (view.width, view.height):
                 camera = camera.scaled(view.width, view.height)

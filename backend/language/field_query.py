@@ -187,7 +187,7 @@ class FieldIndex:
             with few_threads(torch.device("cpu"), 1):  # a few thousand rows: threads only add waiting
                 scores, mask, best_level = self._query_codebooks(phrases, levels, threshold)
             if snap is not None:
-                mask = snap_to_clusters(mask, self.clusters[snap])
+                mask = snap_to_clusters(mask, self.clusters[snap], self._valid)
             t2 = time.perf_counter()
             return FieldQueryResult(text, best_level, threshold, scores, mask, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
         best, best_level, best_margin = None, levels[0], -np.inf
@@ -200,7 +200,7 @@ class FieldIndex:
         scores = np.where(self._valid, scores, 0.0).astype(np.float32)
         mask = scores >= threshold
         if snap is not None:
-            mask = snap_to_clusters(mask, self.clusters[snap])
+            mask = snap_to_clusters(mask, self.clusters[snap], self._valid)
         t2 = time.perf_counter()
         return FieldQueryResult(text, best_level, threshold, scores, mask, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
 
@@ -216,13 +216,19 @@ def _top_mean(margin: Tensor, valid: Tensor) -> float:
     return float(torch.topk(m, k).values.float().mean()) if k else -np.inf
 
 
-def snap_to_clusters(mask: np.ndarray, labels: np.ndarray) -> np.ndarray:  # [N] bool, [N] int → [N] bool
-    """Every cluster more than half of whose Gaussians are in `mask`; Gaussians in no cluster keep their value."""
+def snap_to_clusters(
+    mask: np.ndarray,  # [N] bool
+    labels: np.ndarray,  # [N] int cluster labels, -1 = none
+    valid: np.ndarray | None = None,  # [N] bool: the Gaussians that count (the field's fitted ones)
+) -> np.ndarray:  # [N] bool
+    """Every cluster more than half of whose counted Gaussians are in `mask` (a cluster's hidden inside, which no view
+    taught, does not vote); Gaussians in no cluster keep their value."""
     labels = np.asarray(labels).astype(np.int64)
     inside = labels >= 0
     if not inside.any():
         return mask.copy()
-    size = np.bincount(labels[inside], minlength=int(labels.max()) + 1)
-    hits = np.bincount(labels[inside], weights=mask[inside].astype(np.float64), minlength=size.size)
+    counted = inside if valid is None else inside & valid
+    size = np.bincount(labels[counted], minlength=int(labels.max()) + 1)
+    hits = np.bincount(labels[counted], weights=mask[counted].astype(np.float64), minlength=size.size)
     chosen = hits > 0.5 * np.maximum(size, 1)
     return np.where(inside, chosen[labels.clip(0)], mask)
