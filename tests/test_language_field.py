@@ -266,3 +266,29 @@ def test_cli_prepare_text_field_then_query(tmp_path, monkeypatch, capsys) -> Non
     assert main(["query", str(scene), "a red mug", "--snap", "coarse", "--workspace", ws]) == 2  # not trained
     err = capsys.readouterr().err
     assert "splatseg train" in err and err.count("\n") == 1
+
+
+def test_fit_features_solves_the_regularised_least_squares_problem() -> None:
+    """Conjugate gradients through gathers and index_adds against the dense normal equations."""
+    import types
+
+    from backend.language import field as field_mod
+
+    gen = torch.Generator().manual_seed(0)
+    n, rows, k, d = 40, 300, 4, 3
+    ids = torch.randint(0, n, (rows, k), generator=gen).to(torch.int32)
+    w = torch.rand(rows, k, generator=gen)
+    w = w / w.sum(1, keepdim=True)
+    cache = types.SimpleNamespace(ids=ids, num_gaussians=n)
+    truth = torch.randn(n, d, generator=gen)
+    A = torch.zeros(rows, n)
+    A.index_put_((torch.arange(rows)[:, None].expand(-1, k), ids.long()), w, accumulate=True)
+    target = A @ truth + 0.01 * torch.randn(rows, d, generator=gen)
+    use = torch.arange(rows)
+    got = field_mod.fit_features(cache, w, use, target, cg_iterations=200)
+    f0 = field_mod.fit_features(cache, w, use, target, cg_iterations=0)  # the weighted-mean start
+    diag = (A**2).sum(0)
+    lam = field_mod._RIDGE * float(diag[diag > 0].mean())
+    ref = torch.linalg.solve((A.T @ A + lam * torch.eye(n)).double(), (A.T @ target + lam * f0).double()).float()
+    assert torch.allclose(got, ref, atol=1e-3)
+    assert float((A @ got - target).norm()) < 0.5 * float((A @ f0 - target).norm())

@@ -53,6 +53,7 @@ DEFAULT_CG_ITERATIONS = 10
 DEFAULT_CODEBOOK = 2048
 """Codebook entries per level. A query scores the codebook, then each Gaussian reads its entry's score: 1M
 Gaussians cost one int gather instead of a [1M, d] product (`field_query`)."""
+_CHUNK = 131_072  # pixel rows per gather/scatter pass
 _RIDGE = 1e-3  # relative to the mean diagonal of AᵀA: keeps unseen directions at the weighted-mean start
 
 ProgressFn = Callable[[float | None, str], None]
@@ -317,21 +318,28 @@ class _Decoder:
 
 
 def _splat(cache: ContributionCache, w: Tensor, rows: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
-    """Aᵀ·values and Aᵀ·1 for the given rows: Σ over pixels of ŵ·value onto each contributor."""
-    ids = cache.ids[rows].long().reshape(-1)
-    ww = w[rows].reshape(-1)
+    """Aᵀ·values and Aᵀ·1 for the given rows: Σ over pixels of ŵ·value onto each contributor (in row chunks, so
+    the [rows·K, d] products stay small)."""
     d = values.shape[1]
     num = torch.zeros(cache.num_gaussians, d)
-    num.index_add_(0, ids, (w[rows][:, :, None] * values[:, None, :]).reshape(-1, d))
     den = torch.zeros(cache.num_gaussians)
-    den.index_add_(0, ids, ww)
+    for start in range(0, rows.numel(), _CHUNK):
+        r = rows[start : start + _CHUNK]
+        ids = cache.ids[r].long().reshape(-1)
+        wr = w[r]  # [P, K]
+        num.index_add_(0, ids, (wr[:, :, None] * values[start : start + _CHUNK, None, :]).reshape(-1, d))
+        den.index_add_(0, ids, wr.reshape(-1))
     return num, den
 
 
 def _render(cache: ContributionCache, w: Tensor, rows: Tensor, features: Tensor) -> Tensor:  # → [P, d]: A·features
-    ids = cache.ids[rows].long()
-    gathered = features.index_select(0, ids.reshape(-1)).reshape(ids.shape[0], ids.shape[1], -1)
-    return torch.bmm(w[rows].unsqueeze(1), gathered).squeeze(1)
+    parts = []
+    for start in range(0, rows.numel(), _CHUNK):
+        r = rows[start : start + _CHUNK]
+        ids = cache.ids[r].long()
+        gathered = features.index_select(0, ids.reshape(-1)).reshape(ids.shape[0], ids.shape[1], -1)
+        parts.append(torch.bmm(w[r].unsqueeze(1), gathered).squeeze(1))
+    return torch.cat(parts) if parts else torch.zeros(0, features.shape[1])
 
 
 def choose_granularity(

@@ -73,6 +73,11 @@ def prepare_field(
     encoder = encoder if encoder is not None else load_clip(clip_model, checkpoint=clip_checkpoint)
     scene, _ = load_scene(scene_path)
     cameras = load_cameras(workspace.scene_dir)
+    if not set(masks.views) & {c.name for c in cameras}:
+        raise SplatsegError(
+            f"the masks in {masks.root} belong to none of the scene's cameras; run `splatseg prepare "
+            f"{workspace.scene_dir}` again"
+        )
     field = build_language_field(
         scene, cameras, masks, encoder, latent_dim=latent_dim, backend=backend, progress=progress
     )
