@@ -263,6 +263,13 @@ def test_cli_prepare_text_field_then_query(tmp_path, monkeypatch, capsys) -> Non
     assert main(["query", str(scene), "a red mug", "--threshold", "0", "--mask-out", str(sel), "--workspace", ws]) == 0
     got = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert got["source"] == "field" and got["count"] == int(np.load(sel).sum()) > 0
+    # The viewer's text panel loads the field too (with the CLIP prepare-text recorded).
+    from viewer.text_panel import TextIndexLoader
+
+    index = TextIndexLoader(scene, workspace_root=ws)()
+    assert isinstance(index, FieldTextIndex)
+    result = index.query("a red mug", threshold=0.0)
+    assert result.count == got["count"] and index.heat(result).shape == (2000,)
     assert main(["query", str(scene), "a red mug", "--snap", "coarse", "--workspace", ws]) == 2  # not trained
     err = capsys.readouterr().err
     assert "splatseg train" in err and err.count("\n") == 1
