@@ -190,7 +190,10 @@ def build_field(ts: TextScene, encoder, **kwargs) -> LanguageField:
 
 def measure_accuracy(quick: bool) -> dict[str, Any]:
     """Field and cluster accuracy at the two noise levels; keys as the issue names them (default noise)."""
-    ts = make_text_scene(num_gaussians=20_000 if quick else 40_000, views=12 if quick else 20, held_out=4)
+    if quick:
+        ts = make_text_scene(num_gaussians=12_000, views=10, held_out=3, resolution=96)
+    else:
+        ts = make_text_scene(num_gaussians=40_000, views=20, held_out=4, resolution=128)
     results: dict[str, Any] = {}
     for noise in NOISE_LEVELS:
         encoder = GroundTruthEncoder(ts.synth, noise=noise)
