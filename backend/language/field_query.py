@@ -134,7 +134,8 @@ class FieldIndex:
                 # Invalid Gaussians read an extra last entry that scores 0 and is never selected.
                 codes = np.where(self._valid, field.codes[lvl].numpy(), book.shape[0]).astype(np.int32)
                 self._codes[lvl] = codes
-                self._members[lvl] = torch.from_numpy(np.bincount(codes, minlength=book.shape[0] + 1)[:-1])
+                members = np.bincount(codes, minlength=book.shape[0] + 1)[:-1]
+                self._members[lvl] = torch.from_numpy(members).to(self.device)
         self.encoder.encode_text(list(negatives))
 
     def _query_codebooks(
