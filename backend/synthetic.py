@@ -25,9 +25,10 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from backend.camera import Camera, look_at
-from backend.errors import SplatsegError
-from backend.scene import GaussianScene
+from backend.core.camera import Camera, look_at
+from backend.core.errors import SplatsegError
+from backend.core.rotations import rotmat_to_quat
+from backend.core.scene import GaussianScene
 
 GENERATOR = "splatseg.synthetic"
 """Written into `labels.json`: marks a folder as one this module may overwrite."""
@@ -498,29 +499,6 @@ def _apportion(total: int, weights: np.ndarray) -> np.ndarray:  # [K] int64 summ
     return counts
 
 
-def _quats_from_frames(R: np.ndarray) -> np.ndarray:  # R [N, 3, 3] rotations (columns = local axes) → [N, 4] wxyz
-    """Shepperd's method, vectorised: pick per row the largest of |w|, |x|, |y|, |z| to divide by, so no row loses
-    precision."""
-    m = R
-    d0, d1, d2 = m[:, 0, 0], m[:, 1, 1], m[:, 2, 2]
-    squares = np.stack([1 + d0 + d1 + d2, 1 + d0 - d1 - d2, 1 - d0 + d1 - d2, 1 - d0 - d1 + d2], axis=1)
-    pick = np.argmax(squares, axis=1)
-    big = 0.5 * np.sqrt(np.clip(squares[np.arange(len(m)), pick], 1e-12, None))
-    inv = 0.25 / big
-    a21, a12, a02, a20, a10, a01 = m[:, 2, 1], m[:, 1, 2], m[:, 0, 2], m[:, 2, 0], m[:, 1, 0], m[:, 0, 1]
-    candidates = np.stack(
-        [
-            np.stack([big, (a21 - a12) * inv, (a02 - a20) * inv, (a10 - a01) * inv], axis=1),
-            np.stack([(a21 - a12) * inv, big, (a01 + a10) * inv, (a02 + a20) * inv], axis=1),
-            np.stack([(a02 - a20) * inv, (a01 + a10) * inv, big, (a12 + a21) * inv], axis=1),
-            np.stack([(a10 - a01) * inv, (a02 + a20) * inv, (a12 + a21) * inv, big], axis=1),
-        ],
-        axis=1,
-    )  # [N, 4 choices, 4]
-    q = candidates[np.arange(len(m)), pick]
-    return q * np.where(q[:, :1] < 0, -1.0, 1.0)  # w ≥ 0: one canonical sign
-
-
 def _yaw_matrix(yaw: float) -> np.ndarray:  # [3, 3]
     c, s = math.cos(yaw), math.sin(yaw)
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
@@ -600,7 +578,7 @@ def build_tabletop(*, seed: int = 0, num_gaussians: int = DEFAULT_NUM_GAUSSIANS)
     tangent = np.cos(psi)[:, None] * tangent + np.sin(psi)[:, None] * bitangent
     bitangent = np.cross(normal, tangent)
     frames = np.stack([tangent, bitangent, normal], axis=2)  # columns: local x, y, z
-    quats = _quats_from_frames(frames)
+    quats = rotmat_to_quat(frames)
 
     sigma = np.concatenate(sigmas)[:, None] * rng.uniform(0.85, 1.15, (n_total, 2))
     scales = np.concatenate([sigma, _FLATNESS * sigma.mean(axis=1, keepdims=True)], axis=1)

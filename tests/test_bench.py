@@ -3,12 +3,13 @@ processes (a child that dies must be an error, never a hang)."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 
-from backend.bench_accuracy import _run_isolated, accuracy_benchmark
 from backend.cli import main
+from bench.accuracy import _run_isolated, accuracy_benchmark
 
 
 def test_unknown_section_is_one_line_and_exit_2(capsys) -> None:
@@ -54,3 +55,45 @@ def test_accuracy_benchmark_on_a_tiny_scene(tmp_path) -> None:
         noise=1.0, methods=(), views=4, resolution=32, num_gaussians=2000, workdir=tmp_path, isolate=False
     )
     assert again["prepare"] == {}
+
+
+def test_interop_bench_reports_both_loaders_per_format(tmp_path) -> None:
+    from tests.helpers.interop import splat_transform_or_skip
+
+    splat_transform_or_skip()
+    from bench.interop import FORMATS, bench_interop
+
+    assert set(FORMATS) == {"ply", "compressed.ply", "spz", "splat"}  # the formats test_interop checks
+    figures = bench_interop(quick=True, workdir=tmp_path, num_gaussians=3000, formats=("ply", "splat"))
+    names = [f.name for f in figures]
+    assert names[0].startswith("splat-transform start-up") and figures[0].value > 0
+    for fmt in ("ply", "splat"):
+        theirs = [f for f in figures if f.name.startswith(f"load {fmt}, 3k: splat-transform")]
+        ours = [f for f in figures if f.name.startswith(f"load {fmt}, 3k: splatseg")]
+        assert len(theirs) == len(ours) == 1 and theirs[0].value > 0
+    ply = next(f for f in figures if f.name.startswith("load ply, 3k: splatseg"))
+    assert 0 < ply.value < figures[1].value * 100 and "as long" in ply.note
+
+
+def test_bench_json_carries_the_keyed_figures_at_the_top_level(tmp_path, monkeypatch) -> None:
+    from bench.common import Figure
+    from bench.run import SECTIONS, run_bench
+
+    def tiny(*, quick: bool, workdir) -> list[Figure]:
+        return [Figure("t", "keyed", 1.5, "ms", key="keyed_ms"), Figure("t", "plain", 2.0, "ms")]
+
+    monkeypatch.setitem(SECTIONS, "tiny", tiny)
+    out = tmp_path / "b.json"
+    run_bench(quick=True, json_out=out, sections=["tiny"])
+    payload = json.loads(out.read_text())
+    assert payload["keyed_ms"] == 1.5 and "plain" not in payload
+    assert [f["name"] for f in payload["figures"]] == ["keyed", "plain"]
+
+
+def test_field_query_latency_splits_encoding_from_the_lookup(tmp_path) -> None:
+    from bench.language_field import measure_query_latency
+    from tests.helpers.language_support import tiny_clip
+
+    r = measure_query_latency(num_gaussians=20_000, quick=True, clip=tiny_clip(tmp_path))
+    assert r["texts"] == 12
+    assert 0 < r["lookup_p50_ms"] < r["query_p50_ms"] and 0 < r["encode_p50_ms"] < r["query_p50_ms"]

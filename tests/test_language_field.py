@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from backend.cli import main
-from backend.errors import SplatsegError, StaleCacheError
+from backend.core.errors import SplatsegError, StaleCacheError
 from backend.language import clip as clip_mod
-from backend.language.bench_field import build_field, evaluate, field_scores, make_text_scene
+from backend.language.evaluate import build_field, evaluate, field_scores, make_text_scene
 from backend.language.field import LanguageField, load_field, mask_crops, quantize, save_field
 from backend.language.field_index import FieldTextIndex
 from backend.language.field_query import FieldIndex, field_relevancy, snap_to_clusters
@@ -23,7 +23,7 @@ from backend.language.ground_truth import GroundTruthEncoder, part_code_colors
 from backend.language.relevancy import CANONICAL_NEGATIVES, relevancy
 from backend.synthetic import build_tabletop, write_synthetic_scene
 from backend.workspace import Workspace
-from tests.language_support import TINY_NAME, register_tiny, tiny_clip
+from tests.helpers.language_support import TINY_NAME, register_tiny, tiny_clip
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ The public surface is re-exported here; the modules behind it are small and name
 (computing and storing cluster embeddings), `relevancy` (the arithmetic), `query` (orchestration, `TextIndex`);
 the per-Gaussian language field: `field` (building it), `field_query` (relevancy per Gaussian), `field_index`
 (workspace, `prepare-text --field`, the index `query` and the viewer use); `ground_truth` (tests and benchmarks
-only: a CLIP stand-in made from a synthetic scene's labels), `bench_field` (its accuracy figures).
+only, never on a product path: a CLIP stand-in made from a synthetic scene's labels), `evaluate` (the
+localisation protocol the field's tests and benchmark share).
 """
 
 from __future__ import annotations

@@ -36,11 +36,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from backend.camera import Camera
+from backend.core.camera import Camera
+from backend.core.scene import GaussianScene
 from backend.features.contrib_cache import ContributionCache, build_cache
 from backend.masks.maskset import ViewMasks
 from backend.render import Backend, render, resolve_backend
-from backend.scene import GaussianScene
 
 FIELD_FILE = "language/field.safetensors"
 FIELD_LEVELS: tuple[str, ...] = ("coarse", "fine")

@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from backend.errors import SplatsegError, StaleCacheError
+from backend.core.errors import SplatsegError, StaleCacheError
 from backend.workspace import Workspace
 
 from .clip import DEFAULT_CLIP_MODEL, load_clip

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from backend.errors import SplatsegError
+from backend.core.errors import SplatsegError
 
 from .clip import few_threads
 from .field import LanguageField

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from backend.scene import GaussianScene
+from backend.core.scene import GaussianScene
 
 DEFAULT_NOISE = 0.5
 """Norm of the noise added to a crop's unit mix: cos(noisy, clean) ≈ 1/√(1 + noise²) ≈ 0.89."""

@@ -12,18 +12,15 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from .bench import Figure
-from .camera import Camera
-from .lift import GeometryCache, GroundTruthPredictor, Sa3dOptions, ViewGeometry, segment_sa3d, view_geometry
-from .scene import GaussianScene
+from backend.lift import GeometryCache, GroundTruthPredictor, Sa3dOptions, segment_sa3d
+from backend.lift.evaluate import heldout_ious, interior_pixel
 
-MIN_OBJECT_PIXELS = 16
-"""Held-out views that show less of the object than this are left out of its IoU (a few boundary pixels decide it)."""
+from .common import Figure
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,41 +39,6 @@ class ObjectResult:
     predictor's time is left out, it is SAM's share."""
 
 
-def interior_pixel(mask: np.ndarray) -> tuple[float, float]:  # mask [H, W] bool → (x, y) pixel centre
-    """The mask pixel farthest from its edge: where a person clicks to mean the object and not its border."""
-    from scipy.ndimage import distance_transform_edt
-
-    dist = distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
-    y, x = np.unravel_index(int(np.argmax(dist)), mask.shape)
-    return float(x) + 0.5, float(y) + 0.5
-
-
-def heldout_ious(
-    scene: GaussianScene,
-    cameras: Sequence[Camera],
-    selection: np.ndarray,  # [N] bool
-    object_maps: dict[str, np.ndarray],  # view name → [H, W] object labels
-    object_id: int,
-    *,
-    skip: set[str],
-    min_pixels: int = MIN_OBJECT_PIXELS,
-    geometry: Callable[[Camera], ViewGeometry] | None = None,
-) -> list[float]:
-    """IoU of the rendered selection with the object's ground truth in every view not in `skip`."""
-    sel = torch.as_tensor(selection)
-    rasterise = geometry or (lambda camera: view_geometry(scene, camera))
-    ious = []
-    for camera in cameras:
-        if camera.name in skip:
-            continue
-        gt = object_maps[camera.name] == object_id
-        if np.count_nonzero(gt) < min_pixels:
-            continue
-        rendered = rasterise(camera).selection_mask(sel).cpu().numpy()
-        ious.append(np.count_nonzero(rendered & gt) / np.count_nonzero(rendered | gt))
-    return ious
-
-
 def tabletop_accuracy(
     *,
     seeds: Sequence[int] = (0, 1),
@@ -88,7 +50,7 @@ def tabletop_accuracy(
     progress: bool = True,
 ) -> list[ObjectResult]:
     """Click every object (or those named) of each seeded tabletop once and score it in the held-out views."""
-    from .synthetic import build_tabletop, orbit_cameras
+    from backend.synthetic import build_tabletop, orbit_cameras
 
     opts = options or Sa3dOptions(views=8)
     results: list[ObjectResult] = []
@@ -136,8 +98,8 @@ def sam_embedding_seconds(*, model_type: str = "vit_b", image_size: int = 256, r
     """Seconds per SAM image embedding and per prompt decode, with the real architecture and random weights."""
     from segment_anything import sam_model_registry
 
-    from .camera import look_at
-    from .lift import SamPredictorAdapter
+    from backend.core.camera import look_at
+    from backend.lift import SamPredictorAdapter
 
     torch.manual_seed(0)
     sam = sam_model_registry[model_type](checkpoint=None).eval()

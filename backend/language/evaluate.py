@@ -1,4 +1,6 @@
-"""`bench --section text`, field part: text accuracy measured with the ground-truth encoder, and field query latency.
+"""Scoring text queries against a synthetic scene's ground truth: LERF's localisation protocol and mIoU.
+
+Shared by the field benchmark (`bench/language_field.py`) and its tests, so both measure the same thing the same way.
 
 Accuracy (LERF's localisation protocol): for every object and every part that a held-out view shows (at least
 `_MIN_TARGET_PX` pixels), the view's highest-relevancy pixel must fall inside the target's ground-truth region. The
@@ -17,28 +19,24 @@ generator's per-Gaussian labels and rendered label maps.
 from __future__ import annotations
 
 import dataclasses
-import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from backend.camera import Camera
+from backend.core.camera import Camera
 from backend.masks.maskset import ViewMasks
 from backend.masks.noise import NoiseConfig, noisy_masks
 from backend.render import contributions, render
 
-from .field import DEFAULT_CODEBOOK, LanguageField, build_language_field
+from .field import LanguageField, build_language_field
 from .field_query import FieldIndex
-from .ground_truth import GroundTruthEncoder, label_coded_scene, part_text
+from .ground_truth import label_coded_scene, part_text
 
 _MIN_TARGET_PX = 20
 _LOCALISATION_K = 8
 NOISE_LEVELS = (0.5, 1.0)
 """The ground-truth encoder's noise: the default, and twice as much."""
-
-Figure = tuple[str, float, str, str]
 
 
 @dataclasses.dataclass
@@ -186,106 +184,3 @@ def cluster_scores(ts: TextScene, encoder, threshold: float = 0.5):
 
 def build_field(ts: TextScene, encoder, **kwargs) -> LanguageField:
     return build_language_field(ts.coded, ts.train, ts.masks, encoder, backend="torch", **kwargs)
-
-
-def measure_accuracy(quick: bool) -> dict[str, Any]:
-    """Field and cluster accuracy at the two noise levels; keys as the issue names them (default noise)."""
-    if quick:
-        ts = make_text_scene(num_gaussians=12_000, views=10, held_out=3, resolution=96)
-    else:
-        ts = make_text_scene(num_gaussians=40_000, views=20, held_out=4, resolution=128)
-    results: dict[str, Any] = {}
-    for noise in NOISE_LEVELS:
-        encoder = GroundTruthEncoder(ts.synth, noise=noise)
-        t0 = time.perf_counter()
-        field = build_field(ts, encoder)
-        build_s = time.perf_counter() - t0
-        f = evaluate(ts, field_scores(FieldIndex(encoder, field)))
-        c = evaluate(ts, cluster_scores(ts, GroundTruthEncoder(ts.synth, noise=noise)))
-        results[noise] = {"field": f, "clusters": c, "field_build_s": build_s}
-    default = results[NOISE_LEVELS[0]]
-    return {
-        "localization_objects_field": default["field"]["localization_objects"],
-        "localization_parts_field": default["field"]["localization_parts"],
-        "localization_objects_clusters": default["clusters"]["localization_objects"],
-        "localization_parts_clusters": default["clusters"]["localization_parts"],
-        "by_noise": {str(k): v for k, v in results.items()},
-        "scene": {"gaussians": len(ts.synth.scene), "train_views": len(ts.train), "held_out": len(ts.held_out)},
-    }
-
-
-def measure_query_latency(*, num_gaussians: int = 1_000_000, quick: bool = False, clip=None) -> dict[str, float]:
-    """Query → selection p50 over uncached texts at `num_gaussians`, text encoding included.
-
-    The field is random with a full codebook per level (latency does not depend on the values); the encoder is
-    ViT-B-16 with random weights (the real text tower's cost) unless one is given."""
-    from .bench import _QUERIES
-    from .clip import DEFAULT_CLIP_MODEL, random_clip
-
-    encoder = clip if clip is not None else random_clip(DEFAULT_CLIP_MODEL, seed=0, device="cpu")
-    gen = torch.Generator().manual_seed(0)
-    d, dim = 16, encoder.embed_dim
-    basis, _ = torch.linalg.qr(torch.randn(dim, d, generator=gen))
-    levels = ("coarse", "fine")
-    field = LanguageField(
-        features={lvl: torch.randn(num_gaussians, d, generator=gen) * 0.1 for lvl in levels},
-        valid=torch.rand(num_gaussians, generator=gen) < 0.9,
-        basis=basis,
-        mean=torch.nn.functional.normalize(torch.randn(dim, generator=gen), dim=0) * 0.5,
-        identity=dict(encoder.identity),
-        codebooks={lvl: torch.randn(DEFAULT_CODEBOOK, d, generator=gen) * 0.1 for lvl in levels},
-        codes={lvl: torch.randint(0, DEFAULT_CODEBOOK, (num_gaussians,), generator=gen) for lvl in levels},
-    )
-    index = FieldIndex(encoder, field)
-    index.query("warm-up query")
-    texts = _QUERIES[:12] if quick else _QUERIES
-    total, encode = [], []
-    for text in texts:
-        r = index.query(text)
-        total.append(r.milliseconds)
-        encode.append(r.encode_ms)
-    return {"query_p50_ms": float(np.median(total)), "encode_p50_ms": float(np.median(encode)), "texts": len(texts)}
-
-
-def bench_text_field(quick: bool, workdir: Path | None = None) -> tuple[list[Figure], dict[str, Any]]:
-    """Figures for the README table and the JSON keys (`localization_*`, `query_p50_ms`)."""
-    del workdir
-    acc = measure_accuracy(quick)
-    lat = measure_query_latency(quick=quick)
-    where = f"CPU, {torch.get_num_threads()} threads"
-    figures: list[Figure] = []
-    for noise, res in acc["by_noise"].items():
-        for src in ("field", "clusters"):
-            r = res[src]
-            note = (
-                f"GT encoder noise {noise}; mIoU objects {r['miou_objects']:.3f}, parts {r['miou_parts']:.3f}; "
-                f"{r['cases_objects']}+{r['cases_parts']} cases"
-            )
-            figures.append((f"text localisation objects, {src}, noise {noise}", r["localization_objects"], "", note))
-            figures.append((f"text localisation parts, {src}, noise {noise}", r["localization_parts"], "", note))
-    figures.append(
-        (
-            "text query → selection p50, field, 1M Gaussians",
-            lat["query_p50_ms"],
-            "ms",
-            f"{where}; ViT-B-16 text (random weights), encode p50 {lat['encode_p50_ms']:.1f} ms",
-        )
-    )
-    keys = {k: v for k, v in acc.items() if k.startswith("localization_")}
-    keys["query_p50_ms"] = lat["query_p50_ms"]
-    keys["text_field_details"] = acc
-    return figures, keys
-
-
-def main() -> None:  # python -m backend.language.bench_field [--quick]
-    import json
-    import sys
-
-    figures, keys = bench_text_field("--quick" in sys.argv)
-    for f in figures:
-        print(f"| {f[0]} | {f[1]:.3f} {f[2]} | {f[3]} |")
-    print(json.dumps(keys, indent=1, default=str))
-
-
-if __name__ == "__main__":
-    main()

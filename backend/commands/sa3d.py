@@ -1,52 +1,28 @@
 """`splatseg segment --method sa3d`: the training-free path of the segment command.
 
 It prints the same JSON object as the feature methods (count, milliseconds, method, level, view, pixels, …) plus
-what only SA3D has: the views tried and lifted, why it stopped, and which 2D predictor answered. Nothing is read
-from the workspace: no masks, no features, no training.
+what only SA3D has: the views tried and lifted, why it stopped, and which 2D predictor answered (`predictor`).
+Nothing is read from the workspace: no masks, no features, no training.
+
+The predictor is SAM unless the user names another (`--predictor labels|FOLDER`): a synthetic scene's ground truth
+is a benchmark's oracle, never a silent stand-in for SAM because the scene happens to carry `labels/`.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from ..camera import Camera
-from ..errors import InputError
-from .predictor import Granularity, MaskPredictor
-from .self_prompt import Sa3dOptions, segment_sa3d
-
-MaskSource = Literal["auto", "sam", "labels"]
+from ..core.camera import Camera
+from ..core.errors import InputError
+from ..lift.predictor import Granularity, make_predictor
+from ..lift.self_prompt import Sa3dOptions, segment_sa3d
 
 LEVEL_TO_GRANULARITY: dict[str | None, Granularity] = {None: "whole", "coarse": "whole", "fine": "part"}
 """`--level` of the feature methods, read as which of SAM's candidates the click means."""
-
-
-def make_predictor(
-    scene_dir: str | os.PathLike[str],
-    masks: MaskSource = "auto",
-    *,
-    sam_checkpoint: str | os.PathLike[str] | None = None,
-    sam_model: str | None = None,
-) -> tuple[MaskPredictor, str]:  # the predictor, and "sam" or "labels"
-    """SAM, or a synthetic scene's ground truth ("auto": the labels when the scene has them, as `prepare` does)."""
-    from ..masks.labels import has_labels
-
-    if masks == "auto":
-        masks = "labels" if has_labels(scene_dir) and sam_checkpoint is None else "sam"
-    if masks == "labels":
-        from .predictor import GroundTruthPredictor
-
-        return GroundTruthPredictor.from_scene_dir(scene_dir), "labels"
-    if masks != "sam":
-        raise InputError(f"--masks for SA3D is sam or labels, not {masks!r}")
-    from ..masks.sam import load_sam
-    from .predictor import SamPredictorAdapter
-
-    return SamPredictorAdapter(load_sam(sam_model, sam_checkpoint)), "sam"  # type: ignore[arg-type]
 
 
 def sa3d_segment_command(
@@ -57,7 +33,7 @@ def sa3d_segment_command(
     negatives: Sequence[tuple[float, float]] = (),
     level: str | None = None,
     views: int | None = None,
-    masks: MaskSource = "auto",
+    predictor: str = "sam",
     sam_checkpoint: Path | None = None,
     sam_model: str | None = None,
     mask_out: Path | None = None,
@@ -76,11 +52,20 @@ def sa3d_segment_command(
     camera = find_camera(cameras, view)
     clicks = [_pixel_center(camera, p) for p in pixels]
     negs = [_pixel_center(camera, p) for p in negatives]
+    mask_predictor, source = make_predictor(
+        scene_dir, predictor, cameras=cameras, sam_checkpoint=sam_checkpoint, sam_model=sam_model
+    )
     gaussians, _ = load_scene(scene)
-    predictor, source = make_predictor(scene_dir, masks, sam_checkpoint=sam_checkpoint, sam_model=sam_model)
     options = Sa3dOptions(granularity=LEVEL_TO_GRANULARITY[level], **({} if views is None else {"views": views}))
     result = segment_sa3d(
-        gaussians, cameras, predictor, view=camera, pixels=clicks, negatives=negs, options=options, progress=progress
+        gaussians,
+        cameras,
+        mask_predictor,
+        view=camera,
+        pixels=clicks,
+        negatives=negs,
+        options=options,
+        progress=progress,
     )
     report: dict[str, Any] = {
         "count": int(result.mask.sum()),
@@ -93,13 +78,13 @@ def sa3d_segment_command(
         "pixels": [[int(x), int(y)] for x, y in pixels],
         "negatives": [[int(x), int(y)] for x, y in negatives],
         "num_gaussians": len(gaussians),
-        "masks": source,
+        "predictor": source,
         "views_tried": len(result.steps),
         "views_used": result.views_used,
         "stopped": result.stopped,
     }
     if mask_out is not None:
-        from ..selection import save_selection
+        from ..io.selection import save_selection
 
         save_selection(mask_out, result.mask)
         report["mask_out"] = str(mask_out)

@@ -1,14 +1,13 @@
 """Selections: a boolean mask over the model's Gaussians, in the model file's order.
 
-On disk a selection is a `.npy` bool vector [N] (design.md): anyone can apply it to the PLY with numpy. In the
-viewer it is a `SelectionState` (the mask with undo/redo) edited by clicks and by `select_in_rect` box drags.
+On disk a selection is a `.npy` bool vector [N] (read and written by `backend.io.selection`). In the viewer it is
+a `SelectionState` (the mask with undo/redo) edited by clicks and by `select_in_rect` box drags.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -16,41 +15,6 @@ import torch
 from torch import Tensor
 
 from .camera import Camera
-from .errors import InputError
-from .io.atomic import atomic_path
-
-
-def load_selection(path: str | Path, num_gaussians: int) -> np.ndarray:  # → [N] bool
-    """Read a selection `.npy`, refusing pickles and anything that is not one flag per Gaussian."""
-    path = Path(path)
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError(f"selection file {path} does not exist") from None
-    except ValueError as e:
-        raise InputError(f"{path} is not a plain .npy array ({e}); save selections with numpy.save") from None
-    except OSError as e:
-        raise InputError(f"{path} is not a readable .npy file ({e})") from None
-    if not isinstance(arr, np.ndarray) or arr.ndim != 1:
-        raise InputError(f"{path} must hold a 1-D bool vector, got shape {getattr(arr, 'shape', '?')}")
-    if arr.shape[0] != num_gaussians:
-        raise InputError(
-            f"{path} has {arr.shape[0]} entries but the model has {num_gaussians} Gaussians; "
-            "was it made for another scene?"
-        )
-    if arr.dtype != np.bool_:
-        if np.issubdtype(arr.dtype, np.integer) and set(np.unique(arr).tolist()) <= {0, 1}:
-            arr = arr.astype(bool)
-        else:
-            raise InputError(f"{path} holds {arr.dtype} values; a selection is a bool vector (0/1 also accepted)")
-    return arr
-
-
-def save_selection(path: str | Path, mask: np.ndarray) -> None:
-    mask = np.asarray(mask, dtype=bool).reshape(-1)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, mask, allow_pickle=False)
-
 
 # ---- editing state -------------------------------------------------------------------------------------------------
 

@@ -5,11 +5,12 @@ labels through the SAM-like noise model (or clean, `noise=0`), each method is tr
 `holdout_every`-th, and then, for every object (coarse) and every part (fine), one pixel deep inside it is clicked
 in the training view where it is biggest (the maximum of its mask's distance transform, so the click is far from
 any boundary). The selection is rendered in each held-out view (pixels where the selected Gaussians carry more than
-half of the opacity, as `render_view.selection_mask_image` does) and compared with the ground-truth label map.
+half of the opacity, as `backend.commands.render.selection_mask_image` does) and compared with the ground-truth
+label map.
 Reported per method: mIoU over objects and over parts, the floater fraction (selected Gaussians whose ground-truth
 object or part is not the target), training seconds and peak memory (measured in a child process per method).
 
-    python -m backend.bench_accuracy --noise 1.0 --workdir /tmp/splatseg-bench
+    python -m bench.accuracy --noise 1.0 --workdir /tmp/splatseg-bench
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from .camera import Camera
-from .features.field import FeatureField, load_field
-from .io.cameras import load_cameras
-from .io.images import read_label_map
-from .render import pixel_center, rasterize_fragments
-from .scene import GaussianScene
+from backend.core.camera import Camera
+from backend.core.scene import GaussianScene
+from backend.features.field import FeatureField, load_field
+from backend.io.cameras import load_cameras
+from backend.io.images import read_label_map
+from backend.render import pixel_center, rasterize_fragments
 
 MIN_GT_PIXELS = 16
 """A target smaller than this in a held-out view is not scored there (a few pixels make IoU a coin toss)."""
@@ -115,7 +116,7 @@ def accuracy_benchmark(
 
 # ---- training in a child process -----------------------------------------------------------------------------------
 def _train(scene: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    from .features.train import train_features
+    from backend.features.train import train_features
 
     r = train_features(scene, **kwargs)
     return {
@@ -130,8 +131,8 @@ def _train(scene: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 def _prepare(scene: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     import time
 
-    from .features.train import peak_rss_megabytes
-    from .masks.prepare import prepare_masks
+    from backend.features.train import peak_rss_megabytes
+    from backend.masks.prepare import prepare_masks
 
     t0 = time.perf_counter()
     prepare_masks(scene, source="labels", **kwargs)
@@ -173,7 +174,7 @@ def _run_isolated(fn, scene: str, kwargs: dict[str, Any], what: str = "preparing
 
 # ---- the scene and its ground truth --------------------------------------------------------------------------------
 def _synthetic_scene(workdir: Path, *, seed: int, views: int, resolution: int, num_gaussians: int) -> Path:
-    from .synthetic import write_synthetic_scene
+    from backend.synthetic import write_synthetic_scene
 
     folder = workdir / f"tabletop-s{seed}-v{views}-r{resolution}-n{num_gaussians}"
     done = folder / ".complete"
@@ -186,9 +187,9 @@ def _synthetic_scene(workdir: Path, *, seed: int, views: int, resolution: int, n
 
 
 def _masks_ready(scene_dir: Path, ws_dir: Path, noise: float) -> bool:
-    from .errors import SplatsegError
-    from .masks.prepare import MASKS_NAME, open_masks
-    from .workspace import Workspace
+    from backend.core.errors import SplatsegError
+    from backend.masks.prepare import MASKS_NAME, open_masks
+    from backend.workspace import Workspace
 
     ws = Workspace(scene_dir, ws_dir)
     try:
@@ -204,7 +205,7 @@ class _GroundTruth:
     """Per-Gaussian and per-pixel labels of a synthetic scene."""
 
     def __init__(self, scene_dir: Path) -> None:
-        from .io.scene_folder import load_scene
+        from backend.io.scene_folder import load_scene
 
         self.scene_dir = scene_dir
         self.scene, _ = load_scene(scene_dir)
@@ -259,8 +260,8 @@ def _saga_scale(ws_dir: Path, camera: Camera, x: int, y: int, gt: np.ndarray, la
     """The 3D scale to query SAGA with for a target: between the best-matching mask's scale and the scale of the
     next larger mask under the click (SAGA groups a pixel with every mask smaller than the query scale); when no
     larger mask covers the click, above every mask (`largest`), where the grouping is the union of all masks."""
-    from .masks.maskset import MaskSet
-    from .masks.prepare import MASKS_NAME
+    from backend.masks.maskset import MaskSet
+    from backend.masks.prepare import MASKS_NAME
 
     view = MaskSet(ws_dir / MASKS_NAME).read_view(camera.name)
     flat = view.masks.reshape(len(view.masks), -1)
@@ -364,7 +365,7 @@ def format_results(results: Sequence[dict[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m backend.bench_accuracy", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.accuracy", description=__doc__.split("\n")[0])
     p.add_argument("--noise", type=float, action="append", help="noise strength (repeatable; default 1 and 0)")
     p.add_argument("--method", action="append", choices=["click", "saga"], help="default: both")
     p.add_argument("--workdir", type=Path, required=True)
@@ -420,10 +421,10 @@ def click_latency_benchmark(
 
     import torch.nn.functional as F
 
-    from .features.field import FeatureField
-    from .features.neighbors import knn_neighbors
-    from .features.threads import compute_threads
-    from .synthetic import build_tabletop, orbit_cameras
+    from backend.features.field import FeatureField
+    from backend.features.neighbors import knn_neighbors
+    from backend.features.threads import compute_threads
+    from backend.synthetic import build_tabletop, orbit_cameras
 
     t0 = time.perf_counter()
     synth = build_tabletop(seed=seed, num_gaussians=num_gaussians)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 
-from .errors import SplatsegError
-from .io.atomic import atomic_path
-from .io.cameras import find_camera, load_cameras
-from .io.images import write_png
-from .io.scene_folder import load_scene, scene_dir_of
-from .render import Backend, render, to_uint8
-from .selection import load_selection
+from ..core.errors import SplatsegError
+from ..io.atomic import atomic_path
+from ..io.cameras import find_camera, load_cameras
+from ..io.images import write_png
+from ..io.scene_folder import load_scene, scene_dir_of
+from ..io.selection import load_selection
+from ..render import Backend, render, to_uint8
 
 What = Literal["rgb", "depth", "alpha", "mask"]
 
@@ -75,3 +76,17 @@ def _write(out: Path, raw: np.ndarray, *, image: np.ndarray) -> None:
             np.save(f, raw, allow_pickle=False)
     else:
         write_png(out, image)
+
+
+def run(args: argparse.Namespace) -> int:
+    render_command(
+        args.scene,
+        view=args.view,
+        what=args.what,
+        out=args.output,
+        selection=args.selection,
+        background=args.background,
+        backend=args.backend,
+        workspace=args.workspace,
+    )
+    return 0

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import torch
 
-from backend.camera import Camera, look_at
-from backend.scene import GaussianScene
+from backend.core.camera import Camera, look_at
+from backend.core.scene import GaussianScene
 
 
 def disc_quats(normals: np.ndarray) -> np.ndarray:  # [N, 3] unit → [N, 4] wxyz turning local z onto the normal

@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .clip import DEFAULT_CLIP_MODEL, random_clip
-from .embeddings import ClusterEmbeddings, LevelEmbeddings, compute_cluster_embeddings
+from backend.language.clip import DEFAULT_CLIP_MODEL, random_clip
+from backend.language.embeddings import ClusterEmbeddings, LevelEmbeddings, compute_cluster_embeddings
+
+from .common import Figure
 
 _QUERIES = [
     "the red mug",
@@ -51,10 +53,8 @@ _QUERIES = [
     "a houseplant in a terracotta pot",
 ]
 
-Figure = tuple[str, float, str, str]  # (name, value, unit, note)
 
-
-def bench_text(quick: bool, workdir: Path) -> list[Figure]:
+def bench_text(*, quick: bool, workdir: Path) -> list[Figure]:
     """Query latency p50/p95 on this machine, and cluster-embedding cost per cluster (render + crop + encode)."""
     del workdir  # everything is built in memory
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -67,7 +67,7 @@ def bench_text(quick: bool, workdir: Path) -> list[Figure]:
 
 
 def _query_latency(encoder, *, quick: bool, where: str) -> list[Figure]:
-    from .query import TextIndex
+    from backend.language.query import TextIndex
 
     n, coarse, fine = 1_000_000, 100, 300
     rng = np.random.default_rng(0)
@@ -91,8 +91,8 @@ def _query_latency(encoder, *, quick: bool, where: str) -> list[Figure]:
         f"encode p50 {np.median(encode):.1f} ms, rank + mask p50 {np.median(rank):.1f} ms"
     )
     return [
-        ("text query p50, ViT-B-16 (encode + rank + mask)", float(np.median(total)), "ms", note),
-        ("text query p95, ViT-B-16", float(np.percentile(total, 95)), "ms", where),
+        Figure("text", "text query p50, ViT-B-16 (encode + rank + mask)", float(np.median(total)), "ms", note),
+        Figure("text", "text query p95, ViT-B-16", float(np.percentile(total, 95)), "ms", where),
     ]
 
 
@@ -116,6 +116,6 @@ def _embedding_cost(encoder, *, quick: bool, where: str) -> list[Figure]:
     per_crop = (time.perf_counter() - t1) / images.shape[0]
     scene_note = f"{len(synth.scene):,} Gaussians, {len(cameras)} views, {clusters} clusters, {crops} crops"
     return [
-        ("cluster embedding per cluster, ViT-B-16", seconds / clusters, "s", f"{where}; {scene_note}"),
-        ("CLIP image encode per 224² crop, ViT-B-16", per_crop * 1e3, "ms", f"{where}; batch 32"),
+        Figure("text", "cluster embedding per cluster, ViT-B-16", seconds / clusters, "s", f"{where}; {scene_note}"),
+        Figure("text", "CLIP image encode per 224² crop, ViT-B-16", per_crop * 1e3, "ms", f"{where}; batch 32"),
     ]

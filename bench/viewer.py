@@ -12,16 +12,13 @@
    command to the splats being drawn in Debian's chromium; then an object is clicked and the page saved as a
    screenshot.
 
-`python -m backend.bench_viewer [--quick] [--json OUT] [--figures DIR] [--skip-demo]`
+`python -m bench.viewer [--quick] [--json OUT] [--figures DIR] [--skip-demo]`
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -34,33 +31,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .camera import Camera
-from .io.atomic import write_text_atomic
+from backend.core.camera import Camera
+from backend.io.atomic import write_text_atomic
+from viewer.headless import CHROMIUM_ARGS
+
+from .common import machine_description, percentile
 
 CLICK_CANVAS = (1280, 720)
 """A typical browser canvas: the click's camera has this size."""
 DEMO_VIEWPORT = (1000, 700)
 """The headless browser's page size for the demo figure (software WebGL: a frame takes seconds, not milliseconds)."""
-
-
-@dataclasses.dataclass
-class Figure:
-    name: str
-    value: float
-    unit: str
-    note: str = ""
-
-
-def machine() -> str:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{platform.machine()}, {os.cpu_count()} CPU cores ({torch.get_num_threads()} torch threads), "
-        f"load average {load:.1f} at start, torch {torch.__version__}, Python {platform.python_version()}"
-    )
-
-
-def _percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q))
 
 
 # ---- 1. click latency ----------------------------------------------------------------------------------------------
@@ -87,9 +67,9 @@ def synthetic_click_features(
 
 def write_click_workspace(scene_dir: Path, object_labels: np.ndarray, part_labels: np.ndarray) -> None:
     """Store synthetic click features exactly where and how `splatseg train` stores trained ones."""
-    from .features.store import features_name
-    from .io.scene_folder import find_model
-    from .workspace import Workspace
+    from backend.features.store import features_name
+    from backend.io.scene_folder import find_model
+    from backend.workspace import Workspace
 
     feats = synthetic_click_features(object_labels, part_labels)
     n = feats.shape[0]
@@ -115,7 +95,7 @@ def write_click_workspace(scene_dir: Path, object_labels: np.ndarray, part_label
 
 def _click_pixels(scene, camera: Camera, object_labels: np.ndarray, count: int, seed: int) -> list[tuple[float, float]]:
     """Pixels on the objects of the table (not the room), as a person would click."""
-    from .render import RayCaster
+    from backend.render import RayCaster
 
     rng = np.random.default_rng(seed)
     caster = RayCaster(scene)
@@ -138,20 +118,19 @@ def _click_pixels(scene, camera: Camera, object_labels: np.ndarray, count: int, 
 
 
 def bench_click_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str, float]:
+    from backend.features.field import load_field
+    from backend.io.ply import write_ply
+    from backend.synthetic import build_tabletop, orbit_cameras
+    from backend.workspace import Workspace
     from viewer.client_camera import camera_from_viewport, screen_to_pixel, viewport_of
     from viewer.session import Session
     from viewer.splats import ChunkedSplats, SplatChunks
-
-    from .features.field import load_field
-    from .io.ply import write_ply
-    from .synthetic import build_tabletop, orbit_cameras
-    from .workspace import Workspace
 
     synth = build_tabletop(seed=0, num_gaussians=num_gaussians)
     scene_dir = workdir / f"tabletop_{num_gaussians}"
     scene_dir.mkdir(parents=True, exist_ok=True)
     write_ply(scene_dir / "point_cloud.ply", synth.scene)
-    from .io.cameras import write_inria_cameras
+    from backend.io.cameras import write_inria_cameras
 
     # Orbit views rebuilt at the canvas size with square pixels, as the browser reports them.
     cameras = [
@@ -191,10 +170,10 @@ def bench_click_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> di
     times, look_ms = times[warm:], look_ms[warm:]
     return {
         "clicks": len(times),
-        "click_p50_ms": _percentile(times, 50),
-        "click_p95_ms": _percentile(times, 95),
-        "look_and_diff_p50_ms": _percentile(look_ms, 50),
-        "look_and_diff_p95_ms": _percentile(look_ms, 95),
+        "click_p50_ms": percentile(times, 50),
+        "click_p95_ms": percentile(times, 95),
+        "look_and_diff_p50_ms": percentile(look_ms, 50),
+        "look_and_diff_p95_ms": percentile(look_ms, 95),
     }
 
 
@@ -222,10 +201,9 @@ class _CountingSceneApi:
 
 
 def bench_bytes(num_gaussians: int, *, num_chunks: int | None = None) -> dict[str, float]:
+    from backend.synthetic import build_tabletop
     from viewer.looks import LookCache, base_rgba
     from viewer.splats import ChunkedSplats, SplatChunks
-
-    from .synthetic import build_tabletop
 
     synth = build_tabletop(seed=0, num_gaussians=num_gaussians)
     scene = synth.scene
@@ -307,17 +285,6 @@ def bench_demo(workdir: Path, *, screenshot: Path | None, timeout: float = 600.0
     return out
 
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--no-first-run",
-]
-
-
 def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
     import urllib.request
 
@@ -352,11 +319,10 @@ def _wait_frame(page, timeout: float) -> None:
 
 def _click_and_screenshot(page, workdir: Path, screenshot: Path) -> None:
     """Click the mug (found from the demo's first camera, as the browser starts there) and save the page."""
+    from backend.io.cameras import load_cameras
+    from backend.io.scene_folder import load_scene
     from viewer.app import initial_view
     from viewer.client_camera import camera_from_viewport, matrix_to_quat
-
-    from .io.cameras import load_cameras
-    from .io.scene_folder import load_scene
 
     folder = workdir / "tabletop"
     scene, _ = load_scene(folder)
@@ -379,7 +345,7 @@ def _click_and_screenshot(page, workdir: Path, screenshot: Path) -> None:
 
 # ---- main ----------------------------------------------------------------------------------------------------------
 def run(*, quick: bool, json_out: Path | None, figures: Path | None, skip_demo: bool) -> dict[str, Any]:
-    results: dict[str, Any] = {"machine": machine()}
+    results: dict[str, Any] = {"machine": machine_description()}
     print(results["machine"], flush=True)
     with tempfile.TemporaryDirectory(prefix="splatseg-bench-viewer-") as tmp:
         tmp_path = Path(tmp)
@@ -421,7 +387,7 @@ def run(*, quick: bool, json_out: Path | None, figures: Path | None, skip_demo: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m backend.bench_viewer", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.viewer", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer clicks")
     p.add_argument("--json", type=Path, default=None, dest="json_out")
     p.add_argument("--figures", type=Path, default=None, help="where the demo screenshot goes")

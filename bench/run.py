@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -20,70 +18,40 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io.atomic import write_text_atomic
+from backend.io.atomic import write_text_atomic
 
-
-@dataclasses.dataclass
-class Figure:
-    section: str
-    name: str
-    value: float
-    unit: str
-    note: str = ""
-
-
-def machine_description() -> str:
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (
-        f"{platform.machine()}, {os.cpu_count()} CPU cores ({torch.get_num_threads()} torch threads), {gpu}, "
-        f"torch {torch.__version__}, Python {platform.python_version()}"
-    )
-
-
-def _timed(fn: Callable[[], object], repeat: int, warmup: int = 1) -> list[float]:  # → seconds per run
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
-
-
-def _p(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q))
+from .common import Figure, machine_description, percentile, timed
 
 
 def bench_foundation(*, quick: bool, workdir: Path) -> list[Figure]:
-    """Issue 2's figures: PLY load at 1M, reference render at 100k/256², ray_feature at 1M, contributions 10k px."""
-    from .features.threads import compute_threads
-    from .io.ply import read_ply, write_ply
-    from .render import RayCaster, contributions, pixel_center, render
-    from .synthetic import build_tabletop, orbit_cameras
+    """PLY load at 1M, reference render at 100k/256², ray_feature at 1M, contributions 10k px."""
+    from backend.features.threads import compute_threads
+    from backend.io.ply import read_ply, write_ply
+    from backend.render import RayCaster, contributions, pixel_center, render
+    from backend.synthetic import build_tabletop, orbit_cameras
 
     figures: list[Figure] = []
     big = build_tabletop(seed=0, num_gaussians=1_000_000)
     ply = workdir / "bench_1m.ply"
     write_ply(ply, big.scene)
     size_mb = ply.stat().st_size / 1e6
-    t = _timed(lambda: read_ply(ply), repeat=2 if quick else 5)
+    t = timed(lambda: read_ply(ply), repeat=2 if quick else 5)
     figures.append(Figure("io", "PLY load, 1M Gaussians", statistics.median(t), "s", f"{size_mb:.0f} MB file"))
 
     small = build_tabletop(seed=0, num_gaussians=100_000)
     cam = orbit_cameras(small, views=8, resolution=256, seed=0)[0]
-    t = _timed(lambda: render(small.scene, cam, backend="torch"), repeat=2 if quick else 5)
+    t = timed(lambda: render(small.scene, cam, backend="torch"), repeat=2 if quick else 5)
     figures.append(Figure("render", "reference render, 100k Gaussians, 256×256, CPU", statistics.median(t), "s"))
 
     feats = torch.randn(len(small.scene), 16)
-    t = _timed(lambda: render(small.scene, cam, features=feats, backend="torch"), repeat=2 if quick else 5)
+    t = timed(lambda: render(small.scene, cam, features=feats, backend="torch"), repeat=2 if quick else 5)
     figures.append(Figure("render", "reference render + 16-d features, 100k, 256×256", statistics.median(t), "s"))
 
     g = torch.Generator().manual_seed(0)
     pixels = torch.stack(
         [torch.randint(0, 256, (10_000,), generator=g), torch.randint(0, 256, (10_000,), generator=g)], 1
     )
-    t = _timed(lambda: contributions(small.scene, cam, pixels, 16), repeat=2 if quick else 5)
+    t = timed(lambda: contributions(small.scene, cam, pixels, 16), repeat=2 if quick else 5)
     figures.append(Figure("render", "contributions, 10k pixels, k=16, 100k Gaussians", statistics.median(t), "s"))
 
     big_cam = orbit_cameras(big, views=8, resolution=512, seed=0)[0]
@@ -103,31 +71,39 @@ def bench_foundation(*, quick: bool, workdir: Path) -> list[Figure]:
                 latencies.append(time.perf_counter() - t0)
     ms = [v * 1000 for v in latencies]
     figures.append(
-        Figure("click", "ray_feature p50, 1M Gaussians, 512² view", _p(ms, 50), "ms", f"p95 {_p(ms, 95):.1f} ms")
+        Figure(
+            "click",
+            "ray_feature p50, 1M Gaussians, 512² view",
+            percentile(ms, 50),
+            "ms",
+            f"p95 {percentile(ms, 95):.1f} ms",
+        )
     )
     figures.append(Figure("click", "RayCaster set-up, 1M Gaussians (once per scene)", setup * 1000, "ms"))
     return figures
 
 
 def bench_text(*, quick: bool, workdir: Path) -> list[Figure]:
-    """Issue 5's figures: query latency (encode + rank) and cluster-embedding time, ViT-B-16 architecture."""
-    from .language.bench import bench_text as run
+    """Query latency (encode + rank) and cluster-embedding time, ViT-B-16 architecture; the language field's
+    localisation beside cluster ranking (ground-truth encoder, two noise levels) and its query latency at 1M."""
+    from .language import bench_text as run
+    from .language_field import bench_text_field
 
-    return [Figure("text", *row) for row in run(quick, workdir)]
+    return run(quick=quick, workdir=workdir) + bench_text_field(quick=quick, workdir=workdir)
 
 
 def bench_sa3d(*, quick: bool, workdir: Path) -> list[Figure]:
-    """Issue 6's figures: held-out IoU with the ground-truth predictor, time per view, SAM's embedding share."""
-    from .bench_sa3d import bench_sa3d as run
+    """Held-out IoU with the ground-truth predictor, time per view, SAM's embedding share."""
+    from .sa3d import bench_sa3d as run
 
     return run(quick=quick, workdir=workdir)
 
 
 def bench_segmentation(*, quick: bool, workdir: Path) -> list[Figure]:
-    """Issue 3's figures: held-out mIoU and floaters per method from one click per object/part, training time and
+    """Held-out mIoU and floaters per method from one click per object/part, training time and
     peak memory, and segment latency at 1M Gaussians. `--quick` trains a small scene with click only; the full run
-    is the issue's scene (80k Gaussians, 40 views at 256², noisy and clean masks, click and saga)."""
-    from .bench_accuracy import accuracy_benchmark, click_latency_benchmark
+    is the reference scene (80k Gaussians, 40 views at 256², noisy and clean masks, click and saga)."""
+    from .accuracy import accuracy_benchmark, click_latency_benchmark
 
     figures: list[Figure] = []
     if quick:
@@ -175,9 +151,9 @@ def bench_segmentation(*, quick: bool, workdir: Path) -> list[Figure]:
 
 
 def bench_viewer(*, quick: bool, workdir: Path) -> list[Figure]:
-    """Issue 4's figures: click → selection on the server, bytes per selection change, and (full runs, with
+    """Click → selection on the server, bytes per selection change, and (full runs, with
     /usr/bin/chromium) the demo's time to first frame."""
-    from .bench_viewer import bench_bytes, bench_click_latency, bench_demo
+    from .viewer import bench_bytes, bench_click_latency, bench_demo
 
     figures: list[Figure] = []
     for n in (100_000,) if quick else (100_000, 1_000_000):
@@ -226,12 +202,20 @@ def bench_viewer(*, quick: bool, workdir: Path) -> list[Figure]:
     return figures
 
 
+def bench_interop(*, quick: bool, workdir: Path) -> list[Figure]:
+    """Load time per splat format, splatseg beside splat-transform (SuperSplat's converter)."""
+    from .interop import bench_interop as run
+
+    return run(quick=quick, workdir=workdir, num_gaussians=100_000 if quick else 1_000_000)
+
+
 SECTIONS: dict[str, Callable[..., list[Figure]]] = {
     "foundation": bench_foundation,
     "segmentation": bench_segmentation,
     "viewer": bench_viewer,
     "text": bench_text,
     "sa3d": bench_sa3d,
+    "interop": bench_interop,
 }
 
 
@@ -255,5 +239,6 @@ def run_bench(*, quick: bool = False, json_out: Path | None = None, sections: li
     print(format_table(figures))
     if json_out is not None:
         payload = {"machine": machine_description(), "figures": [dataclasses.asdict(f) for f in figures]}
+        payload.update({f.key: f.value for f in figures if f.key})
         write_text_atomic(json_out, json.dumps(payload, indent=1))
     return figures

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import time
 from pathlib import Path
 from typing import Any, Literal
 
-from backend.errors import SplatsegError
-
-from .clip import DEFAULT_CLIP_MODEL
-from .field_index import FieldTextIndex, open_text_index, prepare_field
-from .query import DEFAULT_TOP, LevelChoice, prepare_text
+from backend.core.errors import SplatsegError
+from backend.language.clip import DEFAULT_CLIP_MODEL
+from backend.language.field_index import FieldTextIndex, open_text_index, prepare_field
+from backend.language.query import DEFAULT_TOP, LevelChoice, prepare_text
 
 
 def query_command(
@@ -43,7 +44,7 @@ def query_command(
     payload["clip_model"] = index.encoder.name
     payload["source"] = "field" if isinstance(index, FieldTextIndex) else "clusters"
     if mask_out is not None:
-        from backend.selection import save_selection
+        from backend.io.selection import save_selection
 
         save_selection(mask_out, result.mask)
         payload["mask_out"] = str(mask_out)
@@ -100,3 +101,35 @@ def prepare_text_command(
         "seconds_per_cluster": round(report.seconds_per_cluster, 3),
         "output": str(report.path),
     }
+
+
+def run_query(args: argparse.Namespace) -> int:
+    payload = query_command(
+        args.scene,
+        args.text,
+        top=args.top,
+        threshold=args.threshold,
+        level=args.level,
+        mask_out=args.mask_out,
+        out=args.out,
+        clip_model=args.clip_model,
+        clip_checkpoint=args.clip_checkpoint,
+        workspace=args.workspace,
+        snap=args.snap,
+    )
+    print(json.dumps(payload))
+    return 0
+
+
+def run_prepare_text(args: argparse.Namespace) -> int:
+    payload = prepare_text_command(
+        args.scene,
+        clip_model=args.clip_model,
+        clip_checkpoint=args.clip_checkpoint,
+        views=args.views,
+        backend=args.backend,
+        workspace=args.workspace,
+        field=args.field,
+    )
+    print(json.dumps(payload))
+    return 0

@@ -16,11 +16,11 @@ import pytest
 import torch
 from scipy import ndimage
 
-from backend.camera import Camera, look_at
+from backend.core.camera import Camera, look_at
+from backend.core.scene import GaussianScene
 from backend.io.cameras import write_inria_cameras
 from backend.io.ply import write_ply
 from backend.render import render
-from backend.scene import GaussianScene
 
 LABELS = {0: "ground", 1: "A/lower", 2: "A/upper", 3: "B"}
 OBJECT_OF = np.array([0, 1, 1, 2])  # label → object (0 = none)
