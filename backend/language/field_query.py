@@ -132,7 +132,8 @@ class FieldIndex:
                 self._books[lvl] = book.to(self.device)
                 self._book_inv[lvl] = _inv_norm(book, field.mean, field.basis).to(self.device)
                 # Invalid Gaussians read an extra last entry that scores 0 and is never selected.
-                codes = np.where(self._valid, field.codes[lvl].numpy(), book.shape[0]).astype(np.int32)
+                # Native-width indices: `np.take` with them is one pass (int32 ones are widened on every query).
+                codes = np.where(self._valid, field.codes[lvl].numpy(), book.shape[0]).astype(np.intp)
                 self._codes[lvl] = codes
                 members = np.bincount(codes, minlength=book.shape[0] + 1)[:-1]
                 self._members[lvl] = torch.from_numpy(members).to(self.device)
@@ -155,9 +156,8 @@ class FieldIndex:
                 best = (top, lvl, rel)
         _, lvl, rel = best
         table = np.append(rel.float().cpu().numpy(), np.float32(0.0))  # [C + 1]; the last is "invalid"
-        scores = table[self._codes[lvl]]
-        mask = (table >= threshold)[self._codes[lvl]]
-        return scores, mask, lvl
+        scores = np.take(table, self._codes[lvl])  # [N]: the one per-Gaussian pass (~1 ms at 1M on one core)
+        return scores, scores >= threshold, lvl
 
     def relevancy(self, text: str, level: str) -> tuple[Tensor, Tensor]:  # [N] relevancy, [N] margin
         phrases = self.encoder.encode_text([text, *self.negatives]).to(self.device)
