@@ -7,9 +7,8 @@ Accuracy (LERF's localisation protocol): for every object and every part that a 
 pixel relevancy is the per-Gaussian relevancy blended through the view's contributions. mIoU is over Gaussians: the
 thresholded selection against the Gaussians the synthetic scene generated for the target, both restricted to the
 Gaussians the held-out views show (a Gaussian no view sees has no language, and no user can miss it). Both are
-measured for the field and for cluster ranking (Click-Gaussian's way, `TextIndex`), whose clusters here are the
-ground-truth objects (coarse) and parts (fine): an upper bound for cluster ranking, since trained clusters can only
-be worse.
+measured for the field and for cluster ranking (Click-Gaussian's way, `TextIndex`) over the clusters a short
+Click-Gaussian training run finds from the same masks (`trained_clusters`): what the product ranks without a field.
 
 The recipe of the test data differs from the code under test: masks come from the label maps through the SAM-like
 noise model, crops are decoded from label-coded colours by `GroundTruthEncoder`, and the answers are the
@@ -160,15 +159,27 @@ def field_scores(index: FieldIndex, threshold: float = 0.5):
     return score
 
 
-def cluster_scores(ts: TextScene, encoder, threshold: float = 0.5):
-    """Cluster ranking over the ground-truth objects (coarse) and parts (fine) as clusters."""
+def trained_clusters(ts: TextScene, *, iterations: int = 1200, seed: int = 0) -> dict[str, np.ndarray]:
+    """The product's clusters for the same scene and masks: a Click-Gaussian training run (`splatseg train`'s method,
+    through the same contribution cache) and its global clusters per level, as `clusters_from_field` reads them.
+    """  # level → [N] int64 labels, -1 = none
+    from backend.features.click import ClickConfig, train_click
+    from backend.features.contrib_cache import build_cache
+    from backend.features.neighbors import knn_neighbors
+
+    cache = build_cache(ts.synth.scene, ts.train, ts.masks, seed=seed)
+    result = train_click(
+        cache, knn_neighbors(ts.synth.scene.means), ClickConfig(iterations=iterations, seed=seed), progress=False
+    )
+    return {level: c.labels.numpy().astype(np.int64) for level, c in result.clusters.items()}
+
+
+def cluster_scores(ts: TextScene, encoder, labels: dict[str, np.ndarray], threshold: float = 0.5):
+    """Cluster ranking (Click-Gaussian's way, `TextIndex`) over the given clusters per level ([N] labels, -1 =
+    none): the best level's clusters scoring at or above `threshold` are the selection, their score the heat."""
     from .embeddings import compute_cluster_embeddings
     from .query import TextIndex
 
-    labels = {
-        "coarse": np.where(ts.synth.object_labels > 0, ts.synth.object_labels, -1),
-        "fine": np.where(ts.synth.part_labels > 0, ts.synth.part_labels, -1),
-    }
     emb = compute_cluster_embeddings(ts.coded, ts.train, labels, encoder, views_per_cluster=6, backend="torch")
     index = TextIndex(encoder, emb, labels)
 
