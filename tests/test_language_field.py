@@ -194,8 +194,8 @@ def test_field_localises_objects_and_parts_in_held_out_views(small) -> None:
 
 def test_cluster_baseline_ranks_clusters_from_a_click_training_run(small) -> None:
     """The bench's cluster baseline uses trained clusters, not the generator's labels; ranking them still finds an
-    object (a few iterations already separate the tabletop's objects). ~1 min on a loaded 2-core box: the cluster
-    embeddings render every trained cluster."""
+    object (a few iterations already separate the tabletop's objects). The slowest test here (minutes on a loaded
+    2-core box): the cluster embeddings render every trained cluster."""
     ts, enc, _ = small
     labels = trained_clusters(ts, iterations=60)
     assert set(labels) == {"coarse", "fine"}
