@@ -373,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="write the selected Gaussians as a PLY")
     p.add_argument("--clip-model", default=None, help="open_clip model[:tag] (default: the one prepare-text used)")
     p.add_argument("--clip-checkpoint", type=Path, default=None, help="CLIP weights file (needed offline)")
+    p.add_argument(
+        "--snap", choices=["coarse", "fine"], default=None, help="language field: select whole clusters of this level"
+    )
     _add_workspace(p)
     p.set_defaults(func=cmd_query)
 
@@ -382,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-checkpoint", type=Path, default=None, help="CLIP weights file (needed offline)")
     p.add_argument("--views", type=_positive_int, default=None, help="views rendered per cluster (default 10)")
     p.add_argument("--backend", choices=["auto", "torch", "gsplat"], default="auto")
+    p.add_argument(
+        "--field", action="store_true", help="build the per-Gaussian language field from the masks (finds parts too)"
+    )
     _add_workspace(p)
     p.set_defaults(func=cmd_prepare_text)
 

@@ -84,10 +84,12 @@ def bench_foundation(*, quick: bool, workdir: Path) -> list[Figure]:
 
 
 def bench_text(*, quick: bool, workdir: Path) -> list[Figure]:
-    """Query latency (encode + rank) and cluster-embedding time, ViT-B-16 architecture."""
+    """Query latency (encode + rank) and cluster-embedding time, ViT-B-16 architecture; the language field's
+    localisation beside cluster ranking (ground-truth encoder, two noise levels) and its query latency at 1M."""
     from .language import bench_text as run
+    from .language_field import bench_text_field
 
-    return run(quick=quick, workdir=workdir)
+    return run(quick=quick, workdir=workdir) + bench_text_field(quick=quick, workdir=workdir)
 
 
 def bench_sa3d(*, quick: bool, workdir: Path) -> list[Figure]:

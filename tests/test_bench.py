@@ -3,7 +3,7 @@ processes (a child that dies must be an error, never a hang)."""
 
 from __future__ import annotations
 
-import json as _json
+import json
 import os
 import subprocess
 import sys
@@ -106,7 +106,7 @@ def test_the_shell_script_runs_the_module(tmp_path) -> None:
 def test_cpu_parts_write_the_json(tmp_path, capsys) -> None:
     out = tmp_path / "gpu.json"
     assert gpu_main(["--json", str(out), "--cpu-parts", "--click-size", "20000"]) == 0
-    result = _json.loads(out.read_text())
+    result = json.loads(out.read_text())
     assert result["errors"] == {}, result["errors"]
     assert result["gpu_machine_click_coarse_p50_ms"] > 0 and "not measured" in result["gpu_training"]
     assert any("click → selection" in row for row in result["readme_rows"])
@@ -143,3 +143,27 @@ def test_prepare_to_ready_on_a_file_without_cameras(tmp_path, monkeypatch) -> No
     assert r["source"] == "geometric" and r["views"] == 4
     assert r["ready_s"] >= r["prepare_s"] > 0 and r["train_s"] > 0
     assert (tmp_path / "work" / "capture" / ".splatseg" / "features" / "click.safetensors").is_file()
+
+
+def test_bench_json_carries_the_keyed_figures_at_the_top_level(tmp_path, monkeypatch) -> None:
+    from bench.common import Figure
+    from bench.run import SECTIONS, run_bench
+
+    def tiny(*, quick: bool, workdir) -> list[Figure]:
+        return [Figure("t", "keyed", 1.5, "ms", key="keyed_ms"), Figure("t", "plain", 2.0, "ms")]
+
+    monkeypatch.setitem(SECTIONS, "tiny", tiny)
+    out = tmp_path / "b.json"
+    run_bench(quick=True, json_out=out, sections=["tiny"])
+    payload = json.loads(out.read_text())
+    assert payload["keyed_ms"] == 1.5 and "plain" not in payload
+    assert [f["name"] for f in payload["figures"]] == ["keyed", "plain"]
+
+
+def test_field_query_latency_splits_encoding_from_the_lookup(tmp_path) -> None:
+    from bench.language_field import measure_query_latency
+    from tests.helpers.language_support import tiny_clip
+
+    r = measure_query_latency(num_gaussians=20_000, quick=True, clip=tiny_clip(tmp_path))
+    assert r["texts"] == 12
+    assert 0 < r["lookup_p50_ms"] < r["query_p50_ms"] and 0 < r["encode_p50_ms"] < r["query_p50_ms"]

@@ -84,3 +84,25 @@ def test_sampling_covers_small_masks_and_only_covered_pixels() -> None:
     assert small[covered[:, 1], covered[:, 0]].sum() == 4
     assert len(np.unique(covered[:, 1] * w + covered[:, 0])) == len(covered)
     assert not (big | small)[uncovered[:, 1], uncovered[:, 0]].any()
+
+
+def test_build_cache_keeps_a_view_without_masks_and_training_runs_on_it() -> None:
+    """A view where the mask source found nothing (an empty sky) is a view like any other: its rows carry no mask
+    labels, and training over a cache holding it runs. It used to crash on reshaping a [0, H, W] stack."""
+    from backend.features.click import ClickConfig, train_click
+    from backend.features.neighbors import knn_neighbors
+
+    scene, cam, other = random_scene(n=400, seed=3), front_camera(32), front_camera(32, name="empty", distance=3.5)
+    m = np.zeros((2, 32, 32), bool)
+    m[0, 4:20, 4:20] = True
+    m[1, 10:28, 12:30] = True
+    full = ViewMasks(cam.name, m, np.ones(2, np.float32), np.full(2, np.nan, np.float32))
+    empty = ViewMasks("empty", np.zeros((0, 32, 32), bool), np.ones(0, np.float32), np.full(0, np.nan, np.float32))
+    cache = build_cache(scene, [cam, other], [full, empty], pixels_per_view=300)
+    assert cache.views == [cam.name, "empty"] and cache.num_masks == 2
+    rows = cache.rows(1)
+    assert (cache.coarse[rows] == -1).all() and (cache.fine[rows] == -1).all()
+    assert cache.mask_area.tolist() == [float(m[0].sum()), float(m[1].sum())]
+    config = ClickConfig(iterations=4, coarse_dim=4, fine_dim=4)
+    result = train_click(cache, knn_neighbors(scene.means, 4), config, progress=False)
+    assert torch.isfinite(result.features).all()

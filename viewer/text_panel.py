@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backend.core.errors import SplatsegError
+from backend.language.field_index import open_text_index
 from backend.language.query import ClusterMatch, QueryResult, TextIndex
 from backend.language.relevancy import DEFAULT_THRESHOLD, heat_colors
 
@@ -255,7 +256,7 @@ class TextIndexLoader:
     def __call__(self) -> TextIndex:
         with self._lock:
             if self._index is None:
-                self._index = TextIndex.open(
+                self._index = open_text_index(  # the language field when prepare-text --field made one
                     self.scene_path,
                     clip_model=self.clip_model,
                     clip_checkpoint=self.clip_checkpoint,

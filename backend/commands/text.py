@@ -12,7 +12,8 @@ from typing import Any, Literal
 from backend.commands.checks import check_command_outputs
 from backend.core.errors import SplatsegError
 from backend.language.clip import DEFAULT_CLIP_MODEL
-from backend.language.query import DEFAULT_TOP, LevelChoice, TextIndex, prepare_text
+from backend.language.field_index import FieldTextIndex, open_text_index, prepare_field
+from backend.language.query import DEFAULT_TOP, LevelChoice, prepare_text
 
 
 def query_command(
@@ -27,17 +28,22 @@ def query_command(
     clip_model: str | None = None,
     clip_checkpoint: Path | None = None,
     workspace: Path | None = None,
+    snap: str | None = None,
 ) -> dict[str, Any]:
-    """Run one query; returns the JSON object the CLI prints (ranked clusters, selection size, milliseconds)."""
+    """Run one query (on the language field when `prepare-text --field` made one); returns the JSON object the CLI
+    prints (ranked clusters, selection size, milliseconds)."""
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise SplatsegError(f"--threshold {threshold} is not a relevancy in [0, 1] (0.5 = as close as a generic word)")
     t0 = time.perf_counter()
-    index = TextIndex.open(scene, clip_model=clip_model, clip_checkpoint=clip_checkpoint, workspace_root=workspace)
+    index = open_text_index(
+        scene, clip_model=clip_model, clip_checkpoint=clip_checkpoint, workspace_root=workspace, snap=snap
+    )
     load_ms = (time.perf_counter() - t0) * 1e3
     result = index.query(text, level=level, top=top, threshold=threshold)
     payload = result.to_json(top)
     payload["load_ms"] = round(load_ms, 1)
     payload["clip_model"] = index.encoder.name
+    payload["source"] = "field" if isinstance(index, FieldTextIndex) else "clusters"
     if mask_out is not None:
         from backend.io.selection import save_selection
 
@@ -65,8 +71,22 @@ def prepare_text_command(
     views: int | None = None,
     backend: Literal["auto", "torch", "gsplat"] = "auto",
     workspace: Path | None = None,
+    field: bool = False,
 ) -> dict[str, Any]:
-    """Compute the cluster embeddings with a progress bar; returns the JSON object the CLI prints."""
+    """Compute the cluster embeddings (or, with `field`, the language field) with a progress bar; returns the JSON
+    object the CLI prints."""
+    if field:
+        rep = prepare_field(
+            scene, clip_model=clip_model, clip_checkpoint=clip_checkpoint, workspace_root=workspace, backend=backend
+        )
+        return {
+            "field": True,
+            "views": rep.views,
+            "masks": rep.masks,
+            "seconds": round(rep.seconds, 2),
+            "seconds_per_view": round(rep.seconds_per_view, 3),
+            "output": str(rep.path),
+        }
     report = prepare_text(
         scene,
         clip_model=clip_model,
@@ -97,6 +117,7 @@ def run_query(args: argparse.Namespace) -> int:
         clip_model=args.clip_model,
         clip_checkpoint=args.clip_checkpoint,
         workspace=args.workspace,
+        snap=args.snap,
     )
     print(json.dumps(payload))
     return 0
@@ -110,6 +131,7 @@ def run_prepare_text(args: argparse.Namespace) -> int:
         views=args.views,
         backend=args.backend,
         workspace=args.workspace,
+        field=args.field,
     )
     print(json.dumps(payload))
     return 0

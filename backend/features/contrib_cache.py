@@ -355,11 +355,8 @@ def build_cache(
         fine_l.append(torch.from_numpy(np.where(f_lab >= 0, f_lab + offset, -1).astype(np.int32)))
         cover_l.append(torch.from_numpy(view.masks[:, py, px].T.copy()))  # [P, M]
         scale_l.append(torch.from_numpy(view.scales.astype(np.float32)))
-        area_l.append(
-            torch.from_numpy(
-                view.masks.reshape(len(view.masks), -1 if len(view.masks) else 0).sum(1).astype(np.float32)
-            )
-        )
+        areas = view.masks.reshape(len(view.masks), view.height * view.width).sum(1)  # a view may hold no masks
+        area_l.append(torch.from_numpy(areas.astype(np.float32)))
         views.append(view.name)
         view_start.append(view_start[-1] + len(pixels))
         mask_start.append(offset + len(view.masks))

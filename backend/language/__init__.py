@@ -2,7 +2,11 @@
 
 The public surface is re-exported here; the modules behind it are small and named for what they hold:
 `clip` (encoders and where weights come from), `views` (which views see a cluster, crop cameras), `embeddings`
-(computing and storing cluster embeddings), `relevancy` (the arithmetic), `query` (orchestration, `TextIndex`).
+(computing and storing cluster embeddings), `relevancy` (the arithmetic), `query` (orchestration, `TextIndex`);
+the per-Gaussian language field: `field` (building it), `field_query` (relevancy per Gaussian), `field_index`
+(workspace, `prepare-text --field`, the index `query` and the viewer use); `ground_truth` (tests and benchmarks
+only, never on a product path: a CLIP stand-in made from a synthetic scene's labels), `evaluate` (the
+localisation protocol the field's tests and benchmark share).
 """
 
 from __future__ import annotations
@@ -19,6 +23,13 @@ from .embeddings import LevelEmbeddings as LevelEmbeddings
 from .embeddings import compute_cluster_embeddings as compute_cluster_embeddings
 from .embeddings import load_embeddings as load_embeddings
 from .embeddings import save_embeddings as save_embeddings
+from .field import FIELD_FILE as FIELD_FILE
+from .field import LanguageField as LanguageField
+from .field import build_language_field as build_language_field
+from .field_index import FieldTextIndex as FieldTextIndex
+from .field_index import open_text_index as open_text_index
+from .field_index import prepare_field as prepare_field
+from .field_query import FieldIndex as FieldIndex
 from .query import ClusterMatch as ClusterMatch
 from .query import ClusterSource as ClusterSource
 from .query import PrepareReport as PrepareReport
