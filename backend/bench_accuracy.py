@@ -50,6 +50,8 @@ def accuracy_benchmark(
     *,
     noise: float = 1.0,
     methods: Sequence[str] = ("click", "saga"),
+    preset: str = "tabletop",
+    masks: str = "labels",
     seed: int = 0,
     views: int = 40,
     resolution: int = 256,
@@ -67,11 +69,13 @@ def accuracy_benchmark(
     peak memory is its own.
     """
     workdir = Path(workdir)
-    scene_dir = _synthetic_scene(workdir, seed=seed, views=views, resolution=resolution, num_gaussians=num_gaussians)
-    ws_dir = workdir / f"workspace-noise{noise:g}"
+    scene_dir = _synthetic_scene(
+        workdir, preset=preset, seed=seed, views=views, resolution=resolution, num_gaussians=num_gaussians
+    )
+    ws_dir = scene_dir.parent / f"{scene_dir.name}-ws-{masks}-noise{noise:g}"
     prepared: dict[str, Any] = {}
-    if not _masks_ready(scene_dir, ws_dir, noise):
-        job = {"workspace": str(ws_dir), "noise_strength": noise, "progress": progress}
+    if not _masks_ready(scene_dir, ws_dir, noise, masks):
+        job = {"workspace": str(ws_dir), "noise_strength": noise, "progress": progress, "source": masks}
         prepared = _run_isolated(_prepare, str(scene_dir), job) if isolate else _prepare(str(scene_dir), job)
 
     cameras = sorted(load_cameras(scene_dir), key=lambda c: c.name)
@@ -84,6 +88,8 @@ def accuracy_benchmark(
 
     result: dict[str, Any] = {
         "noise": noise,
+        "preset": preset,
+        "masks": masks,
         "scene": {
             "seed": seed,
             "views": views,
@@ -134,7 +140,7 @@ def _prepare(scene: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     from .masks.prepare import prepare_masks
 
     t0 = time.perf_counter()
-    prepare_masks(scene, source="labels", **kwargs)
+    prepare_masks(scene, **kwargs)
     return {"seconds": round(time.perf_counter() - t0, 2), "peak_memory_mb": round(peak_rss_megabytes(), 1)}
 
 
@@ -172,20 +178,28 @@ def _run_isolated(fn, scene: str, kwargs: dict[str, Any], what: str = "preparing
 
 
 # ---- the scene and its ground truth --------------------------------------------------------------------------------
-def _synthetic_scene(workdir: Path, *, seed: int, views: int, resolution: int, num_gaussians: int) -> Path:
+def _synthetic_scene(
+    workdir: Path, *, preset: str = "tabletop", seed: int, views: int, resolution: int, num_gaussians: int
+) -> Path:
     from .synthetic import write_synthetic_scene
 
-    folder = workdir / f"tabletop-s{seed}-v{views}-r{resolution}-n{num_gaussians}"
+    folder = workdir / f"{preset}-s{seed}-v{views}-r{resolution}-n{num_gaussians}"
     done = folder / ".complete"
     if not done.is_file():
         write_synthetic_scene(
-            folder, seed=seed, views=views, resolution=resolution, num_gaussians=num_gaussians, progress=False
+            folder,
+            preset=preset,
+            seed=seed,
+            views=views,
+            resolution=resolution,
+            num_gaussians=num_gaussians,
+            progress=False,
         )
         done.write_text("ok\n")
     return folder
 
 
-def _masks_ready(scene_dir: Path, ws_dir: Path, noise: float) -> bool:
+def _masks_ready(scene_dir: Path, ws_dir: Path, noise: float, source: str = "labels") -> bool:
     from .errors import SplatsegError
     from .masks.prepare import MASKS_NAME, open_masks
     from .workspace import Workspace
@@ -197,7 +211,7 @@ def _masks_ready(scene_dir: Path, ws_dir: Path, noise: float) -> bool:
         return False
     entry = ws.entry(MASKS_NAME) or {}
     params = entry.get("params", {})
-    return params.get("source") == "labels" and float(params.get("noise", {}).get("strength", -1)) == float(noise)
+    return params.get("source") == source and float(params.get("noise", {}).get("strength", -1)) == float(noise)
 
 
 class _GroundTruth:
@@ -214,8 +228,11 @@ class _GroundTruth:
         self._maps: dict[tuple[str, str], np.ndarray] = {}
 
     def targets(self) -> list[Target]:
-        objs = [Target("coarse", int(k), v) for k, v in self.meta["objects"].items()]
-        parts = [Target("fine", int(k), v) for k, v in self.meta["parts"].items()]
+        """Every object and part, except supports (labels.json "support"), which no mask covers."""
+        support = {int(s) for s in self.meta.get("support", [])}
+        p2o = {int(k): int(v) for k, v in self.meta["part_to_object"].items()}
+        objs = [Target("coarse", int(k), v) for k, v in self.meta["objects"].items() if int(k) not in support]
+        parts = [Target("fine", int(k), v) for k, v in self.meta["parts"].items() if p2o[int(k)] not in support]
         return sorted(objs, key=lambda t: t.label) + sorted(parts, key=lambda t: t.label)
 
     def label_map(self, view: str, level: str) -> np.ndarray:  # [H, W] uint16
@@ -291,6 +308,7 @@ def _evaluate(
     n = field.num_gaussians
     selections = np.zeros((n, len(targets)), dtype=bool)
     floaters, latencies, clicked = [], [], []
+    iou3d: dict[int, float] = {}
     for i, t in enumerate(targets):
         click = clicks[t]
         if click is None:
@@ -309,6 +327,8 @@ def _evaluate(
         count = res.count
         wrong = int((truth.gaussian[t.level][res.mask] != t.label).sum())
         floaters.append(wrong / count if count else 0.0)
+        gt3d = truth.gaussian[t.level] == t.label
+        iou3d[i] = float((gt3d & res.mask).sum() / max(1, (gt3d | res.mask).sum()))
 
     ious: dict[int, list[float]] = {i: [] for i in clicked}
     for view in renders:
@@ -328,6 +348,7 @@ def _evaluate(
                 "level": t.level,
                 "name": t.name,
                 "iou": round(float(np.mean(ious[i])), 4) if ious[i] else None,
+                "iou3d": round(iou3d[i], 4),
                 "views": len(ious[i]),
                 "floater_fraction": round(floaters[clicked.index(i)], 4),
                 "selected": int(selections[:, i].sum()),
@@ -338,9 +359,15 @@ def _evaluate(
         vals = [p["iou"] for p in per_target if p["level"] == level and p["iou"] is not None]
         return round(float(np.mean(vals)), 4) if vals else float("nan")
 
+    def miou3d(level: str) -> float:
+        vals = [p["iou3d"] for p in per_target if p["level"] == level]
+        return round(float(np.mean(vals)), 4) if vals else float("nan")
+
     return {
         "miou_coarse": miou("coarse"),
         "miou_fine": miou("fine"),
+        "miou3d_coarse": miou3d("coarse"),
+        "miou3d_fine": miou3d("fine"),
         "floater_fraction": round(float(np.mean(floaters)), 4) if floaters else float("nan"),
         "click_ms_p50": round(float(np.median(latencies)), 2) if latencies else float("nan"),
         "per_target": per_target,
@@ -350,14 +377,18 @@ def _evaluate(
 def format_results(results: Sequence[dict[str, Any]]) -> str:
     """A Markdown table: one row per (method, noise)."""
     lines = [
-        "| method | masks | mIoU coarse | mIoU fine | floater fraction | train s | peak MB |",
-        "|---|---|---|---|---|---|---|",
+        "| scene | method | masks | 2D mIoU objects | 2D mIoU parts | 3D mIoU objects | 3D mIoU parts "
+        "| floater fraction | train s | peak MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        masks = "clean" if r["noise"] == 0 else f"noisy ({r['noise']:g})"
+        kind = r.get("masks", "labels")
+        masks = f"{kind} clean" if r["noise"] == 0 else f"{kind} ({r['noise']:g})"
         for method, m in r["methods"].items():
             lines.append(
-                f"| {method} | {masks} | {m['miou_coarse']:.3f} | {m['miou_fine']:.3f} | "
+                f"| {r.get('preset', 'tabletop')} | {method} | {masks} | "
+                f"{m['miou_coarse']:.3f} | {m['miou_fine']:.3f} | "
+                f"{m['miou3d_coarse']:.3f} | {m['miou3d_fine']:.3f} | "
                 f"{m['floater_fraction']:.3f} | {m['train_seconds']:.1f} | {m['peak_memory_mb']:.0f} |"
             )
     return "\n".join(lines)
@@ -368,6 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--noise", type=float, action="append", help="noise strength (repeatable; default 1 and 0)")
     p.add_argument("--method", action="append", choices=["click", "saga"], help="default: both")
     p.add_argument("--workdir", type=Path, required=True)
+    p.add_argument("--preset", default="tabletop", choices=["tabletop", "shelf"])
+    p.add_argument("--masks", default="labels", choices=["labels", "sam-like"], help="mask model (default labels)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--views", type=int, default=40)
     p.add_argument("--resolution", type=int, default=256)
@@ -382,6 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             accuracy_benchmark(
                 noise=noise,
                 methods=methods,
+                preset=args.preset,
+                masks=args.masks,
                 seed=args.seed,
                 views=args.views,
                 resolution=args.resolution,

@@ -294,8 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--masks",
         default="auto",
-        metavar="sam|labels|PATH",
-        help="mask source: SAM, a synthetic scene's labels, or a folder of per-view masks "
+        metavar="sam|labels|sam-like|PATH",
+        help="mask source: SAM, a synthetic scene's labels (sam-like: with SAM automatic-generator statistics), "
+        "or a folder of per-view masks "
         "(default: labels when the scene has labels/, else sam)",
     )
     p.add_argument("--sam-checkpoint", type=Path, default=None, help="SAM weights (.pth); needed offline")

@@ -471,6 +471,8 @@ class SyntheticScene:
     """Radius of a sphere about `center` that holds the table top and everything on it."""
     preset: str = "tabletop"
     seed: int = 0
+    support: tuple[int, ...] = ()
+    """Object ids of supports no mask model gives a mask of their own (the shelf preset's board); not scored."""
 
     @property
     def num_gaussians(self) -> int:
@@ -486,6 +488,7 @@ class SyntheticScene:
             "objects": {str(k): v for k, v in self.object_names.items()},
             "parts": {str(k): v for k, v in self.part_names.items()},
             "part_to_object": {str(k): v for k, v in self.part_to_object.items()},
+            "support": list(self.support),
         }
 
 
@@ -631,7 +634,13 @@ def build_tabletop(*, seed: int = 0, num_gaussians: int = DEFAULT_NUM_GAUSSIANS)
     )
 
 
-PRESETS: dict[str, Callable[..., SyntheticScene]] = {"tabletop": build_tabletop}
+def _build_shelf(**kwargs) -> SyntheticScene:
+    from .synthetic_shelf import build_shelf  # imported late: synthetic_shelf builds on this module
+
+    return build_shelf(**kwargs)
+
+
+PRESETS: dict[str, Callable[..., SyntheticScene]] = {"tabletop": build_tabletop, "shelf": _build_shelf}
 
 
 # ---- cameras -------------------------------------------------------------------------------------------------------

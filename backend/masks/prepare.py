@@ -37,7 +37,7 @@ from .scale import view_mask_scales
 MASKS_NAME = "masks"
 """The MaskSet's folder in the workspace, and its name in the manifest."""
 
-SourceName = Literal["auto", "sam", "labels"]
+SourceName = Literal["auto", "sam", "labels", "sam-like"]
 MaskSource = Callable[[Camera], "ViewMasks | None"]
 
 
@@ -62,7 +62,8 @@ def prepare_masks(
 ) -> MaskSet:
     """Compute and store the masks of every view of SCENE; returns the new MaskSet.
 
-    `source`: "sam", "labels", a folder of user masks, or "auto" (labels when the scene has them, else SAM).
+    `source`: "sam", "labels", "sam-like" (labels through masks/sam_like.py), a folder of user masks, or "auto"
+    (labels when the scene has them, else SAM).
     `sam_options` go to SAM's automatic generator (points_per_side, pred_iou_thresh, …). `on_view(done, total,
     name)` is called after each view (the viewer's progress bar; the command line has tqdm).
     """
@@ -77,6 +78,12 @@ def prepare_masks(
         noise = NoiseConfig(strength=float(noise_strength), seed=int(noise_seed))
         get_masks = LabelMasks(scene_dir, noise=noise)
         params["noise"] = dataclasses.asdict(noise)
+    elif kind == "sam-like":
+        from .sam_like import SamLikeConfig, SamLikeMasks
+
+        sam_like = SamLikeConfig(strength=float(noise_strength), seed=int(noise_seed))
+        get_masks = SamLikeMasks(scene_dir, sam_like)
+        params["noise"] = dataclasses.asdict(sam_like)
     elif kind == "folder":
         get_masks = FolderMasks(Path(source), cameras)
         params["folder"] = str(Path(source).resolve())
@@ -125,11 +132,11 @@ def open_masks(workspace: Workspace, scene_path: str | os.PathLike[str]) -> Mask
 
 
 def _source_kind(source: SourceName | str | os.PathLike[str], scene_dir: Path) -> str:
-    if isinstance(source, str) and source in ("auto", "sam", "labels"):
+    if isinstance(source, str) and source in ("auto", "sam", "labels", "sam-like"):
         return default_source(scene_dir) if source == "auto" else source
     path = Path(source)
     if not path.is_dir():
-        raise InputError(f"--masks {source}: not sam, labels or a folder of mask files")
+        raise InputError(f"--masks {source}: not sam, labels, sam-like or a folder of mask files")
     return "folder"
 
 
