@@ -44,6 +44,9 @@ class Target:
     level: str  # "coarse" (an object) or "fine" (a part)
     label: int
     name: str
+    variant: str = ""
+    """SAGA objects are clicked twice: without a scale (variant "", the automatic scale a click without the slider
+    gets) and at the scale of the best-matching mask ("oracle", the slider set right)."""
 
 
 def accuracy_benchmark(
@@ -59,6 +62,7 @@ def accuracy_benchmark(
     workdir: str | Path,
     holdout_every: int = 4,
     iterations: dict[str, int] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
     isolate: bool = True,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -111,18 +115,29 @@ def accuracy_benchmark(
             "seed": seed,
             "progress": progress,
             "iterations": (iterations or {}).get(method),
+            "overrides": (overrides or {}).get(method, {}),
         }
         report = _train_isolated(str(scene_dir), kwargs) if isolate else _train(str(scene_dir), kwargs)
         field = load_field(scene_dir, method, workspace=ws_dir, scene=truth.scene)
-        scores = _evaluate(field, truth, targets, clicks, renders, ws_dir)
+        these = targets
+        if method == "saga":
+            these = targets + [dataclasses.replace(t, variant="oracle") for t in targets if t.level == "coarse"]
+        scores = _evaluate(
+            field, truth, these, {t: clicks[dataclasses.replace(t, variant="")] for t in these}, renders, ws_dir
+        )
         result["methods"][method] = {**scores, **report}
     return result
 
 
 # ---- training in a child process -----------------------------------------------------------------------------------
 def _train(scene: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    from .features.click import ClickConfig
+    from .features.saga import SagaConfig
     from .features.train import train_features
 
+    kwargs = dict(kwargs)
+    overrides = kwargs.pop("overrides", None) or {}
+    kwargs["config"] = (ClickConfig if kwargs["method"] == "click" else SagaConfig)(**overrides)
     r = train_features(scene, **kwargs)
     return {
         "train_seconds": round(r.seconds, 2),
@@ -317,6 +332,8 @@ def _evaluate(
         kwargs: dict[str, Any] = {}
         if field.method == "click":
             kwargs["level"] = t.level
+        elif t.level == "coarse" and t.variant == "":
+            pass  # no scale: the field's automatic scale
         else:
             gt = truth.label_map(cam.name, t.level) == t.label
             kwargs["scale"] = _saga_scale(ws_dir, cam, x, y, gt, field.quantiles.inverse(1.0))
@@ -347,6 +364,7 @@ def _evaluate(
             {
                 "level": t.level,
                 "name": t.name,
+                "variant": t.variant,
                 "iou": round(float(np.mean(ious[i])), 4) if ious[i] else None,
                 "iou3d": round(iou3d[i], 4),
                 "views": len(ious[i]),
@@ -355,12 +373,14 @@ def _evaluate(
             }
         )
 
-    def miou(level: str) -> float:
-        vals = [p["iou"] for p in per_target if p["level"] == level and p["iou"] is not None]
+    def miou(level: str, variant: str = "") -> float:
+        vals = [
+            p["iou"] for p in per_target if p["level"] == level and p["iou"] is not None and p["variant"] == variant
+        ]
         return round(float(np.mean(vals)), 4) if vals else float("nan")
 
-    def miou3d(level: str) -> float:
-        vals = [p["iou3d"] for p in per_target if p["level"] == level]
+    def miou3d(level: str, variant: str = "") -> float:
+        vals = [p["iou3d"] for p in per_target if p["level"] == level and p["variant"] == variant]
         return round(float(np.mean(vals)), 4) if vals else float("nan")
 
     return {
@@ -368,7 +388,11 @@ def _evaluate(
         "miou_fine": miou("fine"),
         "miou3d_coarse": miou3d("coarse"),
         "miou3d_fine": miou3d("fine"),
-        "floater_fraction": round(float(np.mean(floaters)), 4) if floaters else float("nan"),
+        "miou_coarse_oracle_scale": miou("coarse", "oracle"),
+        "miou3d_coarse_oracle_scale": miou3d("coarse", "oracle"),
+        "floater_fraction": round(float(np.mean([f for f, t in zip(floaters, clicked) if not targets[t].variant])), 4)
+        if floaters
+        else float("nan"),
         "click_ms_p50": round(float(np.median(latencies)), 2) if latencies else float("nan"),
         "per_target": per_target,
     }
@@ -407,8 +431,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--gaussians", type=int, default=80_000)
     p.add_argument("--iterations", type=int, default=None)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--set", action="append", default=[], metavar="METHOD.FIELD=VALUE", help="config override")
     args = p.parse_args(argv)
     methods = args.method or ["click", "saga"]
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        method, _, field = key.partition(".")
+        overrides.setdefault(method, {})[field] = json.loads(value)
     results = []
     for noise in args.noise or [1.0, 0.0]:
         results.append(
@@ -423,6 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 num_gaussians=args.gaussians,
                 workdir=args.workdir,
                 iterations={m: args.iterations for m in methods} if args.iterations else None,
+                overrides=overrides,
             )
         )
         print(format_results(results[-1:]), flush=True)

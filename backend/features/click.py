@@ -61,6 +61,11 @@ class ClickConfig:
     """A Gaussian joins a global cluster only when its cosine to the centroid is at least this."""
     gfl_sample: int = 8192
     min_cluster_size: int = 3
+    uncovered_segment: bool = False
+    """A view's opaque pixels that no mask covers count as one segment of that view: pulled together and pushed
+    from every masked pixel at the coarse level, never part of a global cluster. Without it they are only pushed,
+    from everything including each other, and a support no mask covers ends up with scattered features that
+    some clicks select (issue 10)."""
     seed: int = 0
 
     @property
@@ -87,6 +92,11 @@ def level_features(features: Tensor, level: str, coarse_dim: int) -> Tensor:  # 
 
 def unit_halves(features: Tensor, coarse_dim: int) -> Tensor:  # [N, D] → [N, D], each half unit length
     return torch.cat([F.normalize(features[:, :coarse_dim], dim=1), F.normalize(features[:, coarse_dim:], dim=1)], 1)
+
+
+def uncovered_as_segment(labels: Tensor, virtual: int) -> Tensor:  # [B] int → [B] int
+    """One view's pixels without a mask (label −1) as their own segment `virtual` (an id no mask has)."""
+    return torch.where(labels < 0, torch.full_like(labels, virtual), labels)
 
 
 def compute_global_clusters(
@@ -143,10 +153,14 @@ def train_click(
         pick = torch.randperm(count, generator=g)[: config.batch_pixels] + rows.start  # [B]
 
         rendered, gathered = cache.render(feats, pick, return_gathered=True)  # [B, D], [B, K, D]
+        coarse_labels, fine_labels = cache.coarse[pick], cache.fine[pick]
+        if config.uncovered_segment:
+            coarse_labels = uncovered_as_segment(coarse_labels, cache.num_masks)
+            fine_labels = uncovered_as_segment(fine_labels, cache.num_masks)
         loss_c, loss_f = losses.two_level_contrastive(
             rendered,
-            cache.coarse[pick],
-            cache.fine[pick],
+            coarse_labels,
+            fine_labels,
             coarse_dim=cd,
             margin_coarse=config.margin_coarse,
             margin_fine=config.margin_fine,

@@ -30,7 +30,7 @@ from ..scene import GaussianScene
 from ..workspace import Workspace
 from .click import LEVELS
 from .floaters import FloaterFilter
-from .saga import DEFAULT_QUANTILE, QuantileTable
+from .saga import AUTO_SCALE_MARGIN, DEFAULT_QUANTILE, QuantileTable
 from .store import METHODS, Method, read_features, trained_methods
 from .threads import compute_threads, single_threaded_blas
 
@@ -137,6 +137,8 @@ class FeatureField:
             return self._segment(camera, positives, negatives, level, scale, threshold, filter_floaters, start)
 
     def _segment(self, camera, positives, negatives, level, scale, threshold, filter_floaters, start) -> SegmentResult:
+        if self.method == "saga" and scale is None and level is None:
+            scale = self.auto_scale(camera, positives)
         level, scale = self._granularity(level, scale)
         thr = self.default_threshold(level) if threshold is None else float(threshold)
         bank = self._bank(level, scale)  # [D, N]
@@ -170,6 +172,28 @@ class FeatureField:
             level=level,
             scale=scale,
         )
+
+    def auto_scale(self, camera: Camera, positives: Sequence[tuple[float, float]]) -> float | None:
+        """SAGA without a slider: the clicked Gaussians' object scale (`saga.object_scales`, saved by training)
+        times a margin, so the query groups every mask up to the clicked object's whole mask; None (the default
+        scale) when the features carry no object scales or the clicked Gaussians have none."""
+        auto = self._tensors.get("auto_scale")
+        if auto is None:
+            return None
+        caster = self._ray_caster()
+        logs, weights = [], []
+        for x, y in positives:
+            ids, w = caster.weights(camera, (float(x), float(y)))
+            if ids.numel() == 0:
+                continue
+            s = auto.index_select(0, ids.cpu().long()).double()
+            ok = torch.isfinite(s) & (s > 0)
+            logs.append(torch.log(s[ok]))
+            weights.append(w.cpu().double()[ok])
+        if not logs or sum(float(w.sum()) for w in weights) <= 1e-9:
+            return None
+        lg, wt = torch.cat(logs), torch.cat(weights)
+        return float(torch.exp((lg * wt).sum() / wt.sum())) * AUTO_SCALE_MARGIN
 
     def clicked_feature(
         self, camera: Camera, pixel: tuple[float, float], *, level: str | None = None, scale: float | None = None

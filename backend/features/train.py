@@ -27,6 +27,7 @@ from ..masks.prepare import MASKS_NAME, open_masks
 from ..workspace import Workspace
 from .click import ClickConfig, train_click
 from .contrib_cache import DEFAULT_K, DEFAULT_PIXELS_PER_VIEW, build_cache, cache_budget_bytes
+from .mask_stats import MaskStats, finite_or_raise
 from .neighbors import knn_neighbors
 from .saga import SagaConfig, train_saga
 from .store import METHODS, Method, features_name
@@ -54,6 +55,10 @@ class TrainReport:
     """Wall time of the whole call: loading, precompute, training, saving."""
     peak_rss_megabytes: float
     """The process's peak resident memory so far (resource.getrusage)."""
+    mask_stats: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """What the training masks looked like (`mask_stats.MaskStats.as_dict`); also in the manifest."""
+    warnings: tuple[str, ...] = ()
+    """What was odd about the masks (mostly uncovered, whole-image masks, one mask a view); also in the manifest."""
 
     def summary(self) -> str:
         return (
@@ -108,13 +113,14 @@ def train_features(
         k,
         cache_budget_bytes(len(names), pixels_per_view, k) / 2**20,
     )
+    stats = MaskStats()
     with compute_threads():
         t0 = time.perf_counter()
         with torch.no_grad():
             cache = build_cache(
                 scene,
                 cameras,
-                (masks.read_view(v) for v in names),
+                stats.observe(masks.read_view(v) for v in names),
                 pixels_per_view=pixels_per_view,
                 k=k,
                 seed=seed,
@@ -126,6 +132,12 @@ def train_features(
         tensors = _run(method, cache, neighbors, config, progress)
         trained = time.perf_counter() - t1
     tensors["neighbors"] = neighbors
+    for key in ("features", "gate_weight", "gate_bias"):
+        if key in tensors:
+            finite_or_raise(tensors[key].numpy(), f"the trained {key}")
+    warnings = stats.warnings()
+    for w in warnings:
+        log.warning("warning: %s", w)  # `splatseg train` shows these on stderr
 
     params = {
         "method": method,
@@ -135,6 +147,8 @@ def train_features(
         "k": k,
         "seed": seed,
         "num_gaussians": len(scene),
+        "mask_stats": stats.as_dict(),
+        "warnings": warnings,
     }
     inputs = {"model": model_path, "masks": ws.path(MASKS_NAME) / INDEX_FILE}
     path = ws.save_tensors(features_name(method), tensors, made_by="train", params=params, inputs=inputs)
@@ -149,6 +163,8 @@ def train_features(
         train_seconds=trained,
         seconds=time.perf_counter() - start,
         peak_rss_megabytes=peak_rss_megabytes(),
+        mask_stats=stats.as_dict(),
+        warnings=tuple(warnings),
     )
 
 
@@ -161,8 +177,11 @@ def _run(method: str, cache, neighbors, config, progress: bool) -> dict[str, Any
             tensors[f"{level}_labels"] = c.labels.to(torch.int32)
             tensors[f"{level}_centroids"] = c.centroids.float()
         return tensors
+    from .saga import object_scales
+
     result = train_saga(cache, neighbors, config, progress=progress)
     return {
+        "auto_scale": object_scales(cache),
         "features": result.features,
         "gate_weight": result.gate.linear.weight.detach(),
         "gate_bias": result.gate.linear.bias.detach(),
