@@ -15,7 +15,7 @@ import numpy as np
 
 from ..masks.maskset import ViewMasks
 
-UNCOVERED_WARN = 0.5
+UNCOVERED_WARN = 0.9
 """Share of pixels without any mask above which training warns."""
 WHOLE_IMAGE = 0.95
 """A mask covering at least this share of its image counts as a whole-image mask."""
