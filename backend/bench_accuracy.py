@@ -45,8 +45,9 @@ class Target:
     label: int
     name: str
     variant: str = ""
-    """SAGA objects are clicked twice: without a scale (variant "", the automatic scale a click without the slider
-    gets) and at the scale of the best-matching mask ("oracle", the slider set right)."""
+    """SAGA objects are clicked three times: without a scale (variant "", the automatic scale a click without the
+    slider gets), at the field's fixed default scale ("default", what that click got before automatic scales) and
+    at the scale of the best-matching mask ("oracle", the slider set right)."""
 
 
 def accuracy_benchmark(
@@ -121,7 +122,9 @@ def accuracy_benchmark(
         field = load_field(scene_dir, method, workspace=ws_dir, scene=truth.scene)
         these = targets
         if method == "saga":
-            these = targets + [dataclasses.replace(t, variant="oracle") for t in targets if t.level == "coarse"]
+            these = targets + [
+                dataclasses.replace(t, variant=v) for v in ("oracle", "default") for t in targets if t.level == "coarse"
+            ]
         scores = _evaluate(
             field, truth, these, {t: clicks[dataclasses.replace(t, variant="")] for t in these}, renders, ws_dir
         )
@@ -334,6 +337,8 @@ def _evaluate(
             kwargs["level"] = t.level
         elif t.level == "coarse" and t.variant == "":
             pass  # no scale: the field's automatic scale
+        elif t.variant == "default":
+            kwargs["scale"] = field.default_scale  # what a click without the slider got before automatic scales
         else:
             gt = truth.label_map(cam.name, t.level) == t.label
             kwargs["scale"] = _saga_scale(ws_dir, cam, x, y, gt, field.quantiles.inverse(1.0))
@@ -390,6 +395,8 @@ def _evaluate(
         "miou3d_fine": miou3d("fine"),
         "miou_coarse_oracle_scale": miou("coarse", "oracle"),
         "miou3d_coarse_oracle_scale": miou3d("coarse", "oracle"),
+        "miou_coarse_default_scale": miou("coarse", "default"),
+        "miou3d_coarse_default_scale": miou3d("coarse", "default"),
         "floater_fraction": round(float(np.mean([f for f, t in zip(floaters, clicked) if not targets[t].variant])), 4)
         if floaters
         else float("nan"),

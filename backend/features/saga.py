@@ -48,6 +48,9 @@ class SagaConfig:
     uncovered_segment: bool = False
     """A view's opaque pixels that no mask covers belong together at every scale (and with no masked pixel), as
     in Click-Gaussian's `uncovered_segment`."""
+    min_overhang: float = 1.0
+    """Masks that contain other masks but lie mostly (≥ this share) outside them are cut back to them before
+    training (`masks.overhang`: an object merged with its support); 1 = off."""
     seed: int = 0
 
 

@@ -120,7 +120,7 @@ def train_features(
             cache = build_cache(
                 scene,
                 cameras,
-                stats.observe(masks.read_view(v) for v in names),
+                stats.observe(_trimmed(masks.read_view(v), config.min_overhang) for v in names),
                 pixels_per_view=pixels_per_view,
                 k=k,
                 seed=seed,
@@ -166,6 +166,12 @@ def train_features(
         mask_stats=stats.as_dict(),
         warnings=tuple(warnings),
     )
+
+
+def _trimmed(view, min_overhang: float):
+    from ..masks.overhang import trim_overhangs
+
+    return trim_overhangs(view, min_overhang=min_overhang)
 
 
 def _run(method: str, cache, neighbors, config, progress: bool) -> dict[str, Any]:
