@@ -61,7 +61,7 @@ class ClickConfig:
     """A Gaussian joins a global cluster only when its cosine to the centroid is at least this."""
     gfl_sample: int = 8192
     min_cluster_size: int = 3
-    uncovered_segment: bool = False
+    uncovered_segment: bool = True
     """A view's opaque pixels that no mask covers count as one segment of that view: pulled together and pushed
     from every masked pixel at the coarse level, never part of a global cluster. Without it they are only pushed,
     from everything including each other, and a support no mask covers ends up with scattered features that

@@ -45,7 +45,7 @@ class SagaConfig:
     weight_rendered_norm: float = 0.1
     weight_knn: float = 0.5
     knn_sample: int = 8192
-    uncovered_segment: bool = False
+    uncovered_segment: bool = True
     """A view's opaque pixels that no mask covers belong together at every scale (and with no masked pixel), as
     in Click-Gaussian's `uncovered_segment`."""
     min_overhang: float = 1.0
