@@ -66,7 +66,7 @@ class ClickConfig:
     from every masked pixel at the coarse level, never part of a global cluster. Without it they are only pushed,
     from everything including each other, and a support no mask covers ends up with scattered features that
     some clicks select (issue 10)."""
-    min_overhang: float = 1.0
+    min_overhang: float = 0.5
     """Masks that contain other masks but lie mostly (≥ this share) outside them are cut back to them before
     training (`masks.overhang`: an object merged with its support); 1 = off."""
     seed: int = 0

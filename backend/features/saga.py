@@ -48,7 +48,7 @@ class SagaConfig:
     uncovered_segment: bool = True
     """A view's opaque pixels that no mask covers belong together at every scale (and with no masked pixel), as
     in Click-Gaussian's `uncovered_segment`."""
-    min_overhang: float = 1.0
+    min_overhang: float = 0.5
     """Masks that contain other masks but lie mostly (≥ this share) outside them are cut back to them before
     training (`masks.overhang`: an object merged with its support); 1 = off."""
     seed: int = 0
