@@ -48,9 +48,11 @@ class SagaConfig:
     uncovered_segment: bool = True
     """A view's opaque pixels that no mask covers belong together at every scale (and with no masked pixel), as
     in Click-Gaussian's `uncovered_segment`."""
-    min_overhang: float = 0.5
+    min_overhang: float = 1.0
     """Masks that contain other masks but lie mostly (≥ this share) outside them are cut back to them before
-    training (`masks.overhang`: an object merged with its support); 1 = off."""
+    training (`masks.overhang`: an object merged with its support); 1 = off. Off for SAGA: measured, it cost
+    tabletop objects 0.93 → 0.78 at the oracle scale (a cut mask keeps its uncut 3D scale, and a jittered part
+    that pokes out of its whole is not seen as inside it, so the whole is cut to its other parts)."""
     seed: int = 0
 
 
