@@ -1,4 +1,4 @@
-"""`splatseg` on the command line: the contract in design.md.
+"""`splatseg` on the command line: the contract in docs/architecture.md.
 
 Every user mistake ends as one line on stderr and a non-zero exit (a `SplatsegError`, an argument error or an OS
 error on a user path); anything else is a bug and keeps its traceback. Heavy imports (torch, viser) happen inside
@@ -8,13 +8,12 @@ the commands so `splatseg --help` is instant.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .errors import SplatsegError
+from .core.errors import SplatsegError
 
 EXIT_USER_ERROR = 2
 
@@ -60,86 +59,27 @@ def _add_workspace(p: argparse.ArgumentParser) -> None:
 
 # ---- commands ----
 def cmd_synth(args: argparse.Namespace) -> int:
-    from .synthetic import write_synthetic_scene
+    from .commands.synth import run
 
-    write_synthetic_scene(
-        args.out,
-        preset=args.preset,
-        seed=args.seed,
-        views=args.views,
-        resolution=args.resolution,
-        num_gaussians=args.gaussians,
-        progress=True,
-    )
-    print(f"wrote a synthetic {args.preset} scene to {args.out}")
-    return 0
+    return run(args)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .features.train import train_command
+    from .commands.train import run
 
-    return train_command(args.scene, method=args.method, iterations=args.iterations, workspace=args.workspace)
+    return run(args)
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
-    if args.method == "sa3d":  # training-free: no workspace, no features to load
-        return cmd_segment_sa3d(args)
-    from .segment import print_report, segment_command
+    from .commands.segment import run
 
-    print_report(
-        segment_command(
-            args.scene,
-            view=args.view,
-            pixels=args.pixel,
-            negatives=args.negative,
-            method=args.method,
-            level=args.level,
-            scale=args.scale,
-            threshold=args.threshold,
-            mask_out=args.mask_out,
-            out=args.out,
-            workspace=args.workspace,
-        )
-    )
-    return 0
-
-
-def cmd_segment_sa3d(args: argparse.Namespace) -> int:
-    from .lift.command import sa3d_segment_command
-
-    if args.scale is not None or args.threshold is not None:
-        raise SplatsegError("--scale and --threshold are for the feature methods; --method sa3d takes --level")
-    report = sa3d_segment_command(
-        args.scene,
-        view=args.view,
-        pixels=args.pixel,
-        negatives=args.negative,
-        level=args.level,
-        views=args.views,
-        masks=args.masks,
-        sam_checkpoint=args.sam_checkpoint,
-        sam_model=args.sam_model,
-        mask_out=args.mask_out,
-        out=args.out,
-    )
-    print(json.dumps(report, separators=(", ", ": ")))
-    return 0
+    return run(args)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .render_view import render_command
+    from .commands.render import run
 
-    render_command(
-        args.scene,
-        view=args.view,
-        what=args.what,
-        out=args.output,
-        selection=args.selection,
-        background=args.background,
-        backend=args.backend,
-        workspace=args.workspace,
-    )
-    return 0
+    return run(args)
 
 
 def cmd_view(args: argparse.Namespace) -> int:
@@ -153,6 +93,7 @@ def cmd_view(args: argparse.Namespace) -> int:
         render=args.render,
         token=args.token,
         share=args.share,
+        sa3d_predictor=args.predictor,
     )
     print(f"splatseg view: open {app.url} in a browser (Ctrl+C to stop)", flush=True)
     app.wait()
@@ -168,21 +109,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_selection
-    from .io.scene_folder import load_scene
-    from .selection import load_selection
+    from .commands.export import run
 
-    scene, model_path = load_scene(args.scene)
-    if args.output.resolve() == model_path.resolve():
-        raise SplatsegError(f"refusing to overwrite the input model {model_path}; choose another -o path")
-    mask = load_selection(args.selection, len(scene))
-    count = export_selection(scene, mask, args.output, format=args.format)
-    print(json.dumps({"format": args.format, "count": count, "output": str(args.output)}))
-    return 0
+    return run(args)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import SECTIONS, run_bench
+    from bench.run import SECTIONS, run_bench
 
     unknown = [s for s in args.section or [] if s not in SECTIONS]
     if unknown:
@@ -192,61 +125,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from .language.command import query_command
+    from .commands.text import run_query as run
 
-    payload = query_command(
-        args.scene,
-        args.text,
-        top=args.top,
-        threshold=args.threshold,
-        level=args.level,
-        mask_out=args.mask_out,
-        out=args.out,
-        clip_model=args.clip_model,
-        clip_checkpoint=args.clip_checkpoint,
-        workspace=args.workspace,
-    )
-    print(json.dumps(payload))
-    return 0
+    return run(args)
 
 
 def cmd_prepare_text(args: argparse.Namespace) -> int:
-    from .language.command import prepare_text_command
+    from .commands.text import run_prepare_text as run
 
-    payload = prepare_text_command(
-        args.scene,
-        clip_model=args.clip_model,
-        clip_checkpoint=args.clip_checkpoint,
-        views=args.views,
-        backend=args.backend,
-        workspace=args.workspace,
-    )
-    print(json.dumps(payload))
-    return 0
+    return run(args)
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from .masks.prepare import prepare_masks
+    from .commands.prepare import run
 
-    if not args.noise >= 0:
-        raise SplatsegError(f"--noise must be a number ≥ 0 (0 = clean labels), got {args.noise}")
-    masks = prepare_masks(
-        args.scene,
-        source=args.masks,
-        workspace=args.workspace,
-        sam_model=args.sam_model,
-        sam_checkpoint=args.sam_checkpoint,
-        noise_strength=args.noise,
-    )
-    print(f"wrote {masks.index['source']} masks of {len(masks.views)} views to {masks.root}")
-    return 0
-
-
-def _not_yet(name: str, issue: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        raise SplatsegError(f"`splatseg {name}` is not implemented yet ({issue}); see README.md for what works today")
-
-    return run
+    return run(args)
 
 
 # ---- parser ----
@@ -337,11 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     sa3d = p.add_argument_group("--method sa3d")
     sa3d.add_argument("--views", type=_positive_int, default=None, help="views to self-prompt in (default 8)")
     sa3d.add_argument(
-        "--masks",
-        choices=["auto", "sam", "labels"],
-        default="auto",
-        help="2D masks from SAM or a synthetic scene's labels (default: labels when the scene has them, else sam)",
+        "--predictor",
+        default=None,
+        metavar="sam|labels|FOLDER",
+        help="the 2D segmenter SA3D prompts: SAM (default), a synthetic scene's ground-truth labels, or a folder of "
+        "per-view masks (as `prepare --masks FOLDER` reads)",
     )
+    sa3d.add_argument("--masks", choices=["sam", "labels"], default=None, help=argparse.SUPPRESS)  # old --predictor
     sa3d.add_argument("--sam-checkpoint", type=Path, default=None, help="SAM weights (.pth); needed offline")
     sa3d.add_argument(
         "--sam-model", choices=["vit_h", "vit_l", "vit_b"], default=None, help="default: from the file name"
@@ -355,6 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--render", choices=["client", "server"], default="client", help="server: gsplat frames (CUDA)")
     p.add_argument("--token", default=None, help="clients must enter this token before they see the scene")
     p.add_argument("--share", action="store_true", help="also print a public share link (needs internet)")
+    p.add_argument(
+        "--predictor",
+        default="sam",
+        metavar="sam|labels|FOLDER",
+        help="what the SA3D panel prompts: SAM (default; loads on first use), a synthetic scene's labels, or a folder "
+        "of per-view masks",
+    )
     _add_workspace(p)
     p.set_defaults(func=cmd_view)
     p = sub.add_parser("export", help="write a selection as PLY / splat / labelled PLY / points / mesh")
@@ -364,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         choices=["ply", "inverse-ply", "labels-ply", "splat", "points", "mesh"],
         default="ply",
-        help="ply: the selected Gaussians; inverse-ply: the rest; labels-ply: all with a `segment` property",
+        help="ply: the selected Gaussians; inverse-ply: the rest; labels-ply: all with a `segment` property; "
+        "points, mesh: in the format -o names (.ply, .glb, .obj; mesh also .stl)",
     )
     p.add_argument("-o", "--output", type=Path, required=True)
     p.set_defaults(func=cmd_export)

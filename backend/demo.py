@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import SplatsegError, StaleCacheError
+from .core.errors import SplatsegError, StaleCacheError
 
 DEMO_SEED = 0
 DEMO_GAUSSIANS = 40_000
@@ -24,7 +24,7 @@ DEMO_RESOLUTION = 128
 DEMO_METHOD = "click"
 DEMO_ITERATIONS = 800
 """Held-out object mIoU on the demo scene (noisy masks, 9 of 12 views trained): 0.68 at 300 steps, 0.91 at 800,
-0.92 at the default 1200; 800 costs ~20 s on 2 CPU cores (`python -m backend.bench_accuracy --views 12
+0.92 at the default 1200; 800 costs ~20 s on 2 CPU cores (`python -m bench.accuracy --views 12
 --resolution 128 --gaussians 40000 --noise 1 --method click --iterations 800`)."""
 CACHE_ENV = "SPLATSEG_CACHE"
 
@@ -37,10 +37,6 @@ class DemoTimings:
     masks_s: float = 0.0
     features_s: float = 0.0
     viewer_s: float = 0.0
-
-    @property
-    def total_s(self) -> float:
-        return self.scene_s + self.masks_s + self.features_s + self.viewer_s
 
 
 def default_workdir() -> Path:
@@ -168,7 +164,8 @@ def run_demo(
     t_start = time.perf_counter()
     folder, timings = build_demo(workdir, quiet=quiet)
     t0 = time.perf_counter()
-    app = ViewerApp(folder, host=host, port=port, verbose=not quiet)
+    # The demo runs offline: its SA3D panel asks the synthetic scene's labels, by name.
+    app = ViewerApp(folder, host=host, port=port, verbose=not quiet, sa3d_predictor="labels")
     timings.viewer_s = time.perf_counter() - t0
     stages = (
         f"scene {timings.scene_s:.0f} s, masks {timings.masks_s:.0f} s, features {timings.features_s:.0f} s, "

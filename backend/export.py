@@ -6,8 +6,9 @@
 - `labels-ply`: the whole scene with an int32 `segment` property (1 = selected, or the given label per Gaussian),
   the labelled export GARField users asked for.
 - `splat`: antimatter15's 32-byte-a-Gaussian `.splat` (web viewers), sorted by size·opacity as its converter does.
-- `points`: a coloured point cloud of the Gaussian centres (trimesh PLY).
-- `mesh`: a closed surface from voxelised Gaussian centres by marching cubes (trimesh + scikit-image).
+- `points`: a coloured point cloud of the Gaussian centres, in the format the file name asks for (.ply, .glb, .obj).
+- `mesh`: a closed surface from voxelised Gaussian centres by marching cubes (trimesh + scikit-image), as .glb,
+  .obj, .stl or .ply by the file name.
 Every file is written atomically.
 """
 
@@ -19,10 +20,10 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .errors import SplatsegError
+from .core.errors import SplatsegError
+from .core.scene import GaussianScene
 from .io.atomic import atomic_path, write_bytes_atomic
 from .io.ply import write_ply
-from .scene import GaussianScene
 
 ExportFormat = Literal["ply", "inverse-ply", "labels-ply", "splat", "points", "mesh"]
 FORMATS: tuple[str, ...] = ("ply", "inverse-ply", "labels-ply", "splat", "points", "mesh")
@@ -34,6 +35,31 @@ SUFFIX = {
     "points": ".ply",
     "mesh": ".ply",
 }
+
+# trimesh's file type for each output suffix (STL holds triangles only, so no points).
+TRIMESH_SUFFIXES: dict[str, dict[str, str]] = {
+    "mesh": {".glb": "glb", ".obj": "obj", ".stl": "stl", ".ply": "ply"},
+    "points": {".glb": "glb", ".obj": "obj", ".ply": "ply"},
+}
+
+
+def trimesh_file_type(format: str, path: str | Path) -> str | None:
+    """The trimesh file type PATH's suffix asks for (`mesh`/`points`), or None for the Gaussian formats.
+
+    Checked before any work: a mesh written as PLY into a file named `.glb` is a file no tool opens.
+    """
+    choices = TRIMESH_SUFFIXES.get(format)
+    if choices is None:
+        return None
+    suffix = Path(path).suffix.lower()
+    if suffix not in choices:
+        got = repr(suffix) if suffix else "a name without a suffix"
+        why = " (STL holds triangles, not points)" if suffix == ".stl" else ""
+        raise SplatsegError(
+            f"--format {format} writes {', '.join(choices)} by the output's name, not {got}{why}; "
+            f"name the file e.g. {Path(path).stem or 'selection'}.glb"
+        )
+    return choices[suffix]
 
 
 def export_selection(
@@ -50,6 +76,7 @@ def export_selection(
         raise SplatsegError(f"selection has {mask.shape[0]} entries but the scene has {len(scene)} Gaussians")
     if format not in FORMATS:
         raise SplatsegError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
+    file_type = trimesh_file_type(format, path)
     if format in ("ply", "splat", "points", "mesh") and not mask.any():
         raise SplatsegError("the selection is empty: select something before exporting")
     path = Path(path)
@@ -85,10 +112,10 @@ def export_selection(
     colors = (sub.dc_colors.cpu().numpy() * 255).astype(np.uint8)
     if format == "points":
         cloud = trimesh.PointCloud(points, colors=np.concatenate([colors, np.full((len(sub), 1), 255, np.uint8)], 1))
-        _write_trimesh(path, cloud)
+        _write_trimesh(path, cloud, file_type)
         return len(sub)
     mesh = mesh_from_points(points)
-    _write_trimesh(path, mesh)
+    _write_trimesh(path, mesh, file_type)
     return len(mesh.vertices)
 
 
@@ -127,6 +154,6 @@ def mesh_from_points(points: np.ndarray, *, voxels_across: int = 96):  # points 
     return mesh
 
 
-def _write_trimesh(path: Path, geometry) -> None:
+def _write_trimesh(path: Path, geometry, file_type: str | None) -> None:
     with atomic_path(path) as tmp:
-        geometry.export(str(tmp), file_type="ply")
+        geometry.export(str(tmp), file_type=file_type or "ply")

@@ -1,4 +1,4 @@
-"""Headless segmentation: `splatseg segment` and the same thing from Python (notebooks, scripts).
+"""Headless segmentation from Python (notebooks, scripts).
 
     from backend.segment import segment
     result = segment("scene/", "view_003", [(120, 88)], level="fine")
@@ -11,22 +11,18 @@ features come from `splatseg train` (the most recently trained method unless one
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import time
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
-from .camera import Camera
-from .errors import SplatsegError
+from .core.camera import Camera
+from .core.errors import SplatsegError
 from .features.field import FeatureField, SegmentResult, load_field
 from .io.cameras import find_camera, load_cameras
 from .io.scene_folder import scene_dir_of
 from .render import pixel_center
 
-__all__ = ["FeatureField", "SegmentResult", "load_field", "segment", "segment_command"]
+__all__ = ["FeatureField", "SegmentResult", "load_field", "segment"]
 
 
 def segment(
@@ -69,55 +65,3 @@ def _center(camera: Camera, pixel: tuple[float, float]) -> tuple[float, float]:
             f"(x in 0..{camera.width - 1}, y in 0..{camera.height - 1})"
         )
     return pixel_center(int(x), int(y))
-
-
-def segment_command(
-    scene: Path,
-    *,
-    view: str,
-    pixels: Sequence[tuple[float, float]],
-    negatives: Sequence[tuple[float, float]] = (),
-    method: str | None = None,
-    level: str | None = None,
-    scale: float | None = None,
-    threshold: float | None = None,
-    mask_out: Path | None = None,
-    out: Path | None = None,
-    workspace: Path | None = None,
-) -> dict[str, Any]:
-    """`splatseg segment`: segment, write what was asked for, return the one JSON object to print."""
-    start = time.perf_counter()
-    camera = find_camera(load_cameras(scene_dir_of(scene)), view)
-    positives = [_center(camera, p) for p in pixels]
-    negs = [_center(camera, p) for p in negatives]
-    field = load_field(scene, method, workspace=workspace)  # type: ignore[arg-type]
-    field.warm_up()  # build the ray caster and the floater filter first: "milliseconds" is the click itself
-    result = field.segment(camera, positives, negs, level=level, scale=scale, threshold=threshold)
-    report: dict[str, Any] = {
-        "count": result.count,
-        "milliseconds": round(result.milliseconds, 3),
-        "method": field.method,
-        "level": result.level,
-        "scale": result.scale,
-        "threshold": result.threshold,
-        "view": view,
-        "pixels": [[int(x), int(y)] for x, y in pixels],
-        "negatives": [[int(x), int(y)] for x, y in negatives],
-        "num_gaussians": field.num_gaussians,
-    }
-    if mask_out is not None:
-        from .selection import save_selection
-
-        save_selection(mask_out, result.mask)
-        report["mask_out"] = str(mask_out)
-    if out is not None:
-        from .export import export_selection
-
-        export_selection(field.scene, result.mask, out, format="ply")
-        report["out"] = str(out)
-    report["total_milliseconds"] = round((time.perf_counter() - start) * 1e3, 1)
-    return report
-
-
-def print_report(report: dict[str, Any]) -> None:
-    print(json.dumps(report, separators=(", ", ": ")))

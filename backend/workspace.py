@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 import backend
-from backend.errors import InputError, StaleCacheError
+from backend.core.errors import InputError, StaleCacheError
 from backend.io.atomic import atomic_path, write_text_atomic
 
 try:

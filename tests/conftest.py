@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from backend.camera import Camera, look_at
-from backend.scene import GaussianScene
+from backend.core.camera import Camera, look_at
+from backend.core.scene import GaussianScene
 
 
 def random_scene(n: int = 2000, *, seed: int = 0, sh_degree: int = 0, spread: float = 0.5) -> GaussianScene:

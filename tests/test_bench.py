@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from backend.bench_accuracy import _run_isolated, accuracy_benchmark
 from backend.cli import main
+from bench.accuracy import _run_isolated, accuracy_benchmark
 
 
 def test_unknown_section_is_one_line_and_exit_2(capsys) -> None:
@@ -54,3 +54,21 @@ def test_accuracy_benchmark_on_a_tiny_scene(tmp_path) -> None:
         noise=1.0, methods=(), views=4, resolution=32, num_gaussians=2000, workdir=tmp_path, isolate=False
     )
     assert again["prepare"] == {}
+
+
+def test_interop_bench_reports_both_loaders_per_format(tmp_path) -> None:
+    from tests.helpers.interop import splat_transform_or_skip
+
+    splat_transform_or_skip()
+    from bench.interop import FORMATS, bench_interop
+
+    assert set(FORMATS) == {"ply", "compressed.ply", "spz", "splat"}  # the formats test_interop checks
+    figures = bench_interop(quick=True, workdir=tmp_path, num_gaussians=3000, formats=("ply", "splat"))
+    names = [f.name for f in figures]
+    assert names[0].startswith("splat-transform start-up") and figures[0].value > 0
+    for fmt in ("ply", "splat"):
+        theirs = [f for f in figures if f.name.startswith(f"load {fmt}, 3k: splat-transform")]
+        ours = [f for f in figures if f.name.startswith(f"load {fmt}, 3k: splatseg")]
+        assert len(theirs) == len(ours) == 1 and theirs[0].value > 0
+    ply = next(f for f in figures if f.name.startswith("load ply, 3k: splatseg"))
+    assert 0 < ply.value < figures[1].value * 100 and "as long" in ply.note

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 import torch
 
-from backend.bench_viewer import CHROMIUM_ARGS  # software WebGL (SwiftShader), no network
-from backend.camera import Camera
+from backend.core.camera import Camera
 from backend.io.ply import read_ply
 from backend.render import RayCaster
 from backend.synthetic import write_synthetic_scene
 from viewer.app import ViewerApp, port_is_free
 from viewer.client_camera import camera_from_handle
+from viewer.headless import CHROMIUM_ARGS  # software WebGL (SwiftShader), no network
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -12,8 +12,8 @@ import numpy as np
 import pycolmap
 import pytest
 
-from backend.camera import Camera, look_at
-from backend.errors import InputError
+from backend.core.camera import Camera, look_at
+from backend.core.errors import InputError
 from backend.io.cameras import (
     find_camera,
     load_cameras,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.errors import InputError
+from backend.core.errors import InputError
 from backend.io.checkpoint import read_gsplat_checkpoint
 from backend.io.ply import read_ply, write_ply
 

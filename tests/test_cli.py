@@ -88,6 +88,8 @@ def _run(*args: str) -> subprocess.CompletedProcess:
         (["synth", "{tmp}/s", "--views", "0"], "positive"),
         (["export", "{scene}", "--selection", "{tmp}/short.npy", "-o", "{tmp}/o.ply"], "entries"),
         (["export", "{scene}", "--selection", "{tmp}/short.npy", "-o", "{scene}/point_cloud.ply"], "overwrite"),
+        (["export", "{scene}", "--selection", "{tmp}/short.npy", "--format", "mesh", "-o", "{tmp}/m.fbx"], ".glb"),
+        (["view", "{scene}", "--port", "18790", "--predictor", "sma"], "--predictor sma"),
     ],
 )
 def test_user_mistakes_are_one_line(synth_scene, tmp_path, args, needle):

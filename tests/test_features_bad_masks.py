@@ -14,7 +14,7 @@ from backend.features.store import features_name
 from backend.features.train import train_features
 from backend.masks.prepare import prepare_masks
 from backend.workspace import Workspace
-from tests.feature_scenes import TinyScene, prepared_tiny_scene
+from tests.helpers.feature_scenes import TinyScene, prepared_tiny_scene
 
 
 @pytest.fixture

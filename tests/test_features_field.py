@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from backend.camera import look_at
-from backend.errors import SplatsegError
+from backend.core.camera import look_at
+from backend.core.errors import SplatsegError
+from backend.core.scene import GaussianScene
 from backend.features.field import FeatureField
 from backend.features.floaters import FloaterFilter
-from backend.scene import GaussianScene
 
 
 def _blobs(seed: int = 0) -> tuple[GaussianScene, np.ndarray]:

@@ -11,12 +11,12 @@ import safetensors.torch
 import torch
 
 from backend.cli import main
-from backend.errors import InputError, SplatsegError, StaleCacheError
+from backend.core.errors import InputError, SplatsegError, StaleCacheError
 from backend.features.field import load_field
 from backend.features.train import train_features
 from backend.render import pixel_center
 from backend.workspace import Workspace
-from tests.feature_scenes import TinyScene, prepared_tiny_scene, trained_tiny_scene
+from tests.helpers.feature_scenes import TinyScene, prepared_tiny_scene, trained_tiny_scene
 
 
 @pytest.fixture

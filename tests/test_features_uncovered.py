@@ -14,7 +14,7 @@ from backend.features.field import load_field
 from backend.features.saga import SagaConfig
 from backend.features.train import train_features
 from backend.render import pixel_center
-from tests.feature_scenes import TinyScene, prepared_tiny_scene
+from tests.helpers.feature_scenes import TinyScene, prepared_tiny_scene
 
 
 @pytest.fixture

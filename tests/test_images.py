@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.errors import InputError
+from backend.core.errors import InputError
 from backend.io.images import read_image, read_image_size, read_label_map, write_png
 
 

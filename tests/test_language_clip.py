@@ -8,10 +8,10 @@ import pytest
 import safetensors.torch
 import torch
 
-from backend.errors import InputError
+from backend.core.errors import InputError
 from backend.language import clip as clip_mod
 from backend.language.clip import encode_text_trimmed, is_online, load_clip, split_model_name
-from tests.language_support import TINY_NAME, register_tiny, tiny_clip
+from tests.helpers.language_support import TINY_NAME, register_tiny, tiny_clip
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import safetensors.torch
 import torch
 
 from backend.cli import main
-from backend.errors import SplatsegError, StaleCacheError
+from backend.core.errors import SplatsegError, StaleCacheError
 from backend.io.cameras import load_cameras
 from backend.io.ply import read_ply, write_ply
 from backend.io.scene_folder import load_scene
@@ -31,7 +31,7 @@ from backend.language import clip as clip_mod
 from backend.language import query as query_mod
 from backend.synthetic import write_synthetic_scene
 from backend.workspace import Workspace
-from tests.language_support import TINY_NAME, ColourEncoder, register_tiny, tiny_clip
+from tests.helpers.language_support import TINY_NAME, ColourEncoder, register_tiny, tiny_clip
 
 VIEWS_PER_CLUSTER = 2
 

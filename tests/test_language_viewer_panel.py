@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from backend.errors import SplatsegError
+from backend.core.errors import SplatsegError
 from backend.language import ClusterEmbeddings, LevelEmbeddings, TextIndex
-from tests.language_support import ColourEncoder
+from tests.helpers.language_support import ColourEncoder
 from viewer.text_panel import TextPanelHooks, add_text_panel
 
 

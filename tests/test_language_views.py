@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from backend.camera import look_at
+from backend.core.camera import look_at
 from backend.language.views import (
     CropBox,
     best_views,
@@ -37,7 +37,7 @@ def test_fragment_visibility_equals_the_one_hot_render() -> None:
 def test_occluded_cluster_is_less_visible() -> None:
     # Two identical blobs on the camera's axis: the near one hides the far one.
     g = torch.Generator().manual_seed(0)
-    from backend.scene import GaussianScene
+    from backend.core.scene import GaussianScene
 
     n = 400
     offsets = torch.randn(n, 3, generator=g) * 0.05

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from backend.core.scene import GaussianScene
 from backend.lift import GeometryCache, MaskLifter, lift_masks, view_evidence, view_geometry
 from backend.render import render
-from backend.scene import GaussianScene
 
-from .lift_scenes import ball, blobs, disc_scene, ring_cameras, two_balls
+from .helpers.lift_scenes import ball, blobs, disc_scene, ring_cameras, two_balls
 
 
 @pytest.fixture(scope="module")

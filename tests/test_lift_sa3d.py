@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from backend.bench_sa3d import heldout_ious, interior_pixel
-from backend.camera import look_at
-from backend.errors import InputError
+from backend.core.camera import look_at
+from backend.core.errors import InputError
 from backend.lift import (
     GeometryCache,
     GroundTruthPredictor,
@@ -19,8 +18,9 @@ from backend.lift import (
     ViewStep,
     segment_sa3d,
 )
+from backend.lift.evaluate import heldout_ious, interior_pixel
 
-from .lift_scenes import ring_cameras, two_balls
+from .helpers.lift_scenes import ring_cameras, two_balls
 
 
 def _object_ring(points: np.ndarray, count: int, size: int) -> list:  # points [n, 3] → cameras round them

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.camera import look_at
+from backend.core.camera import look_at
 from backend.lift import GroundTruthPredictor, choose_by_granularity, next_view, prompt_points
 
-from .lift_scenes import ring_cameras
+from .helpers.lift_scenes import ring_cameras
 
 
 def _disk(h: int, w: int, cx: float, cy: float, r: float) -> np.ndarray:

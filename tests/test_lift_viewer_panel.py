@@ -7,11 +7,11 @@ import contextlib
 import numpy as np
 import pytest
 
-from backend.errors import SplatsegError
+from backend.core.errors import SplatsegError
 from backend.lift import GroundTruthPredictor, Sa3dOptions
 from viewer.sa3d_panel import Sa3dPanelHooks, Sa3dRunner, add_sa3d_panel, preview_image
 
-from .lift_scenes import ring_cameras, two_balls
+from .helpers.lift_scenes import ring_cameras, two_balls
 
 
 class _Widget:

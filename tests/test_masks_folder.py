@@ -8,8 +8,8 @@ import warnings
 import numpy as np
 import pytest
 
-from backend.camera import look_at
-from backend.errors import InputError
+from backend.core.camera import look_at
+from backend.core.errors import InputError
 from backend.io.images import write_png
 from backend.masks.folder import FolderMasks, read_mask_file
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import backend.masks.prepare as prepare_module
-from backend.errors import InputError, SplatsegError, StaleCacheError
+from backend.core.errors import InputError, SplatsegError, StaleCacheError
 from backend.io.cameras import load_cameras
 from backend.masks.labels import LabelMasks, read_view_labels
 from backend.masks.maskset import MaskSet

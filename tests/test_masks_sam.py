@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import backend.masks.sam as sam_module
-from backend.camera import look_at
-from backend.errors import InputError
+from backend.core.camera import look_at
+from backend.core.errors import InputError
 from backend.masks.sam import SamMasks, build_sam_tiny, generate_view_masks, load_sam, mask_generator, model_type_of
 from tests.conftest import random_scene
 

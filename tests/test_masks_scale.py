@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from backend.camera import look_at
+from backend.core.camera import look_at
+from backend.core.scene import GaussianScene
 from backend.masks.scale import backproject, erode_masks, mask_scales, view_mask_scales
 from backend.render import render
-from backend.scene import GaussianScene
 
 
 @pytest.fixture(scope="module", autouse=True)

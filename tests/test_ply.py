@@ -10,9 +10,9 @@ import plyfile
 import pytest
 import torch
 
-from backend.errors import InputError
+from backend.core.errors import InputError
+from backend.core.scene import GaussianScene
 from backend.io.ply import f_rest_names, is_gaussian_ply, ply_vertex_properties, read_ply, write_ply
-from backend.scene import GaussianScene
 
 
 def random_scene(n: int, degree: int, *, seed: int = 0, extras: dict[str, np.ndarray] | None = None) -> GaussianScene:
@@ -331,3 +331,22 @@ def test_empty_scene_round_trip(tmp_path: Path) -> None:
     back = read_ply(tmp_path / "empty.ply")
     assert len(back) == 0 and back.sh.shape == (0, 4, 3)
     assert back.extras["segment"].dtype == np.int32
+
+
+def test_infinite_opacity_reads_as_a_finite_saturated_logit(tmp_path: Path) -> None:
+    """splat-transform writes opacity = +inf when it decompresses a SuperSplat .compressed.ply (opacity 1)."""
+    from backend.io.ply import OPACITY_LOGIT_LIMIT
+
+    scene = random_scene(50, 0)
+    scene.logit_opacities[[2, 9]] = float("inf")
+    scene.logit_opacities[4] = float("-inf")
+    path = tmp_path / "model.ply"
+    write_ply(path, scene)
+
+    read = read_ply(path)
+    assert read.logit_opacities[[2, 9]].tolist() == [OPACITY_LOGIT_LIMIT] * 2
+    assert read.logit_opacities[4].item() == -OPACITY_LOGIT_LIMIT
+    assert read.opacities[[2, 9]].tolist() == [1.0, 1.0]
+    others = torch.ones(50, dtype=torch.bool)
+    others[[2, 4, 9]] = False
+    assert torch.equal(read.logit_opacities[others], scene.logit_opacities[others])

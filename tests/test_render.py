@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from backend.camera import look_at
+from backend.core.camera import look_at
+from backend.core.scene import GaussianScene
 from backend.render import RayCaster, contributions, pixel_center, ray_feature, render
 from backend.render.sh import sh_to_rgb
-from backend.scene import GaussianScene
 from tests.conftest import front_camera, random_scene
 
 

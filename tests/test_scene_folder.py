@@ -9,10 +9,10 @@ import plyfile
 import pytest
 import torch
 
-from backend.errors import InputError
+from backend.core.errors import InputError
+from backend.core.scene import GaussianScene
 from backend.io.ply import write_ply
 from backend.io.scene_folder import find_model, load_scene, scene_dir_of
-from backend.scene import GaussianScene
 
 
 def tiny_scene(n: int = 4, *, value: float = 0.0) -> GaussianScene:

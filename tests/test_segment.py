@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from backend.cli import main
-from backend.errors import SplatsegError
+from backend.core.errors import SplatsegError
 from backend.io.ply import read_ply
 from backend.segment import segment
-from tests.feature_scenes import TinyScene, prepared_tiny_scene, trained_tiny_scene
+from tests.helpers.feature_scenes import TinyScene, prepared_tiny_scene, trained_tiny_scene
 
 
 @pytest.fixture

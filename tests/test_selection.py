@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from backend.camera import look_at
-from backend.errors import InputError
-from backend.selection import SelectionState, combine, load_selection, save_selection, select_in_rect
+from backend.core.camera import look_at
+from backend.core.errors import InputError
+from backend.core.selection import SelectionState, combine, select_in_rect
+from backend.io.selection import load_selection, save_selection
 
 
 def _mask(n: int, ids: list[int]) -> np.ndarray:

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 from scipy.spatial import cKDTree
 
-from backend.errors import SplatsegError
-from backend.render.projection import quat_to_rotmat
+from backend.core.errors import SplatsegError
+from backend.core.rotations import quat_to_rotmat
 from backend.synthetic import SyntheticScene, build_tabletop, orbit_cameras, write_synthetic_scene
 
 N = 30_000

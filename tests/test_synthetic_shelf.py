@@ -10,7 +10,7 @@ import pytest
 from backend.masks.labels import read_view_labels
 from backend.masks.sam_like import SamLikeConfig, read_support, sam_like_masks
 from backend.synthetic import write_synthetic_scene
-from backend.synthetic_shelf import BOARD_HALF, Primitive, build_shelf
+from backend.synthetic.shelf import BOARD_HALF, Primitive, build_shelf
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from backend.camera import look_at
 from backend.cli import main
-from backend.errors import SplatsegError
+from backend.core.camera import look_at
+from backend.core.errors import SplatsegError
 from backend.synthetic import write_synthetic_scene
 from viewer.app import ViewerApp, initial_view, port_is_free, up_direction
 from viewer.auth import MAX_FREE_ATTEMPTS, TokenGate
@@ -108,6 +108,8 @@ def test_app_startup_errors(tiny_scene, tmp_path):
         blocker.close()
     with pytest.raises(SplatsegError, match="empty"):
         ViewerApp(tiny_scene, port=_free_port(18770), token="  ", verbose=False)
+    with pytest.raises(SplatsegError, match="--predictor sma"):  # the SA3D panel's predictor is checked at start
+        ViewerApp(tiny_scene, port=_free_port(18780), sa3d_predictor="sma", verbose=False)
 
 
 def test_cli_view_errors_are_one_line(tiny_scene, tmp_path, capsys):

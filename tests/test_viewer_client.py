@@ -9,11 +9,12 @@ import threading
 import numpy as np
 import pytest
 
-from backend.errors import SplatsegError
+from backend.core.errors import SplatsegError
 from backend.io.ply import read_ply
 from backend.workspace import Workspace
 from tests.conftest import random_scene
 from viewer.client_view import ClientView
+from viewer.context import ClientContext
 from viewer.session import Busy, NoFeatures, Session
 
 
@@ -41,28 +42,14 @@ class FakeClient:
         self.downloads.append((name, content))
 
 
-class FakeServer:
-    def __init__(self, clients):
-        self.clients = clients
-
-    def get_clients(self):
-        return {c.client_id: c for c in self.clients}
-
-
-class FakeApp:
-    def __init__(self, session, clients):
-        self.session = session
-        self.server = FakeServer(clients)
-        self.server_frames = None
-
-
 def _view(tmp_path, *, connected: bool = True) -> tuple[ClientView, FakeClient, Session]:
     scene = random_scene(500)
     session = Session(scene, workspace=Workspace(tmp_path))
     client = FakeClient()
     view = ClientView.__new__(ClientView)  # the handlers only, no viser
     view.client, view.session, view.who, view.closed = client, session, "client 1", False
-    view.app = FakeApp(session, [client] if connected else [])
+    clients = {client.client_id} if connected else set()
+    view.ctx = ClientContext(session=session, is_connected=lambda client_id: client_id in clients)
     view._update_lock = threading.Lock()
     return view, client, session
 

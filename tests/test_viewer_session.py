@@ -11,7 +11,7 @@ import torch
 from backend.io.ply import read_ply
 from backend.synthetic import build_tabletop, orbit_cameras
 from backend.workspace import Workspace
-from tests.test_viewer_fakes import LabelField
+from tests.helpers.fakes import LabelField
 from viewer import session as session_module
 from viewer.session import Busy, NoFeatures, Session
 
@@ -217,6 +217,7 @@ def test_saga_field_gets_a_scale_not_a_level(tmp_path, tabletop):
 
     class SagaField(LabelField):
         method = "saga"
+        uses_scale = True
         levels = ()
         default_scale = 0.12
 

@@ -14,7 +14,7 @@ import torch
 
 import backend
 import backend.workspace as workspace_module
-from backend.errors import InputError, StaleCacheError
+from backend.core.errors import InputError, StaleCacheError
 from backend.workspace import Workspace, file_sha256
 
 

@@ -14,35 +14,40 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 
-from backend.camera import Camera
-from backend.errors import SplatsegError
+from backend.core.camera import Camera
+from backend.core.errors import SplatsegError
+from backend.core.scene import GaussianScene
 from backend.io.cameras import load_cameras
 from backend.io.scene_folder import load_scene, scene_dir_of
-from backend.scene import GaussianScene
 from backend.workspace import Workspace
 
+from .assets import theme
 from .auth import TokenGate
 from .client_camera import viewport_of
+from .context import ClientContext
 from .jobs import JobRunner, ProgressFn
-from .sa3d_panel import Sa3dRunner, predictor_loader
-from .session import FeatureFieldLike, Session
+from .sa3d_panel import Sa3dRunner, predictor_loader, predictor_title
+from .session import Session
 from .splats import SplatChunks
 from .text_panel import TextIndexLoader
 
+if TYPE_CHECKING:
+    from backend.features.field import FeatureField
+
 RenderMode = Literal["client", "server"]
 SHARE_TIMEOUT_S = 20.0
-BRAND = (255, 140, 0)
+BRAND = tuple(theme()["brand_color"])
 
-FieldLoader = Callable[[Path, Workspace, GaussianScene], FeatureFieldLike]
+FieldLoader = Callable[[Path, Workspace, GaussianScene], "FeatureField"]
 """(scene path, workspace, the scene already loaded) → a feature field, or a `SplatsegError` saying what to run."""
 
 
-def load_field_for(scene_path: Path, workspace: Workspace, scene: GaussianScene) -> FeatureFieldLike:
+def load_field_for(scene_path: Path, workspace: Workspace, scene: GaussianScene) -> FeatureField:
     """The scene's most recently trained features (`backend.features`), warmed up so the first click is fast."""
     try:
         from backend.features.field import load_field
@@ -126,6 +131,7 @@ class ViewerApp:
         num_chunks: int | None = None,
         field_loader: FieldLoader | None = load_field_for,
         verbose: bool = True,
+        sa3d_predictor: str = "sam",
     ) -> None:
         import viser
 
@@ -160,7 +166,12 @@ class ViewerApp:
         self.session.jobs = JobRunner(emit=lambda: self.session.changed("job"), notify=self.session.notify_all)
         # Text search (CLIP loads on the first query) and SA3D (SAM loads on the first run), shared by all clients.
         self.text_index = TextIndexLoader(self.scene_path, workspace_root=ws.root)
-        self.sa3d_runner = Sa3dRunner(scene, cameras, predictor_loader(scene_dir=str(scene_dir)))
+        self.sa3d_runner = Sa3dRunner(
+            scene,
+            cameras,
+            predictor_loader(predictor=sa3d_predictor, scene_dir=str(scene_dir), cameras=cameras),
+            predictor_name=predictor_title(sa3d_predictor),
+        )
         self.chunks = SplatChunks(scene, num_chunks=num_chunks)
         self.gate = TokenGate(token)
         self.views: dict[int, Any] = {}
@@ -183,8 +194,8 @@ class ViewerApp:
             self.server_frames = ServerFrames(self.session)
 
         gui = self.server.gui
-        gui.configure_theme(control_width="medium", show_share_button=share, brand_color=BRAND)
-        gui.set_panel_label("splatseg")
+        gui.configure_theme(control_width=theme()["control_width"], show_share_button=share, brand_color=BRAND)
+        gui.set_panel_label(theme()["panel_label"])
         up = up_direction(cameras)
         self.server.scene.set_up_direction(tuple(up))
         start = initial_view(cameras, scene.means.detach().cpu().numpy())
@@ -249,7 +260,7 @@ class ViewerApp:
     def _open(self, client) -> None:
         from .client_view import ClientView
 
-        view = ClientView(client, self)
+        view = ClientView(client, self._context())
         with self._views_lock:
             if client.client_id not in self.server.get_clients():  # left while its view was being built
                 view.close()
@@ -257,6 +268,19 @@ class ViewerApp:
             self.views[client.client_id] = view
             self.session.client_count = len(self.views)
         self.session.changed("clients")
+
+    def _context(self) -> ClientContext:
+        return ClientContext(
+            session=self.session,
+            is_connected=lambda client_id: client_id in self.server.get_clients(),
+            chunks=self.chunks,
+            server_frames=self.server_frames,
+            share_url=self.share_url,
+            text_index=self.text_index,
+            sa3d_runner=self.sa3d_runner,
+            start_prepare=self.start_prepare,
+            start_train=self.start_train,
+        )
 
     def _on_disconnect(self, client) -> None:
         self.gate.forget(client.client_id)
@@ -268,7 +292,7 @@ class ViewerApp:
         self.session.changed("clients")
 
     # ---- features ----------------------------------------------------------------------------------------------
-    def _try_load_field(self, ws: Workspace, scene: GaussianScene) -> tuple[FeatureFieldLike | None, str | None]:
+    def _try_load_field(self, ws: Workspace, scene: GaussianScene) -> tuple[FeatureField | None, str | None]:
         if self.field_loader is None:
             return None, "no features loaded"
         try:

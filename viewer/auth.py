@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from backend.errors import SplatsegError
+from backend.core.errors import SplatsegError
 
 if TYPE_CHECKING:
     import viser

@@ -3,7 +3,7 @@
 viser reports each client's camera in the OpenCV convention (x right, y down, z forward: `CameraHandle.wxyz`
 documents `look_direction = R[:, 2]`, `up = -R[:, 1]`), with `wxyz`/`position` the camera-to-world pose, `fov` the
 vertical field of view in radians and the canvas size in pixels; pointer events give screen positions in [0, 1]
-with (0, 0) the top-left corner. That is exactly `backend.camera.Camera`'s convention, so no axis flips happen here.
+with (0, 0) the top-left corner. That is `backend.core.camera.Camera`'s convention, so no axis flips happen here.
 """
 
 from __future__ import annotations
@@ -11,38 +11,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
-from backend.camera import Camera
+from backend.core.camera import Camera
+from backend.core.rotations import quat_to_rotmat, rotmat_to_quat
 
 
-def quat_to_matrix(wxyz: np.ndarray) -> np.ndarray:  # [4] → [3, 3]
-    w, x, y, z = np.asarray(wxyz, dtype=np.float64) / np.linalg.norm(wxyz)
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-        ]
-    )
+def quat_to_matrix(wxyz: np.ndarray) -> np.ndarray:  # [4] → [3, 3] float64 (normalised first)
+    q = np.asarray(wxyz, dtype=np.float64)
+    return quat_to_rotmat(torch.from_numpy(q / np.linalg.norm(q))).numpy()
 
 
 def matrix_to_quat(R: np.ndarray) -> np.ndarray:  # [3, 3] rotation → [4] wxyz with w ≥ 0
-    m = np.asarray(R, dtype=np.float64)
-    trace = m[0, 0] + m[1, 1] + m[2, 2]
-    if trace > 0:
-        s = 2.0 * math.sqrt(trace + 1.0)
-        q = [0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = 2.0 * math.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
-        q = [(m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
-    elif m[1, 1] > m[2, 2]:
-        s = 2.0 * math.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
-        q = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s]
-    else:
-        s = 2.0 * math.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
-        q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s]
-    q = np.asarray(q)
-    return q if q[0] >= 0 else -q
+    return rotmat_to_quat(np.asarray(R, dtype=np.float64)[None])[0]
 
 
 def camera_from_viewport(

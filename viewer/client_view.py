@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backend.errors import SplatsegError
-from backend.selection import load_selection, save_selection
+from backend.core.errors import SplatsegError
+from backend.io.selection import load_selection, save_selection
 
 from .client_camera import camera_from_handle, screen_to_pixel
 from .panels import Panel
@@ -28,7 +28,7 @@ from .text_panel import TextPanelHooks, add_text_panel
 if TYPE_CHECKING:
     import viser
 
-    from .app import ViewerApp
+    from .context import ClientContext
 
 PREFETCH_DELAY_S = 3.0
 """The dimmed copies follow the first frame; they double what the browser sorts, so not before it has drawn."""
@@ -41,10 +41,10 @@ MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
 class ClientView:
     """One connected (and, with a token, authenticated) browser."""
 
-    def __init__(self, client: viser.ClientHandle, app: ViewerApp) -> None:
+    def __init__(self, client: viser.ClientHandle, ctx: ClientContext) -> None:
         self.client = client
-        self.app = app
-        self.session: Session = app.session
+        self.ctx = ctx
+        self.session: Session = ctx.session
         self.who = f"client {client.client_id}"
         self._update_lock = threading.Lock()
         self.closed = False
@@ -53,30 +53,30 @@ class ClientView:
         self.prefetched_bytes = 0
 
         self.splats: ChunkedSplats | None = None
-        if app.server_frames is None:
-            self.splats = ChunkedSplats(client.scene, app.chunks, self.session.rgba())
+        if ctx.server_frames is None:
+            self.splats = ChunkedSplats(client.scene, ctx.chunks, self.session.rgba())
             if len(self.session.scene) <= PREFETCH_MAX_GAUSSIANS:
                 timer = threading.Timer(PREFETCH_DELAY_S, self._prefetch)
                 timer.daemon = True
                 timer.start()
         else:
-            app.server_frames.attach(client)
-        self.panel = Panel(client.gui, self.session, self, share_url=app.share_url)
+            ctx.server_frames.attach(client)
+        self.panel = Panel(client.gui, self.session, self, share_url=ctx.share_url)
         self.text_panel = add_text_panel(
             client.gui,
             TextPanelHooks(
-                index=app.text_index,
+                index=ctx.text_index,
                 select=self._select_from("text"),
                 show_heat=self.session.set_heat,
                 notify=self.notify,
                 prepare=lambda: self._run(
-                    lambda: self.session.jobs.start("Preparing text search", app.text_index.prepare_job(), who=self.who)
+                    lambda: self.session.jobs.start("Preparing text search", ctx.text_index.prepare_job(), who=self.who)
                 ),
             ),
         )
         self.sa3d = add_sa3d_panel(
             client.gui,
-            Sa3dPanelHooks(runner=app.sa3d_runner, select=self._select_from("sa3d"), notify=self.notify),
+            Sa3dPanelHooks(runner=ctx.sa3d_runner, select=self._select_from("sa3d"), notify=self.notify),
         )
 
         scene = client.scene
@@ -98,13 +98,13 @@ class ClientView:
     # ---- plumbing ----------------------------------------------------------------------------------------------
     @property
     def connected(self) -> bool:
-        return not self.closed and self.client.client_id in self.app.server.get_clients()
+        return not self.closed and self.ctx.is_connected(self.client.client_id)
 
     def close(self) -> None:
         self.closed = True
         self.session.unsubscribe(self)
-        if self.app.server_frames is not None:
-            self.app.server_frames.detach(self.client)
+        if self.ctx.server_frames is not None:
+            self.ctx.server_frames.detach(self.client)
 
     def notify(self, title: str, body: str, color: str | None = None, *, seconds: float | None = 6.0) -> None:
         if not self.connected:
@@ -137,8 +137,8 @@ class ClientView:
                 if self.splats is not None:
                     rgba, plain, dimmed = self.session.look_layers()
                     self.last_update = self.splats.update(rgba, plain=plain, dimmed=dimmed)
-                elif self.app.server_frames is not None:
-                    self.app.server_frames.refresh(self.client)
+                elif self.ctx.server_frames is not None:
+                    self.ctx.server_frames.refresh(self.client)
             self.panel.sync(kinds)
 
     def _prefetch(self) -> None:
@@ -250,7 +250,7 @@ class ClientView:
         self._run(work)
 
     def prepare(self) -> None:
-        self._run(lambda: self.app.start_prepare(self.who))
+        self._run(lambda: self.ctx.start_prepare(self.who))
 
     def train(self, method: str = "click") -> None:
-        self._run(lambda: self.app.start_train(self.who, method))
+        self._run(lambda: self.ctx.start_train(self.who, method))

@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from backend.errors import SplatsegError
+from backend.core.errors import SplatsegError
 
 ProgressFn = Callable[[float | None, str], None]
 """progress(fraction in [0, 1] or None when unknown, status text)."""

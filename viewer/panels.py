@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from .assets import help_text
 from .looks import VIEW_MODES
 from .session import Session
 
@@ -21,13 +22,7 @@ if TYPE_CHECKING:
 
 OPS = {"Replace": "replace", "Add": "add", "Subtract": "subtract"}
 DEFAULT_THRESHOLD = 0.5
-HELP = """\
-**Click** an object: select it (a positive point).
-**Alt / Ctrl + click**: a negative point (or tick *Clicks are negative*).
-More clicks without moving the camera refine the same object.
-**Shift + drag**: box-select the visible surface; **Ctrl + Shift + drag**: box-subtract.
-**Ctrl + Z / Ctrl + Y**: undo / redo.
-"""
+HELP = help_text()
 
 
 class PanelActions(Protocol):
@@ -102,7 +97,9 @@ class Panel:
         with gui.add_folder("Features", order=4):
             self.features_md = gui.add_markdown("")
             self.prepare_btn = gui.add_button("Prepare masks")
-            self.method = gui.add_dropdown("Method", ("click", "saga"), initial_value="click", hint="What to train")
+            from backend.features.method import method_names
+
+            self.method = gui.add_dropdown("Method", method_names(), initial_value="click", hint="What to train")
             self.train_btn = gui.add_button("Train features")
             self.progress = gui.add_progress_bar(0.0, visible=False, animated=True)
 
@@ -159,18 +156,18 @@ class Panel:
             if s.threshold is not None:
                 self.threshold.value = s.threshold
             elif field is not None and hasattr(field, "default_threshold"):
-                self.threshold.value = float(field.default_threshold(s.level if field.method == "click" else None))
-            method = field.method if field is not None else None
-            levels = tuple(str(v) for v in (getattr(field, "levels", ()) or ())) if method == "click" else ()
+                self.threshold.value = float(field.default_threshold(None if field.uses_scale else s.level))
+            uses_scale = field is not None and field.uses_scale
+            levels = tuple(str(v) for v in (getattr(field, "levels", ()) or ())) if field is not None else ()
             self.level.visible = bool(levels)
             if levels:
                 if tuple(self.level.options) != levels:
                     self.level.options = levels
                 if s.level in levels:
                     self.level.value = s.level
-            self.scale.visible = method == "saga"
+            self.scale.visible = uses_scale
             quantiles = getattr(field, "quantiles", None)
-            if method == "saga" and s.scale is not None and quantiles is not None:
+            if uses_scale and s.scale is not None and quantiles is not None:
                 self.scale.value = round(float(np.asarray(quantiles(np.array([s.scale])))[0]), 2)
         if kinds & {"selection", "settings", "field"}:
             self._sync_status()

@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from backend.camera import Camera
-from backend.errors import SplatsegError
+from backend.core.camera import Camera
+from backend.core.errors import SplatsegError
 from backend.lift import GeometryCache, MaskPredictor, Sa3dOptions, Sa3dResult, ViewStep, segment_sa3d
 from backend.lift.predictor import Granularity
 
 if TYPE_CHECKING:
     import viser
 
-    from backend.scene import GaussianScene
+    from backend.core.scene import GaussianScene
 
 GRANULARITY: dict[str, Granularity] = {"Whole object": "whole", "Part": "part", "SAM's best": "best"}
 MODES = {"Replace": "replace", "Add": "add", "Subtract": "subtract"}
@@ -66,8 +66,11 @@ class Sa3dRunner:
         scene: GaussianScene,
         cameras: Sequence[Camera],  # the views self-prompting moves through (the clicked view is the browser's own)
         predictor: Callable[[], MaskPredictor],  # loads the 2D predictor on first use, or raises SplatsegError
+        *,
+        predictor_name: str = "SAM",  # what the panel calls it ("SAM", "the ground-truth labels", "your masks")
     ) -> None:
         self.scene = scene
+        self.predictor_name = predictor_name
         self.cameras = list(cameras)
         self._predictor = predictor
         self.geometry = GeometryCache(scene)
@@ -170,8 +173,9 @@ class Sa3dPanel:
         self._t0 = 0.0
         with gui.add_folder("Segment without training", order=order, expand_by_default=False):
             self.about = gui.add_markdown(
-                "No features needed: tick the box, then click an object. SAM segments it in your view, and the "
-                "mask is carried to the scene's cameras one by one (SA3D). Takes seconds per view on a CPU."
+                f"No features needed: tick the box, then click an object. {self.runner.predictor_name} segments it "
+                "in your view, and the mask is carried to the scene's cameras one by one (SA3D). Takes seconds per "
+                "view on a CPU."
             )
             self.arm = gui.add_checkbox("Clicks segment without training", False)
             self.views = gui.add_slider("Views", 1, 16, 1, 8, hint="How many views to refine in (the clicked one too)")
@@ -198,7 +202,7 @@ class Sa3dPanel:
         self._run_id = next(self._runs)
         self._t0 = time.perf_counter()
         # The widgets first: a run that fails at once reports from its thread, and must not be overwritten here.
-        self._show_progress(0.0, "asking SAM in your view…")
+        self._show_progress(0.0, f"asking {self.runner.predictor_name} in your view…")
         self.bar.visible = self.cancel.visible = True
         try:
             self.runner.start(
@@ -262,23 +266,35 @@ def add_sa3d_panel(gui: viser.GuiApi, hooks: Sa3dPanelHooks, *, order: float = 1
     return Sa3dPanel(gui, hooks, order=order)
 
 
+def predictor_title(predictor: str) -> str:
+    """What the panel calls `--predictor PREDICTOR`, so the user sees which 2D segmenter answers their click."""
+    return {"sam": "SAM", "labels": "The ground-truth labels"}.get(predictor, f"Your masks ({predictor})")
+
+
 def predictor_loader(
-    *, sam_checkpoint: str | None = None, sam_model: str | None = None, scene_dir: str | None = None
+    *,
+    predictor: str = "sam",
+    sam_checkpoint: str | None = None,
+    sam_model: str | None = None,
+    scene_dir: str | None = None,
+    cameras: Sequence[Camera] | None = None,
 ) -> Callable[[], MaskPredictor]:
-    """A `Sa3dPanelHooks.predictor` that loads SAM once, shared by every client (thread-safe). With `scene_dir` of
-    a synthetic scene and no checkpoint, the ground-truth predictor stands in (the demo runs offline)."""
+    """A `Sa3dPanelHooks.predictor` that loads PREDICTOR once (`sam`, `labels` of a synthetic scene in SCENE_DIR,
+    or a folder of per-view masks for CAMERAS), shared by every client (thread-safe). The demo names `labels` to
+    run offline; nothing picks the ground truth by itself."""
+    from backend.lift.predictor import check_predictor, make_predictor
+
+    check_predictor(predictor, scene_dir)  # a typo is refused when the viewer starts, not on the first click
     lock = threading.Lock()
     loaded: list[MaskPredictor] = []
 
     def get() -> MaskPredictor:
         with lock:
             if not loaded:
-                from backend.lift.command import make_predictor
-
-                predictor, _ = make_predictor(
-                    scene_dir or ".", "auto" if scene_dir else "sam", sam_checkpoint=sam_checkpoint, sam_model=sam_model
+                made, _ = make_predictor(
+                    scene_dir or ".", predictor, cameras=cameras, sam_checkpoint=sam_checkpoint, sam_model=sam_model
                 )
-                loaded.append(predictor)
+                loaded.append(made)
             return loaded[0]
 
     return get
@@ -290,5 +306,6 @@ __all__ = [
     "Sa3dRunner",
     "add_sa3d_panel",
     "predictor_loader",
+    "predictor_title",
     "preview_image",
 ]

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from backend.errors import SplatsegError
+from backend.core.errors import SplatsegError
+from backend.core.scene import SH_C0, GaussianScene
 from backend.render import gsplat_available, render, to_uint8
-from backend.scene import SH_C0, GaussianScene
 
 from .client_camera import camera_from_handle
 from .looks import TINT

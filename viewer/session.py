@@ -11,28 +11,36 @@ Nothing here imports viser: the session is tested headless and the benchmarks ti
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import itertools
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 
-from backend.camera import Camera
-from backend.errors import SplatsegError
+from backend.core.camera import Camera
+from backend.core.errors import SplatsegError
+from backend.core.scene import GaussianScene
+from backend.core.selection import SelectionState, SelectOp, combine, select_in_rect
 from backend.export import export_selection
 from backend.render import RayCaster
-from backend.scene import GaussianScene
-from backend.selection import SelectionState, SelectOp, combine, select_in_rect
 from backend.workspace import Workspace
 
-from .looks import LookCache, ViewMode, base_rgba, label_colors, pca_colors
+from .bus import LOCK_WAIT_S as LOCK_WAIT_S
+from .bus import Busy as Busy
+from .bus import SessionBus
+from .bus import SessionListener as SessionListener
+from .looks import LookCache, ViewMode, base_rgba
+from .prompt import Prompt
+from .session_looks import SelectionStats as SelectionStats
+from .session_looks import SessionLooks, to_numpy
+
+if TYPE_CHECKING:
+    from backend.features.field import FeatureField
 
 Change = Literal["look", "selection", "settings", "field", "job", "clients"]
 ExportKind = Literal["selection", "without", "labels"]
@@ -43,44 +51,9 @@ EXPORTS: dict[ExportKind, tuple[str, str]] = {
 }
 """Export kind → (export format, file name part)."""
 
-LOCK_WAIT_S = 2.0
-"""How long an action waits for another client's to finish before the user is told the session is busy."""
-
-
-class FeatureFieldLike(Protocol):
-    """What the viewer needs of `backend.features.field.FeatureField` (the affinity-features issue's API)."""
-
-    method: str  # "click" | "saga"
-    levels: Any  # the granularity levels a click field offers (e.g. ("coarse", "fine"))
-
-    def segment(
-        self,
-        camera: Camera,
-        positives: list[tuple[float, float]],
-        negatives: Any = (),
-        *,
-        level: Any = None,
-        scale: float | None = None,
-        threshold: float | None = None,
-    ) -> Any: ...  # SegmentResult: mask [N] bool, scores [N] float32, milliseconds
-
-    def cluster_labels(self, level: Any = None, *, scale: float | None = None) -> Any: ...  # [N] int, -1 = none
-
-    def gaussian_features(self, level: Any = None, scale: float | None = None) -> torch.Tensor: ...  # [N, D]
-
-
-class Busy(SplatsegError):
-    """Another client's action holds the session."""
-
 
 class NoFeatures(SplatsegError):
     """A click needs affinity features the workspace does not have yet."""
-
-
-class SessionListener(Protocol):
-    def on_change(self, kinds: frozenset[str]) -> None: ...
-
-    def on_notify(self, title: str, body: str, color: str | None) -> None: ...
 
 
 @dataclasses.dataclass
@@ -104,26 +77,6 @@ class Settings:
     """Highlight dims the unselected Gaussians (off: only the selection is tinted, and fewer bytes are resent)."""
 
 
-@dataclasses.dataclass
-class Prompt:
-    """The points of the object being selected now: all in one view, refined click by click."""
-
-    id: int
-    camera: Camera
-    base: np.ndarray  # [N] bool: the selection before the prompt's first click
-    positives: list[tuple[float, float]] = dataclasses.field(default_factory=list)
-    negatives: list[tuple[float, float]] = dataclasses.field(default_factory=list)
-    op: SelectOp = "replace"
-
-    def same_view(self, camera: Camera) -> bool:
-        return (
-            camera.width == self.camera.width
-            and camera.height == self.camera.height
-            and np.allclose(camera.world_to_camera, self.camera.world_to_camera, atol=1e-6)
-            and np.allclose(camera.K, self.camera.K, atol=1e-6)
-        )
-
-
 @dataclasses.dataclass(frozen=True)
 class ActionResult:
     message: str
@@ -132,14 +85,7 @@ class ActionResult:
     count: int
 
 
-@dataclasses.dataclass(frozen=True)
-class SelectionStats:
-    count: int
-    bbox_min: np.ndarray | None  # [3]
-    bbox_max: np.ndarray | None  # [3]
-
-
-class Session:
+class Session(SessionBus, SessionLooks):
     """Everything every client shares. Thread-safe: viser runs callbacks on a thread pool."""
 
     def __init__(
@@ -150,7 +96,7 @@ class Session:
         scene_path: Path | None = None,
         model_path: Path | None = None,
         cameras: list[Camera] | None = None,
-        field: FeatureFieldLike | None = None,
+        field: FeatureField | None = None,
         field_problem: str | None = None,
         has_masks: bool = False,
     ) -> None:
@@ -161,7 +107,7 @@ class Session:
         self.cameras = cameras or []
         self.selection = SelectionState(len(scene))
         self.settings = Settings()
-        self.field: FeatureFieldLike | None = None
+        self.field: FeatureField | None = None
         self.field_problem: str | None = field_problem
         """Why there is no field (shown in the panel); None when there is one."""
         self.has_masks = has_masks
@@ -191,48 +137,8 @@ class Session:
         if field is not None:
             self.set_field(field)
 
-    # ---- listeners ---------------------------------------------------------------------------------------------
-    def subscribe(self, listener: SessionListener) -> None:
-        with self._listeners_lock:
-            self._listeners.append(listener)
-
-    def unsubscribe(self, listener: SessionListener) -> None:
-        with self._listeners_lock, contextlib.suppress(ValueError):
-            self._listeners.remove(listener)
-
-    def _emit(self, *kinds: str) -> None:
-        with self._listeners_lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener.on_change(frozenset(kinds))
-            except Exception as e:  # one broken client must not stop the others
-                print(f"splatseg view: a client failed to update ({type(e).__name__}: {e})")
-
-    def notify_all(self, title: str, body: str, color: str | None = None) -> None:
-        with self._listeners_lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            with contextlib.suppress(Exception):
-                listener.on_notify(title, body, color)
-
-    # ---- the lock ----------------------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def acting(self, who: str, what: str) -> Iterator[None]:
-        """Hold the session for one action; `Busy` if another client's action does not finish within a moment."""
-        if not self._lock.acquire(timeout=LOCK_WAIT_S):
-            holder = self.busy_with or "another action"
-            raise Busy(f"the session is busy ({holder}); try again in a moment")
-        previous = self.busy_with
-        self.busy_with = f"{who}: {what}"
-        try:
-            yield
-        finally:
-            self.busy_with = previous
-            self._lock.release()
-
     # ---- features ----------------------------------------------------------------------------------------------
-    def set_field(self, field: FeatureFieldLike | None, problem: str | None = None) -> None:
+    def set_field(self, field: FeatureField | None, problem: str | None = None) -> None:
         with self._lock:
             self.field = field
             self.field_problem = problem if field is None else None
@@ -240,14 +146,14 @@ class Session:
             self.prompt = None
             if field is not None:
                 levels = list(getattr(field, "levels", ()) or ())
-                if field.method == "click" and levels and self.settings.level not in levels:
+                if not field.uses_scale and levels and self.settings.level not in levels:
                     self.settings.level = str(levels[0])
-                if field.method == "saga" and self.settings.scale is None:
+                if field.uses_scale and self.settings.scale is None:
                     self.settings.scale = getattr(field, "default_scale", None)
             self._rgba_key = None
         self._emit("field", "settings", "look")
 
-    def _require_field(self) -> FeatureFieldLike:
+    def _require_field(self) -> FeatureField:
         if self.field is None:
             why = self.field_problem or "this scene has no affinity features yet"
             raise NoFeatures(f"{why}. Use Prepare masks, then Train features in the panel (or box-select: shift-drag)")
@@ -256,7 +162,7 @@ class Session:
     def _segment_kwargs(self) -> dict[str, Any]:
         field = self._require_field()
         kwargs: dict[str, Any] = {"threshold": self.settings.threshold}
-        if field.method == "saga":
+        if field.uses_scale:
             kwargs["scale"] = self.settings.scale
         else:
             kwargs["level"] = self.settings.level
@@ -294,7 +200,7 @@ class Session:
     def _points(prompt: Prompt) -> int:
         return len(prompt.positives) + len(prompt.negatives)
 
-    def _run_prompt(self, field: FeatureFieldLike, prompt: Prompt) -> np.ndarray:  # → the new selection [N] bool
+    def _run_prompt(self, field: FeatureField, prompt: Prompt) -> np.ndarray:  # → the new selection [N] bool
         """base ∘ object(positives, negatives), minus whatever the negative points point at.
 
         Negatives refine the object (SAM-style) and also take their own object out of the result, so a negative
@@ -407,93 +313,6 @@ class Session:
             return self.rerun_prompt(who)
         return None
 
-    # ---- what the clients show ---------------------------------------------------------------------------------
-    def _level_or_default(self) -> Any:
-        if self.settings.level is not None:
-            return self.settings.level
-        levels = list(getattr(self.field, "levels", ()) or ())
-        return levels[0] if levels else None
-
-    def _cluster_key(self) -> tuple[Any, ...]:
-        if self.field is not None and self.field.method == "saga":
-            return ("clusters", None, self.settings.scale)
-        return ("clusters", self._level_or_default(), None)
-
-    def _cluster_labels(self) -> np.ndarray:  # [N] int, -1 = none: segment-everything at the current granularity
-        field = self._require_field()
-        key = ("labels", *self._cluster_key()[1:])
-        if key not in self._colors:
-            if field.method == "saga":
-                labels = field.cluster_labels(None, scale=self.settings.scale)
-            else:
-                labels = field.cluster_labels(self._level_or_default())
-            self._colors[key] = np.asarray(_to_numpy(labels)).reshape(-1)
-        return self._colors[key]
-
-    def _view_colors(self) -> tuple[np.ndarray | None, object]:
-        if self._heat is not None and self.settings.view == "highlight":
-            return self._heat, ("heat", self._heat_version)
-        view = self.settings.view
-        if view not in ("clusters", "pca") or self.field is None:
-            return None, None
-        if view == "clusters":
-            key: object = self._cluster_key()
-            if key not in self._colors:
-                self._colors[key] = label_colors(self._cluster_labels())
-        else:
-            scale = self.settings.scale if self.field.method == "saga" else None
-            level = None if self.field.method == "saga" else self._level_or_default()
-            key = ("pca", level, scale)
-            if key not in self._colors:
-                with torch.no_grad():
-                    self._colors[key] = pca_colors(self.field.gaussian_features(level=level, scale=scale))
-        return self._colors[key], key
-
-    def rgba(self) -> np.ndarray:  # [N, 4] uint8: the current look
-        with self._lock:
-            colors, colors_key = self._view_colors_safe()
-            s = self.settings
-            key = (self.selection.version, s.view, colors_key, s.dim_rest)
-            if key != self._rgba_key or self._rgba is None:
-                self._rgba = self._looks.rgba(
-                    self._mode(), self.selection.mask, colors=colors, colors_key=colors_key, dim_rest=s.dim_rest
-                )
-                self._rgba_key = key
-            return self._rgba
-
-    @property
-    def look_style(self):  # → looks.LookStyle
-        return self._looks.style
-
-    def look_layers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # (look, plain, dimmed), each [N, 4] uint8
-        """The current look and the two per-chunk looks the browser keeps ready (`ChunkedSplats.update`)."""
-        with self._lock:
-            rgba = self.rgba()
-            colors, colors_key = self._view_colors_safe()
-            plain, dimmed = self._looks.layers(self._mode(), colors=colors, colors_key=colors_key)
-            return rgba, plain, dimmed
-
-    def _view_colors_safe(self) -> tuple[np.ndarray | None, object]:
-        try:
-            return self._view_colors()
-        except Exception as e:  # a broken field must not take the scene away: fall back to the scene's colours
-            self.notify_all("Colouring failed", f"{type(e).__name__}: {e}", "red")
-            self.settings.view = "highlight"
-            return None, None
-
-    def stats(self) -> SelectionStats:
-        with self._lock:
-            if self._stats_version != self.selection.version:
-                mask = self.selection.mask
-                count = int(mask.sum())
-                if count:
-                    pts = self._means_np[mask]
-                    self._stats = SelectionStats(count, pts.min(0), pts.max(0))
-                else:
-                    self._stats = SelectionStats(0, None, None)
-                self._stats_version = self.selection.version
-            return self._stats
-
     # ---- export ------------------------------------------------------------------------------------------------
     def export(self, kind: ExportKind, who: str = "") -> tuple[Path, int]:
         """Write an export under `<workspace>/exports/` (atomically); returns (path, Gaussians written).
@@ -532,32 +351,13 @@ class Session:
             self.selection.apply(_as_mask(mask, len(self.scene)), op, label=label, merge_key=merge_key)  # type: ignore[arg-type]
         self._emit("selection", "look")
 
-    def set_heat(self, colors: np.ndarray | None) -> None:
-        """Show per-Gaussian colours [N, 3] uint8 (a relevancy heat map) instead of the scene's; None turns it off."""
-        with self._lock:
-            self._heat = None if colors is None else np.asarray(colors, dtype=np.uint8).reshape(len(self.scene), 3)
-            self._heat_version += 1
-        self._emit("look")
-
-    def _mode(self) -> ViewMode:
-        """The look mode: a heat map shows its colours the way the cluster and PCA views do."""
-        if self._heat is not None and self.settings.view == "highlight":
-            return "pca"
-        return self.settings.view
-
     def changed(self, *kinds: str) -> None:
         """Tell every client that something outside the actions above changed (masks prepared, a job's progress)."""
         self._emit(*kinds)
 
 
-def _to_numpy(x: Any) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
 def _as_mask(mask: Any, n: int) -> np.ndarray:  # → [N] bool
-    m = _to_numpy(mask).astype(bool).reshape(-1)
+    m = to_numpy(mask).astype(bool).reshape(-1)
     if m.shape[0] != n:
         raise SplatsegError(f"the features gave a mask of {m.shape[0]} for {n} Gaussians; retrain the features")
     return m

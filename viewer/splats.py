@@ -19,8 +19,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import torch
 
+from backend.core.scene import GaussianScene
 from backend.render.projection import covariances
-from backend.scene import GaussianScene
 
 BYTES_PER_GAUSSIAN = 32
 """viser's splat layout: centre 3×f32, a reserved word, covariance 6×f16, RGBA 4×u8."""

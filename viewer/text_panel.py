@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from backend.errors import SplatsegError
+from backend.core.errors import SplatsegError
 from backend.language.query import ClusterMatch, QueryResult, TextIndex
 from backend.language.relevancy import DEFAULT_THRESHOLD, heat_colors
 

@@ -16,14 +16,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from typing import ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..core.errors import SplatsegError
 from . import losses
 from .clusters import GlobalClusters, assign_to_clusters, cluster_centroids, mask_average_features
 from .contrib_cache import ContributionCache
+from .method import FeatureMethod
 
 log = logging.getLogger(__name__)
 
@@ -224,3 +228,52 @@ def _gfl_loss(
             push = torch.cat([f[:, :cd].detach(), f[:, cd:]], dim=1)
         total = total + losses.cluster_pull_push(f, c.centroids, c.labels[pick], margin=margin, push_features=push)
     return total
+
+
+class ClickMethod(FeatureMethod):
+    """Click-Gaussian read as a field: two named levels, the fine one being coarse ⊕ fine, and the global clusters
+    saved by training."""
+
+    name = "click"
+    levels = LEVELS
+    config_type = ClickConfig
+    THRESHOLDS: ClassVar[dict[str, float]] = {"coarse": 0.85, "fine": 0.85}
+    """Cosine similarity above which a Gaussian is selected (tuned on the accuracy benchmark)."""
+
+    def __init__(self, features: Tensor, tensors: dict[str, Tensor]) -> None:  # features [N, D]
+        super().__init__(features, tensors)
+        self.coarse_dim = int(tensors.get("coarse_centroids", torch.zeros(0, features.shape[1] // 2)).shape[1])
+        self._banks = {level: self._level(features, level).T.contiguous() for level in LEVELS}  # level → [Dl, N]
+
+    @classmethod
+    def train(cls, cache: ContributionCache, neighbors: Tensor, config: ClickConfig, progress: bool) -> dict:
+        result = train_click(cache, neighbors, config, progress=progress)
+        tensors: dict[str, Tensor] = {"features": result.features}
+        for level, c in result.clusters.items():
+            tensors[f"{level}_labels"] = c.labels.to(torch.int32)
+            tensors[f"{level}_centroids"] = c.centroids.float()
+        return tensors
+
+    def granularity(self, level: str | None, scale: float | None) -> tuple[str | None, float | None]:
+        if scale is not None:
+            raise SplatsegError("--scale is for SAGA features; click features take --level coarse|fine")
+        level = level or "coarse"
+        if level not in LEVELS:
+            raise SplatsegError(f"unknown level {level!r}; choose coarse or fine")
+        return level, None
+
+    def default_threshold(self, level: str | None) -> float:
+        return self.THRESHOLDS[level or "coarse"]
+
+    def bank(self, level: str | None, scale: float | None) -> Tensor:  # [Dl, N]
+        return self._banks[level]
+
+    def query(self, blended: Tensor, level: str | None, scale: float | None) -> Tensor:  # [D] → [Dl] unit
+        return self._level(blended[None, :], level)[0]
+
+    def cluster_labels(self, level, scale, gaussian_features) -> np.ndarray:  # [N] int64
+        return self.tensors[f"{level}_labels"].long().numpy()
+
+    def _level(self, feats: Tensor, level: str) -> Tensor:  # [N, D] → [N, Dl] unit
+        sub = feats[:, : self.coarse_dim] if level == "coarse" else feats
+        return F.normalize(sub, dim=1)

@@ -1,8 +1,8 @@
 """Precomputed per-view contributions: training with frozen geometry as a gather and a weighted sum.
 
 Feature training never moves, reshapes or fades a Gaussian, so the blend weights of a pixel never change and its
-rendered feature is Σ wᵢ fᵢ over a fixed list of (id, weight) pairs (design.md, "frozen geometry makes feature
-rendering linear"). This module samples the training pixels of every view once (only pixels some mask covers,
+rendered feature is Σ wᵢ fᵢ over a fixed list of (id, weight) pairs (docs/architecture.md, "Frozen geometry makes
+feature rendering linear"). This module samples the training pixels of every view once (only pixels some mask covers,
 stratified so small masks are represented), finds their top-K contributors once, and keeps them compactly
 (ids int32, weights float16: 6·K bytes a pixel). Every training step is then `ContributionCache.render`: no
 rasteriser in the loop.
@@ -24,10 +24,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..camera import Camera
+from ..core.camera import Camera
+from ..core.scene import GaussianScene
 from ..masks.maskset import ViewMasks
-from ..render.projection import TRANSMITTANCE_MIN, gaussian_alpha, project
-from ..scene import GaussianScene
+from ..render.composite import composite, row_bands, top_k
+from ..render.projection import gaussian_alpha, project
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def sparse_contributions(
     # sized to the pair budget), never over Gaussians.
     est = _pairs_per_tile_row(ty0, ty1, bins.span_x, tile_count, tiles_x)
     pix_parts, g_parts, w_parts = [], [], []
-    for row_lo, row_hi in _bands(est, pair_budget):
+    for row_lo, row_hi in row_bands(est, pair_budget):
         pix, g, w = _band(bins, row_lo, row_hi)
         pix_parts.append(pix)
         g_parts.append(g)
@@ -94,7 +95,7 @@ def sparse_contributions(
     w = torch.cat(w_parts)
     if pix.numel() == 0:
         return ids_out, w_out
-    return _top_k(pix, gid[g], w, num_pixels, k, ids_out, w_out)
+    return top_k(pix, gid[g], w, num_pixels, k, ids_out, w_out)
 
 
 def _pairs_per_tile_row(ty0: Tensor, ty1: Tensor, span_x: Tensor, tile_count: Tensor, tiles_x: int) -> Tensor:
@@ -106,17 +107,6 @@ def _pairs_per_tile_row(ty0: Tensor, ty1: Tensor, span_x: Tensor, tile_count: Te
     gaussians_per_row = torch.cumsum(per_row, 0)[:rows]
     pixels_per_row = tile_count.reshape(rows, tiles_x).sum(1)
     return gaussians_per_row * (pixels_per_row // tiles_x + 1) * 2
-
-
-def _bands(est: Tensor, budget: int) -> list[tuple[int, int]]:
-    bands, start, acc = [], 0, 0
-    for row, count in enumerate(est.tolist()):
-        if acc > 0 and acc + count > budget:
-            bands.append((start, row))
-            start, acc = row, 0
-        acc += count
-    bands.append((start, len(est)))
-    return bands
 
 
 def _take(t: Tensor, idx: Tensor) -> Tensor:
@@ -177,44 +167,9 @@ def _band(bins: _Bins, row_lo: int, row_hi: int) -> tuple[Tensor, Tensor, Tensor
     p, q, alpha = _take(p, keep), _take(q, keep), _take(alpha, keep)
     by_pixel = torch.argsort(q, stable=True)  # stable: depth order survives within each pixel
     p, q, alpha = _take(p, by_pixel), _take(q, by_pixel), _take(alpha, by_pixel)
-    weight, keep = _composite(q, alpha)
+    weight, keep = composite(q, alpha)
     keep = _where(keep)
     return _take(q, keep), _take(p, keep), _take(weight, keep)
-
-
-def _composite(pixel: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
-    """Front-to-back blend weights alpha·T of pairs sorted by pixel; keep is False once T would fall below 1e-4
-    (the renderer's rule). Transmittance is a segmented cumulative sum of log(1 - alpha) in float64."""
-    log1m = torch.log1p(-alpha.double())
-    csum = torch.cumsum(log1m, 0)
-    is_start = torch.ones_like(pixel, dtype=torch.bool)
-    is_start[1:] = pixel[1:] != pixel[:-1]
-    seg = torch.cumsum(is_start.long(), 0) - 1
-    base = (csum - log1m)[torch.nonzero(is_start).squeeze(1)]
-    log_t_after = csum - base[seg]
-    keep = torch.exp(log_t_after) > TRANSMITTANCE_MIN
-    weight = (alpha.double() * torch.exp(log_t_after - log1m)).float()
-    return weight, keep
-
-
-def _top_k(pix: Tensor, gid: Tensor, w: Tensor, num_pixels: int, k: int, ids_out: Tensor, w_out: Tensor):
-    """Per pixel, the k largest weights (pairs sorted by pixel) via a dense [pixels, longest list] table."""
-    device = pix.device
-    is_start = torch.ones_like(pix, dtype=torch.bool)
-    is_start[1:] = pix[1:] != pix[:-1]
-    starts = torch.nonzero(is_start).squeeze(1)
-    seg = torch.cumsum(is_start.long(), 0) - 1
-    rank = torch.arange(pix.numel(), device=device) - starts[seg]
-    longest = int(rank.max()) + 1
-    table_w = torch.full((num_pixels, max(longest, k)), -1.0, device=device)
-    table_g = torch.full((num_pixels, max(longest, k)), -1, dtype=torch.int64, device=device)
-    table_w[pix, rank] = w
-    table_g[pix, rank] = gid
-    top_w, top_i = torch.topk(table_w, k, dim=1, sorted=True)
-    ids_out[:] = torch.gather(table_g, 1, top_i)
-    w_out[:] = top_w.clamp(min=0.0)
-    ids_out[top_w <= 0] = -1
-    return ids_out, w_out
 
 
 # ---- pixel sampling ------------------------------------------------------------------------------------------------

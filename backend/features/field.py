@@ -1,11 +1,12 @@
 """`FeatureField`: trained per-Gaussian features, ready to answer clicks in milliseconds.
 
-A click is one ray, not a frame (design.md): `RayCaster.weights` gives the clicked pixel's contributors, their
-blend gives the clicked feature, and one matrix-vector product against every Gaussian's normalised feature gives
+A click is one ray, not a frame (docs/architecture.md): `RayCaster.weights` gives the clicked pixel's contributors,
+their blend gives the clicked feature, and one matrix-vector product against every Gaussian's normalised feature gives
 the similarities. Everything that does not depend on the click is prepared once: the RayCaster, the normalised
 features per level (stored transposed, [D, N], which makes the product several times faster on a CPU than the
 [N, D] layout), and the floater filter's voxel graph. SAGA's features depend on the scale; the gated, normalised
-matrix of the last scales used is cached, since a person clicks many times at one slider position.
+matrix of the last scales used is cached, since a person clicks many times at one slider position. What differs
+between methods lives in their `FeatureMethod` (method.py, click.py, saga.py).
 """
 
 from __future__ import annotations
@@ -14,30 +15,22 @@ import dataclasses
 import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from ..camera import Camera
-from ..errors import SplatsegError
+from ..core.camera import Camera
+from ..core.errors import SplatsegError
+from ..core.scene import GaussianScene
 from ..io.scene_folder import find_model, load_scene, scene_dir_of
 from ..render import RayCaster
-from ..scene import GaussianScene
 from ..workspace import Workspace
-from .click import LEVELS
 from .floaters import FloaterFilter
-from .saga import AUTO_SCALE_MARGIN, DEFAULT_QUANTILE, QuantileTable
-from .store import METHODS, Method, read_features, trained_methods
+from .method import FeatureMethod, method_class
+from .store import read_features, trained_methods
 from .threads import compute_threads, single_threaded_blas
-
-DEFAULT_THRESHOLDS = {("click", "coarse"): 0.85, ("click", "fine"): 0.85, ("saga", None): 0.7}
-"""Cosine similarity above which a Gaussian is selected (tuned on the accuracy benchmark)."""
-
-_SCALE_CACHE = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,14 +56,14 @@ class FeatureField:
     def __init__(
         self,
         scene: GaussianScene,
-        method: Method,
+        method: str,
         tensors: dict[str, Tensor],
         *,
         floater_filter: bool = True,
     ) -> None:
         self.scene = scene
-        self.method: Method = method
-        """"click" or "saga"."""
+        self.method: str = method
+        """The method's registered name ("click", "saga")."""
         n = len(scene)
         feats = tensors["features"].float().contiguous()  # [N, D]
         if feats.shape[0] != n:
@@ -79,23 +72,16 @@ class FeatureField:
                 f"run `splatseg train` again"
             )
         self.features = feats
-        self.levels: tuple[str, ...] = LEVELS if method == "click" else ()
-        """Click-Gaussian's granularity levels ("coarse", "fine"); empty for SAGA (it uses `scale`)."""
+        self.impl: FeatureMethod = method_class(method)(feats, tensors)
+        """What differs between methods (click.py, saga.py): granularity, banks, queries, clusters."""
+        self.levels: tuple[str, ...] = self.impl.levels
+        """Named granularity levels ("coarse", "fine"); empty when the method takes a `scale` instead."""
+        self.uses_scale: bool = self.impl.uses_scale
         self._tensors = tensors
         self._lock = threading.RLock()
         self._caster: RayCaster | None = None
         self._floaters: FloaterFilter | None = None
         self._use_floater_filter = floater_filter
-        self._banks: dict[str, Tensor] = {}  # level → [D, N] unit features (click)
-        self._scale_banks: OrderedDict[float, Tensor] = OrderedDict()  # scale → [D, N] (saga)
-        if method == "click":
-            self.coarse_dim = int(tensors.get("coarse_centroids", torch.zeros(0, feats.shape[1] // 2)).shape[1])
-            for level in LEVELS:
-                self._banks[level] = self._level(feats, level).T.contiguous()
-        else:
-            self.quantiles = QuantileTable(tensors["quantiles"].double().numpy())
-            self._gate_w = tensors["gate_weight"].float().reshape(-1)  # [D]
-            self._gate_b = tensors["gate_bias"].float().reshape(-1)  # [D]
 
     # ---- public API ----------------------------------------------------------------------------------------------
     @property
@@ -104,12 +90,16 @@ class FeatureField:
 
     @property
     def default_scale(self) -> float | None:
-        """SAGA's scale when none is given (scene units: the masks' scale at the 80th percentile); None for click."""
-        return self.quantiles.inverse(DEFAULT_QUANTILE) if self.method == "saga" else None
+        """The scale used when none is given (scene units), for methods that take one; else None."""
+        return self.impl.default_scale
+
+    @property
+    def quantiles(self):
+        """SAGA's table of mask scales (the viewer's slider maps through it)."""
+        return self.impl.quantiles  # AttributeError for methods without one, as before
 
     def default_threshold(self, level: str | None = None) -> float:
-        key = (self.method, (level or "coarse") if self.method == "click" else None)
-        return DEFAULT_THRESHOLDS[key]
+        return self.impl.default_threshold(level)
 
     def segment(
         self,
@@ -137,7 +127,7 @@ class FeatureField:
             return self._segment(camera, positives, negatives, level, scale, threshold, filter_floaters, start)
 
     def _segment(self, camera, positives, negatives, level, scale, threshold, filter_floaters, start) -> SegmentResult:
-        if self.method == "saga" and scale is None and level is None:
+        if scale is None and level is None and self.uses_scale:
             scale = self.auto_scale(camera, positives)
         level, scale = self._granularity(level, scale)
         thr = self.default_threshold(level) if threshold is None else float(threshold)
@@ -174,33 +164,15 @@ class FeatureField:
         )
 
     def auto_scale(self, camera: Camera, positives: Sequence[tuple[float, float]]) -> float | None:
-        """SAGA without a slider: the clicked Gaussians' object scale (`saga.object_scales`, saved by training)
-        times a margin, so the query groups every mask up to the clicked object's whole mask; None (the default
-        scale) when the features carry no object scales or the clicked Gaussians have none."""
-        auto = self._tensors.get("auto_scale")
-        if auto is None:
-            return None
+        """The scale a click without one queries at (`FeatureMethod.click_scale`: SAGA's automatic object scale);
+        None for methods without scales, or when the method has nothing to go on (the default scale then)."""
         caster = self._ray_caster()
-        logs, weights = [], []
+        contributors = []
         for x, y in positives:
             ids, w = caster.weights(camera, (float(x), float(y)))
-            if ids.numel() == 0:
-                continue
-            s = auto.index_select(0, ids.cpu().long()).double()
-            ok = torch.isfinite(s) & (s > 0)
-            logs.append(torch.log(s[ok]))
-            weights.append(w.cpu().double()[ok])
-        if not logs or sum(float(w.sum()) for w in weights) <= 1e-9:
-            return None
-        lg, wt = torch.cat(logs), torch.cat(weights)
-        return float(torch.exp((lg * wt).sum() / wt.sum())) * AUTO_SCALE_MARGIN
-
-    def clicked_feature(
-        self, camera: Camera, pixel: tuple[float, float], *, level: str | None = None, scale: float | None = None
-    ) -> Tensor | None:  # [D] unit, or None when the ray hits nothing
-        level, scale = self._granularity(level, scale)
-        q, _ = self._queries(camera, [pixel], level, scale)
-        return q[0] if q.shape[0] else None
+            if ids.numel():
+                contributors.append((ids.cpu().long(), w.cpu().double()))
+        return self.impl.click_scale(contributors)
 
     def gaussian_features(self, level: str | None = None, scale: float | None = None) -> Tensor:  # [N, D] unit
         """Every Gaussian's normalised feature at a level (click) or scale (SAGA): for PCA colouring and
@@ -213,9 +185,7 @@ class FeatureField:
         """A segment id per Gaussian (-1 = none). Click: the global clusters saved by training. SAGA: HDBSCAN over
         the gated features of a sample of Gaussians, every Gaussian then joining its nearest cluster."""
         level, scale = self._granularity(level, scale)
-        if self.method == "click":
-            return self._tensors[f"{level}_labels"].long().numpy()
-        return self._saga_clusters(scale)
+        return self.impl.cluster_labels(level, scale, lambda: self.gaussian_features(level, scale))
 
     def floater_filter(self, selected: np.ndarray, seeds: np.ndarray) -> np.ndarray:  # [S] ids → [S'] ids kept
         """The selected Gaussians connected to the clicked ones (see floaters.py)."""
@@ -232,40 +202,10 @@ class FeatureField:
 
     # ---- internals -------------------------------------------------------------------------------------------------
     def _granularity(self, level: str | None, scale: float | None) -> tuple[str | None, float | None]:
-        if self.method == "click":
-            if scale is not None:
-                raise SplatsegError("--scale is for SAGA features; click features take --level coarse|fine")
-            level = level or "coarse"
-            if level not in LEVELS:
-                raise SplatsegError(f"unknown level {level!r}; choose coarse or fine")
-            return level, None
-        if level is not None:
-            raise SplatsegError("--level is for click features; SAGA features take --scale S (scene units)")
-        if scale is not None and not (np.isfinite(scale) and scale > 0):
-            raise SplatsegError(f"--scale must be a positive number (scene units), got {scale}")
-        return None, float(self.default_scale if scale is None else scale)
-
-    def _level(self, feats: Tensor, level: str) -> Tensor:  # [N, D] → [N, Dl] unit
-        sub = feats[:, : self.coarse_dim] if level == "coarse" else feats
-        return F.normalize(sub, dim=1)
-
-    def _gate(self, scale: float) -> Tensor:  # [D]
-        q = float(self.quantiles(np.array([scale]))[0])
-        return torch.sigmoid(self._gate_w * q + self._gate_b)
+        return self.impl.granularity(level, scale)
 
     def _bank(self, level: str | None, scale: float | None) -> Tensor:  # [D, N] unit columns
-        if self.method == "click":
-            return self._banks[level]
-        key = round(float(scale), 9)
-        bank = self._scale_banks.get(key)
-        if bank is None:
-            bank = F.normalize(self.features * self._gate(key)[None, :], dim=1).T.contiguous()
-            self._scale_banks[key] = bank
-            while len(self._scale_banks) > _SCALE_CACHE:
-                self._scale_banks.popitem(last=False)
-        else:
-            self._scale_banks.move_to_end(key)
-        return bank
+        return self.impl.bank(level, scale)
 
     def _floater_filter(self) -> FloaterFilter:
         if self._floaters is None:
@@ -290,11 +230,7 @@ class FeatureField:
             ids = ids.cpu()
             w = w.cpu().float()
             f = self.features.index_select(0, ids)  # [L, D]
-            if self.method == "click":
-                q = self._level((w[:, None] * f).sum(0, keepdim=True), level)[0]
-            else:
-                q = F.normalize((w[:, None] * f).sum(0) * self._gate(scale), dim=0)
-            rows.append(q)
+            rows.append(self.impl.query((w[:, None] * f).sum(0), level, scale))
             top = torch.argsort(w, descending=True)[:4]  # the Gaussians that make most of the clicked pixel
             seeds.append(ids[top].numpy())
         if not rows:
@@ -316,25 +252,10 @@ class FeatureField:
                 np.maximum(out, row @ b, out=out)
         return torch.from_numpy(out)
 
-    def _saga_clusters(self, scale: float, *, sample: int = 20000, seed: int = 0) -> np.ndarray:
-        from .clusters import assign_to_clusters, hdbscan_labels
-
-        feats = self.gaussian_features(scale=scale)  # [N, D]
-        rng = np.random.default_rng(seed)
-        pick = rng.choice(len(feats), min(sample, len(feats)), replace=False)
-        labels = torch.from_numpy(hdbscan_labels(feats[pick].numpy(), min_cluster_size=max(10, len(pick) // 500)))
-        if labels.numel() == 0 or int(labels.max()) < 0:
-            return np.full(len(feats), -1, dtype=np.int64)
-        num = int(labels.max()) + 1
-        sums = torch.zeros(num, feats.shape[1])
-        valid = labels >= 0
-        sums.index_add_(0, labels[valid], feats[pick][valid])
-        return assign_to_clusters(feats, F.normalize(sums, dim=1), confidence=0.0).numpy()
-
 
 def load_field(
     source: str | os.PathLike[str] | Workspace,
-    method: Method | None = None,
+    method: str | None = None,
     *,
     scene: GaussianScene | None = None,
     workspace: str | os.PathLike[str] | None = None,
@@ -357,9 +278,9 @@ def load_field(
             raise SplatsegError(
                 f"no trained features in the workspace {ws.root}; run `splatseg train {scene_path}` first"
             )
-        method = found[0]  # type: ignore[assignment]
-    elif method not in METHODS:
-        raise SplatsegError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        method = found[0]
+    else:
+        method_class(method)  # an unknown name fails here, before any file is read
     tensors = read_features(ws, method, inputs={"model": find_model(scene_path)})
     if scene is None:
         scene, _ = load_scene(scene_path)

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import OrderedDict
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..core.errors import SplatsegError
 from . import losses
 from .contrib_cache import ContributionCache
+from .method import FeatureMethod
 
 log = logging.getLogger(__name__)
 
@@ -286,3 +289,102 @@ def train_saga(
         config=config,
         history=history,
     )
+
+
+class SagaMethod(FeatureMethod):
+    """SAGA read as a field: one feature per Gaussian gated by a continuous 3D scale; clusters by HDBSCAN."""
+
+    name = "saga"
+    uses_scale = True
+    config_type = SagaConfig
+    THRESHOLD = 0.7
+    """Cosine similarity above which a Gaussian is selected (tuned on the accuracy benchmark)."""
+    SCALE_CACHE = 2
+    """Gated banks kept: a person clicks many times at one slider position."""
+
+    def __init__(self, features: Tensor, tensors: dict[str, Tensor]) -> None:  # features [N, D]
+        super().__init__(features, tensors)
+        self.quantiles = QuantileTable(tensors["quantiles"].double().numpy())
+        self._gate_w = tensors["gate_weight"].float().reshape(-1)  # [D]
+        self._gate_b = tensors["gate_bias"].float().reshape(-1)  # [D]
+        self._scale_banks: OrderedDict[float, Tensor] = OrderedDict()  # scale → [D, N]
+
+    @classmethod
+    def train(cls, cache: ContributionCache, neighbors: Tensor, config: SagaConfig, progress: bool) -> dict:
+        result = train_saga(cache, neighbors, config, progress=progress)
+        return {
+            "auto_scale": object_scales(cache),
+            "features": result.features,
+            "gate_weight": result.gate.linear.weight.detach(),
+            "gate_bias": result.gate.linear.bias.detach(),
+            "quantiles": torch.from_numpy(result.quantiles.values.astype("float32")),
+        }
+
+    @property
+    def default_scale(self) -> float:
+        """Scene units: the masks' scale at the 80th percentile."""
+        return self.quantiles.inverse(DEFAULT_QUANTILE)
+
+    def granularity(self, level: str | None, scale: float | None) -> tuple[str | None, float | None]:
+        if level is not None:
+            raise SplatsegError("--level is for click features; SAGA features take --scale S (scene units)")
+        if scale is not None and not (np.isfinite(scale) and scale > 0):
+            raise SplatsegError(f"--scale must be a positive number (scene units), got {scale}")
+        return None, float(self.default_scale if scale is None else scale)
+
+    def default_threshold(self, level: str | None) -> float:
+        return self.THRESHOLD
+
+    def click_scale(self, contributors: list[tuple[Tensor, Tensor]]) -> float | None:
+        """SAGA without a slider: the clicked Gaussians' object scale (`object_scales`, saved by training) times
+        a margin, so the query groups every mask up to the clicked object's whole mask; None (the default scale)
+        when the features carry no object scales or the clicked Gaussians have none."""
+        auto = self.tensors.get("auto_scale")
+        if auto is None:
+            return None
+        logs, weights = [], []
+        for ids, w in contributors:
+            s = auto.index_select(0, ids).double()
+            ok = torch.isfinite(s) & (s > 0)
+            logs.append(torch.log(s[ok]))
+            weights.append(w[ok])
+        if not logs or sum(float(w.sum()) for w in weights) <= 1e-9:
+            return None
+        lg, wt = torch.cat(logs), torch.cat(weights)
+        return float(torch.exp((lg * wt).sum() / wt.sum())) * AUTO_SCALE_MARGIN
+
+    def bank(self, level: str | None, scale: float | None) -> Tensor:  # [D, N]
+        key = round(float(scale), 9)
+        bank = self._scale_banks.get(key)
+        if bank is None:
+            bank = F.normalize(self.features * self._gate(key)[None, :], dim=1).T.contiguous()
+            self._scale_banks[key] = bank
+            while len(self._scale_banks) > self.SCALE_CACHE:
+                self._scale_banks.popitem(last=False)
+        else:
+            self._scale_banks.move_to_end(key)
+        return bank
+
+    def query(self, blended: Tensor, level: str | None, scale: float | None) -> Tensor:  # [D] → [D] unit
+        return F.normalize(blended * self._gate(scale), dim=0)
+
+    def cluster_labels(self, level, scale, gaussian_features, *, sample: int = 20000, seed: int = 0) -> np.ndarray:
+        """HDBSCAN over the gated features of a sample of Gaussians, every Gaussian then joining its nearest
+        cluster."""
+        from .clusters import assign_to_clusters, hdbscan_labels
+
+        feats = gaussian_features()  # [N, D]
+        rng = np.random.default_rng(seed)
+        pick = rng.choice(len(feats), min(sample, len(feats)), replace=False)
+        labels = torch.from_numpy(hdbscan_labels(feats[pick].numpy(), min_cluster_size=max(10, len(pick) // 500)))
+        if labels.numel() == 0 or int(labels.max()) < 0:
+            return np.full(len(feats), -1, dtype=np.int64)
+        num = int(labels.max()) + 1
+        sums = torch.zeros(num, feats.shape[1])
+        valid = labels >= 0
+        sums.index_add_(0, labels[valid], feats[pick][valid])
+        return assign_to_clusters(feats, F.normalize(sums, dim=1), confidence=0.0).numpy()
+
+    def _gate(self, scale: float) -> Tensor:  # [D]
+        q = float(self.quantiles(np.array([scale]))[0])
+        return torch.sigmoid(self._gate_w * q + self._gate_b)

@@ -10,27 +10,22 @@ re-prepared masks make them stale.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from torch import Tensor
 
-from ..errors import SplatsegError
+from ..core.errors import SplatsegError
 from ..workspace import Workspace
-
-Method = Literal["click", "saga"]
-METHODS: tuple[Method, ...] = ("click", "saga")
+from .method import method_class, method_names
 
 
 def features_name(method: str) -> str:
-    if method not in METHODS:
-        raise SplatsegError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    method_class(method)  # SplatsegError for an unknown name
     return f"features/{method}.safetensors"
 
 
 def trained_methods(workspace: Workspace) -> list[str]:
     """Methods whose features are recorded in the workspace, most recently trained first."""
     found = []
-    for method in METHODS:
+    for method in method_names():
         path = workspace.path(features_name(method))
         if workspace.entry(features_name(method)) is not None and path.exists():
             found.append((path.stat().st_mtime_ns, method))  # the manifest's time has only second resolution

@@ -19,18 +19,19 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError, SplatsegError
+from ..core.errors import InputError, SplatsegError
 from ..io.cameras import load_cameras
 from ..io.scene_folder import load_scene, scene_dir_of
 from ..masks.maskset import INDEX_FILE
 from ..masks.prepare import MASKS_NAME, open_masks
 from ..workspace import Workspace
-from .click import ClickConfig, train_click
+from .click import ClickConfig
 from .contrib_cache import DEFAULT_K, DEFAULT_PIXELS_PER_VIEW, build_cache, cache_budget_bytes
 from .mask_stats import MaskStats, finite_or_raise
+from .method import method_class
 from .neighbors import knn_neighbors
-from .saga import SagaConfig, train_saga
-from .store import METHODS, Method, features_name
+from .saga import SagaConfig
+from .store import features_name
 from .threads import compute_threads
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class TrainReport:
 def train_features(
     scene_path: str | os.PathLike[str],
     *,
-    method: Method = "click",
+    method: str = "click",
     iterations: int | None = None,
     workspace: str | os.PathLike[str] | None = None,
     views: Sequence[str] | None = None,
@@ -84,8 +85,7 @@ def train_features(
     """Train `method`'s features for SCENE from the workspace's masks (only `views`, when given: the benchmark
     holds some out) and save them; returns a report."""
     start = time.perf_counter()
-    if method not in METHODS:
-        raise SplatsegError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    method_class(method)  # SplatsegError for an unknown name, before anything is read
     if iterations is not None and iterations <= 0:
         raise SplatsegError(f"--iterations must be positive, got {iterations}")
     scene_dir = scene_dir_of(scene_path)
@@ -176,29 +176,13 @@ def _trimmed(view, min_overhang: float):
 
 def _run(method: str, cache, neighbors, config, progress: bool) -> dict[str, Any]:
     """Train and return the tensors to save (store.py lists them)."""
-    if method == "click":
-        result = train_click(cache, neighbors, config, progress=progress)
-        tensors: dict[str, Any] = {"features": result.features}
-        for level, c in result.clusters.items():
-            tensors[f"{level}_labels"] = c.labels.to(torch.int32)
-            tensors[f"{level}_centroids"] = c.centroids.float()
-        return tensors
-    from .saga import object_scales
-
-    result = train_saga(cache, neighbors, config, progress=progress)
-    return {
-        "auto_scale": object_scales(cache),
-        "features": result.features,
-        "gate_weight": result.gate.linear.weight.detach(),
-        "gate_bias": result.gate.linear.bias.detach(),
-        "quantiles": torch.from_numpy(result.quantiles.values.astype("float32")),
-    }
+    return method_class(method).train(cache, neighbors, config, progress)
 
 
 def _config(method: str, config, iterations: int | None, seed: int):
+    expected = method_class(method).config_type
     if config is None:
-        config = ClickConfig() if method == "click" else SagaConfig()
-    expected = ClickConfig if method == "click" else SagaConfig
+        config = expected()
     if not isinstance(config, expected):
         raise TypeError(f"method {method!r} takes a {expected.__name__}, got {type(config).__name__}")
     changes: dict[str, Any] = {"seed": seed}
@@ -222,22 +206,3 @@ def peak_rss_megabytes() -> float:
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
-
-
-def train_command(
-    scene: Path, *, method: Method = "click", iterations: int | None = None, workspace: Path | None = None
-) -> int:
-    """`splatseg train`: progress and the memory budget on stderr, the summary line on stdout."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    package = logging.getLogger("backend.features")
-    package.addHandler(handler)
-    previous = package.level
-    package.setLevel(logging.INFO)
-    try:
-        report = train_features(scene, method=method, iterations=iterations, workspace=workspace, progress=True)
-    finally:
-        package.removeHandler(handler)
-        package.setLevel(previous)
-    print(report.summary())
-    return 0

@@ -1,6 +1,6 @@
 """Camera files in, `list[Camera]` out: INRIA `cameras.json`, nerfstudio/Blender `transforms.json`, COLMAP `sparse/0`.
 
-Every loader converts to the one convention of `backend.camera` (OpenCV: x right, y down, z forward) on the way
+Every loader converts to the one convention of `backend.core.camera` (OpenCV: x right, y down, z forward) on the way
 in, so nothing downstream knows which trainer produced the scene. Every problem with a file is one `InputError`
 line naming the file, the view and the field, because these files are hand-edited and exported by many tools.
 """
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from backend.camera import Camera
-from backend.errors import InputError
+from backend.core.camera import Camera
+from backend.core.errors import InputError
 from backend.io.atomic import write_text_atomic
 from backend.io.images import IMAGE_SUFFIXES, read_image_size
 

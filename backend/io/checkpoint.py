@@ -16,8 +16,8 @@ from typing import NoReturn
 import torch
 from torch import Tensor
 
-from backend.errors import InputError
-from backend.scene import GaussianScene, sh_degree_from_coeffs
+from backend.core.errors import InputError
+from backend.core.scene import GaussianScene, sh_degree_from_coeffs
 
 _REQUIRED = ("means", "quats", "scales", "opacities")
 

@@ -12,7 +12,7 @@ import os
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from backend.errors import InputError
+from backend.core.errors import InputError
 from backend.io.atomic import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".PNG", ".JPG", ".JPEG")

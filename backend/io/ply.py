@@ -20,9 +20,9 @@ import numpy as np
 import plyfile
 import torch
 
-from backend.errors import InputError
+from backend.core.errors import InputError
+from backend.core.scene import GaussianScene
 from backend.io.atomic import atomic_open
-from backend.scene import GaussianScene
 
 POSITION = ("x", "y", "z")
 NORMALS = ("nx", "ny", "nz")
@@ -31,6 +31,11 @@ OPACITY = ("opacity",)
 SCALES = ("scale_0", "scale_1", "scale_2")
 ROTATION = ("rot_0", "rot_1", "rot_2", "rot_3")
 REQUIRED = POSITION + F_DC + OPACITY + SCALES + ROTATION
+
+OPACITY_LOGIT_LIMIT = 20.0
+"""An infinite logit-opacity is read as ±20. SuperSplat and splat-transform write +inf (opacity exactly 1) when they
+decompress a .compressed.ply to .ply; sigmoid(20) is 1.0 in float32 (and sigmoid(-20) 2e-9), so the look is the
+same and every later computation stays finite. NaN opacity is still an error."""
 
 _F_REST = re.compile(r"f_rest_(\d+)\Z")
 _VALID_F_REST_COUNTS = {3 * ((d + 1) ** 2 - 1): d for d in range(4)}  # 0, 9, 24, 45 → degree 0..3
@@ -82,6 +87,10 @@ def read_ply(path: str | os.PathLike[str], *, allow_nonfinite: bool = False) -> 
     data = vertex.data  # structured [N], memory-mapped for binary files
     n = len(data)
     block = _gather_float32(data, std_names)  # [N, S] in `std_names` order
+    opacity = block[:, 10]  # the logit-opacity column of `std_names`
+    infinite = np.isinf(opacity)
+    if infinite.any():
+        block[infinite, 10] = np.copysign(OPACITY_LOGIT_LIMIT, opacity[infinite])
 
     if not allow_nonfinite:
         _check_finite(path, block, std_names)

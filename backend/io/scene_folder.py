@@ -1,6 +1,6 @@
 """Finding the trained model in a scene folder, the way the trainers that made it lay their outputs out.
 
-Accepted, in this order of preference (design.md, "Inputs and the workspace"):
+Accepted, in this order of preference (docs/architecture.md, "Inputs and the workspace files"):
 1. `point_cloud.ply` anywhere under the folder; INRIA writes `point_cloud/iteration_N/point_cloud.ply` for several
    N, and the highest N is the finished model.
 2. A single top-level `*.ply` whose header has the 3DGS properties (nerfstudio splatfacto's `splat.ply` export);
@@ -19,11 +19,10 @@ import re
 from pathlib import Path
 from typing import NoReturn
 
-from backend.errors import InputError
+from backend.core.errors import InputError
+from backend.core.scene import GaussianScene
 from backend.io.checkpoint import read_gsplat_checkpoint
 from backend.io.ply import is_gaussian_ply, read_ply
-from backend.scene import GaussianScene
-from backend.workspace import WORKSPACE_DIRNAME
 
 MODEL_SUFFIXES = (".ply", ".pt", ".pth")
 _ITERATION = re.compile(r"iteration_(\d+)\Z")
@@ -64,7 +63,8 @@ def find_model(scene_dir: str | os.PathLike[str]) -> Path:
     point_clouds: list[Path] = []
     checkpoints: list[Path] = []
     for folder, subdirs, files in os.walk(path):
-        subdirs[:] = sorted(d for d in subdirs if d != WORKSPACE_DIRNAME and not d.startswith("."))
+        # Hidden folders (the .splatseg workspace among them) never hold the model.
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         for name in files:
             if name == "point_cloud.ply":
                 point_clouds.append(Path(folder) / name)

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from backend.camera import Camera
-from backend.errors import StaleCacheError
+from backend.core.camera import Camera
+from backend.core.errors import StaleCacheError
+from backend.core.scene import GaussianScene
 from backend.render import Backend, render, resolve_backend
-from backend.scene import GaussianScene
 from backend.workspace import Workspace
 
 from .clip import ClipEncoder

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from backend.errors import SplatsegError, StaleCacheError
+from backend.core.errors import SplatsegError, StaleCacheError
 from backend.workspace import Workspace
 
 from .clip import DEFAULT_CLIP_MODEL, ClipEncoder, few_threads, load_clip, split_model_name

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from backend.camera import Camera
+from backend.core.camera import Camera
+from backend.core.scene import GaussianScene
 from backend.render import Backend, rasterize_fragments, render, resolve_backend
-from backend.scene import GaussianScene
 
 VISIBILITY_RESOLUTION = 160  # long side of the visibility renders, pixels
 _ONEHOT_CHUNK = 32  # clusters per one-hot render on the gsplat path (memory: N × 32 floats)

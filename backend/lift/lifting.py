@@ -30,10 +30,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..camera import Camera
+from ..core.camera import Camera
+from ..core.scene import GaussianScene
 from ..render.fragments import Fragments, rasterize_fragments
 from ..render.projection import project
-from ..scene import GaussianScene
 
 DEFAULT_NEGATIVE_WEIGHT = 1.5
 """λ: a Gaussian is kept when its share seen inside the masks exceeds λ× its share seen outside. Above 1, so that one

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import numpy as np
 import torch
 
-from ..camera import Camera
-from ..errors import InputError
+from ..core.camera import Camera
+from ..core.errors import InputError
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
 
-    from ..scene import GaussianScene
+    from ..core.scene import GaussianScene
     from .lifting import ViewGeometry
 
 Point = tuple[float, float]
@@ -267,3 +267,52 @@ class SamPredictorAdapter:
         )
         self.decode_seconds += time.perf_counter() - t0
         return masks.astype(bool), scores.astype(np.float32)
+
+
+PREDICTORS = ("sam", "labels")
+"""The named predictors; anything else given to `--predictor` is a folder of per-view masks."""
+
+
+def check_predictor(predictor: str, scene_dir: str | os.PathLike[str] | None = None) -> None:
+    """Refuse a `--predictor` that is neither a named predictor nor a folder (or `labels` for a scene without
+    them), before any work."""
+    if predictor not in PREDICTORS and not Path(predictor).is_dir():
+        raise InputError(
+            f"--predictor {predictor}: not sam, labels or a folder; give sam (default), labels (a synthetic scene's "
+            "ground truth) or a folder of per-view masks"
+        )
+    if predictor == "labels" and scene_dir is not None:
+        from ..masks.labels import has_labels
+
+        if not has_labels(scene_dir):
+            raise InputError(
+                f"--predictor labels needs a synthetic scene's labels/ folder, and {scene_dir} has none; "
+                "use --predictor sam or a folder of masks"
+            )
+
+
+def make_predictor(
+    scene_dir: str | os.PathLike[str],
+    predictor: str = "sam",
+    *,
+    cameras: Sequence[Camera] | None = None,
+    sam_checkpoint: str | os.PathLike[str] | None = None,
+    sam_model: str | None = None,
+) -> tuple[MaskPredictor, str]:  # the predictor, and what the report calls it ("sam", "labels" or the folder)
+    """SAM (the default); "labels": a synthetic scene's ground truth; any other value: a folder of per-view masks
+    for CAMERAS (`prepare --masks FOLDER`'s layout)."""
+    check_predictor(predictor, scene_dir)
+    if predictor == "labels":
+        return GroundTruthPredictor.from_scene_dir(scene_dir), "labels"
+    if predictor == "sam":
+        from ..masks.sam import load_sam
+
+        return SamPredictorAdapter(load_sam(sam_model, sam_checkpoint)), "sam"  # type: ignore[arg-type]
+    folder = Path(predictor)
+    if cameras is None:
+        from ..io.cameras import load_cameras
+
+        cameras = load_cameras(scene_dir)
+    from .folder_predictor import FolderPredictor
+
+    return FolderPredictor.from_folder(folder, cameras), str(folder)

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..camera import Camera
-from ..errors import InputError
-from ..scene import GaussianScene
+from ..core.camera import Camera
+from ..core.errors import InputError
+from ..core.scene import GaussianScene
 from .lifting import DEFAULT_MIN_SUPPORT, DEFAULT_NEGATIVE_WEIGHT, MaskLifter, ViewGeometry, view_geometry
 from .predictor import Granularity, MaskPredictor, Point, choose_by_granularity
 from .views import DEFAULT_MAX_STEP_DEG, next_view

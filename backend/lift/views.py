@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from ..camera import Camera
+from ..core.camera import Camera
 
 DEFAULT_MAX_STEP_DEG = 45.0
 

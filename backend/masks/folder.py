@@ -1,10 +1,10 @@
 """User-provided masks (`--masks PATH`): one file per view, named by the view's image stem.
 
-Accepted (design.md): `.npz` (array `masks`, else its first array) or `.npy` holding a bool stack [M, H, W] of
-overlapping masks of any granularity (0/1 integers or floats accepted; a 2-D array is one mask, or a label map when
-it holds labels above 1), or a 16-bit (or 8-bit) PNG label map with 0 = unlabelled and one mask per label. Masks
-come from other tools and other people, so every file is checked against its camera before it is used, and none
-is ever unpickled (`allow_pickle=False`): a mask file must not be able to run code.
+Accepted (docs/architecture.md, "Inputs"): `.npz` (array `masks`, else its first array) or `.npy` holding a bool
+stack [M, H, W] of overlapping masks of any granularity (0/1 integers or floats accepted; a 2-D array is one mask,
+or a label map when it holds labels above 1), or a 16-bit (or 8-bit) PNG label map with 0 = unlabelled and one mask
+per label. Masks come from other tools and other people, so every file is checked against its camera before it is
+used, and none is ever unpickled (`allow_pickle=False`): a mask file must not be able to run code.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..camera import Camera
-from ..errors import InputError
+from ..core.camera import Camera
+from ..core.errors import InputError
 from ..io.images import read_label_map
 from .maskset import ViewMasks
 

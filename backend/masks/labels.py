@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..camera import Camera
-from ..errors import InputError
+from ..core.camera import Camera
+from ..core.errors import InputError
 from ..io.images import read_label_map
 from .maskset import ViewMasks
 from .noise import NoiseConfig, noisy_masks

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..core.errors import InputError
 from ..io.atomic import atomic_path, write_text_atomic
 
 INDEX_FILE = "index.json"

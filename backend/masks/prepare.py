@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 import torch
 
-from ..camera import Camera
-from ..errors import InputError, SplatsegError
+from ..core.camera import Camera
+from ..core.errors import InputError, SplatsegError
 from ..io.cameras import load_cameras
 from ..io.scene_folder import find_model, load_scene, scene_dir_of
 from ..render import Backend, render, resolve_backend

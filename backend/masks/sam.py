@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
-from ..camera import Camera
-from ..errors import InputError
+from ..core.camera import Camera
+from ..core.errors import InputError
 from ..io.atomic import atomic_open
 from ..io.images import read_image
 from .maskset import ViewMasks
@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from segment_anything import SamAutomaticMaskGenerator
     from segment_anything.modeling import Sam
 
+    from ..core.scene import GaussianScene
     from ..render import Backend
-    from ..scene import GaussianScene
 
 SamModel = Literal["vit_h", "vit_l", "vit_b"]
 SAM_MODELS: tuple[SamModel, ...] = ("vit_h", "vit_l", "vit_b")

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from ..camera import Camera
-from ..errors import InputError
+from ..core.camera import Camera
+from ..core.errors import InputError
 from .labels import read_view_labels
 from .maskset import ViewMasks
 from .noise import _jitter, _split, _unique, part_objects, view_rng

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..camera import Camera
+from ..core.camera import Camera
 
 ERODE_PX = 2
 """Erosion before back-projection: edge pixels carry blended depth that drags the std toward the background."""

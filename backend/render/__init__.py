@@ -10,8 +10,8 @@ from typing import Literal
 
 from torch import Tensor
 
-from ..camera import Camera
-from ..scene import GaussianScene
+from ..core.camera import Camera
+from ..core.scene import GaussianScene
 from .contributions import contributions as contributions
 from .fragments import Fragments as Fragments
 from .fragments import rasterize_fragments as rasterize_fragments

@@ -1,7 +1,7 @@
 """`contributions`: for chosen pixels, the top-k Gaussians and their blend weights.
 
 Feature training keeps geometry frozen, so a rendered feature is Σ wᵢ fᵢ with weights that never change; computing
-the (id, weight) lists once per view turns every training step into a gather and a weighted sum (design.md,
+the (id, weight) lists once per view turns every training step into a gather and a weighted sum (docs/architecture.md,
 "frozen geometry makes feature rendering linear").
 """
 
@@ -10,8 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..camera import Camera
-from ..scene import GaussianScene
+from ..core.camera import Camera
+from ..core.scene import GaussianScene
+from .composite import top_k
 from .fragments import DEFAULT_PAIR_BUDGET, rasterize_fragments
 
 
@@ -42,26 +43,11 @@ def contributions(
     weights = torch.zeros(pixels.shape[0], k, device=scene.device)
     if frags.pixel.numel() == 0 or k == 0:
         return ids, weights
-    # Sort by pixel, then by weight descending within the pixel.
-    order = torch.argsort(frags.weight, descending=True, stable=True)
-    order = order[torch.argsort(frags.pixel[order], stable=True)]
-    pix, gid, w = frags.pixel[order], frags.gaussian[order], frags.weight[order]
-    is_start = torch.ones_like(pix, dtype=torch.bool)
-    is_start[1:] = pix[1:] != pix[:-1]
-    start_pos = torch.nonzero(is_start).squeeze(1)
-    seg = torch.cumsum(is_start.long(), 0) - 1
-    rank = torch.arange(pix.numel(), device=pix.device) - start_pos[seg]
-    top = rank < k
-    pix, gid, w, rank = pix[top], gid[top], w[top], rank[top]
-
-    # Dense per-pixel tables, then gathered for the requested (possibly repeated) pixels.
+    # The top k of each rendered pixel (one slot per distinct pixel), then gathered for the requested pixels.
+    uniq, slot_of = torch.unique(frags.pixel, return_inverse=True)  # fragments are sorted by pixel: slots are too
+    table_ids, table_w = top_k(slot_of, frags.gaussian, frags.weight, uniq.numel(), k)
     slot = torch.full((H * W,), -1, dtype=torch.int64, device=scene.device)
-    uniq = torch.unique(pix)
     slot[uniq] = torch.arange(uniq.numel(), device=scene.device)
-    table_ids = torch.full((uniq.numel(), k), -1, dtype=torch.int64, device=scene.device)
-    table_w = torch.zeros(uniq.numel(), k, device=scene.device)
-    table_ids[slot[pix], rank] = gid
-    table_w[slot[pix], rank] = w
     row = slot[flat]
     hit = row >= 0
     ids[hit] = table_ids[row[hit]]

@@ -16,9 +16,10 @@ import warnings
 import torch
 from torch import Tensor
 
-from ..camera import Camera
-from ..scene import GaussianScene
-from .projection import TRANSMITTANCE_MIN, Projected, gaussian_alpha, project
+from ..core.camera import Camera
+from ..core.scene import GaussianScene
+from .composite import composite, row_bands
+from .projection import Projected, gaussian_alpha, project
 
 # About 40 bytes a pair while a band is processed: 4M pairs ≈ 160 MB.
 DEFAULT_PAIR_BUDGET = 4_000_000
@@ -111,25 +112,6 @@ def _band_pairs(
     return pixel[keep], g[keep], alpha[keep]
 
 
-def _composite(pixel: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-pixel front-to-back weights for pairs sorted by pixel (and by depth within a pixel).
-
-    Returns (weight [P], keep [P]): keep is False after a ray's transmittance would drop to 1e-4.
-    """
-    log1m = torch.log1p(-alpha.double())
-    csum = torch.cumsum(log1m, 0)
-    is_start = torch.ones_like(pixel, dtype=torch.bool)
-    is_start[1:] = pixel[1:] != pixel[:-1]
-    start_idx = torch.nonzero(is_start).squeeze(1)
-    seg = torch.cumsum(is_start.long(), 0) - 1
-    base = (csum - log1m)[start_idx]  # exclusive cumsum at each segment start
-    log_t_after = csum - base[seg]
-    log_t_before = log_t_after - log1m
-    keep = torch.exp(log_t_after) > TRANSMITTANCE_MIN
-    weight = (alpha.double() * torch.exp(log_t_before)).float()
-    return weight, keep
-
-
 def rasterize_fragments(
     scene: GaussianScene,
     camera: Camera,
@@ -158,14 +140,7 @@ def rasterize_fragments(
     row_pairs.index_add_(0, y0, x1 - x0)
     row_pairs.index_add_(0, y1, -(x1 - x0))
     row_pairs = torch.cumsum(row_pairs, 0)[:H]  # pairs per image row
-    bands: list[tuple[int, int]] = []
-    start, acc = 0, 0
-    for row, count in enumerate(row_pairs.tolist()):
-        if acc > 0 and acc + count > pair_budget:
-            bands.append((start, row))
-            start, acc = row, 0
-        acc += count
-    bands.append((start, H))
+    bands = row_bands(row_pairs, pair_budget)
 
     pixels, gaussians, weights = [], [], []
     for y_lo, y_hi in bands:
@@ -174,7 +149,7 @@ def rasterize_fragments(
             continue
         by_pixel = torch.argsort(pixel, stable=True)  # stable: depth order survives within each pixel
         pixel, g, alpha = pixel[by_pixel], g[by_pixel], alpha[by_pixel]
-        weight, keep = _composite(pixel, alpha)
+        weight, keep = composite(pixel, alpha)
         pixels.append(pixel[keep])
         gaussians.append(proj.ids[g[keep]])
         weights.append(weight[keep])

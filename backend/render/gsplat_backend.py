@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..camera import Camera
-from ..errors import SplatsegError
-from ..scene import GaussianScene
+from ..core.camera import Camera
+from ..core.errors import SplatsegError
+from ..core.scene import GaussianScene
 from .output import RenderOutput
 from .projection import EPS2D, FAR_PLANE, NEAR_PLANE
 

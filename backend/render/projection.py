@@ -10,13 +10,13 @@ ignored below 1/255.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 from torch import Tensor
 
-from ..camera import Camera
-from ..scene import GaussianScene
+from ..core.camera import Camera
+from ..core.rotations import quat_to_rotmat
+from ..core.scene import GaussianScene
 
 EPS2D = 0.3
 NEAR_PLANE = 0.01
@@ -24,24 +24,6 @@ FAR_PLANE = 1e10
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.999
 TRANSMITTANCE_MIN = 1e-4
-
-
-def quat_to_rotmat(quats: Tensor) -> Tensor:  # quats [N, 4] wxyz, unit → [N, 3, 3]
-    w, x, y, z = quats.unbind(-1)
-    return torch.stack(
-        [
-            1 - 2 * (y * y + z * z),
-            2 * (x * y - w * z),
-            2 * (x * z + w * y),
-            2 * (x * y + w * z),
-            1 - 2 * (x * x + z * z),
-            2 * (y * z - w * x),
-            2 * (x * z - w * y),
-            2 * (y * z + w * x),
-            1 - 2 * (x * x + y * y),
-        ],
-        dim=-1,
-    ).reshape(*quats.shape[:-1], 3, 3)
 
 
 def covariances(scene: GaussianScene, ids: Tensor | None = None) -> Tensor:  # [N or M, 3, 3] R S Sᵀ Rᵀ
@@ -145,17 +127,3 @@ def gaussian_alpha(
     sigma = 0.5 * (conics[:, 0] * dx * dx + conics[:, 2] * dy * dy) + conics[:, 1] * dx * dy
     alpha = torch.clamp(opacities * torch.exp(-sigma), max=ALPHA_MAX)
     return torch.where((sigma >= 0) & (alpha >= ALPHA_MIN), alpha, torch.zeros_like(alpha))
-
-
-def composite_weights(alpha: Tensor) -> Tensor:  # alpha [L] front to back along one ray → weights [L]
-    """Blend weights alpha·T of one ray, stopping where transmittance would fall to 1e-4 (as gsplat does)."""
-    log_t = torch.cumsum(torch.log1p(-alpha.double()), 0)
-    t_after = torch.exp(log_t)
-    t_before = torch.exp(torch.cat([log_t.new_zeros(1), log_t[:-1]]))
-    keep = t_after > TRANSMITTANCE_MIN
-    return torch.where(keep, alpha.double() * t_before, torch.zeros_like(t_before)).float()
-
-
-def alpha_extent_level(opacity: float) -> float:
-    """Mahalanobis radius² inside which a Gaussian of this opacity reaches alpha 1/255."""
-    return 2.0 * math.log(max(opacity * 255.0, 1.0))

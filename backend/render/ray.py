@@ -13,9 +13,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..camera import Camera
-from ..scene import GaussianScene
-from .projection import EPS2D, NEAR_PLANE, composite_weights, covariances, gaussian_alpha, project
+from ..core.camera import Camera
+from ..core.scene import GaussianScene
+from .composite import composite_weights
+from .projection import EPS2D, NEAR_PLANE, covariances, gaussian_alpha, project
 
 # The 2D footprint of a Gaussian off the optical axis is stretched by up to 1/cos²θ (θ ≤ ~45° in practice);
 # the factor keeps the sphere test conservative so no contributor is culled.

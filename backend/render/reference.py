@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..camera import Camera
-from ..scene import GaussianScene
+from ..core.camera import Camera
+from ..core.scene import GaussianScene
 from .fragments import DEFAULT_PAIR_BUDGET, Fragments, rasterize_fragments
 from .output import RenderOutput
 from .sh import sh_to_rgb

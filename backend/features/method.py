@@ -1,0 +1,91 @@
+"""`FeatureMethod`: what differs between affinity-feature methods, one subclass per method (as gsplat has one
+`Strategy` subclass per densification strategy).
+
+A subclass says how its features are trained (`train`: contributions cache → tensors to save), how a trained field
+is read (granularity by named `levels` or by a continuous `scale`, the feature bank, the clicked query, the default
+thresholds, the clusters) and which controls the viewer shows. `FeatureField` (field.py) holds what every method
+shares: the ray caster, the similarity product, negatives and the floater filter. Subclasses register themselves
+by `name`; `method_class(name)` picks one from a CLI string. A third method is one new module imported by
+`backend/features/__init__.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+from torch import Tensor
+
+from ..core.errors import SplatsegError
+
+if TYPE_CHECKING:
+    from .contrib_cache import ContributionCache
+
+_REGISTRY: dict[str, type[FeatureMethod]] = {}
+
+
+class FeatureMethod:
+    name: ClassVar[str]
+    """The CLI's `--method` value and the workspace file's stem (features/<name>.safetensors)."""
+    levels: ClassVar[tuple[str, ...]] = ()
+    """Named granularities ("coarse", "fine"); empty when the method takes a continuous `scale` instead."""
+    uses_scale: ClassVar[bool] = False
+    """True when the granularity is a 3D scale (scene units): the viewer then shows a scale slider."""
+    config_type: ClassVar[type]
+    """The dataclass of training options (iterations, seed, ...)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.name] = cls
+
+    def __init__(self, features: Tensor, tensors: dict[str, Tensor]) -> None:  # features [N, D] float32
+        self.features = features
+        self.tensors = tensors
+
+    # ---- training ----------------------------------------------------------------------------------------------
+    @classmethod
+    def train(cls, cache: ContributionCache, neighbors: Tensor, config: Any, progress: bool) -> dict[str, Tensor]:
+        """Train from the contributions cache; returns the tensors to save (store.py lists them)."""
+        raise NotImplementedError
+
+    # ---- reading a trained field -------------------------------------------------------------------------------
+    @property
+    def default_scale(self) -> float | None:
+        return None
+
+    def granularity(self, level: str | None, scale: float | None) -> tuple[str | None, float | None]:
+        """Check and complete the caller's level / scale (SplatsegError with the fix when it is the wrong kind)."""
+        raise NotImplementedError
+
+    def default_threshold(self, level: str | None) -> float:
+        raise NotImplementedError
+
+    def click_scale(self, contributors: list[tuple[Tensor, Tensor]]) -> float | None:
+        """The scale a click without level or scale queries at, from the clicked pixels' contributors
+        ([(ids [L] int64, weights [L] float64)] per ray that hit); None = the method's default granularity."""
+        return None
+
+    def bank(self, level: str | None, scale: float | None) -> Tensor:  # [D', N] unit columns
+        raise NotImplementedError
+
+    def query(self, blended: Tensor, level: str | None, scale: float | None) -> Tensor:  # [D] → [D'] unit
+        """The clicked feature from the weighted sum of the clicked pixel's contributors' features."""
+        raise NotImplementedError
+
+    def cluster_labels(
+        self, level: str | None, scale: float | None, gaussian_features: Callable[[], Tensor]
+    ) -> np.ndarray:  # [N] int64, -1 = none
+        raise NotImplementedError
+
+
+def method_names() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def method_class(name: str) -> type[FeatureMethod]:
+    """The method registered as `name`, or a SplatsegError listing the known ones."""
+    cls = _REGISTRY.get(name)
+    if cls is None:
+        raise SplatsegError(f"unknown method {name!r}; choose one of {', '.join(_REGISTRY)}")
+    return cls

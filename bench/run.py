@@ -1,0 +1,241 @@
+"""`splatseg bench`: the figures the README's table quotes, measured the same way every time.
+
+Speed is measured here, never in timed tests. Each figure is a median over repetitions (these machines are noisy),
+with p95 where latency matters; the machine is printed beside the table so figures from different machines are not
+compared by accident. `--quick` runs fewer repetitions and skips the long accuracy runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from backend.io.atomic import write_text_atomic
+
+from .common import Figure, machine_description, percentile, timed
+
+
+def bench_foundation(*, quick: bool, workdir: Path) -> list[Figure]:
+    """PLY load at 1M, reference render at 100k/256², ray_feature at 1M, contributions 10k px."""
+    from backend.features.threads import compute_threads
+    from backend.io.ply import read_ply, write_ply
+    from backend.render import RayCaster, contributions, pixel_center, render
+    from backend.synthetic import build_tabletop, orbit_cameras
+
+    figures: list[Figure] = []
+    big = build_tabletop(seed=0, num_gaussians=1_000_000)
+    ply = workdir / "bench_1m.ply"
+    write_ply(ply, big.scene)
+    size_mb = ply.stat().st_size / 1e6
+    t = timed(lambda: read_ply(ply), repeat=2 if quick else 5)
+    figures.append(Figure("io", "PLY load, 1M Gaussians", statistics.median(t), "s", f"{size_mb:.0f} MB file"))
+
+    small = build_tabletop(seed=0, num_gaussians=100_000)
+    cam = orbit_cameras(small, views=8, resolution=256, seed=0)[0]
+    t = timed(lambda: render(small.scene, cam, backend="torch"), repeat=2 if quick else 5)
+    figures.append(Figure("render", "reference render, 100k Gaussians, 256×256, CPU", statistics.median(t), "s"))
+
+    feats = torch.randn(len(small.scene), 16)
+    t = timed(lambda: render(small.scene, cam, features=feats, backend="torch"), repeat=2 if quick else 5)
+    figures.append(Figure("render", "reference render + 16-d features, 100k, 256×256", statistics.median(t), "s"))
+
+    g = torch.Generator().manual_seed(0)
+    pixels = torch.stack(
+        [torch.randint(0, 256, (10_000,), generator=g), torch.randint(0, 256, (10_000,), generator=g)], 1
+    )
+    t = timed(lambda: contributions(small.scene, cam, pixels, 16), repeat=2 if quick else 5)
+    figures.append(Figure("render", "contributions, 10k pixels, k=16, 100k Gaussians", statistics.median(t), "s"))
+
+    big_cam = orbit_cameras(big, views=8, resolution=512, seed=0)[0]
+    t0 = time.perf_counter()
+    caster = RayCaster(big.scene)
+    setup = time.perf_counter() - t0
+    big_feats = torch.nn.functional.normalize(torch.randn(len(big.scene), 24), dim=1)
+    rng = np.random.default_rng(0)
+    clicks = [pixel_center(int(x), int(y)) for x, y in rng.integers(96, 416, size=(30 if quick else 100, 2))]
+    latencies = []
+    # One thread, as the click path runs: a single ray is too little work to pay for a parallel barrier.
+    with compute_threads(1):
+        for i, px in enumerate(clicks):
+            t0 = time.perf_counter()
+            caster.feature(big_feats, big_cam, px)
+            if i > 0:  # the first call warms caches
+                latencies.append(time.perf_counter() - t0)
+    ms = [v * 1000 for v in latencies]
+    figures.append(
+        Figure(
+            "click",
+            "ray_feature p50, 1M Gaussians, 512² view",
+            percentile(ms, 50),
+            "ms",
+            f"p95 {percentile(ms, 95):.1f} ms",
+        )
+    )
+    figures.append(Figure("click", "RayCaster set-up, 1M Gaussians (once per scene)", setup * 1000, "ms"))
+    return figures
+
+
+def bench_text(*, quick: bool, workdir: Path) -> list[Figure]:
+    """Query latency (encode + rank) and cluster-embedding time, ViT-B-16 architecture."""
+    from .language import bench_text as run
+
+    return run(quick=quick, workdir=workdir)
+
+
+def bench_sa3d(*, quick: bool, workdir: Path) -> list[Figure]:
+    """Held-out IoU with the ground-truth predictor, time per view, SAM's embedding share."""
+    from .sa3d import bench_sa3d as run
+
+    return run(quick=quick, workdir=workdir)
+
+
+def bench_segmentation(*, quick: bool, workdir: Path) -> list[Figure]:
+    """Held-out mIoU and floaters per method from one click per object/part, training time and
+    peak memory, and segment latency at 1M Gaussians. `--quick` trains a small scene with click only; the full run
+    is the reference scene (80k Gaussians, 40 views at 256², noisy and clean masks, click and saga)."""
+    from .accuracy import accuracy_benchmark, click_latency_benchmark
+
+    figures: list[Figure] = []
+    if quick:
+        runs = [dict(noise=1.0, methods=("click",), views=16, resolution=128, num_gaussians=20_000)]
+    else:
+        runs = [dict(noise=noise, methods=("click", "saga")) for noise in (1.0, 0.0)]
+    for kwargs in runs:
+        r = accuracy_benchmark(workdir=workdir / "accuracy", **kwargs)  # type: ignore[arg-type]
+        masks = "clean masks" if r["noise"] == 0 else f"noisy masks ({r['noise']:g})"
+        sc = r["scene"]
+        where = f"{sc['num_gaussians'] // 1000}k, {sc['views']} views at {sc['resolution']}², {masks}"
+        if r.get("prepare"):
+            p = r["prepare"]
+            figures.append(
+                Figure("train", f"prepare --masks labels ({where})", p["seconds"], "s",
+                       f"peak {p['peak_memory_mb']:.0f} MB")
+            )  # fmt: skip
+        for method, m in r["methods"].items():
+            figures += [
+                Figure("segment", f"{method}: mIoU objects, held-out views ({where})", m["miou_coarse"], "ratio"),
+                Figure("segment", f"{method}: mIoU parts, held-out views ({where})", m["miou_fine"], "ratio"),
+                Figure("segment", f"{method}: floater fraction ({where})", m["floater_fraction"], "ratio"),
+                Figure(
+                    "train",
+                    f"{method}: training ({where})",
+                    m["train_seconds"],
+                    "s",
+                    f"peak {m['peak_memory_mb']:.0f} MB",
+                ),
+            ]
+    lat = click_latency_benchmark(num_gaussians=200_000 if quick else 1_000_000, clicks=20 if quick else 60)
+    n = f"{lat['num_gaussians'] // 1000}k" if lat["num_gaussians"] < 1_000_000 else "1M"
+    for key, value in lat.items():
+        if isinstance(value, dict):
+            figures.append(
+                Figure(
+                    "click",
+                    f"segment {key.replace('_', ' ')} p50, {n} Gaussians",
+                    value["p50_ms"],
+                    "ms",
+                    f"p95 {value['p95_ms']:.1f} ms, {lat['threads']} threads",
+                )
+            )
+    return figures
+
+
+def bench_viewer(*, quick: bool, workdir: Path) -> list[Figure]:
+    """Click → selection on the server, bytes per selection change, and (full runs, with
+    /usr/bin/chromium) the demo's time to first frame."""
+    from .viewer import bench_bytes, bench_click_latency, bench_demo
+
+    figures: list[Figure] = []
+    for n in (100_000,) if quick else (100_000, 1_000_000):
+        r = bench_click_latency(n, clicks=20 if quick else 60, workdir=workdir)
+        label = "1M" if n == 1_000_000 else f"{n // 1000}k"
+        figures.append(
+            Figure(
+                "viewer",
+                f"click → selection p50, {label} Gaussians",
+                r["click_p50_ms"],
+                "ms",
+                f"p95 {r['click_p95_ms']:.1f} ms; look + chunk diff p50 {r['look_and_diff_p50_ms']:.1f} ms",
+            )
+        )
+    for n in (80_000,) if quick else (80_000, 1_000_000):
+        b = bench_bytes(n)
+        label = "1M" if n == 1_000_000 else f"{n // 1000}k"
+        figures.append(
+            Figure(
+                "viewer",
+                f"bytes per object → object change, {label} ({int(b['chunks'])} chunks)",
+                b["change_mean"],
+                "ratio",
+                f"share of the {b['full_buffer_mb']:.1f} MB buffer; first selection {100 * b['first_mean']:.1f}%",
+            )
+        )
+    if not quick and Path("/usr/bin/chromium").exists():
+        (workdir / "demo").mkdir(exist_ok=True)
+        d = bench_demo(workdir / "demo", screenshot=None)
+        figures += [
+            Figure(
+                "demo",
+                "splatseg demo: serving, cold (empty cache)",
+                d["cold_server_ready_s"],
+                "s",
+                f"warm {d['warm_server_ready_s']:.1f} s",
+            ),
+            Figure(
+                "demo",
+                "splatseg demo: first frame in headless chromium, cold",
+                d["cold_first_frame_s"],
+                "s",
+                f"warm {d['warm_first_frame_s']:.0f} s (software WebGL)",
+            ),
+        ]
+    return figures
+
+
+def bench_interop(*, quick: bool, workdir: Path) -> list[Figure]:
+    """Load time per splat format, splatseg beside splat-transform (SuperSplat's converter)."""
+    from .interop import bench_interop as run
+
+    return run(quick=quick, workdir=workdir, num_gaussians=100_000 if quick else 1_000_000)
+
+
+SECTIONS: dict[str, Callable[..., list[Figure]]] = {
+    "foundation": bench_foundation,
+    "segmentation": bench_segmentation,
+    "viewer": bench_viewer,
+    "text": bench_text,
+    "sa3d": bench_sa3d,
+    "interop": bench_interop,
+}
+
+
+def format_table(figures: list[Figure]) -> str:
+    lines = ["| section | figure | value | note |", "|---|---|---|---|"]
+    for f in figures:
+        value = f"{f.value:.3g} {f.unit}" if f.unit not in ("", "ratio") else f"{f.value:.3f}"
+        lines.append(f"| {f.section} | {f.name} | {value} | {f.note} |")
+    return "\n".join(lines)
+
+
+def run_bench(*, quick: bool = False, json_out: Path | None = None, sections: list[str] | None = None) -> list[Figure]:
+    chosen = sections or list(SECTIONS)
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory(prefix="splatseg-bench-") as tmp:
+        for name in chosen:
+            print(f"[bench] {name} …", flush=True)
+            figures += SECTIONS[name](quick=quick, workdir=Path(tmp))
+    print()
+    print(f"Machine: {machine_description()}")
+    print(format_table(figures))
+    if json_out is not None:
+        payload = {"machine": machine_description(), "figures": [dataclasses.asdict(f) for f in figures]}
+        write_text_atomic(json_out, json.dumps(payload, indent=1))
+    return figures
