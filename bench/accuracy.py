@@ -46,9 +46,11 @@ class Target:
     label: int
     name: str
     variant: str = ""
-    """SAGA objects are clicked three times: without a scale (variant "", the automatic scale a click without the
-    slider gets), at the field's fixed default scale ("default", what that click got before automatic scales) and
-    at the scale of the best-matching mask ("oracle", the slider set right)."""
+    """Every target is clicked twice: as a person would (variant "") and without the floater filter
+    ("unfiltered"). SAGA objects are also clicked without a scale but from the clicked Gaussians' stored object
+    scale only ("object", the automatic scale before it read the workspace masks), at the field's fixed default
+    scale ("default", what that click got before automatic scales) and at the scale of the best-matching mask
+    ("oracle", the slider set right)."""
 
 
 def accuracy_benchmark(
@@ -121,10 +123,13 @@ def accuracy_benchmark(
         }
         report = _train_isolated(str(scene_dir), kwargs) if isolate else _train(str(scene_dir), kwargs)
         field = load_field(scene_dir, method, workspace=ws_dir, scene=truth.scene)
-        these = targets
-        if method == "saga":
-            these = targets + [
-                dataclasses.replace(t, variant=v) for v in ("oracle", "default") for t in targets if t.level == "coarse"
+        these = targets + [dataclasses.replace(t, variant="unfiltered") for t in targets]
+        if field.uses_scale:
+            these += [
+                dataclasses.replace(t, variant=v)
+                for v in ("oracle", "default", "object")
+                for t in targets
+                if t.level == "coarse"
             ]
         scores = _evaluate(
             field, truth, these, {t: clicks[dataclasses.replace(t, variant="")] for t in these}, renders, ws_dir
@@ -333,10 +338,14 @@ def _evaluate(
             continue
         cam, x, y = click
         kwargs: dict[str, Any] = {}
+        if t.variant == "unfiltered":
+            kwargs["filter_floaters"] = False
         if field.levels:  # click: a named level per target
             kwargs["level"] = t.level
-        elif t.level == "coarse" and t.variant == "":
+        elif t.level == "coarse" and t.variant in ("", "unfiltered"):
             pass  # no scale: the field's automatic scale
+        elif t.variant == "object":  # the automatic scale without the workspace masks: the clicked Gaussians' own
+            kwargs["scale"] = field.auto_scale(cam, [pixel_center(x, y)], from_masks=False)
         elif t.variant == "default":
             kwargs["scale"] = field.default_scale  # what a click without the slider got before automatic scales
         else:
@@ -397,6 +406,17 @@ def _evaluate(
         "miou3d_coarse_oracle_scale": miou3d("coarse", "oracle"),
         "miou_coarse_default_scale": miou("coarse", "default"),
         "miou3d_coarse_default_scale": miou3d("coarse", "default"),
+        "miou_coarse_object_scale": miou("coarse", "object"),
+        "miou3d_coarse_object_scale": miou3d("coarse", "object"),
+        "miou_coarse_unfiltered": miou("coarse", "unfiltered"),
+        "miou_fine_unfiltered": miou("fine", "unfiltered"),
+        "miou3d_coarse_unfiltered": miou3d("coarse", "unfiltered"),
+        "miou3d_fine_unfiltered": miou3d("fine", "unfiltered"),
+        "floater_fraction_unfiltered": round(
+            float(np.mean([f for f, t in zip(floaters, clicked) if targets[t].variant == "unfiltered"])), 4
+        )
+        if floaters
+        else float("nan"),
         "floater_fraction": round(float(np.mean([f for f, t in zip(floaters, clicked) if not targets[t].variant])), 4)
         if floaters
         else float("nan"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -93,15 +94,66 @@ def test_saga_click_without_a_scale_uses_the_clicked_objects_scale(tiny_scene, t
     train_features(folder, method="saga", config=config, pixels_per_view=600, progress=False)
     field = load_field(folder, "saga", scene=tiny_scene.scene)
     cam = tiny_scene.cameras[0]
+    browser = dataclasses.replace(cam, name="a browser's camera")  # no workspace masks for it
     scales = {}
     for name, labels in (("A lower", (1,)), ("B", (3,))):
         x, y = tiny_scene.deepest_pixel(cam.name, labels)
-        auto = field.auto_scale(cam, [pixel_center(x, y)])
+        auto = field.auto_scale(browser, [pixel_center(x, y)])
         assert auto is not None and np.isfinite(auto)
-        assert field.segment(cam, [pixel_center(x, y)]).scale == pytest.approx(auto)
+        assert auto == pytest.approx(field.auto_scale(cam, [pixel_center(x, y)], from_masks=False))
+        assert field.segment(browser, [pixel_center(x, y)]).scale == pytest.approx(auto)
         scales[name] = auto
     assert scales["A lower"] > scales["B"]  # A is bigger: its part's click queries A's whole scale
-    # Without object scales in the features, the click falls back to the default scale.
+    # Without object scales in the features, a click outside the workspace views falls back to the default scale.
     del field._tensors["auto_scale"]
-    assert field.auto_scale(cam, [pixel_center(x, y)]) is None
-    assert field.segment(cam, [pixel_center(x, y)]).scale == pytest.approx(field.default_scale)
+    assert field.auto_scale(browser, [pixel_center(x, y)]) is None
+    assert field.segment(browser, [pixel_center(x, y)]).scale == pytest.approx(field.default_scale)
+
+
+def test_saga_click_in_a_workspace_view_uses_the_clicked_pixels_whole_mask(tiny_scene, tmp_path) -> None:
+    from backend.features.saga import AUTO_SCALE_MARGIN
+    from backend.masks.maskset import MaskSet
+    from backend.masks.prepare import MASKS_NAME
+    from backend.workspace import Workspace
+
+    folder = _copy(tiny_scene, tmp_path / "saga")
+    config = SagaConfig(iterations=10, batch_pixels=64, knn_sample=512)
+    train_features(folder, method="saga", config=config, pixels_per_view=600, progress=False)
+    field = load_field(folder, "saga", scene=tiny_scene.scene)
+    masks = MaskSet(Workspace(folder).path(MASKS_NAME))
+    for cam in tiny_scene.cameras[:3]:
+        view = masks.read_view(cam.name)
+        x, y = tiny_scene.deepest_pixel(cam.name, (1,))  # A's lower part: its whole mask is A
+        covering = np.flatnonzero(view.masks[:, y, x])
+        assert covering.size >= 2  # the part and the whole
+        areas = [int(view.masks[i].sum()) for i in covering]
+        whole = float(view.scales[covering[int(np.argmax(areas))]])
+        assert field.auto_scale(cam, [pixel_center(x, y)]) == pytest.approx(whole * AUTO_SCALE_MARGIN)
+        assert field.segment(cam, [pixel_center(x, y)]).scale == pytest.approx(whole * AUTO_SCALE_MARGIN)
+    # A pixel no mask covers gives no mask scale: the clicked Gaussians' stored scale answers instead.
+    cam = tiny_scene.cameras[0]
+    view = masks.read_view(cam.name)
+    bare = np.argwhere(~view.masks.any(0))
+    assert np.isnan(view.coarse_scale_at(int(bare[0][1]), int(bare[0][0])))
+    assert np.isnan(view.coarse_scale_at(-1, 0)) and np.isnan(view.coarse_scale_at(view.width, 0))
+
+
+def test_saga_click_scale_prefers_the_masks_then_the_stored_object_scale() -> None:
+    from backend.features.method import ClickEvidence
+    from backend.features.saga import AUTO_SCALE_MARGIN, SagaMethod
+
+    n, d = 4, 8
+    tensors = {
+        "quantiles": torch.tensor([0.1, 1.0]),
+        "gate_weight": torch.zeros(d),
+        "gate_bias": torch.zeros(d),
+        "auto_scale": torch.tensor([0.2, 0.2, float("nan"), 0.8]),
+    }
+    saga = SagaMethod(torch.randn(n, d), tensors)
+    hit = [(torch.tensor([0, 1, 2]), torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64))]
+    assert saga.click_scale(ClickEvidence(hit, [])) == pytest.approx(0.2 * AUTO_SCALE_MARGIN)
+    assert saga.click_scale(ClickEvidence(hit, [0.5])) == pytest.approx(0.5 * AUTO_SCALE_MARGIN)
+    assert saga.click_scale(ClickEvidence(hit, [0.5, 2.0])) == pytest.approx(1.0 * AUTO_SCALE_MARGIN)  # geometric
+    assert saga.click_scale(ClickEvidence(hit, [float("nan")])) == pytest.approx(0.2 * AUTO_SCALE_MARGIN)
+    del tensors["auto_scale"]
+    assert saga.click_scale(ClickEvidence(hit, [])) is None

@@ -25,10 +25,12 @@ from ..core.camera import Camera
 from ..core.errors import SplatsegError
 from ..core.scene import GaussianScene
 from ..io.scene_folder import find_model, load_scene, scene_dir_of
+from ..masks.maskset import MaskSet
+from ..masks.prepare import MASKS_NAME
 from ..render import RayCaster
 from ..workspace import Workspace
 from .floaters import FloaterFilter
-from .method import FeatureMethod, method_class
+from .method import ClickEvidence, FeatureMethod, method_class
 from .store import read_features, trained_methods
 from .threads import compute_threads, single_threaded_blas
 
@@ -60,8 +62,12 @@ class FeatureField:
         tensors: dict[str, Tensor],
         *,
         floater_filter: bool = True,
+        masks: MaskSet | None = None,
     ) -> None:
         self.scene = scene
+        self.masks = masks
+        """The workspace's masks, when present: a click in one of their views takes its automatic scale from
+        them (`auto_scale`)."""
         self.method: str = method
         """The method's registered name ("click", "saga")."""
         n = len(scene)
@@ -163,16 +169,35 @@ class FeatureField:
             scale=scale,
         )
 
-    def auto_scale(self, camera: Camera, positives: Sequence[tuple[float, float]]) -> float | None:
-        """The scale a click without one queries at (`FeatureMethod.click_scale`: SAGA's automatic object scale);
-        None for methods without scales, or when the method has nothing to go on (the default scale then)."""
+    def auto_scale(
+        self, camera: Camera, positives: Sequence[tuple[float, float]], *, from_masks: bool = True
+    ) -> float | None:
+        """The scale a click without one queries at (`FeatureMethod.click_scale`: SAGA's automatic scale from
+        the clicked pixel's masks); None for methods without scales, or when the method has nothing to go on.
+        `from_masks=False` ignores the workspace masks (the benchmark's "object" variant)."""
         caster = self._ray_caster()
         contributors = []
         for x, y in positives:
             ids, w = caster.weights(camera, (float(x), float(y)))
             if ids.numel():
                 contributors.append((ids.cpu().long(), w.cpu().double()))
-        return self.impl.click_scale(contributors)
+        mask_scales = self._mask_scales(camera, positives) if from_masks else []
+        return self.impl.click_scale(ClickEvidence(contributors, mask_scales))
+
+    def _mask_scales(self, camera: Camera, positives: Sequence[tuple[float, float]]) -> list[float]:
+        """The clicked pixels' whole-mask scales when `camera` is a view the workspace masks were made for (same
+        name, same size); empty otherwise (a browser's camera)."""
+        if self.masks is None:
+            return []
+        try:
+            if camera.name not in self.masks.views:
+                return []
+            view = self.masks.read_view(camera.name)
+        except (OSError, ValueError, SplatsegError):  # masks removed or unreadable since loading: no evidence
+            return []
+        if (view.width, view.height) != (camera.width, camera.height):
+            return []
+        return [view.coarse_scale_at(int(np.floor(x)), int(np.floor(y))) for x, y in positives]
 
     def gaussian_features(self, level: str | None = None, scale: float | None = None) -> Tensor:  # [N, D] unit
         """Every Gaussian's normalised feature at a level (click) or scale (SAGA): for PCA colouring and
@@ -284,4 +309,5 @@ def load_field(
     tensors = read_features(ws, method, inputs={"model": find_model(scene_path)})
     if scene is None:
         scene, _ = load_scene(scene_path)
-    return FeatureField(scene, method, tensors, floater_filter=floater_filter)
+    masks = MaskSet(ws.path(MASKS_NAME))
+    return FeatureField(scene, method, tensors, floater_filter=floater_filter, masks=masks if masks.exists() else None)

@@ -25,7 +25,7 @@ from torch import Tensor
 from ..core.errors import SplatsegError
 from . import losses
 from .contrib_cache import ContributionCache
-from .method import FeatureMethod
+from .method import ClickEvidence, FeatureMethod
 
 log = logging.getLogger(__name__)
 
@@ -335,15 +335,20 @@ class SagaMethod(FeatureMethod):
     def default_threshold(self, level: str | None) -> float:
         return self.THRESHOLD
 
-    def click_scale(self, contributors: list[tuple[Tensor, Tensor]]) -> float | None:
-        """SAGA without a slider: the clicked Gaussians' object scale (`object_scales`, saved by training) times
-        a margin, so the query groups every mask up to the clicked object's whole mask; None (the default scale)
-        when the features carry no object scales or the clicked Gaussians have none."""
+    def click_scale(self, evidence: ClickEvidence) -> float | None:
+        """SAGA without a slider: the scale of the clicked pixel's whole mask times a margin, so the query groups
+        every mask up to it. The whole mask is the largest workspace mask covering the clicked pixel when the click
+        is in a view the masks were made for (issue 10's "automatic scale from the clicked pixel's masks");
+        otherwise the clicked Gaussians' object scale (`object_scales`, saved by training: the median over the
+        views that saw them). None (the default scale) when neither is known."""
+        direct = np.array([s for s in evidence.mask_scales if np.isfinite(s) and s > 0], dtype=np.float64)
+        if direct.size:
+            return float(np.exp(np.log(direct).mean())) * AUTO_SCALE_MARGIN
         auto = self.tensors.get("auto_scale")
         if auto is None:
             return None
         logs, weights = [], []
-        for ids, w in contributors:
+        for ids, w in evidence.contributors:
             s = auto.index_select(0, ids).double()
             ok = torch.isfinite(s) & (s > 0)
             logs.append(torch.log(s[ok]))
