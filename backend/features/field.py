@@ -152,7 +152,7 @@ class FeatureField:
         selected = np.flatnonzero(mask)
         use_filter = self._use_floater_filter if filter_floaters is None else filter_floaters
         if use_filter and selected.size:
-            kept = self.floater_filter(selected, seeds)
+            kept = self.floater_filter(selected, seeds, keep_ratio=self.impl.floater_keep_ratio(level))
             if kept.size != selected.size:
                 out = np.zeros(self.num_gaussians, dtype=bool)
                 out[kept] = True
@@ -212,10 +212,12 @@ class FeatureField:
         level, scale = self._granularity(level, scale)
         return self.impl.cluster_labels(level, scale, lambda: self.gaussian_features(level, scale))
 
-    def floater_filter(self, selected: np.ndarray, seeds: np.ndarray) -> np.ndarray:  # [S] ids → [S'] ids kept
+    def floater_filter(
+        self, selected: np.ndarray, seeds: np.ndarray, *, keep_ratio: float | None = None
+    ) -> np.ndarray:  # [S] ids → [S'] ids kept
         """The selected Gaussians connected to the clicked ones (see floaters.py)."""
         with self._lock:
-            return self._floater_filter()(selected, seeds)
+            return self._floater_filter()(selected, seeds, keep_ratio=keep_ratio)
 
     def warm_up(self) -> FeatureField:
         """Build the lazily made parts (ray caster, floater filter) now rather than on the first click."""

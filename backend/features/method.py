@@ -73,6 +73,11 @@ class FeatureMethod:
     def default_threshold(self, level: str | None) -> float:
         raise NotImplementedError
 
+    def floater_keep_ratio(self, level: str | None) -> float | None:
+        """How big (relative to the largest component touching the click) a separate piece of the selection must
+        be to survive the floater filter at this granularity; None = the filter's own (2%: a table's legs stay)."""
+        return None
+
     def click_scale(self, evidence: ClickEvidence) -> float | None:
         """The scale a click without level or scale queries at; None = the method's default granularity."""
         return None
