@@ -235,9 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--masks",
         default="auto",
-        metavar="sam|labels|geometric|PATH",
-        help="mask source: SAM, a synthetic scene's labels, geometric (segments of splatseg's own renders by depth, "
-        "normals and colour: needs no download, rougher than SAM), or a folder of per-view masks "
+        metavar="sam|labels|sam-like|geometric|PATH",
+        help="mask source: SAM, a synthetic scene's labels (sam-like: with SAM automatic-generator statistics), "
+        "geometric (segments of splatseg's own renders by depth, normals and colour: needs no download, rougher "
+        "than SAM), or a folder of per-view masks "
         "(default: labels when the scene has labels/, else sam)",
     )
     p.add_argument(

@@ -45,12 +45,20 @@ class Target:
     level: str  # "coarse" (an object) or "fine" (a part)
     label: int
     name: str
+    variant: str = ""
+    """Every target is clicked twice: as a person would (variant "") and without the floater filter
+    ("unfiltered"). SAGA objects are also clicked without a scale but from the clicked Gaussians' stored object
+    scale only ("object", the automatic scale before it read the workspace masks), at the field's fixed default
+    scale ("default", what that click got before automatic scales) and at the scale of the best-matching mask
+    ("oracle", the slider set right)."""
 
 
 def accuracy_benchmark(
     *,
     noise: float = 1.0,
     methods: Sequence[str] = ("click", "saga"),
+    preset: str = "tabletop",
+    masks: str = "labels",
     seed: int = 0,
     views: int = 40,
     resolution: int = 256,
@@ -58,6 +66,7 @@ def accuracy_benchmark(
     workdir: str | Path,
     holdout_every: int = 4,
     iterations: dict[str, int] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
     isolate: bool = True,
     progress: bool = False,
     masks: str = "labels",
@@ -70,8 +79,10 @@ def accuracy_benchmark(
     (`noise` is then unused): the figure for machines without SAM weights.
     """
     workdir = Path(workdir)
-    scene_dir = _synthetic_scene(workdir, seed=seed, views=views, resolution=resolution, num_gaussians=num_gaussians)
-    ws_dir = workdir / (f"workspace-noise{noise:g}" if masks == "labels" else f"workspace-{masks}")
+    scene_dir = _synthetic_scene(
+        workdir, preset=preset, seed=seed, views=views, resolution=resolution, num_gaussians=num_gaussians
+    )
+    ws_dir = scene_dir.parent / f"{scene_dir.name}-ws-{masks}-noise{noise:g}"
     prepared: dict[str, Any] = {}
     if not _masks_ready(scene_dir, ws_dir, noise, masks):
         job = {"workspace": str(ws_dir), "noise_strength": noise, "progress": progress, "source": masks}
@@ -87,6 +98,7 @@ def accuracy_benchmark(
 
     result: dict[str, Any] = {
         "noise": noise,
+        "preset": preset,
         "masks": masks,
         "scene": {
             "seed": seed,
@@ -109,18 +121,33 @@ def accuracy_benchmark(
             "seed": seed,
             "progress": progress,
             "iterations": (iterations or {}).get(method),
+            "overrides": (overrides or {}).get(method, {}),
         }
         report = _train_isolated(str(scene_dir), kwargs) if isolate else _train(str(scene_dir), kwargs)
         field = load_field(scene_dir, method, workspace=ws_dir, scene=truth.scene)
-        scores = _evaluate(field, truth, targets, clicks, renders, ws_dir)
+        these = targets + [dataclasses.replace(t, variant="unfiltered") for t in targets]
+        if field.uses_scale:
+            these += [
+                dataclasses.replace(t, variant=v)
+                for v in ("oracle", "default", "object")
+                for t in targets
+                if t.level == "coarse"
+            ]
+        scores = _evaluate(
+            field, truth, these, {t: clicks[dataclasses.replace(t, variant="")] for t in these}, renders, ws_dir
+        )
         result["methods"][method] = {**scores, **report}
     return result
 
 
 # ---- training in a child process -----------------------------------------------------------------------------------
 def _train(scene: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    from backend.features.method import method_class
     from backend.features.train import train_features
 
+    kwargs = dict(kwargs)
+    overrides = kwargs.pop("overrides", None) or {}
+    kwargs["config"] = method_class(kwargs["method"]).config_type(**overrides)
     r = train_features(scene, **kwargs)
     return {
         "train_seconds": round(r.seconds, 2),
@@ -138,9 +165,7 @@ def _prepare(scene: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     from backend.masks.prepare import prepare_masks
 
     t0 = time.perf_counter()
-    kwargs = dict(kwargs)
-    source = kwargs.pop("source", "labels")
-    prepare_masks(scene, source=source, **kwargs)
+    prepare_masks(scene, **kwargs)
     return {"seconds": round(time.perf_counter() - t0, 2), "peak_memory_mb": round(peak_rss_megabytes(), 1)}
 
 
@@ -178,14 +203,22 @@ def _run_isolated(fn, scene: str, kwargs: dict[str, Any], what: str = "preparing
 
 
 # ---- the scene and its ground truth --------------------------------------------------------------------------------
-def _synthetic_scene(workdir: Path, *, seed: int, views: int, resolution: int, num_gaussians: int) -> Path:
+def _synthetic_scene(
+    workdir: Path, *, preset: str = "tabletop", seed: int, views: int, resolution: int, num_gaussians: int
+) -> Path:
     from backend.synthetic import write_synthetic_scene
 
-    folder = workdir / f"tabletop-s{seed}-v{views}-r{resolution}-n{num_gaussians}"
+    folder = workdir / f"{preset}-s{seed}-v{views}-r{resolution}-n{num_gaussians}"
     done = folder / ".complete"
     if not done.is_file():
         write_synthetic_scene(
-            folder, seed=seed, views=views, resolution=resolution, num_gaussians=num_gaussians, progress=False
+            folder,
+            preset=preset,
+            seed=seed,
+            views=views,
+            resolution=resolution,
+            num_gaussians=num_gaussians,
+            progress=False,
         )
         done.write_text("ok\n")
     return folder
@@ -203,9 +236,9 @@ def _masks_ready(scene_dir: Path, ws_dir: Path, noise: float, source: str = "lab
         return False
     entry = ws.entry(MASKS_NAME) or {}
     params = entry.get("params", {})
-    if source != "labels":
+    if source == "geometric":  # made from the renders: no noise strength
         return params.get("source") == source
-    return params.get("source") == "labels" and float(params.get("noise", {}).get("strength", -1)) == float(noise)
+    return params.get("source") == source and float(params.get("noise", {}).get("strength", -1)) == float(noise)
 
 
 class _GroundTruth:
@@ -222,8 +255,11 @@ class _GroundTruth:
         self._maps: dict[tuple[str, str], np.ndarray] = {}
 
     def targets(self) -> list[Target]:
-        objs = [Target("coarse", int(k), v) for k, v in self.meta["objects"].items()]
-        parts = [Target("fine", int(k), v) for k, v in self.meta["parts"].items()]
+        """Every object and part, except supports (labels.json "support"), which no mask covers."""
+        support = {int(s) for s in self.meta.get("support", [])}
+        p2o = {int(k): int(v) for k, v in self.meta["part_to_object"].items()}
+        objs = [Target("coarse", int(k), v) for k, v in self.meta["objects"].items() if int(k) not in support]
+        parts = [Target("fine", int(k), v) for k, v in self.meta["parts"].items() if p2o[int(k)] not in support]
         return sorted(objs, key=lambda t: t.label) + sorted(parts, key=lambda t: t.label)
 
     def label_map(self, view: str, level: str) -> np.ndarray:  # [H, W] uint16
@@ -299,14 +335,23 @@ def _evaluate(
     n = field.num_gaussians
     selections = np.zeros((n, len(targets)), dtype=bool)
     floaters, latencies, clicked = [], [], []
+    iou3d: dict[int, float] = {}
     for i, t in enumerate(targets):
         click = clicks[t]
         if click is None:
             continue
         cam, x, y = click
         kwargs: dict[str, Any] = {}
-        if field.method == "click":
+        if t.variant == "unfiltered":
+            kwargs["filter_floaters"] = False
+        if field.levels:  # click: a named level per target
             kwargs["level"] = t.level
+        elif t.level == "coarse" and t.variant in ("", "unfiltered"):
+            pass  # no scale: the field's automatic scale
+        elif t.variant == "object":  # the automatic scale without the workspace masks: the clicked Gaussians' own
+            kwargs["scale"] = field.auto_scale(cam, [pixel_center(x, y)], from_masks=False)
+        elif t.variant == "default":
+            kwargs["scale"] = field.default_scale  # what a click without the slider got before automatic scales
         else:
             gt = truth.label_map(cam.name, t.level) == t.label
             kwargs["scale"] = _saga_scale(ws_dir, cam, x, y, gt, field.quantiles.inverse(1.0))
@@ -317,6 +362,8 @@ def _evaluate(
         count = res.count
         wrong = int((truth.gaussian[t.level][res.mask] != t.label).sum())
         floaters.append(wrong / count if count else 0.0)
+        gt3d = truth.gaussian[t.level] == t.label
+        iou3d[i] = float((gt3d & res.mask).sum() / max(1, (gt3d | res.mask).sum()))
 
     ious: dict[int, list[float]] = {i: [] for i in clicked}
     for view in renders:
@@ -335,21 +382,48 @@ def _evaluate(
             {
                 "level": t.level,
                 "name": t.name,
+                "variant": t.variant,
                 "iou": round(float(np.mean(ious[i])), 4) if ious[i] else None,
+                "iou3d": round(iou3d[i], 4),
                 "views": len(ious[i]),
                 "floater_fraction": round(floaters[clicked.index(i)], 4),
                 "selected": int(selections[:, i].sum()),
             }
         )
 
-    def miou(level: str) -> float:
-        vals = [p["iou"] for p in per_target if p["level"] == level and p["iou"] is not None]
+    def miou(level: str, variant: str = "") -> float:
+        vals = [
+            p["iou"] for p in per_target if p["level"] == level and p["iou"] is not None and p["variant"] == variant
+        ]
+        return round(float(np.mean(vals)), 4) if vals else float("nan")
+
+    def miou3d(level: str, variant: str = "") -> float:
+        vals = [p["iou3d"] for p in per_target if p["level"] == level and p["variant"] == variant]
         return round(float(np.mean(vals)), 4) if vals else float("nan")
 
     return {
         "miou_coarse": miou("coarse"),
         "miou_fine": miou("fine"),
-        "floater_fraction": round(float(np.mean(floaters)), 4) if floaters else float("nan"),
+        "miou3d_coarse": miou3d("coarse"),
+        "miou3d_fine": miou3d("fine"),
+        "miou_coarse_oracle_scale": miou("coarse", "oracle"),
+        "miou3d_coarse_oracle_scale": miou3d("coarse", "oracle"),
+        "miou_coarse_default_scale": miou("coarse", "default"),
+        "miou3d_coarse_default_scale": miou3d("coarse", "default"),
+        "miou_coarse_object_scale": miou("coarse", "object"),
+        "miou3d_coarse_object_scale": miou3d("coarse", "object"),
+        "miou_coarse_unfiltered": miou("coarse", "unfiltered"),
+        "miou_fine_unfiltered": miou("fine", "unfiltered"),
+        "miou3d_coarse_unfiltered": miou3d("coarse", "unfiltered"),
+        "miou3d_fine_unfiltered": miou3d("fine", "unfiltered"),
+        "floater_fraction_unfiltered": round(
+            float(np.mean([f for f, t in zip(floaters, clicked) if targets[t].variant == "unfiltered"])), 4
+        )
+        if floaters
+        else float("nan"),
+        "floater_fraction": round(float(np.mean([f for f, t in zip(floaters, clicked) if not targets[t].variant])), 4)
+        if floaters
+        else float("nan"),
         "click_ms_p50": round(float(np.median(latencies)), 2) if latencies else float("nan"),
         "per_target": per_target,
     }
@@ -358,16 +432,18 @@ def _evaluate(
 def format_results(results: Sequence[dict[str, Any]]) -> str:
     """A Markdown table: one row per (method, noise)."""
     lines = [
-        "| method | masks | mIoU coarse | mIoU fine | floater fraction | train s | peak MB |",
-        "|---|---|---|---|---|---|---|",
+        "| scene | method | masks | 2D mIoU objects | 2D mIoU parts | 3D mIoU objects | 3D mIoU parts "
+        "| floater fraction | train s | peak MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        masks = "clean" if r["noise"] == 0 else f"noisy ({r['noise']:g})"
-        if r.get("masks", "labels") != "labels":
-            masks = r["masks"]
+        kind = r.get("masks", "labels")
+        masks = f"{kind} clean" if r["noise"] == 0 else f"{kind} ({r['noise']:g})"
         for method, m in r["methods"].items():
             lines.append(
-                f"| {method} | {masks} | {m['miou_coarse']:.3f} | {m['miou_fine']:.3f} | "
+                f"| {r.get('preset', 'tabletop')} | {method} | {masks} | "
+                f"{m['miou_coarse']:.3f} | {m['miou_fine']:.3f} | "
+                f"{m['miou3d_coarse']:.3f} | {m['miou3d_fine']:.3f} | "
                 f"{m['floater_fraction']:.3f} | {m['train_seconds']:.1f} | {m['peak_memory_mb']:.0f} |"
             )
     return "\n".join(lines)
@@ -378,30 +454,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--noise", type=float, action="append", help="noise strength (repeatable; default 1 and 0)")
     p.add_argument("--method", action="append", choices=["click", "saga"], help="default: both")
     p.add_argument("--workdir", type=Path, required=True)
+    p.add_argument("--preset", default="tabletop", choices=["tabletop", "shelf"])
+    p.add_argument(
+        "--masks",
+        default="labels",
+        choices=["labels", "sam-like", "geometric"],
+        help="mask model (default labels; geometric: from the renders, no noise runs)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--views", type=int, default=40)
     p.add_argument("--resolution", type=int, default=256)
     p.add_argument("--gaussians", type=int, default=80_000)
     p.add_argument("--iterations", type=int, default=None)
     p.add_argument("--json", type=Path, default=None)
-    p.add_argument(
-        "--masks", choices=["labels", "geometric"], default="labels", help="geometric: from renders (no noise runs)"
-    )
+    p.add_argument("--set", action="append", default=[], metavar="METHOD.FIELD=VALUE", help="config override")
     args = p.parse_args(argv)
     methods = args.method or ["click", "saga"]
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        method, _, field = key.partition(".")
+        overrides.setdefault(method, {})[field] = json.loads(value)
     results = []
-    for noise in (args.noise or [1.0, 0.0]) if args.masks == "labels" else [0.0]:
+    for noise in (args.noise or [1.0, 0.0]) if args.masks != "geometric" else [0.0]:
         results.append(
             accuracy_benchmark(
                 noise=noise,
                 methods=methods,
+                preset=args.preset,
+                masks=args.masks,
                 seed=args.seed,
                 views=args.views,
                 resolution=args.resolution,
                 num_gaussians=args.gaussians,
                 workdir=args.workdir,
                 iterations={m: args.iterations for m in methods} if args.iterations else None,
-                masks=args.masks,
+                overrides=overrides,
             )
         )
         print(format_results(results[-1:]), flush=True)

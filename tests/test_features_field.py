@@ -118,3 +118,27 @@ def test_saga_bank_is_gated_and_cached() -> None:
     assert field.default_scale == pytest.approx(field.quantiles.inverse(0.8))
     with pytest.raises(SplatsegError, match="--level is for click"):
         field.segment(_camera(), [(32.0, 32.0)], level="fine")
+
+
+def test_a_fine_click_keeps_only_the_piece_it_touches() -> None:
+    # B is a separate piece as big as A and similar enough at both levels: a coarse click keeps it (an object may be
+    # several pieces), a fine click does not (a part is one piece; ClickMethod.floater_keep_ratio).
+    blobs, labels = _blobs()
+    means = blobs.means.clone()
+    means[torch.from_numpy(labels == 1)] += torch.tensor([0.9, 0.0, 0.0])  # B well apart from A: its own piece
+    n = len(labels)
+    scene = GaussianScene.from_activated(
+        means=means,
+        quats=torch.tensor([[1.0, 0.0, 0.0, 0.0]]).repeat(n, 1),
+        scales=torch.full((n, 3), 0.02),
+        opacities=torch.full((n,), 0.9),
+        colors=torch.full((n, 3), 0.5),
+    )
+    field = _click_field(labels, scene)
+    cam = _camera()
+    on_a = _pixel_of(cam, np.array([-0.3, 0, 0]))
+    coarse = field.segment(cam, [on_a], level="coarse", threshold=0.5)
+    assert coarse.mask[labels == 1].all() and coarse.mask[labels == 0].all()
+    fine = field.segment(cam, [on_a], level="fine", threshold=0.5)
+    assert np.array_equal(fine.mask, labels == 0)
+    assert field.segment(cam, [on_a], level="fine", threshold=0.5, filter_floaters=False).mask[labels == 1].all()

@@ -172,7 +172,7 @@ def test_labels_source_needs_a_labels_folder(scene):
     assert default_source(scene) == "sam"
     with pytest.raises(InputError, match=r"--masks labels needs a synthetic scene's labels/ folder.*--masks sam"):
         prepare_masks(scene, source="labels", progress=False)
-    with pytest.raises(InputError, match="not sam, labels, geometric or a folder"):
+    with pytest.raises(InputError, match="not sam, labels, sam-like, geometric or a folder"):
         prepare_masks(scene, source=scene / "nowhere", progress=False)
 
 

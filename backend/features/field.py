@@ -26,10 +26,12 @@ from ..core.camera import Camera
 from ..core.errors import SplatsegError
 from ..core.scene import GaussianScene
 from ..io.scene_folder import find_model, load_scene, scene_dir_of
+from ..masks.maskset import MaskSet
+from ..masks.prepare import MASKS_NAME
 from ..render import RayCaster
 from ..workspace import Workspace
 from .floaters import FloaterFilter
-from .method import FeatureMethod, method_class
+from .method import ClickEvidence, FeatureMethod, method_class
 from .pruned import PrunedBank
 from .store import read_features, trained_methods
 from .threads import compute_threads, single_threaded_blas
@@ -80,8 +82,12 @@ class FeatureField:
         tensors: dict[str, Tensor],
         *,
         floater_filter: bool = True,
+        masks: MaskSet | None = None,
     ) -> None:
         self.scene = scene
+        self.masks = masks
+        """The workspace's masks, when present: a click in one of their views takes its automatic scale from
+        them (`auto_scale`)."""
         self.method: str = method
         """The method's registered name ("click", "saga")."""
         n = len(scene)
@@ -151,6 +157,8 @@ class FeatureField:
             return self._segment(camera, positives, negatives, level, scale, threshold, filter_floaters, start)
 
     def _segment(self, camera, positives, negatives, level, scale, threshold, filter_floaters, start) -> SegmentResult:
+        if scale is None and level is None and self.uses_scale:
+            scale = self.auto_scale(camera, positives)
         level, scale = self._granularity(level, scale)
         thr = self.default_threshold(level) if threshold is None else float(threshold)
         bank = self._bank(level, scale)  # [D, N]
@@ -177,7 +185,7 @@ class FeatureField:
 
         use_filter = self._use_floater_filter if filter_floaters is None else filter_floaters
         if use_filter and selected.size:
-            kept = self.floater_filter(selected, seeds)
+            kept = self.floater_filter(selected, seeds, keep_ratio=self.impl.floater_keep_ratio(level))
             if kept.size != selected.size or mask is None:
                 out = np.zeros(self.num_gaussians, dtype=bool)
                 out[kept] = True
@@ -197,6 +205,36 @@ class FeatureField:
             scale=scale,
         )
 
+    def auto_scale(
+        self, camera: Camera, positives: Sequence[tuple[float, float]], *, from_masks: bool = True
+    ) -> float | None:
+        """The scale a click without one queries at (`FeatureMethod.click_scale`: SAGA's automatic scale from
+        the clicked pixel's masks); None for methods without scales, or when the method has nothing to go on.
+        `from_masks=False` ignores the workspace masks (the benchmark's "object" variant)."""
+        caster = self._ray_caster()
+        contributors = []
+        for x, y in positives:
+            ids, w = caster.weights(camera, (float(x), float(y)))
+            if ids.numel():
+                contributors.append((ids.cpu().long(), w.cpu().double()))
+        mask_scales = self._mask_scales(camera, positives) if from_masks else []
+        return self.impl.click_scale(ClickEvidence(contributors, mask_scales))
+
+    def _mask_scales(self, camera: Camera, positives: Sequence[tuple[float, float]]) -> list[float]:
+        """The clicked pixels' whole-mask scales when `camera` is a view the workspace masks were made for (same
+        name, same size); empty otherwise (a browser's camera)."""
+        if self.masks is None:
+            return []
+        try:
+            if camera.name not in self.masks.views:
+                return []
+            view = self.masks.read_view(camera.name)
+        except (OSError, ValueError, SplatsegError):  # masks removed or unreadable since loading: no evidence
+            return []
+        if (view.width, view.height) != (camera.width, camera.height):
+            return []
+        return [view.coarse_scale_at(int(np.floor(x)), int(np.floor(y))) for x, y in positives]
+
     def gaussian_features(self, level: str | None = None, scale: float | None = None) -> Tensor:  # [N, D] unit
         """Every Gaussian's normalised feature at a level (click) or scale (SAGA): for PCA colouring and
         segment-everything. A read-only view of the field's cache (transposed storage): copy before changing it."""
@@ -210,10 +248,12 @@ class FeatureField:
         level, scale = self._granularity(level, scale)
         return self.impl.cluster_labels(level, scale, lambda: self.gaussian_features(level, scale))
 
-    def floater_filter(self, selected: np.ndarray, seeds: np.ndarray) -> np.ndarray:  # [S] ids → [S'] ids kept
+    def floater_filter(
+        self, selected: np.ndarray, seeds: np.ndarray, *, keep_ratio: float | None = None
+    ) -> np.ndarray:  # [S] ids → [S'] ids kept
         """The selected Gaussians connected to the clicked ones (see floaters.py)."""
         with self._lock:
-            return self._floater_filter()(selected, seeds)
+            return self._floater_filter()(selected, seeds, keep_ratio=keep_ratio)
 
     def warm_up(self) -> FeatureField:
         """Build the lazily made parts (ray caster, floater filter) now rather than on the first click."""
@@ -323,4 +363,5 @@ def load_field(
     if scene is None:
         scene, _ = load_scene(scene_path)
     _check_tensors(method, tensors, len(scene))
-    return FeatureField(scene, method, tensors, floater_filter=floater_filter)
+    masks = MaskSet(ws.path(MASKS_NAME))
+    return FeatureField(scene, method, tensors, floater_filter=floater_filter, masks=masks if masks.exists() else None)

@@ -82,7 +82,11 @@ class FloaterFilter:
         self,
         selected: np.ndarray,  # [S] int Gaussian ids of the selection
         seeds: np.ndarray,  # [T] int Gaussian ids that were clicked (the rays' main contributors)
+        *,
+        keep_ratio: float | None = None,
     ) -> np.ndarray:  # [S'] the ids kept
+        """`keep_ratio` overrides the filter's own for this call (inf = only the components touching the click)."""
+        ratio = self.keep_ratio if keep_ratio is None else float(keep_ratio)
         if selected.size == 0:
             return selected
         cell = self.cell_of[selected]  # [S]
@@ -117,7 +121,7 @@ class FloaterFilter:
             else:  # the click's own Gaussians were not selected: keep the biggest component
                 seed_comps = np.zeros(0, np.int64)
                 main = comp_size.max()
-            keep_comp = comp_size >= self.keep_ratio * main
+            keep_comp = comp_size >= ratio * main
             keep_comp[seed_comps] = True
             keep_local = keep_comp[comp]  # [O]
             where = local[cell]  # [S] −1 for unsupported cells
@@ -125,3 +129,43 @@ class FloaterFilter:
         finally:
             local[occupied] = -1
         return selected[keep]
+
+
+def floater_filter_reference(
+    filt: FloaterFilter,
+    selected: np.ndarray,  # [S] int Gaussian ids of the selection
+    seeds: np.ndarray,  # [T] int Gaussian ids that were clicked
+    *,
+    keep_ratio: float | None = None,
+) -> np.ndarray:  # [S'] the ids kept
+    """`FloaterFilter.__call__` written plainly (a breadth-first search over the occupied cells, Python sets), for
+    tests: the fast path builds one sparse graph over the occupied cells and labels its components with SciPy."""
+    selected = np.asarray(selected, dtype=np.int64)
+    counts: dict[int, int] = {}
+    for i in selected.tolist():
+        c = int(filt.cell_of[i])
+        counts[c] = counts.get(c, 0) + 1
+    occupied = {c for c, k in counts.items() if k >= filt.min_support}
+    component: dict[int, int] = {}
+    sizes: list[int] = []
+    for start in sorted(occupied):
+        if start in component:
+            continue
+        label, frontier, size = len(sizes), [start], 0
+        component[start] = label
+        while frontier:
+            c = frontier.pop()
+            size += counts[c]
+            for d in filt.adj_indices[filt.adj_indptr[c] : filt.adj_indptr[c + 1]].tolist():
+                if d in occupied and d not in component:
+                    component[d] = label
+                    frontier.append(d)
+        sizes.append(size)
+    if not sizes:
+        return selected[:0]
+    seed_cells = {int(filt.cell_of[s]) for s in np.asarray(seeds, dtype=np.int64).tolist()}
+    seed_comps = {component[c] for c in seed_cells if c in component}
+    main = max(sizes[c] for c in seed_comps) if seed_comps else max(sizes)
+    ratio = filt.keep_ratio if keep_ratio is None else keep_ratio
+    keep = {c for c, size in enumerate(sizes) if size >= ratio * main} | seed_comps
+    return np.array([i for i in selected.tolist() if component.get(int(filt.cell_of[i])) in keep], dtype=np.int64)

@@ -11,6 +11,7 @@ by `name`; `method_class(name)` picks one from a CLI string. A third method is o
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -23,6 +24,17 @@ if TYPE_CHECKING:
     from .contrib_cache import ContributionCache
 
 _REGISTRY: dict[str, type[FeatureMethod]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class ClickEvidence:
+    """What a click offers for choosing its granularity when the caller gave none."""
+
+    contributors: list[tuple[Tensor, Tensor]]
+    """Per positive ray that hit: the Gaussians it composites (ids [L] int64) and their weights ([L] float64)."""
+    mask_scales: list[float]
+    """Per positive click made in a view whose masks are in the workspace (same name and size): the 3D scale of
+    the largest mask covering the clicked pixel (NaN where none covers it); empty for other cameras."""
 
 
 class FeatureMethod:
@@ -62,6 +74,15 @@ class FeatureMethod:
 
     def default_threshold(self, level: str | None) -> float:
         raise NotImplementedError
+
+    def floater_keep_ratio(self, level: str | None) -> float | None:
+        """How big (relative to the largest component touching the click) a separate piece of the selection must
+        be to survive the floater filter at this granularity; None = the filter's own (2%: a table's legs stay)."""
+        return None
+
+    def click_scale(self, evidence: ClickEvidence) -> float | None:
+        """The scale a click without level or scale queries at; None = the method's default granularity."""
+        return None
 
     def bank(self, level: str | None, scale: float | None) -> Tensor:  # [D', N] unit columns
         raise NotImplementedError

@@ -28,6 +28,7 @@ from ..viewpoints.virtual import scene_cameras
 from ..workspace import Workspace
 from .click import ClickConfig
 from .contrib_cache import DEFAULT_K, DEFAULT_PIXELS_PER_VIEW, build_cache, cache_budget_bytes
+from .mask_stats import MaskStats, finite_or_raise
 from .method import method_class
 from .neighbors import knn_neighbors
 from .saga import SagaConfig
@@ -58,6 +59,10 @@ class TrainReport:
     """Wall time of the whole call: loading, precompute, training, saving."""
     peak_rss_megabytes: float
     """The process's peak resident memory so far (resource.getrusage)."""
+    mask_stats: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """What the training masks looked like (`mask_stats.MaskStats.as_dict`); also in the manifest."""
+    warnings: tuple[str, ...] = ()
+    """What was odd about the masks (mostly uncovered, whole-image masks, one mask a view); also in the manifest."""
 
     def summary(self) -> str:
         return (
@@ -116,13 +121,14 @@ def train_features(
         k,
         cache_budget_bytes(len(names), pixels_per_view, k) / 2**20,
     )
+    stats = MaskStats()
     with compute_threads():
         t0 = time.perf_counter()
         with torch.no_grad():
             cache = build_cache(
                 scene,
                 cameras,
-                (masks.read_view(v) for v in names),
+                stats.observe(_trimmed(masks.read_view(v), config.min_overhang) for v in names),
                 pixels_per_view=pixels_per_view,
                 k=k,
                 seed=seed,
@@ -134,6 +140,12 @@ def train_features(
         tensors = _run(method, cache, neighbors, config, progress)
         trained = time.perf_counter() - t1
     tensors["neighbors"] = neighbors
+    for key in ("features", "gate_weight", "gate_bias"):
+        if key in tensors:
+            finite_or_raise(tensors[key].numpy(), f"the trained {key}")
+    warnings = stats.warnings()
+    for w in warnings:
+        log.warning("warning: %s", w)  # `splatseg train` shows these on stderr
 
     params = {
         "method": method,
@@ -143,6 +155,8 @@ def train_features(
         "k": k,
         "seed": seed,
         "num_gaussians": len(scene),
+        "mask_stats": stats.as_dict(),
+        "warnings": warnings,
     }
     inputs = {"model": model_path, "masks": ws.path(MASKS_NAME) / INDEX_FILE}
     path = ws.save_tensors(features_name(method), tensors, made_by="train", params=params, inputs=inputs)
@@ -157,7 +171,15 @@ def train_features(
         train_seconds=trained,
         seconds=time.perf_counter() - start,
         peak_rss_megabytes=peak_rss_megabytes(),
+        mask_stats=stats.as_dict(),
+        warnings=tuple(warnings),
     )
+
+
+def _trimmed(view, min_overhang: float):
+    from ..masks.overhang import trim_overhangs
+
+    return trim_overhangs(view, min_overhang=min_overhang)
 
 
 def _run(method: str, cache, neighbors, config, progress: bool) -> dict[str, Any]:

@@ -48,6 +48,17 @@ class ViewMasks:
     def width(self) -> int:
         return self.masks.shape[2]
 
+    def coarse_scale_at(self, x: int, y: int) -> float:
+        """The 3D scale of the largest mask covering pixel (x, y) (SAM's "whole" there); NaN when none covers it or
+        the pixel is outside the view."""
+        if not (0 <= x < self.width and 0 <= y < self.height):
+            return float("nan")
+        covering = np.flatnonzero(self.masks[:, y, x])
+        if covering.size == 0:
+            return float("nan")
+        areas = self.masks[covering].reshape(covering.size, -1).sum(1)
+        return float(self.scales[covering[int(np.argmax(areas))]])
+
     def levels(self) -> tuple[np.ndarray, np.ndarray]:  # coarse [H, W], fine [H, W] int32 mask index, -1 = none
         """Click-Gaussian's granularity prior: per pixel, the largest and the smallest mask that covers it."""
         h, w = self.height, self.width

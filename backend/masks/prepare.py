@@ -37,7 +37,7 @@ from .scale import view_mask_scales
 MASKS_NAME = "masks"
 """The MaskSet's folder in the workspace, and its name in the manifest."""
 
-SourceName = Literal["auto", "sam", "labels", "geometric"]
+SourceName = Literal["auto", "sam", "labels", "sam-like", "geometric"]
 MaskSource = Callable[[Camera], "ViewMasks | None"]
 
 
@@ -76,9 +76,9 @@ def prepare_masks(
 ) -> MaskSet:
     """Compute and store the masks of every view of SCENE; returns the new MaskSet.
 
-    `source`: "sam", "labels", "geometric" (segments of the renders, rougher than SAM, no weights needed), a folder
-    of user masks, or "auto" (labels when the scene has them, else SAM). A scene without cameras gets `views`
-    virtual ones of `resolution` pixels (`backend.viewpoints.virtual`).
+    `source`: "sam", "labels", "sam-like" (labels through masks/sam_like.py), "geometric" (segments of the renders,
+    rougher than SAM, no weights needed), a folder of user masks, or "auto" (labels when the scene has them, else
+    SAM). A scene without cameras gets `views` virtual ones of `resolution` pixels (`backend.viewpoints.virtual`).
     `sam_options` go to SAM's automatic generator (points_per_side, pred_iou_thresh, …). `on_view(done, total,
     name)` is called after each view (the viewer's progress bar; the command line has tqdm).
     """
@@ -93,6 +93,12 @@ def prepare_masks(
         noise = NoiseConfig(strength=float(noise_strength), seed=int(noise_seed))
         get_masks = LabelMasks(scene_dir, noise=noise)
         params["noise"] = dataclasses.asdict(noise)
+    elif kind == "sam-like":
+        from .sam_like import SamLikeConfig, SamLikeMasks
+
+        sam_like = SamLikeConfig(strength=float(noise_strength), seed=int(noise_seed))
+        get_masks = SamLikeMasks(scene_dir, sam_like)
+        params["noise"] = dataclasses.asdict(sam_like)
     elif kind == "folder":
         get_masks = FolderMasks(Path(source), cameras)
         params["folder"] = str(Path(source).resolve())
@@ -145,11 +151,11 @@ def open_masks(workspace: Workspace, scene_path: str | os.PathLike[str]) -> Mask
 
 
 def _source_kind(source: SourceName | str | os.PathLike[str], scene_dir: Path) -> str:
-    if isinstance(source, str) and source in ("auto", "sam", "labels", "geometric"):
+    if isinstance(source, str) and source in ("auto", "sam", "labels", "sam-like", "geometric"):
         return default_source(scene_dir) if source == "auto" else source
     path = Path(source)
     if not path.is_dir():
-        raise InputError(f"--masks {source}: not sam, labels, geometric or a folder of mask files")
+        raise InputError(f"--masks {source}: not sam, labels, sam-like, geometric or a folder of mask files")
     return "folder"
 
 
