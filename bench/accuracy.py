@@ -69,7 +69,6 @@ def accuracy_benchmark(
     overrides: dict[str, dict[str, Any]] | None = None,
     isolate: bool = True,
     progress: bool = False,
-    masks: str = "labels",
 ) -> dict[str, Any]:
     """Run the benchmark at one noise strength; returns a JSON-able dict (see the module docstring).
 
