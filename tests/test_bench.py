@@ -138,9 +138,9 @@ def test_prepare_to_ready_on_a_file_without_cameras(tmp_path, monkeypatch) -> No
     monkeypatch.setattr(sam, "is_online", lambda *a, **k: False)
     monkeypatch.setattr(sam, "cache_dir", lambda: tmp_path / "no-weights")
     model = tmp_path / "cloud.ply"
-    write_ply(model, random_scene(1500))
-    r = prepare_to_ready(model, tmp_path / "work", views=4, resolution=32, iterations=10)
-    assert r["source"] == "geometric" and r["views"] == 4
+    write_ply(model, random_scene(600))
+    r = prepare_to_ready(model, tmp_path / "work", views=2, resolution=32, iterations=4)
+    assert r["source"] == "geometric" and r["views"] == 2
     assert r["ready_s"] >= r["prepare_s"] > 0 and r["train_s"] > 0
     assert (tmp_path / "work" / "capture" / ".splatseg" / "features" / "click.safetensors").is_file()
 

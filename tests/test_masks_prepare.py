@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import backend.masks.prepare as prepare_module
+import backend.render as render_package
 from backend.core.errors import InputError, SplatsegError, StaleCacheError
 from backend.io.cameras import load_cameras
 from backend.masks.labels import LabelMasks, read_view_labels
@@ -50,7 +51,7 @@ _RENDERS: dict = {}
 def _render_once(monkeypatch):
     """Every test here prepares the same three views of the same model: render each once per session (the CPU
     renderer is the slow part; the masks code under test runs every time)."""
-    real = prepare_module.render
+    real = render_package.render
 
     def cached(scene, camera, **kwargs):
         key = (camera.name, len(scene), float(scene.means.double().sum()), float(scene.logit_opacities.double().sum()))
@@ -58,7 +59,7 @@ def _render_once(monkeypatch):
             _RENDERS[key] = real(scene, camera, **kwargs)
         return _RENDERS[key]
 
-    monkeypatch.setattr(prepare_module, "render", cached)
+    monkeypatch.setattr(render_package, "render", cached)  # prepare renders through RenderMemo
 
 
 def _leftovers(root):

@@ -17,6 +17,7 @@ import torch
 from ..core.camera import Camera
 from ..core.scene import GaussianScene
 from ..render import Backend, render
+from ..render.memo import RenderMemo
 from .maskset import ViewMasks
 
 SCALES = (100.0, 500.0, 2500.0)
@@ -32,13 +33,18 @@ _NORMAL_WEIGHT = 25.0
 class GeometricMasks:
     """Per view: render → RGB-D + normals → multi-scale Felzenszwalb segments → `ViewMasks`."""
 
-    def __init__(self, scene: GaussianScene, *, backend: Backend = "auto") -> None:
+    def __init__(self, scene: GaussianScene, *, backend: Backend = "auto", renders: RenderMemo | None = None) -> None:
         self.scene = scene
         self.backend = backend
+        self.renders = renders
+        """Renders already made (the virtual views' photos), used instead of rendering the view again."""
 
     def __call__(self, camera: Camera) -> ViewMasks:
-        with torch.no_grad():
-            out = render(self.scene, camera, backend=self.backend)
+        if self.renders is not None:
+            out = self.renders.render(self.scene, camera, backend=self.backend)
+        else:
+            with torch.no_grad():
+                out = render(self.scene, camera, backend=self.backend)
         rgb = out.rgb.clamp(0, 1).cpu().numpy()
         return geometric_view_masks(rgb, out.depth.cpu().numpy(), out.alpha.cpu().numpy(), camera)
 

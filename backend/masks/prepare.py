@@ -19,12 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
-
 from ..core.camera import Camera
 from ..core.errors import InputError, SplatsegError
 from ..io.scene_folder import find_model, load_scene, scene_dir_of
-from ..render import Backend, render, resolve_backend
+from ..render import Backend, resolve_backend
+from ..render.memo import RenderMemo
 from ..viewpoints.virtual import scene_cameras
 from ..workspace import Workspace
 from .folder import FolderMasks
@@ -87,7 +86,8 @@ def prepare_masks(
     scene_dir = scene_dir_of(scene_path)
     ws = Workspace(scene_dir, workspace)
     kind, params = _source_kind(source, scene_dir), {}
-    cameras = scene_cameras(scene_path, ws, views=views, resolution=resolution, backend=backend)
+    renders = RenderMemo()  # each view rendered once: virtual photo, masks and scales share it
+    cameras = scene_cameras(scene_path, ws, views=views, resolution=resolution, backend=backend, renders=renders)
     get_masks: MaskSource
     if kind == "labels":  # the sources that can refuse their input do so before the model is read
         noise = NoiseConfig(strength=float(noise_strength), seed=int(noise_seed))
@@ -110,12 +110,12 @@ def prepare_masks(
 
         model = sam_model or model_type_of(sam_checkpoint)
         generator = mask_generator(load_sam(model, sam_checkpoint), **(sam_options or {}))
-        get_masks = SamMasks(generator, scene, backend=backend)
+        get_masks = SamMasks(generator, scene, backend=backend, renders=renders)
         params.update(sam_model=model, sam_checkpoint=sam_checkpoint, sam_options=sam_options or {})
     elif kind == "geometric":
         from .geometric import GeometricMasks
 
-        get_masks = GeometricMasks(scene, backend=backend)
+        get_masks = GeometricMasks(scene, backend=backend, renders=renders)
     params["source"] = kind
 
     target = ws.path(MASKS_NAME)
@@ -127,12 +127,12 @@ def prepare_masks(
             view = get_masks(camera)
             if view is not None:  # None: a user folder without this view's file
                 if len(view.masks):
-                    with torch.no_grad():
-                        out = render(scene, camera, backend=backend)
+                    out = renders.render(scene, camera, backend=backend)
                     depth, alpha = out.depth.cpu().numpy(), out.alpha.cpu().numpy()
                     view.scales = view_mask_scales(view.masks, depth, alpha, camera)
                 staged.write_view(view)
                 views.append(camera.name)
+            renders.forget(camera)  # memory stays at one view's render once the stored photos are used
             if on_view is not None:
                 on_view(done, len(cameras), camera.name)
         staged.write_index(views, source=kind, params=params)

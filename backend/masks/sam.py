@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from ..core.scene import GaussianScene
     from ..render import Backend
+    from ..render.memo import RenderMemo
 
 SamModel = Literal["vit_h", "vit_l", "vit_b"]
 SAM_MODELS: tuple[SamModel, ...] = ("vit_h", "vit_l", "vit_b")
@@ -224,10 +225,13 @@ class SamMasks:
         scene: GaussianScene | None = None,
         *,
         backend: Backend = "auto",
+        renders: RenderMemo | None = None,
     ) -> None:
         self.generator = generator
         self.scene = scene
         self.backend = backend
+        self.renders = renders
+        """Renders already made (the virtual views' photos), used instead of rendering the view again."""
 
     def image(self, camera: Camera) -> np.ndarray:  # [H, W, 3] uint8
         if camera.image_path is not None:
@@ -236,6 +240,8 @@ class SamMasks:
             raise InputError(f"view {camera.name!r} has no image and no Gaussians were given to render it")
         from ..render import render, to_uint8
 
+        if self.renders is not None:
+            return to_uint8(self.renders.render(self.scene, camera, backend=self.backend).rgb)
         with torch.no_grad():
             return to_uint8(render(self.scene, camera, backend=self.backend).rgb)
 

@@ -21,6 +21,7 @@ from backend.io.cameras import has_camera_files, load_cameras, read_inria_camera
 from backend.io.images import write_png
 from backend.io.scene_folder import find_model, read_model, scene_dir_of
 from backend.render import Backend, render, resolve_backend, to_uint8
+from backend.render.memo import RenderMemo
 from backend.workspace import Workspace
 
 from .bounds import content_bounds
@@ -43,12 +44,14 @@ def scene_cameras(
     resolution: int | None = None,
     backend: Backend = "auto",
     on_view: Callable[[int, int, str], None] | None = None,
+    renders: RenderMemo | None = None,
 ) -> list[Camera]:
     """The scene's cameras; for a scene without any, its virtual cameras (made and rendered when missing/stale).
 
     `views`/`resolution` choose the virtual cameras (defaults 48 and 512, or what the stored set was made with); a
     stored set made with other values, or from another model, is made again. They are refused for a scene that has
-    cameras, where they would silently do nothing.
+    cameras, where they would silently do nothing. Views rendered here are kept in `renders` when given (`prepare`
+    hands them on to the masks instead of rendering them again).
     """
     scene_dir = scene_dir_of(scene_path)
     if has_camera_files(scene_dir):
@@ -76,6 +79,7 @@ def scene_cameras(
         resolution=resolution or before.get("resolution", DEFAULT_RESOLUTION),
         backend=backend,
         on_view=on_view,
+        renders=renders,
     )
 
 
@@ -87,6 +91,7 @@ def make_virtual_cameras(
     resolution: int = DEFAULT_RESOLUTION,
     backend: Backend = "auto",
     on_view: Callable[[int, int, str], None] | None = None,
+    renders: RenderMemo | None = None,
 ) -> list[Camera]:
     """Place, render and store the virtual cameras of the model file `model`; returns them with their renders."""
     scene = read_model(model)
@@ -98,6 +103,8 @@ def make_virtual_cameras(
     for done, camera in enumerate(cameras, 1):
         with torch.no_grad():
             out = render(scene, camera, backend=backend)
+        if renders is not None:
+            renders.keep(camera, out)
         write_png(ws.path(f"{VIEWS_DIR}/{camera.name}.png"), to_uint8(out.rgb))
         if on_view is not None:
             on_view(done, len(cameras), camera.name)
