@@ -90,7 +90,7 @@ def geometric_view_masks(
 def _features(lab: np.ndarray, depth: np.ndarray, alpha: np.ndarray, camera: Camera) -> np.ndarray:  # [H, W, 7]
     h, w = depth.shape
     valid = alpha > 1e-3
-    z = np.where(valid, depth / np.maximum(alpha, 1e-3), 0.0)  # expected depth of the surface, not alpha-weighted
+    z = np.where(valid, depth, 0.0)  # the renderers already return the expected depth (accumulated / alpha)
     zmed = float(np.median(z[valid])) if valid.any() else 1.0
     logz = np.where(valid, np.log(np.maximum(z, 1e-6) / max(zmed, 1e-6)), 0.0)
     u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
