@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import torch
 
 from backend.core.scene import GaussianScene
 
@@ -86,3 +87,33 @@ def apportion(total: int, weights: np.ndarray) -> np.ndarray:  # [K] int64 summi
     short = total - int(counts.sum())
     counts[np.argsort(-(quota - counts), kind="stable")[:short]] += 1
     return counts
+
+
+def flat_gaussians(
+    means: np.ndarray,  # [N, 3]
+    quats: np.ndarray,  # [N, 4] wxyz, each disc's frame (its normal is the local z)
+    sigmas: list[np.ndarray],  # per surface piece, [n_i] disc radius
+    colors: list[np.ndarray],  # per surface piece, [n_i, 3] in [0, 1]
+    rng: np.random.Generator,
+    *,
+    flatness: float,
+    color_noise: float,
+) -> tuple[GaussianScene, np.ndarray]:  # the scene and the permutation applied to the samples ([N] int)
+    """Surface samples → flat, nearly opaque Gaussians in a random file order: the last step every preset shares.
+
+    A trained model's file is in no spatial or semantic order, so consumers must not rely on one; the caller
+    applies the returned permutation to its per-sample labels."""
+    n_total = len(means)
+    sigma = np.concatenate(sigmas)[:, None] * rng.uniform(0.85, 1.15, (n_total, 2))
+    scales = np.concatenate([sigma, flatness * sigma.mean(axis=1, keepdims=True)], axis=1)
+    colors_np = np.clip(np.concatenate(colors) + rng.normal(0.0, color_noise, (n_total, 3)), 0.0, 1.0)
+    opacities = rng.uniform(0.9, 0.99, n_total)
+    order = rng.permutation(n_total)
+    scene = GaussianScene.from_activated(
+        means=torch.from_numpy(means[order]),
+        quats=torch.from_numpy(quats[order]),
+        scales=torch.from_numpy(scales[order]),
+        opacities=torch.from_numpy(opacities[order]),
+        colors=torch.from_numpy(colors_np[order]),
+    )
+    return scene, order

@@ -26,14 +26,12 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-import torch
 import trimesh
 
 from backend.core.errors import SplatsegError
 from backend.core.rotations import rotmat_to_quat
-from backend.core.scene import GaussianScene
 
-from .scene import PALETTE, SyntheticScene, apportion
+from .scene import PALETTE, SyntheticScene, apportion, flat_gaussians
 
 DEFAULT_NUM_GAUSSIANS = 60_000
 BOARD_HALF = (0.55, 0.22)  # half extents of the board in x and y; its top is z = 0
@@ -316,18 +314,7 @@ def build_shelf(*, seed: int = 0, num_gaussians: int = DEFAULT_NUM_GAUSSIANS) ->
     tangent = np.cos(psi)[:, None] * tangent + np.sin(psi)[:, None] * bitangent
     bitangent = np.cross(normal, tangent)
     quats = rotmat_to_quat(np.stack([tangent, bitangent, normal], axis=2))
-    sigma = np.concatenate(sigmas)[:, None] * rng.uniform(0.85, 1.15, (n_total, 2))
-    scales = np.concatenate([sigma, _FLATNESS * sigma.mean(axis=1, keepdims=True)], axis=1)
-    colors_np = np.clip(np.concatenate(colors) + rng.normal(0.0, _COLOR_NOISE, (n_total, 3)), 0.0, 1.0)
-    opacities = rng.uniform(0.9, 0.99, n_total)
-    order = rng.permutation(n_total)
-    scene = GaussianScene.from_activated(
-        means=torch.from_numpy(means[order]),
-        quats=torch.from_numpy(quats[order]),
-        scales=torch.from_numpy(scales[order]),
-        opacities=torch.from_numpy(opacities[order]),
-        colors=torch.from_numpy(colors_np[order]),
-    )
+    scene, order = flat_gaussians(means, quats, sigmas, colors, rng, flatness=_FLATNESS, color_noise=_COLOR_NOISE)
     return SyntheticScene(
         scene=scene,
         object_labels=np.concatenate(obj_ids)[order],

@@ -17,13 +17,11 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from backend.core.errors import SplatsegError
 from backend.core.rotations import rotmat_to_quat
-from backend.core.scene import GaussianScene
 
-from .scene import PALETTE, SyntheticScene, apportion
+from .scene import PALETTE, SyntheticScene, apportion, flat_gaussians
 from .shapes import (
     Annulus,
     Quad,
@@ -328,20 +326,7 @@ def build_tabletop(*, seed: int = 0, num_gaussians: int = DEFAULT_NUM_GAUSSIANS)
     frames = np.stack([tangent, bitangent, normal], axis=2)  # columns: local x, y, z
     quats = rotmat_to_quat(frames)
 
-    sigma = np.concatenate(sigmas)[:, None] * rng.uniform(0.85, 1.15, (n_total, 2))
-    scales = np.concatenate([sigma, _FLATNESS * sigma.mean(axis=1, keepdims=True)], axis=1)
-    colors_np = np.clip(np.concatenate(colors) + rng.normal(0.0, _COLOR_NOISE, (n_total, 3)), 0.0, 1.0)
-    opacities = rng.uniform(0.9, 0.99, n_total)
-
-    # A trained model's file is in no spatial or semantic order; do not let consumers rely on one.
-    order = rng.permutation(n_total)
-    scene = GaussianScene.from_activated(
-        means=torch.from_numpy(means[order]),
-        quats=torch.from_numpy(quats[order]),
-        scales=torch.from_numpy(scales[order]),
-        opacities=torch.from_numpy(opacities[order]),
-        colors=torch.from_numpy(colors_np[order]),
-    )
+    scene, order = flat_gaussians(means, quats, sigmas, colors, rng, flatness=_FLATNESS, color_noise=_COLOR_NOISE)
     hx, hy = _TABLE_HALF
     return SyntheticScene(
         scene=scene,
