@@ -44,6 +44,18 @@ def _rgb(text: str) -> tuple[float, float, float]:
     return r, g, b
 
 
+def _origin(text: str) -> str:
+    """An origin as browsers send it: scheme://host[:port], nothing after (a typo would silently match nothing)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
+        raise argparse.ArgumentTypeError(
+            f"origin {text!r} is not http(s)://HOST[:PORT] (e.g. https://splats.example.org)"
+        )
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -330,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--allow-origin",
         action="append",
+        type=_origin,
         default=[],
         metavar="URL",
         help="also accept browser pages from this origin (a reverse proxy's address, e.g. https://splats.example.org)",

@@ -109,3 +109,14 @@ def test_help_lists_the_commands():
     assert result.returncode == 0
     for command in ("demo", "synth", "prepare", "train", "view", "segment", "query", "render", "export", "bench"):
         assert command in result.stdout
+
+
+def test_allow_origin_must_be_an_origin(capsys) -> None:
+    from backend.cli import build_parser, main
+
+    args = build_parser().parse_args(["view", "scene", "--allow-origin", "https://splats.example.org/"])
+    assert args.allow_origin == ["https://splats.example.org"]  # as browsers send it: no trailing slash
+    with pytest.raises(SystemExit) as e:
+        main(["view", "scene", "--allow-origin", "splats.example.org"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "is not http(s)://HOST[:PORT]" in err and len(err.strip().splitlines()) == 1
