@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
 from torch import Tensor
 
 
@@ -14,6 +13,8 @@ def knn_neighbors(means: Tensor | np.ndarray, k: int = 8) -> Tensor:  # means [N
     n = len(pts)
     if n == 0:
         return torch.zeros(0, k, dtype=torch.int32)
+    from scipy.spatial import cKDTree  # here: the click path imports this module but reads stored neighbours
+
     kk = min(k + 1, n)
     _, idx = cKDTree(pts).query(pts, k=kk, workers=-1)
     idx = np.asarray(idx).reshape(n, kk)[:, 1:]  # column 0 is the point itself (or a duplicate at distance 0)

@@ -26,9 +26,10 @@ import dataclasses
 import zlib
 
 import numpy as np
-from scipy import ndimage
 
-_CROSS = ndimage.generate_binary_structure(2, 1)
+_CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
+"""4-connectivity (scipy's `generate_binary_structure(2, 1)`), spelled out so importing this module (every
+`segment` and `view` start-up reaches it) does not import scipy.ndimage."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,6 +190,8 @@ def _unique(masks: list[np.ndarray]) -> list[np.ndarray]:
 
 def _jitter(mask: np.ndarray, r: int) -> np.ndarray:  # [H, W] bool
     """Grow (r > 0) or shrink (r < 0) by |r| pixels; the image frame does not erode (the object goes on past it)."""
+    from scipy import ndimage
+
     if r > 0:
         return ndimage.binary_dilation(mask, _CROSS, iterations=r)
     if r < 0:

@@ -10,7 +10,6 @@ chunked over masks so a 1080p view with hundreds of masks stays within a few hun
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from ..core.camera import Camera
 
@@ -39,6 +38,8 @@ def erode_masks(masks: np.ndarray, px: int = ERODE_PX) -> np.ndarray:  # [M, H, 
     """Each mask shrunk by `px` pixels in-plane (never across masks); the image frame does not erode."""
     if px <= 0 or masks.size == 0:
         return masks
+    from scipy import ndimage  # here, not at the top: `segment` and `view` import this module but never erode
+
     structure = ndimage.generate_binary_structure(2, 1)[None]  # [1, 3, 3]: no erosion along M
     return ndimage.binary_erosion(masks, structure, iterations=px, border_value=1)
 
