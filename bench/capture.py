@@ -24,7 +24,8 @@ CAPTURE = Path(__file__).resolve().parents[1] / "tests" / "data" / "real" / "bik
 
 
 def view_to_first_frame(model: Path, *, timeout: float = 600.0) -> dict[str, float]:
-    """Seconds from starting `splatseg view MODEL` to its server answering and to chromium drawing the splats."""
+    """Seconds from starting `splatseg view MODEL` to its server answering and to chromium drawing the splats, and
+    the server process's peak resident set by then (`server_peak_rss_mb`, Linux only)."""
     from playwright.sync_api import sync_playwright
 
     from viewer.headless import CHROMIUM_ARGS
@@ -48,11 +49,22 @@ def view_to_first_frame(model: Path, *, timeout: float = 600.0) -> dict[str, flo
             page.goto(url)
             _wait_frame(page, timeout)
             out["first_frame_s"] = time.perf_counter() - t0
+            out["server_peak_rss_mb"] = _peak_rss_mb(proc.pid)
             browser.close()
     finally:
         proc.terminate()
         proc.wait(30)
     return out
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """A running process's peak resident set (VmHWM) in MB; NaN where /proc does not say."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    line = next((x for x in status.splitlines() if x.startswith("VmHWM:")), None)
+    return float(line.split()[1]) / 1024 if line else float("nan")
 
 
 def prepare_to_ready(

@@ -6,17 +6,18 @@ written as a PLY, and then a fresh process (so its peak RSS is the server's, not
 chunk's first node (`ChunkedSplats` over a byte-counting stand-in for viser: the bytes of the first frame), load
 click features (made from the tabletop's ground truth, stored where training stores them) and warm the field, then
 clicks. Reported: PLY size, load seconds, time to the first frame's buffers, bytes for the first frame, click p50,
-and peak RSS, with the budget `peak RSS ≤ RSS_BUDGET × PLY size`. Time to first frame in a browser is not measured
-here: the headless chromium of this box renders with software WebGL, minutes at these sizes (bench.viewer times
-the demo's first frame at its own size).
+and peak RSS, with the budget `peak RSS ≤ RSS_BUDGET × PLY size`, and the resident set after each stage (where the
+peak comes from). With `--browser`, `splatseg view` is then started on the scene as a user would and timed to
+Debian's headless chromium drawing the splats (software WebGL, so an upper bound), with that server's peak RSS.
 
-`python -m bench.scale --sizes 3000000 [--json OUT]`
+`python -m bench.scale --sizes 3000000 [--browser] [--keep DIR] [--json OUT]`
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -57,8 +58,19 @@ def write_sh3_scene(num_gaussians: int, folder: Path) -> Path:
     return ply
 
 
+def _rss_mb() -> tuple[float, float]:
+    """This process's resident set now and its peak so far (MB), from /proc (Linux); NaN elsewhere."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return float("nan"), float("nan")
+    kb = {line.split(":")[0]: float(line.split()[1]) for line in status.splitlines() if line.startswith("Vm")}
+    return kb.get("VmRSS", float("nan")) / 1024, kb.get("VmHWM", float("nan")) / 1024
+
+
 def serve_and_click(folder: Path, clicks: int = 12) -> dict[str, float]:
-    """What the server does for a scene (run in a fresh process: peak RSS is this process's)."""
+    """What the server does for a scene (run in a fresh process: peak RSS is this process's). After each stage the
+    resident set and the peak so far are recorded (`rss_<stage>_mb`, `peak_<stage>_mb`): where the peak comes from."""
     from backend.features.field import load_field
     from backend.io.cameras import load_cameras
     from backend.io.scene_folder import load_scene
@@ -68,19 +80,23 @@ def serve_and_click(folder: Path, clicks: int = 12) -> dict[str, float]:
     from .viewer import _click_pixels, _CountingSceneApi
 
     out: dict[str, float] = {}
+    out["rss_imports_mb"], _ = _rss_mb()
     t0 = time.perf_counter()
     scene, _ = load_scene(folder)
     out["load_s"] = time.perf_counter() - t0
+    out["rss_load_mb"], out["peak_load_mb"] = _rss_mb()
     t1 = time.perf_counter()
     chunks = SplatChunks(scene)
     splats = ChunkedSplats(_CountingSceneApi(), chunks, base_rgba(scene.dc_colors, scene.opacities))
     out["first_frame_buffers_s"] = time.perf_counter() - t1
+    out["rss_first_frame_mb"], out["peak_first_frame_mb"] = _rss_mb()
     out["first_frame_bytes"] = float(sum(int(h.buffer.nbytes) for h in splats.handles if h.buffer.size) or 0)
     if out["first_frame_bytes"] == 0:  # the counting handle keeps no buffer on creation: 32 bytes a Gaussian
         out["first_frame_bytes"] = float(len(scene) * 32)
     t2 = time.perf_counter()
     field = load_field(folder, method="click", scene=scene).warm_up()
     out["field_s"] = time.perf_counter() - t2
+    out["rss_field_mb"], out["peak_field_mb"] = _rss_mb()
     cam = load_cameras(folder)[0]
     labels = np.load(folder / "object_labels.npy")
     times = []
@@ -91,10 +107,14 @@ def serve_and_click(folder: Path, clicks: int = 12) -> dict[str, float]:
     return out
 
 
-def bench_scale(num_gaussians: int, workdir: Path) -> dict[str, Any]:
+def bench_scale(num_gaussians: int, workdir: Path, *, browser: bool = False, timeout: float = 1800.0) -> dict[str, Any]:
+    """Build the scene in `workdir` (kept when already there: `--keep`), serve it in a fresh process, and with
+    `browser` also time `splatseg view` to chromium's first frame (and that server's peak RSS)."""
     folder = workdir / f"sh3_{num_gaussians}"
+    ply = folder / "point_cloud.ply"
     t0 = time.perf_counter()
-    ply = write_sh3_scene(num_gaussians, folder)
+    if not (ply.is_file() and (folder / "object_labels.npy").is_file()):
+        ply = write_sh3_scene(num_gaussians, folder)
     build_s = time.perf_counter() - t0
     proc = subprocess.run(
         [sys.executable, "-m", "bench.scale", "--child", str(folder)], capture_output=True, text=True, check=False
@@ -105,6 +125,11 @@ def bench_scale(num_gaussians: int, workdir: Path) -> dict[str, Any]:
     ply_mb = ply.stat().st_size / 2**20
     r.update(num_gaussians=num_gaussians, ply_mb=ply_mb, build_s=build_s, rss_per_ply=r["peak_rss_mb"] / ply_mb)
     r["within_budget"] = r["rss_per_ply"] <= RSS_BUDGET
+    if browser:
+        from .capture import view_to_first_frame
+
+        v = view_to_first_frame(folder, timeout=timeout)
+        r.update({f"browser_{k}": v for k, v in v.items()})
     return r
 
 
@@ -112,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[3_000_000])
     p.add_argument("--json", type=Path, default=None)
-    p.add_argument("--workdir", type=Path, default=None)
+    p.add_argument("--workdir", type=Path, default=None, help="where the temporary scenes go")
+    p.add_argument("--keep", type=Path, default=None, help="build the scenes here and keep them (reused next time)")
+    p.add_argument("--browser", action="store_true", help="also time `splatseg view` to chromium's first frame")
     p.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child is not None:
@@ -127,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="splatseg-scale-", dir=args.workdir) as tmp:
         for n in args.sizes:
-            r = bench_scale(n, Path(tmp))
+            r = bench_scale(n, args.keep or Path(tmp), browser=args.browser)
+            r["loadavg"] = os.getloadavg()
             rows.append(r)
             print(json.dumps(r), flush=True)
     if args.json is not None:

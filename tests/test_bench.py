@@ -167,3 +167,27 @@ def test_field_query_latency_splits_encoding_from_the_lookup(tmp_path) -> None:
     r = measure_query_latency(num_gaussians=20_000, quick=True, clip=tiny_clip(tmp_path))
     assert r["texts"] == 12
     assert 0 < r["lookup_p50_ms"] < r["query_p50_ms"] and 0 < r["encode_p50_ms"] < r["query_p50_ms"]
+
+
+# ---- bench/scale.py and bench/startup.py ----------------------------------------------------------------------------
+def test_scale_bench_reports_where_the_peak_comes_from(tmp_path) -> None:
+    from bench.scale import bench_scale
+
+    r = bench_scale(20_000, tmp_path)
+    assert r["num_gaussians"] == 20_000 and r["first_frame_bytes"] == 20_000 * 32
+    assert 0 < r["rss_imports_mb"] <= r["peak_load_mb"] <= r["peak_first_frame_mb"] <= r["peak_field_mb"]
+    assert r["peak_field_mb"] <= r["peak_rss_mb"] + 1 and r["rss_per_ply"] == r["peak_rss_mb"] / r["ply_mb"]
+    assert r["click_p50_ms"] > 0 and isinstance(r["within_budget"], bool)
+    again = bench_scale(20_000, tmp_path)  # the kept scene is reused, not rebuilt
+    assert again["build_s"] < r["build_s"] and again["first_frame_bytes"] == r["first_frame_bytes"]
+
+
+def test_startup_bench_times_each_checkout(tmp_path) -> None:
+    from bench.startup import REPO, startup_times, write_scene
+
+    view, pixel = write_scene(tmp_path / "scene", 3000)
+    r = startup_times(tmp_path / "scene", view, pixel, repeat=1, trees={"this": REPO})
+    medians = {k: v for k, v in r["this"].items() if k.endswith("_median_s")}
+    assert set(medians) == {f"{k}_median_s" for k in ("segment", "segment_cpu", "help", "help_cpu", "import")}
+    assert all(v > 0 for v in medians.values())
+    assert medians["import_median_s"] < medians["segment_median_s"]  # the command imports, then loads and clicks

@@ -94,39 +94,98 @@ def read_ply(path: str | os.PathLike[str], *, allow_nonfinite: bool = False) -> 
     std_names = list(POSITION + ROTATION + SCALES + OPACITY) + _sh_column_order(num_coeffs)
     data = vertex.data  # structured [N], memory-mapped for binary files
     n = len(data)
+    extra_names = [name for name in scalar_names if name not in std_names and not (rgb_dc and name in RGB)]
     if rgb_dc:
         colors = np.stack([np.asarray(data[name], np.float32) for name in RGB], axis=1)  # [N, 3]
         if data.dtype[RGB[0]].kind in "iu":
             colors = colors / 255.0
         block = np.concatenate([_gather_float32(data, std_names[:11]), (colors - 0.5) / SH_C0], axis=1)
         std_names = std_names[:11] + list(RGB)
+        parts, extras = _split_columns(block, _SPANS), _extras(data, extra_names)
+        del block
+    elif _chunkable(data):
+        parts, extras = _read_columns_chunked(data, std_names, extra_names)
     else:
-        block = _gather_float32(data, std_names)  # [N, S] in `std_names` order
-    opacity = block[:, 10]  # the logit-opacity column of `std_names`
+        parts, extras = _read_columns(data, std_names, extra_names)
+    opacity = parts["logit_opacities"][:, 0]  # [N] view: the fix below writes into the part
     infinite = np.isinf(opacity)
     if infinite.any():
-        block[infinite, 10] = np.copysign(OPACITY_LOGIT_LIMIT, opacity[infinite])
+        opacity[infinite] = np.copysign(OPACITY_LOGIT_LIMIT, opacity[infinite])
 
     if not allow_nonfinite:
-        _check_finite(path, block, std_names)
-
-    def cols(start: int, stop: int) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(block[:, start:stop]))
+        _check_finite(path, parts, std_names)
 
     scene = GaussianScene(
-        means=cols(0, 3),
-        quats=cols(3, 7),
-        log_scales=cols(7, 10),
-        logit_opacities=cols(10, 11).reshape(n),
-        sh=cols(11, 11 + 3 * num_coeffs).reshape(n, num_coeffs, 3),
-        extras={
-            name: np.ascontiguousarray(data[name]).astype(data.dtype[name].newbyteorder("="), copy=False)
-            for name in scalar_names
-            if name not in std_names
-        },
+        means=torch.from_numpy(parts["means"]),
+        quats=torch.from_numpy(parts["quats"]),
+        log_scales=torch.from_numpy(parts["log_scales"]),
+        logit_opacities=torch.from_numpy(parts["logit_opacities"]).reshape(n),
+        sh=torch.from_numpy(parts["sh"]).reshape(n, num_coeffs, 3),
+        extras=extras,
     )
     del data, vertex  # release the memory map before returning
     return scene
+
+
+_SPANS = {"means": (0, 3), "quats": (3, 7), "log_scales": (7, 10), "logit_opacities": (10, 11), "sh": (11, None)}
+"""Where each `GaussianScene` tensor's columns are in `std_names` (the SH block runs to the end)."""
+
+CHUNK_BYTES = 4 << 20
+"""Rows read per step of `_read_columns_chunked`: a few MB at a time, whatever the model's size."""
+
+
+def _split_columns(block: np.ndarray, spans: dict[str, tuple[int, int | None]]) -> dict[str, np.ndarray]:
+    return {key: np.ascontiguousarray(block[:, a:b]) for key, (a, b) in spans.items()}
+
+
+def _extras(data: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """The properties kept beside the standard ones, each [N] in native byte order."""
+    return {
+        name: np.ascontiguousarray(data[name]).astype(data.dtype[name].newbyteorder("="), copy=False) for name in names
+    }
+
+
+def _read_columns(
+    data: np.ndarray, std_names: list[str], extra_names: list[str]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The reference reader: every standard column at once (an [N, S] float32 block, then one copy per tensor)."""
+    block = _gather_float32(data, std_names)  # [N, S] in `std_names` order
+    return _split_columns(block, _SPANS), _extras(data, extra_names)
+
+
+def _chunkable(data: np.ndarray) -> bool:
+    """A binary vertex element memory-mapped from a file: its rows can be read a chunk at a time instead."""
+    return isinstance(data, np.memmap) and isinstance(data.filename, str) and data.flags.c_contiguous and len(data) > 0
+
+
+def _read_columns_chunked(
+    data: np.memmap, std_names: list[str], extra_names: list[str], *, chunk_rows: int | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """What `_read_columns` returns, read from the file a few MB of rows at a time into the final arrays.
+
+    The reference holds the memory map's pages (the whole file, as they are touched), the [N, S] block and the
+    per-tensor copies at once, about three times the file; this holds the final arrays and one chunk, so opening a
+    3M-Gaussian model peaks at about the model's size rather than three times it (bench/scale.py measures it).
+    """
+    dtype, n = data.dtype, len(data)
+    chunk_rows = chunk_rows or max(1, CHUNK_BYTES // dtype.itemsize)
+    width = len(std_names)
+    parts = {key: np.empty((n, (b if b is not None else width) - a), np.float32) for key, (a, b) in _SPANS.items()}
+    extras = {name: np.empty(n, dtype[name].newbyteorder("=")) for name in extra_names}
+    buf = np.empty(min(chunk_rows, n), dtype)
+    with open(data.filename, "rb") as f:
+        f.seek(data.offset)
+        for start in range(0, n, chunk_rows):
+            rows = buf[: min(chunk_rows, n - start)]
+            if f.readinto(rows.view(np.uint8)) != rows.nbytes:
+                raise InputError(f"{data.filename} changed while it was read; read it again")
+            block = _gather_float32(rows, std_names)  # [rows, S]
+            stop = start + len(rows)
+            for key, (a, b) in _SPANS.items():
+                parts[key][start:stop] = block[:, a:b]
+            for name in extra_names:
+                extras[name][start:stop] = rows[name]
+    return parts, extras
 
 
 def _read_vertex_element(path: Path) -> plyfile.PlyElement:
@@ -225,15 +284,25 @@ def _gather_float32(data: np.ndarray, names: list[str]) -> np.ndarray:  # [N, le
     return block
 
 
-def _check_finite(path: Path, block: np.ndarray, names: list[str]) -> None:
-    finite = np.isfinite(block)
-    bad_rows = ~finite.all(axis=1)
+_FINITE_SLAB = 1 << 18
+"""Rows per step of the NaN/Inf check."""
+
+
+def _check_finite(path: Path, parts: dict[str, np.ndarray], names: list[str]) -> None:
+    """A one-line error naming the properties and the first row that are NaN/Inf (checked a slab of rows at a time,
+    so the check allocates little beside the model)."""
+    bad_rows = np.zeros(len(parts["means"]), dtype=bool)
+    step = _FINITE_SLAB
+    for part in parts.values():
+        for s in range(0, len(part), step):
+            bad_rows[s : s + step] |= ~np.isfinite(part[s : s + step]).all(axis=1)
     count = int(bad_rows.sum())
     if count:
-        bad_props = [name for name, ok in zip(names, finite.all(axis=0)) if not ok]
+        bad = np.concatenate([part[bad_rows] for part in parts.values()], axis=1)  # [B, S] in `names` order
+        bad_props = [name for name, ok in zip(names, np.isfinite(bad).all(axis=0)) if not ok]
         first = int(np.flatnonzero(bad_rows)[0])
         raise InputError(
-            f"{path}: {count} of {len(block)} Gaussians have NaN/Inf values (in {_short_list(bad_props)}; first "
+            f"{path}: {count} of {len(bad_rows)} Gaussians have NaN/Inf values (in {_short_list(bad_props)}; first "
             f"at index {first}); fix or re-export the model (splatseg does not drop them, since selections index "
             f"Gaussians by position)"
         )
