@@ -90,10 +90,34 @@ _ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA answer")
 def test_without_cuda_it_says_so_and_measures_nothing(tmp_path, capsys) -> None:
     out = tmp_path / "gpu.json"
-    assert gpu_main(["--json", str(out)]) == 0
+    assert gpu_main(["--json", str(out)]) == 1
     err = capsys.readouterr().err
     assert "no CUDA GPU" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA answer")
+def test_the_shell_script_fails_in_one_line_without_cuda(tmp_path) -> None:
+    env = {**os.environ, "PYTHON": sys.executable}
+    script = _ROOT / "bench" / "gpu.sh"
+    proc = subprocess.run(
+        ["bash", str(script), "--json", str(tmp_path / "g.json")], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and "no CUDA GPU" in proc.stderr
+
+
+def test_dry_run_runs_every_step_on_the_cpu(tmp_path, capsys) -> None:
+    """Every step the GPU run takes, at toy sizes with the torch renderer: the plumbing works before a GPU is lent."""
+    out = tmp_path / "gpu.json"
+    assert gpu_main(["--json", str(out), "--dry-run", "--click-size", "20000"]) == 0
+    result = json.loads(out.read_text())
+    assert result["dry_run"] and result["errors"] == {} and result["skipped"] == []
+    assert result["cuda_tests_rc"] == 0 and "collected" in result["cuda_tests_summary"]
+    for key in ("gsplat_render_1m_p50_ms", "gsplat_render_3m_p50_ms", "server_frame_1m_p50_ms"):
+        assert result[key] > 0, key
+    assert result["gpu_machine_click_coarse_p50_ms"] > 0
+    assert len(result["readme_rows"]) == 5
 
 
 def test_the_shell_script_runs_the_module(tmp_path) -> None:
