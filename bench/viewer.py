@@ -311,7 +311,9 @@ def _png(data: bytes) -> np.ndarray:
 def _wait_frame(page, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _png(page.screenshot())[:, :600].std() > 20:
+        # A software-WebGL frame of millions of splats can hold the page longer than Playwright's default 30 s.
+        left_ms = max(1000.0, (deadline - time.monotonic()) * 1000)
+        if _png(page.screenshot(timeout=left_ms))[:, :600].std() > 20:
             return
         time.sleep(0.25)
     raise TimeoutError("the splats were not drawn")
