@@ -6,9 +6,10 @@ written as a PLY, and then a fresh process (so its peak RSS is the server's, not
 chunk's first node (`ChunkedSplats` over a byte-counting stand-in for viser: the bytes of the first frame), load
 click features (made from the tabletop's ground truth, stored where training stores them) and warm the field, then
 clicks. Reported: PLY size, load seconds, time to the first frame's buffers, bytes for the first frame, click p50,
-and peak RSS, with the budget `peak RSS ≤ RSS_BUDGET × PLY size`, and the resident set after each stage (where the
-peak comes from). With `--browser`, `splatseg view` is then started on the scene as a user would and timed to
-Debian's headless chromium drawing the splats (software WebGL, so an upper bound), with that server's peak RSS.
+and peak RSS, with the budget `peak RSS ≤ RSS after imports + RSS_BUDGET × PLY size`, and the resident set after
+each stage (where the peak comes from). With `--browser`, `splatseg view` is then started on the scene as a user
+would and timed to Debian's headless chromium drawing the splats (software WebGL, so an upper bound), with that
+server's peak RSS.
 
 `python -m bench.scale --sizes 3000000 [--browser] [--keep DIR] [--json OUT]`
 """
@@ -28,8 +29,9 @@ from typing import Any
 import numpy as np
 import torch
 
-RSS_BUDGET = 5.0
-"""Peak server RSS per byte of PLY (the README's budget; 4.7× measured at 3M, SH degree 3)."""
+RSS_BUDGET = 4.25
+"""Peak server RSS above the process's RSS after its imports (torch and the rest, ~0.55 GB whatever the scene), per
+byte of PLY: the README's budget. Measured (SH degree 3): 4.04× at 1M, 3.74× at 3M (4.50× of the total peak)."""
 
 
 def write_sh3_scene(num_gaussians: int, folder: Path) -> Path:
@@ -124,7 +126,8 @@ def bench_scale(num_gaussians: int, workdir: Path, *, browser: bool = False, tim
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     ply_mb = ply.stat().st_size / 2**20
     r.update(num_gaussians=num_gaussians, ply_mb=ply_mb, build_s=build_s, rss_per_ply=r["peak_rss_mb"] / ply_mb)
-    r["within_budget"] = r["rss_per_ply"] <= RSS_BUDGET
+    r["scene_rss_per_ply"] = (r["peak_rss_mb"] - r["rss_imports_mb"]) / ply_mb  # what grows with the scene
+    r["within_budget"] = r["scene_rss_per_ply"] <= RSS_BUDGET
     if browser:
         from .capture import view_to_first_frame
 

@@ -201,6 +201,7 @@ def test_scale_bench_reports_where_the_peak_comes_from(tmp_path) -> None:
     assert r["num_gaussians"] == 20_000 and r["first_frame_bytes"] == 20_000 * 32
     assert 0 < r["rss_imports_mb"] <= r["peak_load_mb"] <= r["peak_first_frame_mb"] <= r["peak_field_mb"]
     assert r["peak_field_mb"] <= r["peak_rss_mb"] + 1 and r["rss_per_ply"] == r["peak_rss_mb"] / r["ply_mb"]
+    assert r["scene_rss_per_ply"] == (r["peak_rss_mb"] - r["rss_imports_mb"]) / r["ply_mb"]
     assert r["click_p50_ms"] > 0 and isinstance(r["within_budget"], bool)
     again = bench_scale(20_000, tmp_path)  # the kept scene is reused, not rebuilt
     assert again["build_s"] < r["build_s"] and again["first_frame_bytes"] == r["first_frame_bytes"]
