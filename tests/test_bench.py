@@ -113,11 +113,12 @@ def test_dry_run_runs_every_step_on_the_cpu(tmp_path, capsys) -> None:
     assert gpu_main(["--json", str(out), "--dry-run", "--click-size", "20000"]) == 0
     result = json.loads(out.read_text())
     assert result["dry_run"] and result["errors"] == {} and result["skipped"] == []
+    assert result["gsplat_build"].startswith("not built")
     assert result["cuda_tests_rc"] == 0 and "collected" in result["cuda_tests_summary"]
     for key in ("gsplat_render_1m_p50_ms", "gsplat_render_3m_p50_ms", "server_frame_1m_p50_ms"):
         assert result[key] > 0, key
     assert result["gpu_machine_click_coarse_p50_ms"] > 0
-    assert len(result["readme_rows"]) == 5
+    assert len(result["readme_rows"]) == 5 and all("dry run" in row for row in result["readme_rows"][:4])
 
 
 def test_the_shell_script_runs_the_module(tmp_path) -> None:
@@ -144,6 +145,8 @@ def test_readme_rows_name_only_measured_figures() -> None:
         "| gpu | gsplat render 1280×720, 1M Gaussians p50 | 4.2 ms | m |",
         "| gpu | CUDA tests (`pytest -m cuda`) | rc 0 | 9 passed |",
     ]
+    built = readme_rows({"machine": "m", "gsplat_build": "ok", "gsplat_build_s": 301.4})
+    assert built == ["| gpu | gsplat CUDA build (first use; cached after) | 301 s | m |"]
 
 
 def test_format_load_times_reads_every_format(tmp_path) -> None:
