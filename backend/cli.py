@@ -151,6 +151,7 @@ def cmd_view(args: argparse.Namespace) -> int:
         share=args.share,
         sa3d_predictor=args.predictor,
         allow_origins=tuple(args.allow_origin),
+        background_field=True,  # the first frame does not wait for the features (issue 13: real-size scenes)
     )
     if generated:
         print(f"splatseg view: access token (enter it in the browser): {token}", flush=True)

@@ -32,6 +32,7 @@ from .assets import theme
 from .auth import TokenGate
 from .client_camera import viewport_of
 from .context import ClientContext
+from .hints import FIELD_LOADING
 from .jobs import JobRunner, ProgressFn
 from .memory import return_freed_memory
 from .sa3d_panel import Sa3dRunner, predictor_loader, predictor_title
@@ -147,7 +148,11 @@ class ViewerApp:
         field_loader: FieldLoader | None = load_field_for,
         verbose: bool = True,
         sa3d_predictor: str = "sam",
+        background_field: bool = False,
     ) -> None:
+        """`background_field`: load and warm trained features as a job after the server is up, so the first frame
+        does not wait for them (at 3M Gaussians the field takes as long as everything else before the first frame);
+        clicks say the features are loading until they are in."""
         import viser
 
         self.scene_path = Path(scene_path)
@@ -167,7 +172,11 @@ class ViewerApp:
             cameras = []
             self._log(f"no cameras ({e}); starting from a default view")
         self.field_loader = field_loader
-        field, problem = self._try_load_field(ws, scene)
+        background = background_field and field_loader is not None and _has_trained_features(ws)
+        if background:
+            field, problem = None, FIELD_LOADING
+        else:
+            field, problem = self._try_load_field(ws, scene)
         self.session = Session(
             scene,
             workspace=ws,
@@ -229,6 +238,10 @@ class ViewerApp:
         if share:
             self.gate.origins.share_open = True
             self.share_url = self._request_share_url()
+        if background:
+            self.session.jobs.start(
+                "Loading features", lambda _progress: self._try_load_field(ws, scene), on_done=self._field_loaded
+            )
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
     @property
@@ -341,6 +354,9 @@ class ViewerApp:
         except SplatsegError as e:
             return None, str(e)
 
+    def _field_loaded(self, loaded: tuple[FeatureField | None, str | None]) -> None:
+        self.session.set_field(*loaded)
+
     def reload_field(self) -> None:
         field, problem = self._try_load_field(self.session.workspace, self.session.scene)
         self.session.has_masks = _has_masks(self.session.workspace)
@@ -373,6 +389,14 @@ class ViewerApp:
             who=who,
             on_done=done,
         )
+
+
+def _has_trained_features(ws: Workspace) -> bool:
+    try:
+        from backend.features.store import trained_methods
+    except ImportError:
+        return False
+    return bool(trained_methods(ws))
 
 
 def _has_masks(ws: Workspace) -> bool:

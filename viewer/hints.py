@@ -26,7 +26,13 @@ def train_minutes_estimate(num_gaussians: int, cameras: Sequence[Camera], *, cud
     return max(1, round(seconds / 60))
 
 
+FIELD_LOADING = "the click features are still loading (clicks work once they are in; box-select works now)"
+"""The field's problem while `splatseg view` loads trained features in the background: nothing to prepare or train."""
+
+
 def no_features_message(num_gaussians: int, cameras: Sequence[Camera], *, cuda: bool, why: str | None = None) -> str:
+    if why == FIELD_LOADING:
+        return why
     minutes = train_minutes_estimate(num_gaussians, cameras, cuda=cuda)
     lead = f"{why}: " if why else ""
     return (
