@@ -70,6 +70,7 @@ def bench_viewer_load(
     pause: float = 2.0,
     port: int = 18950,
 ) -> dict[str, Any]:
+    from viewer.hints import FEATURES_LOADED
     from viewer.ws_client import ViserWsClient
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,13 +82,16 @@ def bench_viewer_load(
             text=True,
         )
         try:
-            url = None
+            url, loaded = None, False
             for line in server.stdout:  # type: ignore[union-attr]
                 if "open http" in line:
                     url = line.split("open ")[1].split()[0]
+                # `view` loads the features after it starts serving: the baselines are taken with them in.
+                loaded = loaded or FEATURES_LOADED in line or "features not loaded" in line
+                if url is not None and loaded:
                     break
-            if url is None:
-                raise RuntimeError("the viewer did not start")
+            if url is None or not loaded:
+                raise RuntimeError("the viewer did not start, or did not load its features")
             time.sleep(1.0)
             rss_idle = _rss_mb(server.pid)
             # Baseline: the server as one visitor leaves it (the click's shared caches built, the visitor gone).

@@ -9,7 +9,7 @@ import pytest
 from backend.core.errors import SplatsegError
 from tests.helpers.feature_scenes import TinyScene, trained_tiny_scene
 from viewer.app import ViewerApp, load_field_for, port_is_free
-from viewer.hints import FIELD_LOADING
+from viewer.hints import FEATURES_LOADED, FIELD_LOADING
 from viewer.session import NoFeatures
 
 
@@ -22,7 +22,7 @@ def trained_scene(tmp_path_factory: pytest.TempPathFactory) -> TinyScene:
     return trained_tiny_scene(tmp_path_factory)
 
 
-def test_features_arrive_after_the_server_is_up(trained_scene: TinyScene) -> None:
+def test_features_arrive_after_the_server_is_up(trained_scene: TinyScene, capsys) -> None:
     release = threading.Event()
 
     def slow_loader(*args):  # the real loader, held back until the test has looked at the app
@@ -32,7 +32,7 @@ def test_features_arrive_after_the_server_is_up(trained_scene: TinyScene) -> Non
     app = ViewerApp(
         trained_scene.folder,
         port=_free_port(18800),
-        verbose=False,
+        verbose=True,
         field_loader=slow_loader,
         background_field=True,
     )
@@ -49,6 +49,7 @@ def test_features_arrive_after_the_server_is_up(trained_scene: TinyScene) -> Non
         assert app.session.jobs.wait(120)
         assert app.session.field is not None and app.session.field_problem is None
         assert app.session.field.num_gaussians == len(trained_scene.scene)
+        assert f"splatseg view: {FEATURES_LOADED}" in capsys.readouterr().out  # what scripts wait for
     finally:
         release.set()
         app.stop()

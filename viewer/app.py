@@ -32,7 +32,7 @@ from .assets import theme
 from .auth import TokenGate
 from .client_camera import viewport_of
 from .context import ClientContext
-from .hints import FIELD_LOADING
+from .hints import FEATURES_LOADED, FIELD_LOADING
 from .jobs import JobRunner, ProgressFn
 from .memory import return_freed_memory
 from .sa3d_panel import Sa3dRunner, predictor_loader, predictor_title
@@ -356,6 +356,8 @@ class ViewerApp:
 
     def _field_loaded(self, loaded: tuple[FeatureField | None, str | None]) -> None:
         self.session.set_field(*loaded)
+        field, problem = loaded
+        self._log(f"{FEATURES_LOADED}: clicks select now" if field is not None else f"features not loaded: {problem}")
 
     def reload_field(self) -> None:
         field, problem = self._try_load_field(self.session.workspace, self.session.scene)

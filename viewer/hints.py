@@ -28,6 +28,8 @@ def train_minutes_estimate(num_gaussians: int, cameras: Sequence[Camera], *, cud
 
 FIELD_LOADING = "the click features are still loading (clicks work once they are in; box-select works now)"
 """The field's problem while `splatseg view` loads trained features in the background: nothing to prepare or train."""
+FEATURES_LOADED = "features loaded"
+"""What `splatseg view` prints when the background load is done (scripts that drive the viewer wait for it)."""
 
 
 def no_features_message(num_gaussians: int, cameras: Sequence[Camera], *, cuda: bool, why: str | None = None) -> str:
