@@ -239,6 +239,13 @@ def bench_load(*, quick: bool, workdir: Path) -> list[Figure]:
     return load_figures(quick=quick)
 
 
+def bench_startup(*, quick: bool, workdir: Path) -> list[Figure]:
+    """`splatseg segment` (one click, 25k Gaussians) and `splatseg --help` in fresh processes: wall and CPU time."""
+    from .startup import startup_figures
+
+    return startup_figures(quick=quick, workdir=workdir)
+
+
 SECTIONS: dict[str, Callable[..., list[Figure]]] = {
     "foundation": bench_foundation,
     "segmentation": bench_segmentation,
@@ -250,6 +257,7 @@ SECTIONS: dict[str, Callable[..., list[Figure]]] = {
     "formats": bench_formats,
     "capture": bench_capture,
     "load": bench_load,
+    "startup": bench_startup,
 }
 
 

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .common import Figure
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -104,6 +106,27 @@ def startup_times(folder: Path, view: str, pixel: tuple[int, int], *, repeat: in
     for label, r in runs.items():
         out[label] = {f"{k}_median_s": statistics.median(v) for k, v in r.items()} | {"runs": r}
     return out
+
+
+def startup_figures(
+    *, quick: bool, workdir: Path, num_gaussians: int = 25_000, repeat: int | None = None
+) -> list[Figure]:
+    """`splatseg bench --section startup`: this checkout alone (the side-by-side form is `--baseline`)."""
+    folder = workdir / "startup"
+    view, pixel = write_scene(folder, num_gaussians)
+    r = startup_times(folder, view, pixel, repeat=repeat or (3 if quick else 5), trees={"this": REPO})["this"]
+    size = f"{num_gaussians // 1000}k"
+    return [
+        Figure(
+            "startup",
+            f"`segment`, one click, {size} Gaussians, fresh process",
+            r["segment_median_s"],
+            "s",
+            f"CPU {r['segment_cpu_median_s']:.2f} s; importing backend.commands.segment {r['import_median_s']:.2f} s",
+            key="segment_startup_s",
+        ),
+        Figure("startup", "`--help`, fresh process", r["help_median_s"], "s", f"CPU {r['help_cpu_median_s']:.2f} s"),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

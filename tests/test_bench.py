@@ -211,11 +211,11 @@ def test_scale_bench_reports_where_the_peak_comes_from(tmp_path) -> None:
 
 
 def test_startup_bench_times_each_checkout(tmp_path) -> None:
-    from bench.startup import REPO, startup_times, write_scene
+    from bench.run import SECTIONS
+    from bench.startup import startup_figures
 
-    view, pixel = write_scene(tmp_path / "scene", 3000)
-    r = startup_times(tmp_path / "scene", view, pixel, repeat=1, trees={"this": REPO})
-    medians = {k: v for k, v in r["this"].items() if k.endswith("_median_s")}
-    assert set(medians) == {f"{k}_median_s" for k in ("segment", "segment_cpu", "help", "help_cpu", "import")}
-    assert all(v > 0 for v in medians.values())
-    assert medians["import_median_s"] < medians["segment_median_s"]  # the command imports, then loads and clicks
+    assert SECTIONS["startup"].__name__ == "bench_startup"
+    figures = startup_figures(quick=True, workdir=tmp_path, num_gaussians=3000, repeat=1)
+    segment, helps = figures
+    assert segment.key == "segment_startup_s" and segment.name.startswith("`segment`, one click, 3k")
+    assert segment.value > helps.value > 0 and "CPU" in segment.note and "importing" in segment.note
