@@ -133,8 +133,8 @@ def bench_scale(num_gaussians: int, workdir: Path, *, browser: bool = False, tim
 
         print(json.dumps(r), flush=True)  # the server's figures, before the (long) browser run
         try:
-            v = view_to_first_frame(folder, timeout=timeout)
-            r.update({f"browser_{k}": v for k, v in v.items()})
+            frame = view_to_first_frame(folder, timeout=timeout)
+            r.update({f"browser_{k}": value for k, value in frame.items()})
         except Exception as e:  # a browser that never draws is a figure too ("not within the timeout")
             r["browser_error"] = f"{type(e).__name__}: {e}".splitlines()[0]
     return r
