@@ -100,40 +100,16 @@ def bench_sa3d(*, quick: bool, workdir: Path) -> list[Figure]:
 
 
 def bench_segmentation(*, quick: bool, workdir: Path) -> list[Figure]:
-    """Held-out mIoU and floaters per method from one click per object/part, training time and
-    peak memory, and segment latency at 1M Gaussians. `--quick` trains a small scene with click only; the full run
-    is the reference scene (80k Gaussians, 40 views at 256², noisy and clean masks, click and saga)."""
-    from .accuracy import accuracy_benchmark, click_latency_benchmark
+    """The accuracy grid {tabletop, shelf} × {clean, default, strong noise} × {click, saga} (held-out mIoU over
+    objects and parts, 2D and 3D, floater fraction, training time and peak memory per run; `bench/segmentation.py`),
+    then segment latency at 1M Gaussians. `--quick` is the grid at 36 views of 160², 30k Gaussians with the two
+    presets run side by side; the full run 40 views at 256², 80k Gaussians, one run at a time."""
+    from .accuracy import click_latency_benchmark
+    from .segmentation import FULL, QUICK, format_grid, grid_figures, segmentation_grid
 
-    figures: list[Figure] = []
-    if quick:
-        runs = [dict(noise=1.0, methods=("click",), views=16, resolution=128, num_gaussians=20_000)]
-    else:
-        runs = [dict(noise=noise, methods=("click", "saga")) for noise in (1.0, 0.0)]
-    for kwargs in runs:
-        r = accuracy_benchmark(workdir=workdir / "accuracy", **kwargs)  # type: ignore[arg-type]
-        masks = "clean masks" if r["noise"] == 0 else f"noisy masks ({r['noise']:g})"
-        sc = r["scene"]
-        where = f"{sc['num_gaussians'] // 1000}k, {sc['views']} views at {sc['resolution']}², {masks}"
-        if r.get("prepare"):
-            p = r["prepare"]
-            figures.append(
-                Figure("train", f"prepare --masks labels ({where})", p["seconds"], "s",
-                       f"peak {p['peak_memory_mb']:.0f} MB")
-            )  # fmt: skip
-        for method, m in r["methods"].items():
-            figures += [
-                Figure("segment", f"{method}: mIoU objects, held-out views ({where})", m["miou_coarse"], "ratio"),
-                Figure("segment", f"{method}: mIoU parts, held-out views ({where})", m["miou_fine"], "ratio"),
-                Figure("segment", f"{method}: floater fraction ({where})", m["floater_fraction"], "ratio"),
-                Figure(
-                    "train",
-                    f"{method}: training ({where})",
-                    m["train_seconds"],
-                    "s",
-                    f"peak {m['peak_memory_mb']:.0f} MB",
-                ),
-            ]
+    rows = segmentation_grid(size=QUICK if quick else FULL, workdir=workdir, presets_at_once=2 if quick else 1)
+    print(format_grid(rows), flush=True)
+    figures = grid_figures(rows)
     lat = click_latency_benchmark(num_gaussians=200_000 if quick else 1_000_000, clicks=20 if quick else 60)
     n = f"{lat['num_gaussians'] // 1000}k" if lat["num_gaussians"] < 1_000_000 else "1M"
     for key, value in lat.items():

@@ -219,3 +219,34 @@ def test_startup_bench_times_each_checkout(tmp_path) -> None:
     segment, helps = figures
     assert segment.key == "segment_startup_s" and segment.name.startswith("`segment`, one click, 3k")
     assert segment.value > helps.value > 0 and "CPU" in segment.note and "importing" in segment.note
+
+
+def test_segmentation_grid_has_one_row_per_preset_noise_and_method(tmp_path) -> None:
+    from bench.segmentation import METRICS, NOISE_LEVELS, GridSize, format_grid, grid_figures, segmentation_grid
+
+    assert [name for name, _ in NOISE_LEVELS] == ["clean", "default", "strong"]
+    levels = (("strong", 2.0),)  # one level keeps it fast; the product over levels is the same loop
+    lines: list[str] = []
+    rows = segmentation_grid(
+        size=GridSize(views=4, resolution=32, num_gaussians=5000, iterations=6),
+        workdir=tmp_path,
+        noise_levels=levels,
+        isolate=False,
+        log=lines.append,
+    )
+    cells = [(r["preset"], r["noise"], r["method"]) for r in rows]
+    assert cells == [(p, n, m) for p in ("tabletop", "shelf") for n, _ in levels for m in ("click", "saga")]
+    assert {r["preset"]: r["masks"] for r in rows} == {"tabletop": "labels", "shelf": "sam-like"}
+    for r in rows:
+        assert r["strength"] == dict(levels)[r["noise"]] and r["iterations"] == 6
+        for key, _ in METRICS:
+            assert 0.0 <= r[key] <= 1.0, (key, r)
+        assert r["train_seconds"] > 0 and r["peak_memory_mb"] > 0
+    table = format_grid(rows).splitlines()
+    assert len(table) == 2 + len(rows) and all(line.count("|") == 12 for line in table)
+    assert sum(line.startswith("| ") for line in lines) == len(rows)  # each cell is printed as it finishes
+    figures = grid_figures(rows)
+    keys = [f.key for f in figures]
+    assert len(keys) == len(set(keys)) == len(rows) * (len(METRICS) + 2)
+    assert "segmentation.shelf.strong.saga.miou3d_coarse" in keys
+    assert "segmentation.tabletop.strong.click.peak_memory_mb" in keys

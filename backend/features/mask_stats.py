@@ -68,7 +68,7 @@ class MaskStats:
         out = []
         if self.views and self.uncovered_fraction >= UNCOVERED_WARN:
             out.append(
-                f"{100 * self.uncovered_fraction:.0f}% of pixels have no mask: their Gaussians only learn to differ "
+                f"{percent(self.uncovered_fraction)} of pixels have no mask: their Gaussians only learn to differ "
                 "from the masked ones; check the mask folder, or prepare with SAM"
             )
         if self.masks and self.whole_image >= 0.5 * self.masks:
@@ -87,6 +87,20 @@ class MaskStats:
         if self.views and self.views_without_masks == self.views:
             out.append(f"none of the {self.views} views has a mask: the features carry no segmentation")
         return out
+
+
+def describe(stats: dict[str, float | int]) -> str:
+    """What training saw (`MaskStats.as_dict`), for its summary line: "62% of pixels have no mask, 3.1 masks a view"."""
+    uncovered = percent(float(stats["uncovered_fraction"]))
+    return f"{uncovered} of pixels have no mask, {stats['masks_per_view']} masks a view"
+
+
+def percent(fraction: float) -> str:
+    """A share as a whole percentage that reads 0% or 100% only when it is exactly that (99.8% is not "100%")."""
+    value = 100 * fraction
+    if 0 < value < 1 or 99 < value < 100:
+        return f"{value:.1f}%".replace("100.0%", "99.9%").replace("0.0%", "0.1%")
+    return f"{value:.0f}%"
 
 
 def finite_or_raise(array: np.ndarray, what: str) -> None:

@@ -28,7 +28,7 @@ from ..viewpoints.virtual import scene_cameras
 from ..workspace import Workspace
 from .click import ClickConfig
 from .contrib_cache import DEFAULT_K, DEFAULT_PIXELS_PER_VIEW, build_cache, cache_budget_bytes
-from .mask_stats import MaskStats, finite_or_raise
+from .mask_stats import MaskStats, describe, finite_or_raise
 from .method import method_class
 from .neighbors import knn_neighbors
 from .saga import SagaConfig
@@ -69,6 +69,7 @@ class TrainReport:
             f"trained {self.method} features for {self.num_gaussians} Gaussians from {self.num_views} views "
             f"({self.iterations} iterations) in {self.seconds:.1f} s (precompute {self.precompute_seconds:.1f} s, "
             f"cache {self.cache_megabytes:.1f} MB, peak memory {self.peak_rss_megabytes:.0f} MB) → {self.path}"
+            + (f"; masks: {describe(self.mask_stats)}" if self.mask_stats else "")
         )
 
 

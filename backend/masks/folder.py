@@ -79,7 +79,7 @@ class FolderMasks:
                 f"view {camera.name!r}: {path} holds {masks.shape[2]}×{masks.shape[1]} masks but the camera is "
                 f"{camera.width}×{camera.height}; masks must be at the camera's full resolution"
             )
-        masks = masks[masks.reshape(len(masks), -1).any(1)]  # an empty mask teaches nothing
+        masks = masks[masks.any(axis=(1, 2))]  # an empty mask teaches nothing (a stack of none is fine)
         m = len(masks)
         return ViewMasks(
             name=camera.name,
