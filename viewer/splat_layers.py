@@ -9,10 +9,14 @@ has to be right while its frame is visible, so it is corrected lazily, when the 
 from the layer's default are those the previous and the current selection touch.
 
 A third prefetched layer, `tint` (every Gaussian tinted), lets a chunk that lies wholly inside the selection switch
-to it instead of being resent: only the chunks on the selection's boundary get an exact `mix` node. Selecting
-another object therefore sends the boundary chunks only (~4% of the buffer at 1M Gaussians and 512 chunks instead of
-the object's own ~10%). The cost is a third copy of the scene in the browser's memory, sent once after the first
-frame like the dimmed one.
+to it instead of being resent: only the chunks on the selection's boundary travel, with their exact look, in a few
+`mix` batch nodes. Selecting another object therefore sends the boundary chunks only (~4% of the buffer at 1M
+Gaussians and 512 chunks instead of the object's own ~10%). The cost is a third copy of the scene in the browser's
+memory and sort, sent once after the first frame like the dimmed one.
+
+Which layer draws a chunk follows from how many of its Gaussians are selected (none: the rest's layer, all: tint,
+some: mix); after a click those counts are updated from the Gaussians whose selection flipped, so the look's
+[N, 4] array is never made (`LookParts`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from .looks import LookParts, look_parts
-from .splats import BYTES_PER_GAUSSIAN, SplatChunks, UpdateStats, _alpha, _unpack, rgba_words
+from .splats import BYTES_PER_GAUSSIAN, SplatChunks, UpdateStats, _alpha, _ranges, _unpack, rgba_words
 
 LayerName = Literal["base", "dim", "tint", "mix"]
 LAYER_NAMES: tuple[LayerName, ...] = ("base", "dim", "tint", "mix")
@@ -30,7 +34,11 @@ BASE, DIM, TINT, MIX = 0, 1, 2, 3
 OFF = -1
 """A chunk's target: the layer whose node draws it, or OFF when nothing in it has any opacity."""
 KEPT = (BASE, DIM, TINT)
-"""The layers that hold a whole colouring (prefetched, reused); `mix` holds one chunk's exact look."""
+"""The layers that hold a whole colouring (prefetched, reused); `mix` holds the mixed chunks' exact looks."""
+MIX_BATCH_CHUNKS = 8
+"""Mixed chunks per `mix` node: one node per chunk costs a Python step and a message each (~20 per click at 1M);
+one node per click would resend every mixed chunk on any later change. Chunk indices follow the k-d tree, so a batch
+holds neighbours and a local edit dirties few batches."""
 DEFAULT_CHILD_VISIBLE = {BASE: True, DIM: True, TINT: False, MIX: True}
 """A new node's own visibility while its frame is hidden: most chunks show the rest of the scene (base or dim); only
 the selected ones show tint."""
@@ -49,11 +57,12 @@ class _SceneApi(Protocol):
 
 
 class LayeredSplats:
-    """One client's splat nodes: per chunk up to one node per layer, each layer under its own frame.
+    """One client's splat nodes: per chunk up to one node per kept layer, mixed chunks in batch nodes, each layer
+    under its own frame.
 
     `update` decides per chunk which layer draws it (its target), sends the nodes that do not hold their layer's
-    words yet, removes `mix` nodes no longer used, shows the frames of the layers in use and hides the others, and
-    corrects the own visibility of the nodes under visible frames where it differs from the target.
+    words yet, replaces `mix` batches no longer right, shows the frames of the layers in use and hides the others,
+    and corrects the own visibility of the nodes under visible frames where it differs from the target.
     """
 
     def __init__(
@@ -81,7 +90,11 @@ class LayeredSplats:
         self._zero_cache: list[tuple[np.ndarray, np.ndarray]] = []
         self._target = np.full(c, OFF, np.int8)
         self._mix_ok = np.zeros(c, bool)
-        """Whether chunk c's `mix` node holds the current look's words."""
+        """Whether chunk c's words in its `mix` batch are the current look's."""
+        self._mix_batch = np.full(c, -1, np.int64)
+        """The `mix` node (batch) holding chunk c's exact look, -1 = none."""
+        self._mix_nodes: dict[int, _Handle] = {}
+        self._batches = 0
         self._last: tuple[tuple[np.ndarray | None, np.ndarray, np.ndarray], tuple[Any, Any, Any]] | None = None
         self._sel_count = np.zeros(c, np.int64)
         """Selected Gaussians per chunk in the last `Look` (valid while `_last` is set)."""
@@ -103,7 +116,7 @@ class LayeredSplats:
         return [h for h in self._handles[BASE] if h is not None]
 
     def node_count(self) -> int:
-        return sum(h is not None for layer in self._handles for h in layer)
+        return sum(h is not None for layer in self._handles for h in layer) + len(self._mix_nodes)
 
     def _set_frame(self, layer: int, visible: bool) -> None:
         if self._frame_visible[layer] != visible:
@@ -237,7 +250,7 @@ class LayeredSplats:
                 if selection is None
                 else np.bincount(self.chunks.chunk_of_int32()[selection], minlength=self.chunks.num_chunks)
             )
-        return targets, lambda i: words[self.chunks.chunk_slice(i)]
+        return targets, lambda pos: np.take(words, pos)
 
     def _targets_incremental(
         self, parts: Any, last: Any, layers: tuple[Any, Any, Any], refs: list[Any]
@@ -261,12 +274,12 @@ class LayeredSplats:
         if selection is None:
             counts = np.zeros(c, np.int64)
         elif old_selection is None:
-            counts = np.bincount(chunk_of[np.flatnonzero(selection)], minlength=c)
+            counts = np.bincount(np.take(chunk_of, np.flatnonzero(selection)), minlength=c)
             self._mix_ok[:] = False
         else:
             flips = np.flatnonzero(selection != old_selection)
-            gained = selection[flips]
-            ch = chunk_of[flips]
+            gained = np.take(selection, flips)
+            ch = np.take(chunk_of, flips)
             counts = self._sel_count + np.bincount(ch[gained], minlength=c) - np.bincount(ch[~gained], minlength=c)
             self._mix_ok[ch] = False
         self._sel_count = counts
@@ -281,10 +294,10 @@ class LayeredSplats:
         targets[whole & (counts > 0) & zero_tint] = OFF
         order = self.chunks.order
 
-        def mix_words(i: int) -> np.ndarray:
-            sl = self.chunks.chunk_slice(i)
-            sel = selection[order[sl]] if selection is not None else np.zeros(sl.stop - sl.start, bool)
-            return np.where(sel, tint_words[sl], rest_words[sl])
+        def mix_words(pos: np.ndarray) -> np.ndarray:  # [M] positions in chunk order → [M] words
+            # np.take: several times faster than fancy indexing for these gathers.
+            sel = np.take(selection, np.take(order, pos)) if selection is not None else np.zeros(len(pos), bool)
+            return np.where(sel, np.take(tint_words, pos), np.take(rest_words, pos))
 
         return targets, mix_words
 
@@ -294,34 +307,52 @@ class LayeredSplats:
         targets = np.where(nonempty, targets, OFF).astype(np.int8)
         previous = self._target
         resent = np.zeros(len(targets), bool)
-        # 1. Nodes that must be (re)sent: a kept layer's node not holding it yet, a mix node not holding the look.
-        for layer in (*KEPT, MIX):
-            want = targets == layer
-            if layer == MIX:
-                missing = want & ~self._mix_ok
-            else:
-                ref = refs[layer]
-                missing = want & ~ref[2] if ref is not None else np.zeros_like(want)
-            for i in np.flatnonzero(missing).tolist():
-                words = mix_words(i) if layer == MIX else refs[layer][1][self.chunks.chunk_slice(i)]
-                stats.bytes_sent += self._send(layer, i, words, visible=True)  # its chunk shows it
+        # 1. Kept layers' nodes that must be (re)sent: a chunk showing a layer whose node does not hold it yet.
+        for layer in KEPT:
+            ref = refs[layer]
+            if ref is None:
+                continue
+            for i in np.flatnonzero((targets == layer) & ~ref[2]).tolist():
+                stats.bytes_sent += self._send(layer, i, ref[1][self.chunks.chunk_slice(i)], visible=True)
                 stats.chunks_resent += 1
                 resent[i] = True
-            if layer == MIX:
-                self._mix_ok = self._mix_ok | missing
-        # 2. Mix nodes no longer drawn go (only selected chunks keep a copy for the browser to sort).
-        for i in np.flatnonzero(self._has[MIX] & (targets != MIX)).tolist():
-            handle = self._handles[MIX][i]
-            if handle is not None:
-                handle.remove()
-            self._handles[MIX][i] = None
-            self._has[MIX][i] = False
-            self._child_visible[MIX][i] = False
-        self._mix_ok &= self._has[MIX]
+        # 2. Mixed chunks travel in batches of up to MIX_BATCH_CHUNKS neighbouring chunks (one node each), so a click
+        # costs a few messages however many chunks its boundary crosses. A batch with a chunk no longer mixed (or
+        # mixed differently) goes, and its still-valid chunks travel again in a new batch.
+        want = targets == MIX
+        batch = self._mix_batch
+        dirty = np.unique(batch[(batch >= 0) & (~want | ~self._mix_ok)])
+        for b in dirty.tolist():
+            self._mix_nodes.pop(b).remove()
+        freed = np.isin(batch, dirty) if dirty.size else np.zeros(len(batch), bool)
+        batch[freed] = -1
+        self._has[MIX][freed] = False
+        todo = np.flatnonzero(want & (batch < 0))
+        for group in np.array_split(todo, -(-todo.size // MIX_BATCH_CHUNKS)) if todo.size else []:
+            pos = _ranges(self.chunks.bounds[group], self.chunks.bounds[group + 1])
+            words = mix_words(pos)
+            buffer = np.take(self.chunks.geometry, pos, axis=0)
+            buffer[:, 7] = words
+            centers, covs, rgbs, opacities = _unpack(buffer)
+            self._mix_nodes[self._batches] = self.scene_api.add_gaussian_splats(
+                f"{self.prefix}/mix/batch_{self._batches:06d}",
+                centers=centers,
+                covariances=covs,
+                rgbs=rgbs,
+                opacities=opacities,
+            )
+            batch[group] = self._batches
+            self._batches += 1
+            self._stored[MIX][pos] = words
+            self._has[MIX][group] = True
+            stats.bytes_sent += len(pos) * BYTES_PER_GAUSSIAN
+            stats.chunks_resent += int(group.size)
+            resent[group] = True
+        self._mix_ok = self._has[MIX].copy()
         # 3. Under each frame that will be visible, each node's own visibility says whether its chunk shows it.
         shown_frames = [bool((targets == layer).any()) for layer in range(len(LAYER_NAMES))]
         shown_frames[MIX] = True
-        for layer in range(len(LAYER_NAMES)):
+        for layer in KEPT:
             if not shown_frames[layer]:
                 continue
             wrong = self._has[layer] & (self._child_visible[layer] != (targets == layer))
@@ -344,6 +375,11 @@ class LayeredSplats:
                     handle.remove()
                     handles[i] = None
             self._has[layer][:] = False
+        for handle in self._mix_nodes.values():
+            handle.remove()
+        self._mix_nodes.clear()
+        self._mix_batch[:] = -1
+        self._mix_ok[:] = False
         for frame in self._frames:
             frame.remove()
         self._refs = [None] * len(KEPT)

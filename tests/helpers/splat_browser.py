@@ -74,26 +74,30 @@ class RecordingSceneApi:
         node = self.nodes.get(name)
         return node is not None and not node.removed
 
-    def drawn(self, num_chunks: int, geometry: np.ndarray) -> dict[int, np.ndarray]:
-        """Per chunk, the buffer of the one splat node drawn for it (none: absent); two drawn nodes fail."""
-        out: dict[int, np.ndarray] = {}
-        for name, node in self.nodes.items():
-            if node.buffer is None or not self.effectively_visible(name):
-                continue
-            chunk = int(name.rsplit("chunk_", 1)[1])
-            assert chunk not in out, f"chunk {chunk} is drawn twice"
-            out[chunk] = node.buffer
-        return out
+    def drawn_nodes(self) -> list[np.ndarray]:
+        """The buffers of the splat nodes the browser draws."""
+        return [n.buffer for name, n in self.nodes.items() if n.buffer is not None and self.effectively_visible(name)]
+
+
+def _keys(rows: np.ndarray) -> np.ndarray:  # [M, 8] uint32 → [M] the geometry words as one comparable value
+    return np.ascontiguousarray(rows[:, :7]).view(np.dtype((np.void, 28))).reshape(-1)
 
 
 def drawn_words(api: RecordingSceneApi, chunks) -> np.ndarray:  # → [N] uint32 in chunk order; 0 = nothing drawn
     """What the browser draws for each Gaussian: its RGBA word, or 0 where no drawn node holds it or its alpha is 0
-    (a transparent Gaussian draws nothing, so both are the same picture). Checks the geometry on the way."""
+    (a transparent Gaussian draws nothing, so both are the same picture). Each drawn row is found by its geometry
+    (centre and covariance), so nodes may hold any set of Gaussians; one drawn twice fails."""
+    geometry = _keys(chunks.geometry)
+    order = np.argsort(geometry)
     words = np.zeros(chunks.num_gaussians, np.uint32)
-    for c, buffer in api.drawn(chunks.num_chunks, chunks.geometry).items():
-        sl = chunks.chunk_slice(c)
-        np.testing.assert_array_equal(buffer[:, :7], chunks.geometry[sl, :7])
-        words[sl] = buffer[:, 7]
+    seen = np.zeros(chunks.num_gaussians, bool)
+    for buffer in api.drawn_nodes():
+        keys = _keys(buffer)
+        pos = order[np.minimum(np.searchsorted(geometry[order], keys), len(order) - 1)]
+        assert (geometry[pos] == keys).all(), "a drawn node holds a Gaussian the scene does not have"
+        assert not seen[pos].any(), "a Gaussian is drawn twice"
+        seen[pos] = True
+        words[pos] = buffer[:, 7]
     words[(words >> 24) == 0] = 0
     return words
 
