@@ -133,6 +133,7 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
     # Wall time and this thread's CPU time: on a box loaded far beyond its cores the wall time of a few-ms step is
     # mostly waiting for a core; the CPU time is what the step itself costs.
     spent: list[list[tuple[float, float]]] = [[], [], []]
+    shares: list[list[float]] = [[], [], []]  # bytes sent per click (these clicks' selections) / whole buffer
     for k, (cam, px) in enumerate(zip(cameras, pixels, strict=True)):
         session.click(cam, px, positive=True, who="bench")
         for action in ("click", "clear"):
@@ -144,23 +145,26 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
                 t0, c0 = time.perf_counter(), time.thread_time()
                 if j == 0:  # the look's parts (what `ClientView` asks the session for) + the layered update
                     parts, plain, dimmed = session.look_parts()
-                    layered.update(parts, plain=plain, dimmed=dimmed)
+                    stats = layered.update(parts, plain=plain, dimmed=dimmed)
                     took = (time.perf_counter() - t0, time.thread_time() - c0)
                 else:  # the look made into its array once (paid by both previous paths alike) + their update
                     if j == 1:  # 1 always goes before 2
                         rgba, plain, dimmed = session.look_layers()
                         look = (time.perf_counter() - t0, time.thread_time() - c0)
                         t0, c0 = time.perf_counter(), time.thread_time()
-                    clients[j].update(rgba, plain=plain, dimmed=dimmed)
+                    stats = clients[j].update(rgba, plain=plain, dimmed=dimmed)
                     took = (look[0] + time.perf_counter() - t0, look[1] + time.thread_time() - c0)
                 if action == "click":
                     spent[j].append((took[0] * 1e3, took[1] * 1e3))
+                    shares[j].append(stats.share)
     for key, times in zip(("look_diff", "look_diff_reference", "look_diff_full"), spent, strict=True):
         wall, cpu = [t[0] for t in times[2:]], [t[1] for t in times[2:]]
         out[f"{key}_p50_ms"] = percentile(wall, 50)
         out[f"{key}_p95_ms"] = percentile(wall, 95)
         out[f"{key}_cpu_p50_ms"] = percentile(cpu, 50)
         out[f"{key}_cpu_p95_ms"] = percentile(cpu, 95)
+    out["click_bytes_fraction"] = float(np.mean(shares[0]))
+    out["click_bytes_reference_fraction"] = float(np.mean(shares[1]))
     del session, layered, previous, full, click, saga, synth
     b = bench_bytes(num_gaussians)
     out["bytes_per_object_change_fraction"] = b["change_mean"]
@@ -168,6 +172,8 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
     out["bytes_prefetch_fraction"] = b["dim_prefetch_share"]
     ref = bench_bytes(num_gaussians, reference=True)
     out["bytes_per_object_change_reference_fraction"] = ref["change_mean"]
+    out["look_diff_objects_cpu_p50_ms"] = b["click_cpu_p50_ms"]
+    out["look_diff_objects_reference_cpu_p50_ms"] = ref["click_cpu_p50_ms"]
     return out
 
 
@@ -223,7 +229,9 @@ def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
             r["look_diff_cpu_p50_ms"],
             "ms",
             f"this thread's CPU time (the wall time on a box loaded beyond its cores is mostly waiting); previous "
-            f"path {r['look_diff_reference_cpu_p50_ms']:.2f} ms",
+            f"path {r['look_diff_reference_cpu_p50_ms']:.2f} ms; bytes per click (after a clear, these clicks' own "
+            f"selections) {100 * r['click_bytes_fraction']:.1f}% of the buffer, previous path "
+            f"{100 * r['click_bytes_reference_fraction']:.1f}%",
             "look_diff_cpu_p50_ms",
         )
     )
@@ -246,7 +254,9 @@ def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
             f"share of the whole splat buffer; previous path "
             f"{100 * r['bytes_per_object_change_reference_fraction']:.1f}%; first selection "
             f"{100 * r['bytes_first_selection_fraction']:.1f}%; the dimmed and tinted layers, sent once after the "
-            f"first frame: {100 * r['bytes_prefetch_fraction']:.0f}%",
+            f"first frame: {100 * r['bytes_prefetch_fraction']:.0f}%; look + diff CPU time p50 for these whole-object "
+            f"selections {r['look_diff_objects_cpu_p50_ms']:.2f} ms, previous path "
+            f"{r['look_diff_objects_reference_cpu_p50_ms']:.2f} ms",
             "bytes_per_object_change_fraction",
         )
     )

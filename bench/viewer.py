@@ -225,6 +225,7 @@ def bench_bytes(num_gaussians: int, *, num_chunks: int | None = None, reference:
     keys = ("first", "change", "clear", "first_tint_only", "isolate_first", "object_share")
     shares: dict[str, list[float]] = {k: [] for k in keys}
     prefetch = 0.0
+    click_cpu: list[float] = []
     for i, obj in enumerate(objects):
         a = synth.object_labels == obj
         b = synth.object_labels == objects[(i + 1) % len(objects)]
@@ -236,12 +237,19 @@ def bench_bytes(num_gaussians: int, *, num_chunks: int | None = None, reference:
             splats = LayeredSplats(_CountingSceneApi(), chunks, base)
             prefetch = splats.prefetch(dimmed, looks.tinted("highlight")) / (len(scene) * 32)
 
-        def step(mask: np.ndarray, mode: str = "highlight", dim_rest: bool = True, splats=splats) -> float:
-            look = looks.rgba(mode, mask, dim_rest=dim_rest)  # type: ignore[arg-type]
-            return splats.update(look, plain=plain, dimmed=dimmed).share
+        cpu: list[float] = []
+
+        def step(mask: np.ndarray, mode: str = "highlight", dim_rest: bool = True, splats=splats, cpu=cpu) -> float:
+            c0 = time.thread_time()  # CPU time: what the look + update cost, not the wait for a core
+            make = looks.rgba if reference else looks.parts  # the previous path makes the look's array
+            look = make(mode, mask, dim_rest=dim_rest)  # type: ignore[arg-type]
+            share = splats.update(look, plain=plain, dimmed=dimmed).share
+            cpu.append((time.thread_time() - c0) * 1e3)
+            return share
 
         shares["first"].append(step(a))
         shares["change"].append(step(b))
+        click_cpu += cpu
         shares["clear"].append(step(empty))
         shares["first_tint_only"].append(step(a, dim_rest=False))
         step(empty)
@@ -250,6 +258,8 @@ def bench_bytes(num_gaussians: int, *, num_chunks: int | None = None, reference:
         "chunks": chunks.num_chunks,
         "full_buffer_mb": len(scene) * 32 / 2**20,
         "dim_prefetch_share": prefetch,
+        "click_cpu_p50_ms": percentile(click_cpu, 50),
+        "click_cpu_p95_ms": percentile(click_cpu, 95),
     }
     for key, values in shares.items():
         out[f"{key}_mean"] = statistics.mean(values)

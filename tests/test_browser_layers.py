@@ -19,6 +19,7 @@ from backend.synthetic import write_synthetic_scene
 from tests.test_browser_e2e import CHROMIUM, CHROMIUM_ARGS, PANEL_LEFT, VIEWPORT, _playwright, _png, _wait
 from viewer import client_view
 from viewer.app import ViewerApp, port_is_free
+from viewer.looks import LookParts
 from viewer.splat_layers import LayeredSplats
 from viewer.splats import ChunkedSplats
 
@@ -26,10 +27,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 class ReferenceSplats(ChunkedSplats):
-    """The previous path, with the prefetch call `ClientView` makes (the tinted layer is not used)."""
+    """The previous path, with the calls `ClientView` makes (the tinted layer is not used; the look is made)."""
 
     def prefetch(self, dimmed: np.ndarray, tinted: np.ndarray | None = None) -> int:
         return self.prefetch_dim(dimmed)
+
+    def update(self, rgba, **layers):
+        return super().update(rgba.rgba() if isinstance(rgba, LookParts) else rgba, **layers)
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +123,7 @@ def test_layers_draw_what_the_reference_draws_in_chromium(plain_scene: Path):
     for name, _ in [("plain", None), *masks]:
         diff = np.abs(layered[name] - reference[name])
         assert diff.mean() < 1.0 and np.percentile(diff, 99.5) < 40, (name, diff.mean(), np.percentile(diff, 99.5))
-    for name in ("whole chunks", "blob", "other blob"):  # the selections did change the picture (dimmed the rest)
-        assert np.abs(layered[name] - layered["plain"]).mean() > 5, name
-    assert np.abs(layered["cleared"] - layered["plain"]).mean() < 1.0  # back to the scene's own colours
+    # The selections did change the picture (dimmed the rest) against the cleared one, the scene's own colours (the
+    # first "plain" picture may still be fading in on a loaded box with software WebGL).
+    for name in ("whole chunks", "blob", "other blob"):
+        assert np.abs(layered[name] - layered["cleared"]).mean() > 5, name
