@@ -6,9 +6,10 @@
   fast path read. Features are made from the tabletop's ground truth (one direction per object and part, plus
   noise), SAGA's as one 32-d direction per object with a gate of ones, so the field's real code runs.
 - **Ray cast + blend** of a click (`RayCaster.weights`, nearest candidates first) beside `weights_reference`.
-- **Look + chunk diff** per browser after a click (what `ClientView.on_change` does: the selection-aware
-  `ChunkedSplats.update`, beside the same update comparing every chunk) and **bytes per one-object
-  change** as a share of the whole splat buffer (bench.viewer's figures, at the same size).
+- **Look + chunk diff** per browser after a click (what `ClientView.on_change` does: the look's parts and
+  `LayeredSplats.update`, beside the previous path, the look's array and the selection-aware `ChunkedSplats.update`,
+  and the one before it, comparing every chunk) and **bytes per one-object change** as a share of the whole splat
+  buffer, for both (bench.viewer's figures, at the same size).
 
 `splatseg bench --quick --section latency --json F` writes the keys `click_coarse_p50_ms`, `click_fine_p50_ms`,
 `saga_p50_ms`, `look_diff_p50_ms`, `bytes_per_object_change_fraction` (and p95s, reference p50s and ratios),
@@ -60,6 +61,7 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
     from backend.workspace import Workspace
     from viewer.client_camera import camera_from_viewport, viewport_of
     from viewer.session import Session
+    from viewer.splat_layers import LayeredSplats
     from viewer.splats import ChunkedSplats, SplatChunks
 
     synth = build_tabletop(seed=0, num_gaussians=num_gaussians)
@@ -117,33 +119,61 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
     out["ray_reference_p50_ms"] = percentile(ray[False], 50)
 
     session = Session(synth.scene, workspace=Workspace(scene_dir), field=click)
-    # Two clients side by side: the selection-aware update and the one comparing every chunk (the previous path).
-    splats = ChunkedSplats(_CountingSceneApi(), SplatChunks(synth.scene), session.rgba())
-    full = ChunkedSplats(_CountingSceneApi(), splats.chunks, session.rgba())
+    # Three clients side by side: the layered splats (the fast path), the selection-aware `ChunkedSplats` (the
+    # previous path) and `ChunkedSplats` comparing every chunk (the one before it), each with its layers prefetched.
+    chunks = SplatChunks(synth.scene)
+    layered = LayeredSplats(_CountingSceneApi(), chunks, session.rgba())
+    previous = ChunkedSplats(_CountingSceneApi(), chunks, session.rgba())
+    full = ChunkedSplats(_CountingSceneApi(), chunks, session.rgba())
     full.incremental = False
-    for s in (splats, full):
+    layered.prefetch(session.look_parts()[2], session.tint_layer())
+    for s in (previous, full):
         s.prefetch_dim(session.look_layers()[2])
-    look_ms: list[float] = []
-    full_ms: list[float] = []
+    clients = [layered, previous, full]
+    # Wall time and this thread's CPU time: on a box loaded far beyond its cores the wall time of a few-ms step is
+    # mostly waiting for a core; the CPU time is what the step itself costs.
+    spent: list[list[tuple[float, float]]] = [[], [], []]
+    shares: list[list[float]] = [[], [], []]  # bytes sent per click (these clicks' selections) / whole buffer
     for k, (cam, px) in enumerate(zip(cameras, pixels, strict=True)):
         session.click(cam, px, positive=True, who="bench")
         for action in ("click", "clear"):
             if action == "clear":
                 session.edit("clear")
-            t0 = time.perf_counter()
-            rgba, plain, dimmed = session.look_layers()  # the look itself: paid once, by both paths alike
-            look = time.perf_counter() - t0
-            pair = [(splats, look_ms), (full, full_ms)]
-            for s, sink in pair if k % 2 else pair[::-1]:  # alternate which goes first
-                t0 = time.perf_counter()
-                s.update(rgba, plain=plain, dimmed=dimmed)
+            turns = [0, 1, 2] if k % 2 else [1, 2, 0]  # alternate which goes first
+            look = (0.0, 0.0)
+            for j in turns:
+                t0, c0 = time.perf_counter(), time.thread_time()
+                if j == 0:  # the look's parts (what `ClientView` asks the session for) + the layered update
+                    parts, plain, dimmed = session.look_parts()
+                    stats = layered.update(parts, plain=plain, dimmed=dimmed)
+                    took = (time.perf_counter() - t0, time.thread_time() - c0)
+                else:  # the look made into its array once (paid by both previous paths alike) + their update
+                    if j == 1:  # 1 always goes before 2
+                        rgba, plain, dimmed = session.look_layers()
+                        look = (time.perf_counter() - t0, time.thread_time() - c0)
+                        t0, c0 = time.perf_counter(), time.thread_time()
+                    stats = clients[j].update(rgba, plain=plain, dimmed=dimmed)
+                    took = (look[0] + time.perf_counter() - t0, look[1] + time.thread_time() - c0)
                 if action == "click":
-                    sink.append((look + time.perf_counter() - t0) * 1e3)
-    out["look_diff_p50_ms"] = percentile(look_ms[2:], 50)
-    out["look_diff_reference_p50_ms"] = percentile(full_ms[2:], 50)
-    out["look_diff_p95_ms"] = percentile(look_ms[2:], 95)
-    del session, splats, click, saga, synth
-    out["bytes_per_object_change_fraction"] = bench_bytes(num_gaussians)["change_mean"]
+                    spent[j].append((took[0] * 1e3, took[1] * 1e3))
+                    shares[j].append(stats.share)
+    for key, times in zip(("look_diff", "look_diff_reference", "look_diff_full"), spent, strict=True):
+        wall, cpu = [t[0] for t in times[2:]], [t[1] for t in times[2:]]
+        out[f"{key}_p50_ms"] = percentile(wall, 50)
+        out[f"{key}_p95_ms"] = percentile(wall, 95)
+        out[f"{key}_cpu_p50_ms"] = percentile(cpu, 50)
+        out[f"{key}_cpu_p95_ms"] = percentile(cpu, 95)
+    out["click_bytes_fraction"] = float(np.mean(shares[0]))
+    out["click_bytes_reference_fraction"] = float(np.mean(shares[1]))
+    del session, layered, previous, full, click, saga, synth
+    b = bench_bytes(num_gaussians)
+    out["bytes_per_object_change_fraction"] = b["change_mean"]
+    out["bytes_first_selection_fraction"] = b["first_mean"]
+    out["bytes_prefetch_fraction"] = b["dim_prefetch_share"]
+    ref = bench_bytes(num_gaussians, reference=True)
+    out["bytes_per_object_change_reference_fraction"] = ref["change_mean"]
+    out["look_diff_objects_cpu_p50_ms"] = b["click_cpu_p50_ms"]
+    out["look_diff_objects_reference_cpu_p50_ms"] = ref["click_cpu_p50_ms"]
     return out
 
 
@@ -176,24 +206,42 @@ def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
         )
     )
     look_ratio = r["look_diff_reference_p50_ms"] / max(r["look_diff_p50_ms"], 1e-9)
+    full_ratio = r["look_diff_full_p50_ms"] / max(r["look_diff_p50_ms"], 1e-9)
     figures.append(
         Figure(
             "latency",
             f"look + chunk diff after a click p50, {label}",
             r["look_diff_p50_ms"],
             "ms",
-            f"p95 {r['look_diff_p95_ms']:.1f} ms; comparing every chunk (the previous path) p50 "
-            f"{r['look_diff_reference_p50_ms']:.1f} ms: ×{look_ratio:.1f}",
+            f"p95 {r['look_diff_p95_ms']:.1f} ms; layered splats (viewer/splat_layers.py); previous path "
+            f"(`ChunkedSplats`, selection-aware) p50 {r['look_diff_reference_p50_ms']:.1f} ms: ×{look_ratio:.1f}; "
+            f"comparing every chunk {r['look_diff_full_p50_ms']:.1f} ms: ×{full_ratio:.1f}; CPU time p50 / p95 "
+            f"{r['look_diff_cpu_p50_ms']:.2f} / {r['look_diff_cpu_p95_ms']:.2f} ms, previous "
+            f"{r['look_diff_reference_cpu_p50_ms']:.2f} / {r['look_diff_reference_cpu_p95_ms']:.2f} ms: "
+            f"×{r['look_diff_reference_cpu_p50_ms'] / max(r['look_diff_cpu_p50_ms'], 1e-9):.1f}",
             "look_diff_p50_ms",
         )
     )
     figures.append(
         Figure(
             "latency",
-            f"look + diff comparing every chunk p50, {label}",
+            f"look + chunk diff after a click, CPU time p50, {label}",
+            r["look_diff_cpu_p50_ms"],
+            "ms",
+            f"this thread's CPU time (the wall time on a box loaded beyond its cores is mostly waiting); previous "
+            f"path {r['look_diff_reference_cpu_p50_ms']:.2f} ms; bytes per click (after a clear, these clicks' own "
+            f"selections) {100 * r['click_bytes_fraction']:.1f}% of the buffer, previous path "
+            f"{100 * r['click_bytes_reference_fraction']:.1f}%",
+            "look_diff_cpu_p50_ms",
+        )
+    )
+    figures.append(
+        Figure(
+            "latency",
+            f"look + diff, previous path (`ChunkedSplats`) p50, {label}",
             r["look_diff_reference_p50_ms"],
             "ms",
-            "",
+            f"p95 {r['look_diff_reference_p95_ms']:.1f} ms",
             "look_diff_reference_p50_ms",
         )
     )
@@ -203,7 +251,12 @@ def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
             f"bytes per one-object change, {label}",
             r["bytes_per_object_change_fraction"],
             "ratio",
-            "share of the whole splat buffer",
+            f"share of the whole splat buffer; previous path "
+            f"{100 * r['bytes_per_object_change_reference_fraction']:.1f}%; first selection "
+            f"{100 * r['bytes_first_selection_fraction']:.1f}%; the dimmed and tinted layers, sent once after the "
+            f"first frame: {100 * r['bytes_prefetch_fraction']:.0f}%; look + diff CPU time p50 for these whole-object "
+            f"selections {r['look_diff_objects_cpu_p50_ms']:.2f} ms, previous path "
+            f"{r['look_diff_objects_reference_cpu_p50_ms']:.2f} ms",
             "bytes_per_object_change_fraction",
         )
     )

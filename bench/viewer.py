@@ -124,7 +124,8 @@ def bench_click_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> di
     from backend.workspace import Workspace
     from viewer.client_camera import camera_from_viewport, screen_to_pixel, viewport_of
     from viewer.session import Session
-    from viewer.splats import ChunkedSplats, SplatChunks
+    from viewer.splat_layers import LayeredSplats
+    from viewer.splats import SplatChunks
 
     synth = build_tabletop(seed=0, num_gaussians=num_gaussians)
     scene_dir = workdir / f"tabletop_{num_gaussians}"
@@ -142,12 +143,12 @@ def bench_click_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> di
     field = load_field(scene_dir, method="click")
     session = Session(synth.scene, workspace=Workspace(scene_dir), field=field)
     chunks = SplatChunks(synth.scene)
-    splats = ChunkedSplats(_CountingSceneApi(), chunks, session.rgba())
-    splats.prefetch_dim(session.look_layers()[2])  # as a browser has them a few seconds after the first frame
+    splats = LayeredSplats(_CountingSceneApi(), chunks, session.rgba())
+    splats.prefetch(session.look_parts()[2], session.tint_layer())  # as a browser has them after the first frame
 
     def show() -> None:  # what `ClientView.on_change` does for each browser
-        rgba, plain, dimmed = session.look_layers()
-        splats.update(rgba, plain=plain, dimmed=dimmed)
+        look, plain, dimmed = session.look_parts()
+        splats.update(look, plain=plain, dimmed=dimmed)
 
     times, segment_ms, look_ms = [], [], []
     per_camera = max(1, clicks // len(cameras))
@@ -192,7 +193,12 @@ class _CountingHandle:
 
 
 class _CountingSceneApi:
-    """Stands in for viser's SceneApi: `ChunkedSplats` counts the bytes it would send."""
+    """Stands in for viser's SceneApi: the splat classes count the bytes they would send."""
+
+    def add_frame(self, name: str, *args: Any, visible: bool = True, **kwargs: Any) -> _CountingHandle:
+        handle = _CountingHandle()
+        handle.visible = visible
+        return handle
 
     def add_gaussian_splats(self, name: str, *args: Any, visible: bool = True, **kwargs: Any) -> _CountingHandle:
         handle = _CountingHandle()
@@ -200,9 +206,12 @@ class _CountingSceneApi:
         return handle
 
 
-def bench_bytes(num_gaussians: int, *, num_chunks: int | None = None) -> dict[str, float]:
+def bench_bytes(num_gaussians: int, *, num_chunks: int | None = None, reference: bool = False) -> dict[str, float]:
+    """Shares of the buffer sent per selection change by `LayeredSplats` (dimmed and tinted layers prefetched), or
+    with `reference` by `ChunkedSplats` (the previous path: dimmed copies only, whole chunks resent)."""
     from backend.synthetic import build_tabletop
     from viewer.looks import LookCache, base_rgba
+    from viewer.splat_layers import LayeredSplats
     from viewer.splats import ChunkedSplats, SplatChunks
 
     synth = build_tabletop(seed=0, num_gaussians=num_gaussians)
@@ -216,19 +225,31 @@ def bench_bytes(num_gaussians: int, *, num_chunks: int | None = None) -> dict[st
     keys = ("first", "change", "clear", "first_tint_only", "isolate_first", "object_share")
     shares: dict[str, list[float]] = {k: [] for k in keys}
     prefetch = 0.0
+    click_cpu: list[float] = []
     for i, obj in enumerate(objects):
         a = synth.object_labels == obj
         b = synth.object_labels == objects[(i + 1) % len(objects)]
         shares["object_share"].append(float(a.mean()))
-        splats = ChunkedSplats(_CountingSceneApi(), chunks, base)
-        prefetch = splats.prefetch_dim(dimmed) / (len(scene) * 32)
+        if reference:
+            splats: Any = ChunkedSplats(_CountingSceneApi(), chunks, base)
+            prefetch = splats.prefetch_dim(dimmed) / (len(scene) * 32)
+        else:
+            splats = LayeredSplats(_CountingSceneApi(), chunks, base)
+            prefetch = splats.prefetch(dimmed, looks.tinted("highlight")) / (len(scene) * 32)
 
-        def step(mask: np.ndarray, mode: str = "highlight", dim_rest: bool = True, splats=splats) -> float:
-            look = looks.rgba(mode, mask, dim_rest=dim_rest)  # type: ignore[arg-type]
-            return splats.update(look, plain=plain, dimmed=dimmed).share
+        cpu: list[float] = []
+
+        def step(mask: np.ndarray, mode: str = "highlight", dim_rest: bool = True, splats=splats, cpu=cpu) -> float:
+            c0 = time.thread_time()  # CPU time: what the look + update cost, not the wait for a core
+            make = looks.rgba if reference else looks.parts  # the previous path makes the look's array
+            look = make(mode, mask, dim_rest=dim_rest)  # type: ignore[arg-type]
+            share = splats.update(look, plain=plain, dimmed=dimmed).share
+            cpu.append((time.thread_time() - c0) * 1e3)
+            return share
 
         shares["first"].append(step(a))
         shares["change"].append(step(b))
+        click_cpu += cpu
         shares["clear"].append(step(empty))
         shares["first_tint_only"].append(step(a, dim_rest=False))
         step(empty)
@@ -237,6 +258,8 @@ def bench_bytes(num_gaussians: int, *, num_chunks: int | None = None) -> dict[st
         "chunks": chunks.num_chunks,
         "full_buffer_mb": len(scene) * 32 / 2**20,
         "dim_prefetch_share": prefetch,
+        "click_cpu_p50_ms": percentile(click_cpu, 50),
+        "click_cpu_p95_ms": percentile(click_cpu, 95),
     }
     for key, values in shares.items():
         out[f"{key}_mean"] = statistics.mean(values)
@@ -369,7 +392,7 @@ def run(*, quick: bool, json_out: Path | None, figures: Path | None, skip_demo: 
                 f"first selection {100 * b['first_mean']:.1f}% (max {100 * b['first_max']:.1f}%), "
                 f"object → object {100 * b['change_mean']:.1f}% (max {100 * b['change_max']:.1f}%), "
                 f"clear {100 * b['clear_mean']:.1f}%, isolate {100 * b['isolate_first_mean']:.1f}%; "
-                f"the dimmed copies sent once after the first frame: {100 * b['dim_prefetch_share']:.0f}%",
+                f"the dimmed and tinted copies sent once after the first frame: {100 * b['dim_prefetch_share']:.0f}%",
                 flush=True,
             )
     if not skip_demo:

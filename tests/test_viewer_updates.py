@@ -11,6 +11,7 @@ from backend.workspace import Workspace
 from tests.conftest import random_scene
 from viewer.client_view import ClientView
 from viewer.context import ClientContext
+from viewer.looks import LookParts
 from viewer.session import Session
 from viewer.updates import PendingSlot, UpdateWorker
 
@@ -111,7 +112,7 @@ class SlowSplats:
 
     def update(self, rgba, *, plain, dimmed):
         assert self.release.wait(10)
-        self.looks.append(rgba.copy())
+        self.looks.append((rgba.rgba() if isinstance(rgba, LookParts) else rgba).copy())
         return None
 
 

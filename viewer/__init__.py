@@ -6,5 +6,6 @@
 from .app import ViewerApp as ViewerApp
 from .session import Session as Session
 from .session import Settings as Settings
+from .splat_layers import LayeredSplats as LayeredSplats
 from .splats import ChunkedSplats as ChunkedSplats
 from .splats import SplatChunks as SplatChunks

@@ -23,7 +23,8 @@ from .client_camera import camera_from_handle, screen_to_pixel
 from .panels import Panel
 from .sa3d_panel import Sa3dPanelHooks, add_sa3d_panel
 from .session import Busy, NoFeatures, Session
-from .splats import ChunkedSplats, UpdateStats
+from .splat_layers import LayeredSplats
+from .splats import UpdateStats
 from .text_panel import TextPanelHooks, add_text_panel
 from .updates import PendingSlot
 
@@ -33,9 +34,11 @@ if TYPE_CHECKING:
     from .context import ClientContext
 
 PREFETCH_DELAY_S = 3.0
-"""The dimmed copies follow the first frame; they double what the browser sorts, so not before it has drawn."""
+"""The dimmed and tinted copies follow the first frame; they triple what the browser sorts, so not before it has
+drawn."""
 PREFETCH_MAX_GAUSSIANS = 2_000_000
-"""Above this the browser's sort would suffer from the copies; the first selection then resends every chunk once."""
+"""Above this the browser's sort would suffer from the copies; the first selection then sends the chunks it needs
+once (the dimmed rest, the selected object), and later clicks reuse them."""
 MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
 """Larger exports are only saved in the workspace: a websocket download of gigabytes helps no one."""
 
@@ -56,9 +59,9 @@ class ClientView:
         """Bytes the last look change sent to this browser (the figures measure this)."""
         self.prefetched_bytes = 0
 
-        self.splats: ChunkedSplats | None = None
+        self.splats: LayeredSplats | None = None
         if ctx.server_frames is None:
-            self.splats = ChunkedSplats(client.scene, ctx.chunks, self.session.rgba())
+            self.splats = LayeredSplats(client.scene, ctx.chunks, self.session.rgba())
             if len(self.session.scene) <= PREFETCH_MAX_GAUSSIANS:
                 timer = threading.Timer(PREFETCH_DELAY_S, self._prefetch)
                 timer.daemon = True
@@ -154,8 +157,8 @@ class ClientView:
         with self._update_lock:
             if "look" in kinds:
                 if self.splats is not None:
-                    rgba, plain, dimmed = self.session.look_layers()
-                    self.last_update = self.splats.update(rgba, plain=plain, dimmed=dimmed)
+                    look, plain, dimmed = self.session.look_parts()  # a click's look is never made into an array
+                    self.last_update = self.splats.update(look, plain=plain, dimmed=dimmed)
                 elif self.ctx.server_frames is not None:
                     self.ctx.server_frames.refresh(self.client)
             self.panel.sync(kinds)
@@ -167,11 +170,11 @@ class ClientView:
             if self.splats is None:  # closed meanwhile
                 return
             try:
-                _, _, dimmed = self.session.look_layers()
-                self.prefetched_bytes = self.splats.prefetch_dim(dimmed)
+                _, _, dimmed = self.session.look_parts()
+                self.prefetched_bytes = self.splats.prefetch(dimmed, self.session.tint_layer())
             except Exception as e:  # a client gone meanwhile: nothing to do
                 if self.connected:
-                    print(f"splatseg view: could not send the dimmed copies to {self.who} ({e})")
+                    print(f"splatseg view: could not send the dimmed and tinted copies to {self.who} ({e})")
 
     def on_notify(self, title: str, body: str, color: str | None) -> None:
         self.notify(title, body, color)

@@ -109,8 +109,43 @@ def _as_look(
     return look
 
 
+class LookParts:
+    """A highlight look not yet made into its [N, 4] array: `tinted` where `selection` is True, `rest` elsewhere.
+
+    A browser that keeps the rest and tinted looks as prefetched layers needs only these parts and the Gaussians'
+    per-chunk selected counts after a click; making the whole array (a select over every Gaussian and a fresh
+    4-bytes-a-Gaussian allocation, a few ms at 1M) is left to whoever asks for `rgba()`.
+    """
+
+    __slots__ = ("_rgba", "rest", "selection", "tinted")
+
+    def __init__(
+        self,
+        selection: np.ndarray | None,  # [N] bool, a private copy; None = nothing selected
+        rest: np.ndarray,  # [N, 4] uint8
+        tinted: np.ndarray,  # [N, 4] uint8
+    ) -> None:
+        self.selection, self.rest, self.tinted = selection, rest, tinted
+        self._rgba: Look | None = None
+
+    @property
+    def parts(self) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        return self.selection, self.rest, self.tinted
+
+    def rgba(self) -> Look:  # [N, 4] uint8, made once
+        if self._rgba is None:
+            if self.selection is None:
+                words = _words(self.rest)
+            else:
+                words = np.where(self.selection, _words(self.tinted), _words(self.rest))
+            self._rgba = _as_look(words.view(np.uint8).reshape(-1, 4), self.selection, self.rest, self.tinted)
+        return self._rgba
+
+
 def look_parts(rgba: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray] | None:
     """(selection [N] bool or None, rest [N, 4], tinted [N, 4]) when `rgba` is a `Look` made by `LookCache`."""
+    if isinstance(rgba, LookParts):
+        return rgba.parts
     return rgba.parts if isinstance(rgba, Look) else None
 
 
@@ -148,6 +183,11 @@ class LookCache:
         self._prepare(mode, colors, colors_key)
         return self._plain, self._dimmed
 
+    def tinted(self, mode: ViewMode, *, colors: np.ndarray | None = None, colors_key: object = None) -> np.ndarray:
+        """Everything tinted [N, 4] uint8: a selected Gaussian's colour, the third look a browser keeps ready."""
+        self._prepare(mode, colors, colors_key)
+        return self._tinted
+
     def rgba(
         self,
         mode: ViewMode,
@@ -184,6 +224,23 @@ class LookCache:
         kept = selection.copy()
         self._last = (self._tinted, rest, kept, words)
         return _as_look(words.view(np.uint8).reshape(-1, 4), kept, rest, self._tinted)
+
+    def parts(
+        self,
+        mode: ViewMode,
+        selection: np.ndarray,  # [N] bool
+        *,
+        colors: np.ndarray | None = None,  # [N, 3] uint8
+        colors_key: object = None,
+        dim_rest: bool = True,
+    ) -> LookParts | np.ndarray:  # highlight looks as parts (made on demand), isolate and hide as [N, 4] uint8
+        """The look `rgba` would return, as `LookParts` where it is a highlight look (equal once made)."""
+        if mode in ("isolate", "hide"):
+            return self.rgba(mode, selection, colors=colors, colors_key=colors_key, dim_rest=dim_rest)
+        self._prepare(mode, colors, colors_key)
+        if not selection.any():
+            return LookParts(None, self._plain, self._tinted)
+        return LookParts(selection.copy(), self._dimmed if dim_rest else self._plain, self._tinted)
 
 
 def _words(rgba: np.ndarray) -> np.ndarray:  # [N, 4] uint8 → [N] uint32 view

@@ -128,6 +128,8 @@ class Session(SessionBus, SessionLooks):
         self._colors: dict[object, np.ndarray] = {}
         self._rgba_key: object = None
         self._rgba: np.ndarray | None = None
+        self._parts_key: object = None
+        self._parts: object = None
         self._stats_version = -1
         self._stats = SelectionStats(0, None, None)
         self._means_np = scene.means.detach().cpu().numpy()
@@ -150,7 +152,7 @@ class Session(SessionBus, SessionLooks):
                     self.settings.level = str(levels[0])
                 if field.uses_scale and self.settings.scale is None:
                     self.settings.scale = getattr(field, "default_scale", None)
-            self._rgba_key = None
+            self._rgba_key = self._parts_key = None
         self._emit("field", "settings", "look")
 
     def _require_field(self) -> FeatureField:

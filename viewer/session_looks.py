@@ -76,6 +76,20 @@ class SessionLooks:
                 self._rgba_key = key
             return self._rgba
 
+    def look_parts(self) -> tuple[Any, np.ndarray, np.ndarray]:  # (LookParts or [N, 4] uint8, plain, dimmed)
+        """`look_layers` with a highlight look left as `LookParts` (made into an array only if a client asks)."""
+        with self._lock:
+            colors, colors_key = self._view_colors_safe()
+            s = self.settings
+            key = (self.selection.version, s.view, colors_key, s.dim_rest)
+            if key != self._parts_key or self._parts is None:
+                self._parts = self._looks.parts(
+                    self._mode(), self.selection.mask, colors=colors, colors_key=colors_key, dim_rest=s.dim_rest
+                )
+                self._parts_key = key
+            plain, dimmed = self._looks.layers(self._mode(), colors=colors, colors_key=colors_key)
+            return self._parts, plain, dimmed
+
     @property
     def look_style(self):  # → looks.LookStyle
         return self._looks.style
@@ -87,6 +101,12 @@ class SessionLooks:
             colors, colors_key = self._view_colors_safe()
             plain, dimmed = self._looks.layers(self._mode(), colors=colors, colors_key=colors_key)
             return rgba, plain, dimmed
+
+    def tint_layer(self) -> np.ndarray:  # [N, 4] uint8: every Gaussian as it looks selected, in the current colouring
+        """The third look the browser keeps ready (a chunk wholly inside a selection switches to it)."""
+        with self._lock:
+            colors, colors_key = self._view_colors_safe()
+            return self._looks.tinted(self._mode(), colors=colors, colors_key=colors_key)
 
     def _view_colors_safe(self) -> tuple[np.ndarray | None, object]:
         try:

@@ -1,0 +1,161 @@
+"""Look layers under parent frames (viewer/splat_layers.py) against the per-chunk reference (`ChunkedSplats`): over
+random click sequences the browser draws exactly the same thing, with fewer messages and fewer bytes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import random_scene
+from tests.helpers.splat_browser import RecordingSceneApi, drawn_words, expected_words
+from viewer.looks import LookCache, LookParts, base_rgba, compute_rgba, label_colors
+from viewer.splat_layers import LayeredSplats
+from viewer.splats import ChunkedSplats, SplatChunks
+
+
+def _selection(rng, kind: int, sel: np.ndarray, chunk_of: np.ndarray, num_chunks: int) -> np.ndarray:
+    n = len(sel)
+    if kind == 0:
+        return np.zeros(n, bool)
+    if kind == 1:  # whole chunks: the tint layer's case
+        return np.isin(chunk_of, rng.choice(num_chunks, size=rng.integers(1, 4), replace=False))
+    if kind == 2:  # a blob: whole chunks and a boundary
+        centre = rng.integers(n)
+        return np.abs(np.arange(n) - centre) < rng.integers(50, 600)
+    if kind == 3:
+        return sel | (rng.random(n) < 0.02)
+    if kind == 4:
+        return sel & (rng.random(n) < 0.7)
+    out = sel.copy()
+    flip = rng.choice(n, size=int(rng.integers(1, 50)), replace=False)
+    out[flip] = ~out[flip]
+    return out
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_layers_draw_what_the_reference_draws_over_random_clicks(seed: int):
+    """Clicks, clears, dim on and off, colourings and modes switched, the extra layers prefetched midway: after every
+    step the layered client draws exactly what the reference client draws, which is exactly the look."""
+    scene = random_scene(4000, seed=seed)
+    chunks = SplatChunks(scene, num_chunks=32)
+    base = base_rgba(scene.dc_colors, scene.opacities)
+    base[:300, 3] = 0  # some transparent Gaussians: a chunk of them shows nothing
+    looks = LookCache(base)
+    chunk_of = chunks.chunk_of()
+    rng = np.random.default_rng(seed)
+    colors = label_colors(rng.integers(-1, 6, len(scene)))
+    fast_api, ref_api = RecordingSceneApi(), RecordingSceneApi()
+    fast = LayeredSplats(fast_api, chunks, base)
+    ref = ChunkedSplats(ref_api, chunks, base)
+    sel = np.zeros(len(scene), bool)
+    fast_bytes = ref_bytes = 0
+    for step in range(160):
+        sel = _selection(rng, int(rng.integers(6)), sel, chunk_of, chunks.num_chunks)
+        mode = "highlight" if step % 17 else str(rng.choice(["isolate", "hide", "clusters", "pca"]))
+        dim = bool(step % 11)
+        if step == 40:
+            fast.prefetch(looks.layers("highlight")[1], looks.tinted("highlight"))
+            ref.prefetch_dim(looks.layers("highlight")[1])
+        plain, dimmed = looks.layers(mode, colors=colors, colors_key="c")  # type: ignore[arg-type]
+        look = looks.rgba(mode, sel, colors=colors, colors_key="c", dim_rest=dim)  # type: ignore[arg-type]
+        lazy = looks.parts(mode, sel, colors=colors, colors_key="c", dim_rest=dim)  # type: ignore[arg-type]
+        fast_bytes += fast.update(lazy if step % 3 else look, plain=plain, dimmed=dimmed).bytes_sent
+        ref_bytes += ref.update(look, plain=plain, dimmed=dimmed).bytes_sent
+        want = expected_words(look, chunks)
+        np.testing.assert_array_equal(drawn_words(ref_api, chunks), want, err_msg=f"reference, step {step}")
+        np.testing.assert_array_equal(drawn_words(fast_api, chunks), want, err_msg=f"layers, step {step}")
+    # Scattered random edits cost about the same bytes both ways (batches of mixed chunks travel together); the
+    # messages are far fewer. Object-sized selections are cheaper in bytes too (the test below, bench_bytes).
+    assert fast_bytes < 1.25 * ref_bytes
+    assert fast_api.messages < 0.5 * ref_api.messages, (fast_api.messages, ref_api.messages)
+    assert fast.node_count() <= 4 * chunks.num_chunks
+
+
+def test_the_incremental_targets_equal_the_full_comparison():
+    """The same click sequence through the selection-aware path (given the look's parts, never making its array)
+    and through the every-chunk comparison leaves the two clients drawing the same words."""
+    scene = random_scene(3000, seed=5)
+    chunks = SplatChunks(scene, num_chunks=16)
+    base = base_rgba(scene.dc_colors, scene.opacities)
+    looks = LookCache(base)
+    apis = [RecordingSceneApi(), RecordingSceneApi()]
+    fast, full = (LayeredSplats(api, chunks, base) for api in apis)
+    full.incremental = False
+    rng = np.random.default_rng(2)
+    chunk_of = chunks.chunk_of()
+    sel = np.zeros(len(scene), bool)
+    unmade = 0
+    for step in range(120):
+        sel = _selection(rng, int(rng.integers(6)), sel, chunk_of, chunks.num_chunks)
+        plain, dimmed = looks.layers("highlight")
+        lazy = looks.parts("highlight", sel, dim_rest=bool(step % 5))
+        assert isinstance(lazy, LookParts)
+        fast.update(lazy, plain=plain, dimmed=dimmed)
+        unmade += lazy._rgba is None
+        full.update(lazy.rgba(), plain=plain, dimmed=dimmed)
+        want = compute_rgba(base, "highlight", sel, dim_rest=bool(step % 5))
+        np.testing.assert_array_equal(lazy.rgba(), want)
+        np.testing.assert_array_equal(drawn_words(apis[0], chunks), drawn_words(apis[1], chunks), err_msg=str(step))
+        np.testing.assert_array_equal(drawn_words(apis[0], chunks), expected_words(want, chunks))
+    assert unmade == 119  # only the first update (nothing to compare with yet) made the array
+
+
+def test_a_click_is_frame_messages_and_the_touched_chunks_only():
+    """Dimming the scene is two frame messages, not one per chunk; a chunk wholly inside the selection switches to
+    the prefetched tint layer; only the selection's boundary chunks are sent."""
+    scene = random_scene(8000, seed=2)
+    chunks = SplatChunks(scene, num_chunks=64)
+    base = base_rgba(scene.dc_colors, scene.opacities)
+    looks = LookCache(base)
+    plain, dimmed = looks.layers("highlight")
+    api = RecordingSceneApi()
+    splats = LayeredSplats(api, chunks, base)
+    splats.prefetch(dimmed, looks.tinted("highlight"))
+    chunk_of = chunks.chunk_of()
+    inside = np.isin(chunk_of, [3, 4])
+    edge = chunks.order[chunks.chunk_slice(9)][:10]
+    sel = inside.copy()
+    sel[edge] = True
+    before = api.messages
+    stats = splats.update(looks.rgba("highlight", sel), plain=plain, dimmed=dimmed)
+    # base frame off, dim on, tint on; dim nodes of chunks 3, 4, 9 off; tint nodes 3, 4 on; one mix node.
+    assert api.messages - before == 3 + 3 + 2 + 1
+    assert stats.chunks_resent == 1 and stats.bytes_sent == np.diff(chunks.bounds)[9] * 32
+    np.testing.assert_array_equal(drawn_words(api, chunks), expected_words(looks.rgba("highlight", sel), chunks))
+    # Another object: its chunks and the previous one's only.
+    other = np.isin(chunk_of, [20])
+    before = api.messages
+    stats = splats.update(looks.rgba("highlight", other), plain=plain, dimmed=dimmed)
+    assert stats.bytes_sent == 0  # a whole chunk: the tint layer has it
+    # dim 3, 4, 9 back on, dim 20 off, tint 3, 4 off, tint 20 on, the mix node of 9 removed.
+    assert api.messages - before == 4 + 2 + 1 + 1
+    # Clearing: frames only (and the lazily kept node states stay behind the hidden frames).
+    before = api.messages
+    stats = splats.update(looks.rgba("highlight", np.zeros(len(scene), bool)), plain=plain, dimmed=dimmed)
+    assert api.messages - before == 3 and stats.bytes_sent == 0
+    np.testing.assert_array_equal(drawn_words(api, chunks), expected_words(base, chunks))
+
+
+def test_layers_through_a_real_viser_server():
+    """The frames and nodes are real viser nodes: names under the layer frames, visibility as decided."""
+    import viser
+
+    from viewer.app import port_is_free
+
+    port = next(p for p in range(18400, 18500) if port_is_free("127.0.0.1", p))
+    server = viser.ViserServer(host="127.0.0.1", port=port, verbose=False)
+    try:
+        scene = random_scene(3000, seed=4)
+        chunks = SplatChunks(scene, num_chunks=4)
+        base = base_rgba(scene.dc_colors, scene.opacities)
+        looks = LookCache(base)
+        plain, dimmed = looks.layers("highlight")
+        splats = LayeredSplats(server.scene, chunks, base)
+        splats.prefetch(dimmed, looks.tinted("highlight"))
+        stats = splats.update(looks.rgba("highlight", chunks.chunk_of() == 2), plain=plain, dimmed=dimmed)
+        assert stats.bytes_sent == 0
+        assert [f.visible for f in splats._frames] == [False, True, True, True]
+        assert splats._handles[2][2].name == "/splats/tint/chunk_002" and splats._handles[2][2].visible
+        assert not splats._handles[1][2].visible and splats._handles[1][1].visible
+    finally:
+        server.stop()

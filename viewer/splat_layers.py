@@ -1,0 +1,386 @@
+"""The browser's splats as look layers under parent frames: a click costs messages for the chunks it touches only.
+
+`ChunkedSplats` (splats.py, the reference) keeps per chunk a `base` and a `dim` node and switches each chunk's own
+node visibility: the first selection and every clear switch every chunk (~480 visibility messages and as many Python
+steps at 1M Gaussians). Here each layer's chunk nodes hang under one parent frame (`/splats/base`, `/splats/dim`,
+`/splats/tint`, `/splats/mix`); viser's splat renderer draws a node only when its whole parent chain is visible (the
+scene tree's `effectiveVisibility`), so dimming the scene is two frame messages. A chunk node's own visibility only
+has to be right while its frame is visible, so it is corrected lazily, when the frame is shown: the chunks that differ
+from the layer's default are those the previous and the current selection touch.
+
+A third prefetched layer, `tint` (every Gaussian tinted), lets a chunk that lies wholly inside the selection switch
+to it instead of being resent: only the chunks on the selection's boundary travel, with their exact look, in a few
+`mix` batch nodes. Selecting another object therefore sends the boundary chunks only (~4% of the buffer at 1M
+Gaussians and 512 chunks instead of the object's own ~10%). The cost is a third copy of the scene in the browser's
+memory and sort, sent once after the first frame like the dimmed one.
+
+Which layer draws a chunk follows from how many of its Gaussians are selected (none: the rest's layer, all: tint,
+some: mix); after a click those counts are updated from the Gaussians whose selection flipped, so the look's
+[N, 4] array is never made (`LookParts`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from .looks import LookParts, look_parts
+from .splats import BYTES_PER_GAUSSIAN, SplatChunks, UpdateStats, _alpha, _ranges, _unpack, rgba_words
+
+LayerName = Literal["base", "dim", "tint", "mix"]
+LAYER_NAMES: tuple[LayerName, ...] = ("base", "dim", "tint", "mix")
+BASE, DIM, TINT, MIX = 0, 1, 2, 3
+OFF = -1
+"""A chunk's target: the layer whose node draws it, or OFF when nothing in it has any opacity."""
+KEPT = (BASE, DIM, TINT)
+"""The layers that hold a whole colouring (prefetched, reused); `mix` holds the mixed chunks' exact looks."""
+MIX_BATCH_CHUNKS = 8
+"""Mixed chunks per `mix` node: one node per chunk costs a Python step and a message each (~20 per click at 1M);
+one node per click would resend every mixed chunk on any later change. Chunk indices follow the k-d tree, so a batch
+holds neighbours and a local edit dirties few batches."""
+DEFAULT_CHILD_VISIBLE = {BASE: True, DIM: True, TINT: False, MIX: True}
+"""A new node's own visibility while its frame is hidden: most chunks show the rest of the scene (base or dim); only
+the selected ones show tint."""
+
+
+class _Handle(Protocol):
+    visible: bool
+
+    def remove(self) -> None: ...
+
+
+class _SceneApi(Protocol):
+    def add_gaussian_splats(self, name: str, *args: Any, **kwargs: Any) -> Any: ...
+
+    def add_frame(self, name: str, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class LayeredSplats:
+    """One client's splat nodes: per chunk up to one node per kept layer, mixed chunks in batch nodes, each layer
+    under its own frame.
+
+    `update` decides per chunk which layer draws it (its target), sends the nodes that do not hold their layer's
+    words yet, replaces `mix` batches no longer right, shows the frames of the layers in use and hides the others,
+    and corrects the own visibility of the nodes under visible frames where it differs from the target.
+    """
+
+    def __init__(
+        self,
+        scene_api: _SceneApi,
+        chunks: SplatChunks,
+        rgba: np.ndarray,  # [N, 4] uint8 in model order: the first look (drawn by the `base` nodes)
+        *,
+        prefix: str = "/splats",
+    ) -> None:
+        self.scene_api = scene_api
+        self.chunks = chunks
+        self.prefix = prefix
+        c, n = chunks.num_chunks, chunks.num_gaussians
+        self._sizes = np.diff(chunks.bounds)
+        self._frames = [scene_api.add_frame(f"{prefix}/{name}", show_axes=False, visible=False) for name in LAYER_NAMES]
+        self._frame_visible = [False] * len(LAYER_NAMES)
+        self._handles: list[list[_Handle | None]] = [[None] * c for _ in LAYER_NAMES]
+        self._child_visible = [np.zeros(c, bool) for _ in LAYER_NAMES]
+        self._stored = [np.zeros(n, np.uint32) for _ in LAYER_NAMES]
+        """The words each layer's nodes hold, in chunk order (valid where `_has`)."""
+        self._has = [np.zeros(c, bool) for _ in LAYER_NAMES]
+        self._refs: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * len(KEPT)
+        """Per kept layer: (the look it should hold, its words in chunk order, per chunk whether the node holds it)."""
+        self._zero_cache: list[tuple[np.ndarray, np.ndarray]] = []
+        self._target = np.full(c, OFF, np.int8)
+        self._mix_ok = np.zeros(c, bool)
+        """Whether chunk c's words in its `mix` batch are the current look's."""
+        self._mix_batch = np.full(c, -1, np.int64)
+        """The `mix` node (batch) holding chunk c's exact look, -1 = none."""
+        self._mix_nodes: dict[int, _Handle] = {}
+        self._batches = 0
+        self._last: tuple[tuple[np.ndarray | None, np.ndarray, np.ndarray], tuple[Any, Any, Any]] | None = None
+        self._sel_count = np.zeros(c, np.int64)
+        """Selected Gaussians per chunk in the last `Look` (valid while `_last` is set)."""
+        self.incremental = True
+        """Take the selection-aware path for `Look`s (False: compare every chunk)."""
+        words = chunks.in_chunk_order(rgba_words(rgba))
+        targets = np.where(self._chunk_all(_alpha(words) == 0), OFF, BASE).astype(np.int8)
+        for i in np.flatnonzero(self._sizes > 0).tolist():
+            sl = chunks.chunk_slice(i)
+            self._send(BASE, i, words[sl], visible=bool(targets[i] == BASE))
+        self._set_frame(BASE, True)
+        self._set_frame(MIX, True)
+        self._target = targets
+
+    # ---- what the browser holds --------------------------------------------------------------------------------
+    @property
+    def handles(self) -> list[Any]:
+        """The `base` node of every chunk (what a client starts with)."""
+        return [h for h in self._handles[BASE] if h is not None]
+
+    def node_count(self) -> int:
+        return sum(h is not None for layer in self._handles for h in layer) + len(self._mix_nodes)
+
+    def _set_frame(self, layer: int, visible: bool) -> None:
+        if self._frame_visible[layer] != visible:
+            self._frames[layer].visible = visible
+            self._frame_visible[layer] = visible
+
+    def _send(self, layer: int, i: int, words: np.ndarray, *, visible: bool) -> int:
+        """Create or refill chunk i's node of `layer` with `words`; returns the bytes sent."""
+        sl = self.chunks.chunk_slice(i)
+        buffer = self.chunks.geometry[sl].copy()
+        buffer[:, 7] = words
+        handle = self._handles[layer][i]
+        if handle is None:
+            centers, covs, rgbs, opacities = _unpack(buffer)
+            self._handles[layer][i] = self.scene_api.add_gaussian_splats(
+                f"{self.prefix}/{LAYER_NAMES[layer]}/chunk_{i:03d}",
+                centers=centers,
+                covariances=covs,
+                rgbs=rgbs,
+                opacities=opacities,
+                visible=visible,
+            )
+            self._child_visible[layer][i] = visible
+        else:
+            handle.buffer = buffer  # type: ignore[attr-defined]
+            if bool(self._child_visible[layer][i]) != visible:
+                handle.visible = visible
+                self._child_visible[layer][i] = visible
+        self._stored[layer][sl] = words
+        self._has[layer][i] = True
+        if layer in KEPT:
+            ref = self._refs[layer]
+            if ref is not None:
+                ref[2][i] = np.array_equal(words, ref[1][sl])
+        return len(words) * BYTES_PER_GAUSSIAN
+
+    def _chunk_all(self, flags: np.ndarray) -> np.ndarray:  # [N] bool in chunk order → [C] bool
+        out = np.zeros(self.chunks.num_chunks, dtype=bool)
+        nonempty = self._sizes > 0
+        if len(flags):
+            out[nonempty] = np.logical_and.reduceat(flags, self.chunks.bounds[:-1][nonempty])
+        return out
+
+    def _ref(self, layer: int, look: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(look, its words in chunk order, [C] whether the layer's node holds them); computed once per look."""
+        if look is None:
+            return None
+        ref = self._refs[layer]
+        if ref is None or ref[0] is not look:
+            words = self.chunks.in_chunk_order(rgba_words(look))
+            ref = (look, words, self._has[layer] & self._chunk_all(self._stored[layer] == words))
+            self._refs[layer] = ref
+        return ref
+
+    def _zero_alpha(self, words: np.ndarray) -> np.ndarray:  # [N] words in chunk order → [C] nothing to draw
+        for source, flags in self._zero_cache:
+            if source is words:
+                return flags
+        flags = self._chunk_all(_alpha(words) == 0)
+        self._zero_cache = [*self._zero_cache[-3:], (words, flags)]
+        return flags
+
+    # ---- updates -----------------------------------------------------------------------------------------------
+    def prefetch(self, dimmed: np.ndarray, tinted: np.ndarray | None = None) -> int:  # [N, 4] uint8 each → bytes
+        """Send the `dim` (and `tint`) nodes ahead of the first selection, hidden (after the first frame)."""
+        sent = 0
+        for layer, look in ((DIM, dimmed), (TINT, tinted)):
+            ref = self._ref(layer, look)
+            if ref is None:
+                continue
+            for i in np.flatnonzero(~ref[2] & (self._sizes > 0)).tolist():
+                visible = bool(self._target[i] == layer) if self._frame_visible[layer] else DEFAULT_CHILD_VISIBLE[layer]
+                sent += self._send(layer, i, ref[1][self.chunks.chunk_slice(i)], visible=visible)
+        return sent
+
+    def prefetch_dim(self, dimmed: np.ndarray) -> int:
+        """`prefetch` of the dimmed layer alone (the interface `ChunkedSplats` has)."""
+        return self.prefetch(dimmed)
+
+    def update(
+        self,
+        rgba: np.ndarray | LookParts,  # [N, 4] uint8 in model order, or a highlight look's parts: the look to show
+        *,
+        plain: np.ndarray | None = None,  # [N, 4] uint8: the look with nothing selected (what `base` draws)
+        dimmed: np.ndarray | None = None,  # [N, 4] uint8: everything dimmed (what `dim` draws)
+        tinted: np.ndarray | None = None,  # [N, 4] uint8: everything tinted (default: the look's own)
+    ) -> UpdateStats:
+        """Bring the browser to this look; returns what it cost.
+
+        For a highlight look (`LookParts` or a `Look`) of the same colouring as the previous one (a click) the
+        targets come from the selected Gaussians' per-chunk counts and the look's array is never made; otherwise
+        every chunk's words are compared with each kept layer (`_targets_full`, the path the first is tested
+        against)."""
+        stats = UpdateStats(full_bytes=self.chunks.num_gaussians * BYTES_PER_GAUSSIAN)
+        parts = look_parts(rgba)
+        if tinted is None and parts is not None:
+            tinted = parts[2]
+        layers = (plain, dimmed, tinted)
+        refs = [self._ref(layer, look) for layer, look in zip(KEPT, layers, strict=True)]
+        last, self._last = self._last, None
+        planned = None
+        if self.incremental and parts is not None and last is not None:
+            planned = self._targets_incremental(parts, last, layers, refs)
+        if planned is None:
+            planned = self._targets_full(rgba.rgba() if isinstance(rgba, LookParts) else rgba, parts, refs)
+        targets, mix_words = planned
+        self._apply(targets, refs, mix_words, stats)
+        if parts is not None and plain is not None:
+            self._last = (parts, layers)
+        return stats
+
+    def _targets_full(self, rgba: np.ndarray, parts: Any, refs: list[Any]) -> tuple[np.ndarray, Any]:
+        words = self.chunks.in_chunk_order(rgba_words(rgba))
+        targets = np.full(self.chunks.num_chunks, MIX, np.int8)
+        held = np.zeros(self.chunks.num_chunks, bool)
+        for layer in (TINT, DIM, BASE):  # the last match wins: base before dim before tint, a held node first
+            ref = refs[layer]
+            if ref is None:
+                continue
+            same = self._chunk_all(words == ref[1])
+            targets[same & ~held] = layer
+            now_held = same & ref[2]
+            targets[now_held] = layer
+            held |= now_held
+        targets[self._chunk_all(_alpha(words) == 0)] = OFF
+        self._mix_ok = self._has[MIX] & self._chunk_all(self._stored[MIX] == words)
+        if parts is not None:  # for the next incremental update
+            selection = parts[0]
+            self._sel_count = (
+                np.zeros(self.chunks.num_chunks, np.int64)
+                if selection is None
+                else np.bincount(self.chunks.chunk_of_int32()[selection], minlength=self.chunks.num_chunks)
+            )
+        return targets, lambda pos: np.take(words, pos)
+
+    def _targets_incremental(
+        self, parts: Any, last: Any, layers: tuple[Any, Any, Any], refs: list[Any]
+    ) -> tuple[np.ndarray, Any] | None:
+        selection, rest, tinted = parts
+        (old_selection, old_rest, old_tinted), old_layers = last
+        plain, dimmed, _ = layers
+        if any(a is not b for a, b in zip(layers, old_layers, strict=True)) or old_tinted is not tinted:
+            return None
+        if not all(r is plain or r is dimmed for r in (rest, old_rest)) or refs[BASE] is None:
+            return None
+        if (rest is dimmed and refs[DIM] is None) or refs[TINT] is None:
+            return None
+        n, c = self.chunks.num_gaussians, self.chunks.num_chunks
+        if (selection is not None and len(selection) != n) or (old_selection is not None and len(old_selection) != n):
+            return None
+        # The Gaussians whose selection flipped (the look says which, when it was made from the previous one).
+        # Nothing selected now: no chunk mixes, whatever flipped. Otherwise the Gaussians whose selection flipped
+        # update the per-chunk counts and mark their chunks' mix nodes stale.
+        chunk_of = self.chunks.chunk_of_int32()
+        if selection is None:
+            counts = np.zeros(c, np.int64)
+        elif old_selection is None:
+            counts = np.bincount(np.take(chunk_of, np.flatnonzero(selection)), minlength=c)
+            self._mix_ok[:] = False
+        else:
+            flips = np.flatnonzero(selection != old_selection)
+            gained = np.take(selection, flips)
+            ch = np.take(chunk_of, flips)
+            counts = self._sel_count + np.bincount(ch[gained], minlength=c) - np.bincount(ch[~gained], minlength=c)
+            self._mix_ok[ch] = False
+        self._sel_count = counts
+        if rest is not old_rest:
+            self._mix_ok[:] = False  # every mix node mixes in the rest's colours
+        rest_layer = BASE if rest is plain else DIM
+        rest_words, tint_words = refs[rest_layer][1], refs[TINT][1]
+        whole = counts == self._sizes
+        targets = np.where(counts == 0, rest_layer, np.where(whole, TINT, MIX)).astype(np.int8)
+        zero_rest, zero_tint = self._zero_alpha(rest_words), self._zero_alpha(tint_words)
+        targets[((counts == 0) | ~whole) & zero_rest & ((counts == 0) | zero_tint)] = OFF
+        targets[whole & (counts > 0) & zero_tint] = OFF
+        order = self.chunks.order
+
+        def mix_words(pos: np.ndarray) -> np.ndarray:  # [M] positions in chunk order → [M] words
+            # np.take: several times faster than fancy indexing for these gathers.
+            sel = np.take(selection, np.take(order, pos)) if selection is not None else np.zeros(len(pos), bool)
+            return np.where(sel, np.take(tint_words, pos), np.take(rest_words, pos))
+
+        return targets, mix_words
+
+    def _apply(self, targets: np.ndarray, refs: list[Any], mix_words: Any, stats: UpdateStats) -> None:
+        """Bring the nodes and frames to `targets` ([C] int8 layer per chunk, OFF = nothing)."""
+        nonempty = self._sizes > 0
+        targets = np.where(nonempty, targets, OFF).astype(np.int8)
+        previous = self._target
+        resent = np.zeros(len(targets), bool)
+        # 1. Kept layers' nodes that must be (re)sent: a chunk showing a layer whose node does not hold it yet.
+        for layer in KEPT:
+            ref = refs[layer]
+            if ref is None:
+                continue
+            for i in np.flatnonzero((targets == layer) & ~ref[2]).tolist():
+                stats.bytes_sent += self._send(layer, i, ref[1][self.chunks.chunk_slice(i)], visible=True)
+                stats.chunks_resent += 1
+                resent[i] = True
+        # 2. Mixed chunks travel in batches of up to MIX_BATCH_CHUNKS neighbouring chunks (one node each), so a click
+        # costs a few messages however many chunks its boundary crosses. A batch with a chunk no longer mixed (or
+        # mixed differently) goes, and its still-valid chunks travel again in a new batch.
+        want = targets == MIX
+        batch = self._mix_batch
+        dirty = np.unique(batch[(batch >= 0) & (~want | ~self._mix_ok)])
+        for b in dirty.tolist():
+            self._mix_nodes.pop(b).remove()
+        freed = np.isin(batch, dirty) if dirty.size else np.zeros(len(batch), bool)
+        batch[freed] = -1
+        self._has[MIX][freed] = False
+        todo = np.flatnonzero(want & (batch < 0))
+        for group in np.array_split(todo, -(-todo.size // MIX_BATCH_CHUNKS)) if todo.size else []:
+            pos = _ranges(self.chunks.bounds[group], self.chunks.bounds[group + 1])
+            words = mix_words(pos)
+            buffer = np.take(self.chunks.geometry, pos, axis=0)
+            buffer[:, 7] = words
+            centers, covs, rgbs, opacities = _unpack(buffer)
+            self._mix_nodes[self._batches] = self.scene_api.add_gaussian_splats(
+                f"{self.prefix}/mix/batch_{self._batches:06d}",
+                centers=centers,
+                covariances=covs,
+                rgbs=rgbs,
+                opacities=opacities,
+            )
+            batch[group] = self._batches
+            self._batches += 1
+            self._stored[MIX][pos] = words
+            self._has[MIX][group] = True
+            stats.bytes_sent += len(pos) * BYTES_PER_GAUSSIAN
+            stats.chunks_resent += int(group.size)
+            resent[group] = True
+        self._mix_ok = self._has[MIX].copy()
+        # 3. Under each frame that will be visible, each node's own visibility says whether its chunk shows it.
+        shown_frames = [bool((targets == layer).any()) for layer in range(len(LAYER_NAMES))]
+        shown_frames[MIX] = True
+        for layer in KEPT:
+            if not shown_frames[layer]:
+                continue
+            wrong = self._has[layer] & (self._child_visible[layer] != (targets == layer))
+            for i in np.flatnonzero(wrong).tolist():
+                visible = bool(targets[i] == layer)
+                handle = self._handles[layer][i]
+                assert handle is not None
+                handle.visible = visible
+                self._child_visible[layer][i] = visible
+        # 4. Frames last: a frame shown after its nodes are right never flashes the wrong chunks.
+        for layer in range(len(LAYER_NAMES)):
+            self._set_frame(layer, shown_frames[layer])
+        stats.chunks_toggled += int(((targets != previous) & ~resent).sum())
+        self._target = targets
+
+    def remove(self) -> None:
+        for layer, handles in enumerate(self._handles):
+            for i, handle in enumerate(handles):
+                if handle is not None:
+                    handle.remove()
+                    handles[i] = None
+            self._has[layer][:] = False
+        for handle in self._mix_nodes.values():
+            handle.remove()
+        self._mix_nodes.clear()
+        self._mix_batch[:] = -1
+        self._mix_ok[:] = False
+        for frame in self._frames:
+            frame.remove()
+        self._refs = [None] * len(KEPT)
+        self._last = None
