@@ -157,12 +157,13 @@ class FeatureField:
             return self._segment(camera, positives, negatives, level, scale, threshold, filter_floaters, start)
 
     def _segment(self, camera, positives, negatives, level, scale, threshold, filter_floaters, start) -> SegmentResult:
+        rays = self._rays(camera, positives)  # cast once: SAGA's automatic scale reads them too
         if scale is None and level is None and self.uses_scale:
-            scale = self.auto_scale(camera, positives)
+            scale = self._auto_scale(camera, positives, rays)
         level, scale = self._granularity(level, scale)
         thr = self.default_threshold(level) if threshold is None else float(threshold)
         bank = self._bank(level, scale)  # [D, N]
-        pos_q, seeds = self._queries(camera, positives, level, scale)
+        pos_q, seeds = self._queries(camera, positives, level, scale, rays)
         neg_q = self._queries(camera, negatives, level, scale)[0] if negatives else None
 
         def score_fn(pos_q=pos_q, bank=bank) -> np.ndarray:  # [N] float32
@@ -211,12 +212,18 @@ class FeatureField:
         """The scale a click without one queries at (`FeatureMethod.click_scale`: SAGA's automatic scale from
         the clicked pixel's masks); None for methods without scales, or when the method has nothing to go on.
         `from_masks=False` ignores the workspace masks (the benchmark's "object" variant)."""
-        caster = self._ray_caster()
-        contributors = []
-        for x, y in positives:
-            ids, w = caster.weights(camera, (float(x), float(y)))
-            if ids.numel():
-                contributors.append((ids.cpu().long(), w.cpu().double()))
+        with self._lock:
+            return self._auto_scale(camera, positives, self._rays(camera, positives), from_masks=from_masks)
+
+    def _auto_scale(
+        self,
+        camera: Camera,
+        positives: Sequence[tuple[float, float]],
+        rays: list[tuple[Tensor, Tensor]],  # `_rays(camera, positives)`
+        *,
+        from_masks: bool = True,
+    ) -> float | None:
+        contributors = [(ids.cpu().long(), w.cpu().double()) for ids, w in rays if ids.numel()]
         mask_scales = self._mask_scales(camera, positives) if from_masks else []
         return self.impl.click_scale(ClickEvidence(contributors, mask_scales))
 
@@ -296,13 +303,22 @@ class FeatureField:
             self._caster = RayCaster(self.scene)
         return self._caster
 
-    def _queries(
-        self, camera: Camera, pixels: Sequence[tuple[float, float]], level: str | None, scale: float | None
-    ) -> tuple[Tensor, np.ndarray]:  # [P', D] unit clicked features (rays that hit), seeds [T] Gaussian ids
+    def _rays(
+        self, camera: Camera, pixels: Sequence[tuple[float, float]]
+    ) -> list[tuple[Tensor, Tensor]]:  # per pixel: contributor ids [L], blend weights [L]
         caster = self._ray_caster()
+        return [caster.weights(camera, (float(x), float(y))) for x, y in pixels]
+
+    def _queries(
+        self,
+        camera: Camera,
+        pixels: Sequence[tuple[float, float]],
+        level: str | None,
+        scale: float | None,
+        rays: list[tuple[Tensor, Tensor]] | None = None,  # `_rays(camera, pixels)` when already cast
+    ) -> tuple[Tensor, np.ndarray]:  # [P', D] unit clicked features (rays that hit), seeds [T] Gaussian ids
         rows, seeds = [], []
-        for x, y in pixels:
-            ids, w = caster.weights(camera, (float(x), float(y)))
+        for ids, w in self._rays(camera, pixels) if rays is None else rays:
             if ids.numel() == 0 or float(w.sum()) <= 1e-6:
                 continue
             ids = ids.cpu()
