@@ -1,12 +1,13 @@
 """The click path's figures at 1M Gaussians, the fast path beside the previous one in the same run.
 
 - **Click → selection** (`FeatureField.segment`: rays, similarity, threshold, floater filter) for click features at
-  the coarse and fine levels and for SAGA features, three paths: the new one (the ray in NumPy, `RayCaster.fast`,
-  and `PrunedBank`), the previous one (the same with the ray in torch) and the reference (torch ray, whole-bank
-  product: field.fast = False), p50 and p95, the share of the bank `PrunedBank` read, and how many clicks' selections
-  differ between the new path and the previous one (0: the ray's weights are bit-identical). Features are made from
-  the tabletop's ground truth (one direction per object and part, plus noise), SAGA's as one 32-d direction per
-  object with a gate of ones, so the field's real code runs.
+  the coarse and fine levels and for SAGA features, three paths: the new one (the ray in NumPy, `RayCaster.fast`;
+  `PrunedBank.vectorised` runs; the floater filter reading its cells in block order,
+  `FeatureField.cells_in_block_order`), the previous one (those three off) and the reference (torch ray, whole-bank
+  product: field.fast = False), p50 and p95, the median share of the bank `PrunedBank` read, and how many clicks'
+  selections differ between the new path and the previous one (0: the ray's weights are bit-identical). Features are
+  made from the tabletop's ground truth (one direction per object and part, plus noise), SAGA's as one 32-d
+  direction per object with a gate of ones, so the field's real code runs.
 - **Ray cast + blend** of a click in NumPy (`RayCaster.weights`) beside torch (`weights_torch`), and torch's
   nearest-candidates-first blend (`front`) beside `weights_reference`.
 - **Look + chunk diff** per browser after a click (what `ClientView.on_change` does: the selection-aware
@@ -85,30 +86,35 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
             pixels.append(px)
     out: dict[str, float] = {"clicks": len(pixels)}
     caster = click._ray_caster()
-    saga_caster = saga._ray_caster()
     # Three paths, interleaved so that a burst of load on the box hits them alike: the new one (the ray in NumPy,
-    # `RayCaster.fast`), the previous one (the same with the ray in torch) and the reference (torch ray, product
-    # over the whole bank: field.fast = False).
-    variants = {"new": (True, True), "previous": (True, False), "reference": (False, False)}
+    # `RayCaster.fast`; `PrunedBank.vectorised` runs; the floater filter's cells in block order), the previous one
+    # (all three off: the path before them) and the reference (torch ray, whole-bank product: field.fast = False).
+    variants = {"new": (True, True), "previous": (True, False), "reference": (False, False)}  # field, ray, runs
+
+    def use(field, variant: str) -> None:
+        fast, newer = variants[variant]
+        field.fast, field._ray_caster().fast, field.cells_in_block_order = fast, newer, newer
+        for _, pruned in field._pruned.values():
+            pruned.vectorised = newer
+
     for name, field, kwargs in (
         ("click_coarse", click, {"level": "coarse"}),
         ("click_fine", click, {"level": "fine"}),
         ("saga", saga, {}),
     ):
-        ray_caster = field._ray_caster()
         times: dict[str, list[float]] = {v: [] for v in variants}
         for rep in range(2):
             for v in variants if rep % 2 == 0 else list(variants)[::-1]:
-                field.fast, ray_caster.fast = variants[v]
+                use(field, v)
                 _time_clicks(field, cameras[:2], pixels[:2], **kwargs)  # warm: lazy blocks, allocator
                 times[v] += _time_clicks(field, cameras, pixels, **kwargs)
-        field.fast = ray_caster.fast = True
         mismatched = 0  # clicks whose selection differs between the new path and the previous one
         for cam, px in zip(cameras, pixels, strict=True):
+            use(field, "new")
             new_mask = field.segment(cam, [px], **kwargs).mask
-            ray_caster.fast = False
+            use(field, "previous")
             mismatched += not np.array_equal(new_mask, field.segment(cam, [px], **kwargs).mask)
-            ray_caster.fast = True
+        use(field, "new")
         out[f"{name}_selection_mismatches"] = mismatched
         for v, key in (("new", ""), ("previous", "_previous"), ("reference", "_reference")):
             out[f"{name}{key}_p50_ms"] = percentile(times[v], 50)
@@ -121,7 +127,6 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
             if q.shape[0]:
                 shares.append(field._pruned_bank(level, scale, bank).select(q, None, field.default_threshold(level))[1])
         out[f"{name}_bank_read_share"] = float(np.median(shares)) if shares else 0.0
-    del saga_caster
 
     # The ray alone: in NumPy (`RayCaster.weights`, the default on a CPU) beside torch (`weights_torch`, the
     # previous path), then nearest candidates first (torch, `front`) beside blending every candidate.
@@ -182,7 +187,8 @@ def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
         p50, p95 = r[f"{name}_p50_ms"], r[f"{name}_p95_ms"]
         prev, ref = r[f"{name}_previous_p50_ms"], r[f"{name}_reference_p50_ms"]
         note = (
-            f"p95 {p95:.1f} ms; previous (ray in torch) p50 {prev:.1f} ms, p95 {r[f'{name}_previous_p95_ms']:.1f} ms: "
+            f"p95 {p95:.1f} ms; previous (ray in torch, per-block runs, cells gathered by id) p50 {prev:.1f} ms, "
+            f"p95 {r[f'{name}_previous_p95_ms']:.1f} ms: "
             f"×{prev / max(p50, 1e-9):.2f} faster; reference (torch ray, whole-bank product) p50 {ref:.1f} ms: "
             f"×{ref / max(p50, 1e-9):.2f}; {100 * r[f'{name}_bank_read_share']:.0f}% of the bank read; "
             f"{int(r[f'{name}_selection_mismatches'])} of {int(r['clicks'])} selections differ from the previous path"

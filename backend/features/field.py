@@ -112,6 +112,9 @@ class FeatureField:
         """Select through `PrunedBank` (exact, reads only the blocks that can pass); False runs the reference
         product over every Gaussian (kept for tests and the benchmark's before/after)."""
         self._pruned: dict[tuple[str | None, float | None], tuple[Tensor, PrunedBank]] = {}
+        self.cells_in_block_order: bool = True
+        """The floater filter reads the selection's cells from a copy of `cell_of` in `PrunedBank` order
+        (`_cells_in_block_order`); False gathers them at the selected ids (the benchmark's previous path)."""
         self._block_cells: dict[tuple[str | None, float | None], np.ndarray] = {}  # per `_pruned` entry
 
     # ---- public API ----------------------------------------------------------------------------------------------
@@ -177,7 +180,7 @@ class FeatureField:
             pruned = self._pruned_bank(level, scale, bank)
             positions, _ = pruned.select_positions(pos_q, neg_q, thr)
             selected = pruned.perm[positions]
-            if use_filter:
+            if use_filter and self.cells_in_block_order:
                 cells = self._cells_in_block_order(level, scale)[positions]  # ascending: a sequential read
             mask = None
         else:

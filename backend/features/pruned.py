@@ -89,6 +89,8 @@ class PrunedBank:
         # φ offset by 8 per block (φ ≤ π, and a search bound θ ± reach stays within [−π, 2π]): one sorted key over
         # every finite block, so a click finds all its runs with two vectorised searches (`live_runs`).
         self._key = self.phi[: self.bounds[k]] + 8.0 * np.repeat(np.arange(k), counts[:k])  # [N finite]
+        self.vectorised = True
+        """`live_runs` searches every block at once; False runs `live_runs_reference` (the benchmark's previous)."""
         self.radius = np.zeros(k)  # [K] radians: the block's largest φ
         self.max_norm = np.zeros(k)  # [K]
         for blk in range(k):
@@ -180,7 +182,7 @@ class PrunedBank:
         reads it for the selection in ascending order instead of gathering it at scattered ids."""
         pos = positives.detach().cpu().numpy().astype(np.float32)
         neg = None if negatives is None or negatives.shape[0] == 0 else negatives.detach().cpu().numpy()
-        runs = self.live_runs(pos, threshold)
+        runs = self.live_runs(pos, threshold) if self.vectorised else self.live_runs_reference(pos, threshold)
         picked: list[np.ndarray] = []
         read = 0
         with single_threaded_blas():
