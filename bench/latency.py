@@ -1,19 +1,23 @@
 """The click path's figures at 1M Gaussians, the fast path beside the previous one in the same run.
 
 - **Click → selection** (`FeatureField.segment`: rays, similarity, threshold, floater filter) for click features at
-  the coarse and fine levels and for SAGA features, with `PrunedBank` (field.fast, the default) and with the whole-bank
-  reference product (field.fast = False, the implementation before it), p50 and p95, and the share of the bank the
-  fast path read. Features are made from the tabletop's ground truth (one direction per object and part, plus
-  noise), SAGA's as one 32-d direction per object with a gate of ones, so the field's real code runs.
-- **Ray cast + blend** of a click (`RayCaster.weights`, nearest candidates first) beside `weights_reference`.
+  the coarse and fine levels and for SAGA features, three paths: the new one (the ray in NumPy, `RayCaster.fast`;
+  `PrunedBank.vectorised` runs; the floater filter reading its cells in block order,
+  `FeatureField.cells_in_block_order`), the previous one (those three off) and the reference (torch ray, whole-bank
+  product: field.fast = False), p50 and p95, the median share of the bank `PrunedBank` read, and how many clicks'
+  selections differ between the new path and the previous one (0: the ray's weights are bit-identical). Features are
+  made from the tabletop's ground truth (one direction per object and part, plus noise), SAGA's as one 32-d
+  direction per object with a gate of ones, so the field's real code runs.
+- **Ray cast + blend** of a click in NumPy (`RayCaster.weights`) beside torch (`weights_torch`), and torch's
+  nearest-candidates-first blend (`front`) beside `weights_reference`.
 - **Look + chunk diff** per browser after a click (what `ClientView.on_change` does: the look's parts and
   `LayeredSplats.update`, beside the previous path, the look's array and the selection-aware `ChunkedSplats.update`,
   and the one before it, comparing every chunk) and **bytes per one-object change** as a share of the whole splat
   buffer, for both (bench.viewer's figures, at the same size).
 
 `splatseg bench --quick --section latency --json F` writes the keys `click_coarse_p50_ms`, `click_fine_p50_ms`,
-`saga_p50_ms`, `look_diff_p50_ms`, `bytes_per_object_change_fraction` (and p95s, reference p50s and ratios),
-`ray_p50_ms` and `ray_reference_p50_ms`.
+`saga_p50_ms`, `look_diff_p50_ms`, `bytes_per_object_change_fraction` (and p95s, previous and reference p50s,
+selection mismatches), `ray_numpy_p50_ms`, `ray_torch_p50_ms`, `ray_p50_ms` and `ray_reference_p50_ms`.
 """
 
 from __future__ import annotations
@@ -83,40 +87,70 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
             cameras.append(cam)
             pixels.append(px)
     out: dict[str, float] = {"clicks": len(pixels)}
+    caster = click._ray_caster()
+    # Three paths, interleaved so that a burst of load on the box hits them alike: the new one (the ray in NumPy,
+    # `RayCaster.fast`; `PrunedBank.vectorised` runs; the floater filter's cells in block order), the previous one
+    # (all three off: the path before them) and the reference (torch ray, whole-bank product: field.fast = False).
+    variants = {"new": (True, True), "previous": (True, False), "reference": (False, False)}  # field, ray, runs
+
+    def use(field, variant: str) -> None:
+        fast, newer = variants[variant]
+        field.fast, field._ray_caster().fast, field.cells_in_block_order = fast, newer, newer
+        for _, pruned in field._pruned.values():
+            pruned.vectorised = newer
+
     for name, field, kwargs in (
         ("click_coarse", click, {"level": "coarse"}),
         ("click_fine", click, {"level": "fine"}),
         ("saga", saga, {}),
     ):
-        times: dict[bool, list[float]] = {True: [], False: []}
-        for _ in range(2):  # interleaved, so a burst of load on the box hits both paths alike
-            for fast in (True, False):
-                field.fast = fast
+        times: dict[str, list[float]] = {v: [] for v in variants}
+        for rep in range(2):
+            for v in variants if rep % 2 == 0 else list(variants)[::-1]:
+                use(field, v)
                 _time_clicks(field, cameras[:2], pixels[:2], **kwargs)  # warm: lazy blocks, allocator
-                times[fast] += _time_clicks(field, cameras, pixels, **kwargs)
-        field.fast = True
-        out[f"{name}_p50_ms"] = percentile(times[True], 50)
-        out[f"{name}_p95_ms"] = percentile(times[True], 95)
-        out[f"{name}_reference_p50_ms"] = percentile(times[False], 50)
-        out[f"{name}_reference_p95_ms"] = percentile(times[False], 95)
+                times[v] += _time_clicks(field, cameras, pixels, **kwargs)
+        mismatched = 0  # clicks whose selection differs between the new path and the previous one
+        for cam, px in zip(cameras, pixels, strict=True):
+            use(field, "new")
+            new_mask = field.segment(cam, [px], **kwargs).mask
+            use(field, "previous")
+            mismatched += not np.array_equal(new_mask, field.segment(cam, [px], **kwargs).mask)
+        use(field, "new")
+        out[f"{name}_selection_mismatches"] = mismatched
+        for v, key in (("new", ""), ("previous", "_previous"), ("reference", "_reference")):
+            out[f"{name}{key}_p50_ms"] = percentile(times[v], 50)
+            out[f"{name}{key}_p95_ms"] = percentile(times[v], 95)
         level, scale = field._granularity(kwargs.get("level"), None)
         bank = field._bank(level, scale)
-        q, _ = field._queries(cameras[0], [pixels[0]], level, scale)
-        out[f"{name}_bank_read_share"] = field._pruned_bank(level, scale, bank).select(q, None, 0.85)[1]
+        shares = []
+        for cam, px in zip(cameras, pixels, strict=True):
+            q, _ = field._queries(cam, [px], level, scale)
+            if q.shape[0]:
+                shares.append(field._pruned_bank(level, scale, bank).select(q, None, field.default_threshold(level))[1])
+        out[f"{name}_bank_read_share"] = float(np.median(shares)) if shares else 0.0
 
-    # The ray alone: nearest candidates first (RayCaster.weights) beside blending every candidate (the previous path).
-    caster = click._ray_caster()
-    ray: dict[bool, list[float]] = {True: [], False: []}
-    caster.front = 256  # RayCaster.FRONT is 0 (off): this measures whether turning it on pays
+    # The ray alone: in NumPy (`RayCaster.weights`, the default on a CPU) beside torch (`weights_torch`, the
+    # previous path), then nearest candidates first (torch, `front`) beside blending every candidate.
+    ray: dict[str, list[float]] = {"numpy": [], "torch": [], "front": [], "every": []}
     with compute_threads():  # as `FeatureField.segment` casts it: one torch thread on a busy machine
+        for k, (cam, px) in enumerate(zip(cameras, pixels, strict=True)):
+            pair = [("numpy", caster.weights), ("torch", caster.weights_torch)]
+            for key, fn in pair if k % 2 else pair[::-1]:
+                t0 = time.perf_counter()
+                fn(cam, px)
+                ray[key].append((time.perf_counter() - t0) * 1e3)
+        caster.front = 256  # RayCaster.FRONT is 0 (off): this measures whether turning it on pays
         for k, (cam, px) in enumerate(zip(cameras, pixels, strict=True)):
             for front in (True, False) if k % 2 else (False, True):
                 t0 = time.perf_counter()
                 caster.weights(cam, px) if front else caster.weights_reference(cam, px)
-                ray[front].append((time.perf_counter() - t0) * 1e3)
-    caster.front = 0
-    out["ray_p50_ms"] = percentile(ray[True], 50)
-    out["ray_reference_p50_ms"] = percentile(ray[False], 50)
+                ray["front" if front else "every"].append((time.perf_counter() - t0) * 1e3)
+        caster.front = 0
+    out["ray_numpy_p50_ms"] = percentile(ray["numpy"], 50)
+    out["ray_torch_p50_ms"] = percentile(ray["torch"], 50)
+    out["ray_p50_ms"] = percentile(ray["front"], 50)
+    out["ray_reference_p50_ms"] = percentile(ray["every"], 50)
 
     session = Session(synth.scene, workspace=Workspace(scene_dir), field=click)
     # Three clients side by side: the layered splats (the fast path), the selection-aware `ChunkedSplats` (the
@@ -180,15 +214,31 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
 def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
     figures = []
     for name, title in (("click_coarse", "click, coarse"), ("click_fine", "click, fine"), ("saga", "SAGA")):
-        p50, p95, ref = r[f"{name}_p50_ms"], r[f"{name}_p95_ms"], r[f"{name}_reference_p50_ms"]
+        p50, p95 = r[f"{name}_p50_ms"], r[f"{name}_p95_ms"]
+        prev, ref = r[f"{name}_previous_p50_ms"], r[f"{name}_reference_p50_ms"]
         note = (
-            f"p95 {p95:.1f} ms; previous (whole-bank product) p50 {ref:.1f} ms, p95 "
-            f"{r[f'{name}_reference_p95_ms']:.1f} ms: ×{ref / max(p50, 1e-9):.2f} faster; "
-            f"{100 * r[f'{name}_bank_read_share']:.0f}% of the bank read"
+            f"p95 {p95:.1f} ms; previous (ray in torch, per-block runs, cells gathered by id) p50 {prev:.1f} ms, "
+            f"p95 {r[f'{name}_previous_p95_ms']:.1f} ms: "
+            f"×{prev / max(p50, 1e-9):.2f} faster; reference (torch ray, whole-bank product) p50 {ref:.1f} ms: "
+            f"×{ref / max(p50, 1e-9):.2f}; {100 * r[f'{name}_bank_read_share']:.0f}% of the bank read; "
+            f"{int(r[f'{name}_selection_mismatches'])} of {int(r['clicks'])} selections differ from the previous path"
         )
         figures.append(Figure("latency", f"{title}: click → selection p50, {label}", p50, "ms", note, f"{name}_p50_ms"))
         figures.append(Figure("latency", f"{title}: p95, {label}", p95, "ms", "", f"{name}_p95_ms"))
-        figures.append(Figure("latency", f"{title}: previous p50, {label}", ref, "ms", "", f"{name}_reference_p50_ms"))
+        figures.append(Figure("latency", f"{title}: previous p50, {label}", prev, "ms", "", f"{name}_previous_p50_ms"))
+        figures.append(Figure("latency", f"{title}: reference p50, {label}", ref, "ms", "", f"{name}_reference_p50_ms"))
+    figures.append(
+        Figure(
+            "latency",
+            f"ray cast + blend of a click p50 (NumPy), {label}",
+            r["ray_numpy_p50_ms"],
+            "ms",
+            f"in torch (the previous path) p50 {r['ray_torch_p50_ms']:.1f} ms: "
+            f"×{r['ray_torch_p50_ms'] / max(r['ray_numpy_p50_ms'], 1e-9):.2f}; bit-identical weights",
+            "ray_numpy_p50_ms",
+        )
+    )
+    figures.append(Figure("latency", f"ray in torch p50, {label}", r["ray_torch_p50_ms"], "ms", "", "ray_torch_p50_ms"))
     figures.append(
         Figure(
             "latency",

@@ -51,3 +51,15 @@ def test_a_keep_ratio_per_call_matches_the_reference() -> None:
         fast = np.sort(filt(everything, seeds, keep_ratio=ratio))
         assert np.array_equal(fast, np.sort(floater_filter_reference(filt, everything, seeds, keep_ratio=ratio)))
     assert filt(everything, seeds, keep_ratio=1.0).size == 400 and filt(everything, seeds).size == 730
+
+
+def test_a_selection_kept_whole_comes_back_unchanged() -> None:
+    means = _clouds()
+    filt = FloaterFilter(means, keep_ratio=0.02)
+    rng = np.random.default_rng(4)
+    selected = rng.permutation(730)  # every blob, no speck, in no particular order
+    kept = filt(selected, selected[:3])
+    assert np.array_equal(kept, selected)  # the early return: same ids, same order
+    assert np.array_equal(np.sort(kept), np.sort(floater_filter_reference(filt, selected, selected[:3])))
+    only_a = filt(selected, np.arange(3), keep_ratio=1.0)  # something is dropped: the full path
+    assert np.array_equal(np.sort(only_a), np.arange(400))

@@ -84,12 +84,15 @@ class FloaterFilter:
         seeds: np.ndarray,  # [T] int Gaussian ids that were clicked (the rays' main contributors)
         *,
         keep_ratio: float | None = None,
+        cells: np.ndarray | None = None,  # [S] int32 `cell_of[selected]`, when the caller has it in hand
     ) -> np.ndarray:  # [S'] the ids kept
-        """`keep_ratio` overrides the filter's own for this call (inf = only the components touching the click)."""
+        """`keep_ratio` overrides the filter's own for this call (inf = only the components touching the click).
+        `cells` spares the gather at scattered ids, a third of the call at 1M Gaussians (`FeatureField` keeps
+        `cell_of` in its `PrunedBank`'s order and reads it in ascending order)."""
         ratio = self.keep_ratio if keep_ratio is None else float(keep_ratio)
         if selected.size == 0:
             return selected
-        cell = self.cell_of[selected]  # [S]
+        cell = self.cell_of[selected] if cells is None else cells  # [S]
         counts = np.bincount(cell, minlength=self.num_cells)
         occupied = np.flatnonzero(counts >= self.min_support)  # [O] cells with support
         if occupied.size == 0:
@@ -123,6 +126,8 @@ class FloaterFilter:
                 main = comp_size.max()
             keep_comp = comp_size >= ratio * main
             keep_comp[seed_comps] = True
+            if keep_comp.all() and occupied.size == np.count_nonzero(counts):
+                return selected  # every selected cell is supported and every component stays: nothing to drop
             keep_local = keep_comp[comp]  # [O]
             where = local[cell]  # [S] −1 for unsupported cells
             keep = (where >= 0) & keep_local[np.maximum(where, 0)]

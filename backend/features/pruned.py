@@ -86,6 +86,11 @@ class PrunedBank:
         self.perm = order  # [N] block position → Gaussian id
         self.bank = np.ascontiguousarray(b[:, order])  # [D, N] grouped by block, by φ inside a block
         self.phi = phi[order]  # [N] radians, ascending inside each block
+        # φ offset by 8 per block (φ ≤ π, and a search bound θ ± reach stays within [−π, 2π]): one sorted key over
+        # every finite block, so a click finds all its runs with two vectorised searches (`live_runs`).
+        self._key = self.phi[: self.bounds[k]] + 8.0 * np.repeat(np.arange(k), counts[:k])  # [N finite]
+        self.vectorised = True
+        """`live_runs` searches every block at once; False runs `live_runs_reference` (the benchmark's previous)."""
         self.radius = np.zeros(k)  # [K] radians: the block's largest φ
         self.max_norm = np.zeros(k)  # [K]
         for blk in range(k):
@@ -94,12 +99,9 @@ class PrunedBank:
                 self.radius[blk] = self.phi[hi - 1]
                 self.max_norm[blk] = float(norm[order[lo:hi]].max())
 
-    def live_runs(self, queries: np.ndarray, threshold: float) -> list[tuple[int, int]]:  # [P, D] → column runs
-        """The column ranges holding every member some query can bring to `threshold` (less MARGIN).
-
-        A member at angle φ from its centroid, for a query at angle θ from it, has q·f ≤ |q|·|f|·cos(|θ − φ|):
-        only members with |θ − φ| below arccos(threshold / (|q|·max|f|)) can pass, a run of the φ-sorted block.
-        """
+    def _reach(self, queries: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:  # → θ, reach [P, K]
+        """Per query and block: the query's angle θ to the centroid, and how far from θ (radians) a member's φ may
+        be and still pass (−1: no member can)."""
         q = queries.astype(np.float64)
         qn = np.linalg.norm(q, axis=1)  # [P]
         cos = (q @ self.centroids.T) / np.maximum(qn[:, None], 1e-30)  # [P, K]
@@ -107,6 +109,39 @@ class PrunedBank:
         ratio = (threshold - MARGIN) / np.maximum(qn[:, None] * self.max_norm[None, :], 1e-30)  # [P, K]
         reach = np.where(ratio <= -1.0, np.pi, np.arccos(np.clip(ratio, -1.0, 1.0))) + 1e-6  # [P, K]
         reach[ratio >= 1.0] = -1.0  # nothing in the block can pass
+        return theta, reach
+
+    def live_runs(self, queries: np.ndarray, threshold: float) -> list[tuple[int, int]]:  # [P, D] → column runs
+        """The column ranges holding every member some query can bring to `threshold` (less MARGIN).
+
+        A member at angle φ from its centroid, for a query at angle θ from it, has q·f ≤ |q|·|f|·cos(|θ − φ|):
+        only members with |θ − φ| below arccos(threshold / (|q|·max|f|)) can pass, a run of the φ-sorted block.
+        Every (query, block) pair that can reach a member is searched at once in the block-offset key (bounds
+        widened by 1e-9 for the offset's rounding); `live_runs_reference` is the per-block loop it replaced, whose
+        runs contain these.
+        """
+        theta, reach = self._reach(queries, threshold)
+        k = self.centroids.shape[0]
+        lo, hi = self.bounds[:k], self.bounds[1 : k + 1]
+        p_idx, blk = np.nonzero((reach >= 0) & (theta - self.radius[None, :] <= reach) & (hi > lo)[None, :])
+        runs: list[tuple[int, int]] = []
+        if blk.size:
+            t, r, offset = theta[p_idx, blk], reach[p_idx, blk], 8.0 * blk
+            a = np.maximum(np.searchsorted(self._key, offset + (t - r - 1e-9), side="left"), lo[blk])
+            z = np.minimum(np.searchsorted(self._key, offset + (t + r + 1e-9), side="right"), hi[blk])
+            first = np.full(k, np.iinfo(np.int64).max)
+            last = np.full(k, -1)
+            np.minimum.at(first, blk, a)
+            np.maximum.at(last, blk, z)
+            live = np.flatnonzero(first < last)
+            runs = list(zip(first[live].tolist(), last[live].tolist(), strict=True))
+        if self.bounds[k + 1] > self.bounds[k]:  # the non-finite block, always read
+            runs.append((int(self.bounds[k]), int(self.bounds[k + 1])))
+        return runs
+
+    def live_runs_reference(self, queries: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+        """`live_runs` one block and one query at a time (the loop before the vectorised search)."""
+        theta, reach = self._reach(queries, threshold)
         runs: list[tuple[int, int]] = []
         live = ((theta - self.radius[None, :] <= reach) & (reach >= 0)).any(axis=0)  # some φ ∈ [0, radius] in reach
         for blk in np.flatnonzero(live):
@@ -115,7 +150,7 @@ class PrunedBank:
                 continue
             phis = self.phi[lo:hi]
             a, z = hi, lo
-            for p in range(q.shape[0]):
+            for p in range(theta.shape[0]):
                 if reach[p, blk] < 0:
                     continue
                 a = min(a, lo + int(np.searchsorted(phis, theta[p, blk] - reach[p, blk], side="left")))
@@ -134,9 +169,20 @@ class PrunedBank:
         threshold: float,
     ) -> tuple[np.ndarray, float]:  # → selected Gaussian ids [S] (block order, unsorted), share of the bank read
         """The ids with max_p q_p·f > threshold and (with negatives) max_n q_n·f ≤ that score: the reference rule."""
+        positions, share = self.select_positions(positives, negatives, threshold)
+        return self.perm[positions], share  # sorting 1M ids costs 3 ms: they stay in block order
+
+    def select_positions(
+        self,
+        positives: Tensor,  # [P, D] clicked features (P ≥ 1)
+        negatives: Tensor | None,  # [Q, D] or None
+        threshold: float,
+    ) -> tuple[np.ndarray, float]:  # → [S] ascending block positions of the selected Gaussians, share read
+        """`select` before mapping to Gaussian ids: a caller holding per-Gaussian data in block order (`perm`)
+        reads it for the selection in ascending order instead of gathering it at scattered ids."""
         pos = positives.detach().cpu().numpy().astype(np.float32)
         neg = None if negatives is None or negatives.shape[0] == 0 else negatives.detach().cpu().numpy()
-        runs = self.live_runs(pos, threshold)
+        runs = self.live_runs(pos, threshold) if self.vectorised else self.live_runs_reference(pos, threshold)
         picked: list[np.ndarray] = []
         read = 0
         with single_threaded_blas():
@@ -146,18 +192,16 @@ class PrunedBank:
                 s = pos[0] @ cols
                 for row in pos[1:]:
                     np.maximum(s, row @ cols, out=s)
-                keep = s > threshold
-                if neg is not None:
-                    hit = np.flatnonzero(keep)
-                    if hit.size:
-                        sub = cols[:, hit]
-                        t = neg[0].astype(np.float32) @ sub
-                        for row in neg[1:]:
-                            np.maximum(t, row.astype(np.float32) @ sub, out=t)
-                        keep[hit[t > s[hit]]] = False
-                picked.append(self.perm[lo:hi][keep])
-        ids = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)  # sorting 1M ids costs 3 ms
-        return ids, read / max(1, self.num_gaussians)
+                hit = np.flatnonzero(s > threshold)
+                if neg is not None and hit.size:
+                    sub = cols[:, hit]
+                    t = neg[0].astype(np.float32) @ sub
+                    for row in neg[1:]:
+                        np.maximum(t, row.astype(np.float32) @ sub, out=t)
+                    hit = hit[t <= s[hit]]
+                picked.append(hit + lo)
+        positions = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
+        return positions, read / max(1, self.num_gaussians)
 
 
 def reference_select(

@@ -19,6 +19,7 @@ from ..core.camera import Camera
 from ..core.scene import GaussianScene
 from .composite import composite
 from .projection import EPS2D, NEAR_PLANE, covariances, gaussian_alpha, project
+from .ray_numpy import NumpyRay
 
 # The 2D footprint of a Gaussian off the optical axis is stretched by up to 1/cos²θ (θ ≤ ~45° in practice);
 # the factor keeps the sphere test conservative so no contributor is culled.
@@ -93,6 +94,10 @@ class RayCaster:
         if pad:
             packed = torch.cat([packed, packed.new_zeros(pad, packed.shape[1])])
         self.packed = packed.reshape(num_chunks, chunk, packed.shape[1]).contiguous()  # [C, chunk, 7]
+        self.fast = True
+        """On a CPU scene, `weights` runs the same arithmetic in NumPy (`NumpyRay`, ray_numpy.py: a fifth of the
+        time, torch's per-operation cost being most of a click's); False keeps torch (`weights_torch`)."""
+        self._numpy = NumpyRay(self, _STRETCH) if self.packed.device.type == "cpu" else None
 
     def _hit_chunks(self, o: Tensor, d: Tensor, focal: float) -> Tensor:  # → [H] chunk indices
         far = torch.linalg.norm(self.box_center - o, dim=1) + self.box_radius
@@ -132,8 +137,11 @@ class RayCaster:
         set, see FRONT). Otherwise, or when the
         cut falls too close to the first skipped depth to be sure, all candidates are blended
         (`weights_reference`, which the tests compare this with)."""
-        cand = self.candidates(camera, pixel)
         front = self.front
+        if self.fast and not front and self._numpy is not None:
+            ids, w = self._numpy.weights(camera, pixel)
+            return torch.from_numpy(ids), torch.from_numpy(w)
+        cand = self.candidates(camera, pixel)
         if front and cand.numel() > 2 * front:
             viewmat = camera.viewmat(self.packed.device)
             z = self.scene.means[cand] @ viewmat[2, :3] + viewmat[2, 3]  # [M] camera depth, for the order only
@@ -149,6 +157,15 @@ class RayCaster:
         """`weights` blending every candidate (the path before the nearest-first cut)."""
         ids, w, _ = self._blend(self.candidates(camera, pixel), camera, pixel)
         return ids, w
+
+    def weights_torch(self, camera: Camera, pixel: tuple[float, float]) -> tuple[Tensor, Tensor]:
+        """`weights` in torch whatever `fast` says (the path before `NumpyRay`; with `front` 0 it is
+        `weights_reference`)."""
+        fast, self.fast = self.fast, False
+        try:
+            return self.weights(camera, pixel)
+        finally:
+            self.fast = fast
 
     def _blend(
         self, cand: Tensor, camera: Camera, pixel: tuple[float, float]

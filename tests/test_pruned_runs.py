@@ -1,0 +1,44 @@
+"""`PrunedBank.live_runs` (one vectorised search over every block) against `live_runs_reference` (the per-block
+loop): its runs lie inside the reference's and still hold every column a query can bring to the threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from backend.features.pruned import MARGIN, PrunedBank
+
+
+def _covered(runs: list[tuple[int, int]], n: int) -> np.ndarray:  # → [n] bool
+    out = np.zeros(n, dtype=bool)
+    for a, z in runs:
+        out[a:z] = True
+    return out
+
+
+@pytest.mark.parametrize(("dim", "groups", "noise"), [(12, 20, 0.15), (32, 8, 0.5), (24, 1, 3.0)])
+def test_vectorised_runs_are_inside_the_reference_and_hold_every_passing_column(dim, groups, noise):
+    g = torch.Generator().manual_seed(dim)
+    centres = F.normalize(torch.randn(groups, dim, generator=g), dim=1)
+    lab = torch.randint(0, groups, (15_000,), generator=g)
+    bank = F.normalize(centres[lab] + noise * torch.randn(15_000, dim, generator=g), dim=1).T.contiguous()
+    bank[:, 7] = float("nan")  # the non-finite block is read whole by both
+    pruned = PrunedBank(bank, blocks=32, sample=3000)
+    b = pruned.bank.astype(np.float64)
+    n = b.shape[1]
+    rng = np.random.default_rng(dim)
+    for trial in range(10):
+        cols = rng.integers(0, n, 1 + trial % 3)
+        q = b[:, cols].T + 0.1 * rng.normal(size=(cols.size, dim)) * (trial % 2)
+        q = np.nan_to_num(q / np.linalg.norm(np.nan_to_num(q), axis=1, keepdims=True))
+        for thr in (0.3, 0.85, 0.97):
+            fast = pruned.live_runs(q, thr)
+            ref = pruned.live_runs_reference(q, thr)
+            got, want = _covered(fast, n), _covered(ref, n)
+            assert not (got & ~want).any()  # never more than the loop read
+            with np.errstate(invalid="ignore"):
+                passing = np.nan_to_num((q @ b).max(0), nan=-np.inf) > thr - MARGIN
+            assert not (passing & ~got).any()  # never a column that can pass left out
+            assert all(a < z for a, z in fast)
