@@ -27,6 +27,7 @@ from ..core.errors import SplatsegError
 from . import losses
 from .clusters import GlobalClusters, assign_to_clusters, cluster_centroids, mask_average_features
 from .contrib_cache import ContributionCache
+from .coverage import uncovered_share
 from .method import FeatureMethod
 
 log = logging.getLogger(__name__)
@@ -249,7 +250,7 @@ class ClickMethod(FeatureMethod):
     @classmethod
     def train(cls, cache: ContributionCache, neighbors: Tensor, config: ClickConfig, progress: bool) -> dict:
         result = train_click(cache, neighbors, config, progress=progress)
-        tensors: dict[str, Tensor] = {"features": result.features}
+        tensors: dict[str, Tensor] = {"features": result.features, "uncovered_share": uncovered_share(cache)}
         for level, c in result.clusters.items():
             tensors[f"{level}_labels"] = c.labels.to(torch.int32)
             tensors[f"{level}_centroids"] = c.centroids.float()

@@ -30,6 +30,7 @@ from ..masks.maskset import MaskSet
 from ..masks.prepare import MASKS_NAME
 from ..render import RayCaster
 from ..workspace import Workspace
+from .coverage import drop_uncovered
 from .floaters import FloaterFilter
 from .method import ClickEvidence, FeatureMethod, method_class
 from .pruned import PrunedBank
@@ -184,6 +185,13 @@ class FeatureField:
                 return s
 
         use_filter = self._use_floater_filter if filter_floaters is None else filter_floaters
+        limit = self.impl.uncovered_limit(level)
+        share = self._tensors.get("uncovered_share")
+        if use_filter and selected.size and limit is not None and share is not None and seeds.size:
+            bare = selected.size
+            selected = drop_uncovered(selected, seeds, share, limit)
+            if selected.size != bare:
+                mask = None  # rebuilt from `selected` below
         if use_filter and selected.size:
             kept = self.floater_filter(selected, seeds, keep_ratio=self.impl.floater_keep_ratio(level))
             if kept.size != selected.size or mask is None:
