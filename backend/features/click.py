@@ -274,6 +274,11 @@ class ClickMethod(FeatureMethod):
     floater fraction 0.208 → 0.164; tabletop parts unchanged (3D 0.628). Not at the coarse level: an object may be
     several pieces (a table's legs; tabletop objects 0.863 → 0.857 with it)."""
 
+    UNCOVERED_LIMIT = 0.8
+    """A coarse click on a masked object drops selected Gaussians that render more than 80% where no mask is
+    (`coverage.py`: the unmasked support beneath it, whose large Gaussians cost the rendered views far more than
+    their count). Measured in the README's accuracy section."""
+
     def floater_keep_ratio(self, level: str | None) -> float | None:
         return self.FINE_KEEP_RATIO if level == "fine" else None
 
