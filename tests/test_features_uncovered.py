@@ -10,12 +10,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from backend.features.auto_scale import MarginScale
 from backend.features.click import ClickConfig, uncovered_as_segment
 from backend.features.field import load_field
 from backend.features.saga import SagaConfig
 from backend.features.train import train_features
 from backend.render import pixel_center
 from tests.helpers.feature_scenes import TinyScene, prepared_tiny_scene
+
+AUTO_SCALE_MARGIN = 1.5
 
 
 @pytest.fixture
@@ -93,6 +96,7 @@ def test_saga_click_without_a_scale_uses_the_clicked_objects_scale(tiny_scene, t
     config = SagaConfig(iterations=10, batch_pixels=64, knn_sample=512)
     train_features(folder, method="saga", config=config, pixels_per_view=600, progress=False)
     field = load_field(folder, "saga", scene=tiny_scene.scene)
+    field.impl.AUTO_SCALE = MarginScale(1.5)  # the start scale itself, times a margin (the plateau: test_auto_scale)
     cam = tiny_scene.cameras[0]
     browser = dataclasses.replace(cam, name="a browser's camera")  # no workspace masks for it
     scales = {}
@@ -111,7 +115,6 @@ def test_saga_click_without_a_scale_uses_the_clicked_objects_scale(tiny_scene, t
 
 
 def test_saga_click_in_a_workspace_view_uses_the_clicked_pixels_whole_mask(tiny_scene, tmp_path) -> None:
-    from backend.features.saga import AUTO_SCALE_MARGIN
     from backend.masks.maskset import MaskSet
     from backend.masks.prepare import MASKS_NAME
     from backend.workspace import Workspace
@@ -120,6 +123,7 @@ def test_saga_click_in_a_workspace_view_uses_the_clicked_pixels_whole_mask(tiny_
     config = SagaConfig(iterations=10, batch_pixels=64, knn_sample=512)
     train_features(folder, method="saga", config=config, pixels_per_view=600, progress=False)
     field = load_field(folder, "saga", scene=tiny_scene.scene)
+    field.impl.AUTO_SCALE = MarginScale(AUTO_SCALE_MARGIN)
     masks = MaskSet(Workspace(folder).path(MASKS_NAME))
     for cam in tiny_scene.cameras[:3]:
         view = masks.read_view(cam.name)
@@ -140,7 +144,7 @@ def test_saga_click_in_a_workspace_view_uses_the_clicked_pixels_whole_mask(tiny_
 
 def test_saga_click_scale_prefers_the_masks_then_the_stored_object_scale() -> None:
     from backend.features.method import ClickEvidence
-    from backend.features.saga import AUTO_SCALE_MARGIN, SagaMethod
+    from backend.features.saga import SagaMethod
 
     n, d = 4, 8
     tensors = {
@@ -150,6 +154,7 @@ def test_saga_click_scale_prefers_the_masks_then_the_stored_object_scale() -> No
         "auto_scale": torch.tensor([0.2, 0.2, float("nan"), 0.8]),
     }
     saga = SagaMethod(torch.randn(n, d), tensors)
+    saga.AUTO_SCALE = MarginScale(AUTO_SCALE_MARGIN)
     hit = [(torch.tensor([0, 1, 2]), torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64))]
     assert saga.click_scale(ClickEvidence(hit, [])) == pytest.approx(0.2 * AUTO_SCALE_MARGIN)
     assert saga.click_scale(ClickEvidence(hit, [0.5])) == pytest.approx(0.5 * AUTO_SCALE_MARGIN)
@@ -157,3 +162,4 @@ def test_saga_click_scale_prefers_the_masks_then_the_stored_object_scale() -> No
     assert saga.click_scale(ClickEvidence(hit, [float("nan")])) == pytest.approx(0.2 * AUTO_SCALE_MARGIN)
     del tensors["auto_scale"]
     assert saga.click_scale(ClickEvidence(hit, [])) is None
+

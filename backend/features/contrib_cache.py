@@ -243,6 +243,8 @@ class ContributionCache:
     mask_scale: Tensor  # [num_masks] float32 3D scale of each mask (NaN = unknown)
     mask_area: Tensor  # [num_masks] float32 mask area in pixels (for weighting mask averages)
     num_gaussians: int
+    stands_for: Tensor | None = None  # [R] float32 pixels of its view each row stands for: masked rows share the
+    # view's masked area, uncovered rows its uncovered area (they are sampled at different densities)
 
     @property
     def num_views(self) -> int:
@@ -328,7 +330,7 @@ def build_cache(
     rng = np.random.default_rng(seed)
     cams = {c.name: c for c in cameras}
     views: list[str] = []
-    ids_l, w_l, pix_l, coarse_l, fine_l, cover_l, scale_l, area_l = [], [], [], [], [], [], [], []
+    ids_l, w_l, pix_l, coarse_l, fine_l, cover_l, scale_l, area_l, stand_l = [], [], [], [], [], [], [], [], []
     view_start, mask_start = [0], [0]
     masks = list(masks) if not hasattr(masks, "__len__") else masks
     bar = tqdm(masks, desc="contributions", unit="view", disable=not progress, leave=False)
@@ -338,12 +340,20 @@ def build_cache(
             camera = camera.scaled(view.width, view.height)
         covered, uncovered = sample_pixels(view, pixels_per_view, rng)  # [P, 2], [U, 2]
         pixels = np.concatenate([covered, uncovered])
+        num_covered = int(view.masks.any(0).sum()) if len(view.masks) else 0
+        stand = np.concatenate(
+            [
+                np.full(len(covered), num_covered / max(1, len(covered)), np.float32),
+                np.full(len(uncovered), (view.width * view.height - num_covered) / max(1, len(uncovered)), np.float32),
+            ]
+        )
         ids, w = sparse_contributions(scene, camera, torch.from_numpy(pixels).to(scene.device), k)
         ids, w = ids.cpu(), w.cpu()
         # A covered pixel no Gaussian reaches teaches nothing; an uncovered one counts only where it is opaque.
         keep = (w[:, 0] > 0).numpy()
         keep[len(covered) :] &= (w[len(covered) :].sum(1) > 0.5).numpy()
         pixels, ids, w = pixels[keep], ids[torch.from_numpy(keep)], w[torch.from_numpy(keep)]
+        stand_l.append(torch.from_numpy(stand[keep]))
         coarse_map, fine_map = view.levels()
         px, py = pixels[:, 0], pixels[:, 1]
         offset = mask_start[-1]
@@ -380,6 +390,7 @@ def build_cache(
         mask_scale=torch.cat(scale_l),
         mask_area=torch.cat(area_l),
         num_gaussians=len(scene),
+        stands_for=torch.cat(stand_l),
     )
     log.info(
         "contribution cache: %d views × ~%d pixels × K=%d → %.1f MB (ids int32 + weights float16 + labels)",

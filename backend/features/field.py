@@ -30,6 +30,7 @@ from ..masks.maskset import MaskSet
 from ..masks.prepare import MASKS_NAME
 from ..render import RayCaster
 from ..workspace import Workspace
+from .coverage import drop_uncovered
 from .floaters import FloaterFilter
 from .method import ClickEvidence, FeatureMethod, method_class
 from .pruned import PrunedBank
@@ -194,6 +195,14 @@ class FeatureField:
             def score_fn(s=s) -> np.ndarray:  # already computed
                 return s
 
+        limit = self.impl.uncovered_limit(level)
+        share = self._tensors.get("uncovered_share")
+        if use_filter and selected.size and limit is not None and share is not None and seeds.size:
+            bare = selected.size
+            selected = drop_uncovered(selected, seeds, share, limit)
+            if selected.size != bare:
+                mask = None  # rebuilt from `selected` below
+                cells = None  # no longer aligned with `selected`: the filter gathers them
         if use_filter and selected.size:
             kept = self._floater_filter()(selected, seeds, keep_ratio=self.impl.floater_keep_ratio(level), cells=cells)
             if kept.size != selected.size or mask is None:

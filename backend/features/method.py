@@ -80,6 +80,14 @@ class FeatureMethod:
         be to survive the floater filter at this granularity; None = the filter's own (2%: a table's legs stay)."""
         return None
 
+    UNCOVERED_LIMIT: ClassVar[float | None] = None
+    """A click on a masked thing drops selected Gaussians whose footprint lies more than this share where no mask
+    is (`coverage.py`); None = keep them. Only at the coarse granularity (`uncovered_limit`)."""
+
+    def uncovered_limit(self, level: str | None) -> float | None:
+        """`UNCOVERED_LIMIT` where it applies: the object level (click's coarse level; SAGA's every scale)."""
+        return self.UNCOVERED_LIMIT if level in (None, "coarse") else None
+
     def click_scale(self, evidence: ClickEvidence) -> float | None:
         """The scale a click without level or scale queries at; None = the method's default granularity."""
         return None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import OrderedDict
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -24,7 +25,9 @@ from torch import Tensor
 
 from ..core.errors import InputError, SplatsegError
 from . import losses
+from .auto_scale import MarginScale, PlateauScale
 from .contrib_cache import ContributionCache
+from .coverage import uncovered_share
 from .method import ClickEvidence, FeatureMethod
 
 log = logging.getLogger(__name__)
@@ -182,9 +185,6 @@ def view_scales(cache: ContributionCache, view: int) -> Tensor:  # [M_v] finite 
 
 
 AUTO_SCALE_BINS = 24
-AUTO_SCALE_MARGIN = 1.5  # re-scored over 4 seeds × 2 presets: ≥ 2 costs shelf 2D objects, 1.5 lifts tabletop (README)
-"""A click without a scale queries at the clicked Gaussians' object scale times this: SAGA groups the masks below
-the query scale, and one object's whole-mask scale varies from view to view (it is measured on the visible part)."""
 
 
 def object_scales(cache: ContributionCache, *, bins: int = AUTO_SCALE_BINS) -> Tensor:  # [N] float32, NaN = unseen
@@ -311,12 +311,14 @@ class SagaMethod(FeatureMethod):
         self._gate_w = tensors["gate_weight"].float().reshape(-1)  # [D]
         self._gate_b = tensors["gate_bias"].float().reshape(-1)  # [D]
         self._scale_banks: OrderedDict[float, Tensor] = OrderedDict()  # scale → [D, N]
+        self._sample: Tensor | None = None  # [S, D] see `_count_sample`
 
     @classmethod
     def train(cls, cache: ContributionCache, neighbors: Tensor, config: SagaConfig, progress: bool) -> dict:
         result = train_saga(cache, neighbors, config, progress=progress)
         return {
             "auto_scale": object_scales(cache),
+            "uncovered_share": uncovered_share(cache),
             "features": result.features,
             "gate_weight": result.gate.linear.weight.detach(),
             "gate_bias": result.gate.linear.bias.detach(),
@@ -338,15 +340,29 @@ class SagaMethod(FeatureMethod):
     def default_threshold(self, level: str | None) -> float:
         return self.THRESHOLD
 
+    AUTO_SCALE: ClassVar[MarginScale | PlateauScale] = PlateauScale()
+    """The rule for a click without a scale (auto_scale.py); measured in the README's accuracy section."""
+    COUNT_SAMPLE = 65536
+    """Gaussians (a fixed random subset beyond this) counted per scale when the rule sizes selections."""
+
     def click_scale(self, evidence: ClickEvidence) -> float | None:
-        """SAGA without a slider: the scale of the clicked pixel's whole mask times a margin, so the query groups
-        every mask up to it. The whole mask is the largest workspace mask covering the clicked pixel when the click
-        is in a view the masks were made for (issue 10's "automatic scale from the clicked pixel's masks");
+        """SAGA without a slider: `AUTO_SCALE` from the clicked pixel's whole-mask scale (`start_scale`). None (the
+        default scale) when that is unknown."""
+        start = self.start_scale(evidence)
+        if start is None:
+            return None
+        queries = [self.features.index_select(0, ids).T.double() @ w for ids, w in evidence.contributors]  # [D] each
+        top = self.quantiles.inverse(1.0)
+        return float(self.AUTO_SCALE.choose(start, top, lambda s: self._count_at(queries, s)))
+
+    def start_scale(self, evidence: ClickEvidence) -> float | None:
+        """The clicked object's whole-mask scale: the largest workspace mask covering the clicked pixel when the
+        click is in a view the masks were made for (issue 10's "automatic scale from the clicked pixel's masks");
         otherwise the clicked Gaussians' object scale (`object_scales`, saved by training: the median over the
-        views that saw them). None (the default scale) when neither is known."""
+        views that saw them). None when neither is known."""
         direct = np.array([s for s in evidence.mask_scales if np.isfinite(s) and s > 0], dtype=np.float64)
         if direct.size:
-            return float(np.exp(np.log(direct).mean())) * AUTO_SCALE_MARGIN
+            return float(np.exp(np.log(direct).mean()))
         auto = self.tensors.get("auto_scale")
         if auto is None:
             return None
@@ -359,7 +375,28 @@ class SagaMethod(FeatureMethod):
         if not logs or sum(float(w.sum()) for w in weights) <= 1e-9:
             return None
         lg, wt = torch.cat(logs), torch.cat(weights)
-        return float(torch.exp((lg * wt).sum() / wt.sum())) * AUTO_SCALE_MARGIN
+        return float(torch.exp((lg * wt).sum() / wt.sum()))
+
+    def _count_at(self, queries: list[Tensor], scale: float) -> int:  # queries: unnormalised blended [D] each
+        """How many Gaussians (of a fixed sample, beyond `COUNT_SAMPLE`) a click selects at `scale`, before
+        negatives and the floater filter: what `AUTO_SCALE` sizes."""
+        if not queries:
+            return 0
+        sample = self._count_sample()
+        gate = self._gate(scale)
+        bank = F.normalize(sample * gate[None, :], dim=1)  # [S, D]
+        q = F.normalize(torch.stack([x.float() for x in queries]) * gate[None, :], dim=1)  # [P, D]
+        return int(((bank @ q.T).max(1).values > self.THRESHOLD).sum())
+
+    def _count_sample(self) -> Tensor:  # [S, D]
+        if self._sample is None:
+            n = self.features.shape[0]
+            if n <= self.COUNT_SAMPLE:
+                self._sample = self.features
+            else:
+                g = torch.Generator().manual_seed(0)
+                self._sample = self.features.index_select(0, torch.randperm(n, generator=g)[: self.COUNT_SAMPLE])
+        return self._sample
 
     def bank(self, level: str | None, scale: float | None) -> Tensor:  # [D, N]
         key = round(float(scale), 9)
