@@ -8,6 +8,8 @@
   selections differ between the new path and the previous one (0: the ray's weights are bit-identical). Features are
   made from the tabletop's ground truth (one direction per object and part, plus noise), SAGA's as one 32-d
   direction per object with a gate of ones, so the field's real code runs.
+- **CPU time of a coarse click** (`time.thread_time`, far below the wall clock on a loaded box) and its parts: the
+  ray cast, blend and query, the blocked product, the floater filter.
 - **Ray cast + blend** of a click in NumPy (`RayCaster.weights`) beside torch (`weights_torch`), and torch's
   nearest-candidates-first blend (`front`) beside `weights_reference`.
 - **Look + chunk diff** per browser after a click (what `ClientView.on_change` does: the look's parts and
@@ -17,7 +19,8 @@
 
 `splatseg bench --quick --section latency --json F` writes the keys `click_coarse_p50_ms`, `click_fine_p50_ms`,
 `saga_p50_ms`, `look_diff_p50_ms`, `bytes_per_object_change_fraction` (and p95s, previous and reference p50s,
-selection mismatches), `ray_numpy_p50_ms`, `ray_torch_p50_ms`, `ray_p50_ms` and `ray_reference_p50_ms`.
+selection mismatches, `click_coarse_cpu_*_ms`), `ray_numpy_p50_ms`, `ray_torch_p50_ms`, `ray_p50_ms` and
+`ray_reference_p50_ms`.
 """
 
 from __future__ import annotations
@@ -130,6 +133,28 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
                 shares.append(field._pruned_bank(level, scale, bank).select(q, None, field.default_threshold(level))[1])
         out[f"{name}_bank_read_share"] = float(np.median(shares)) if shares else 0.0
 
+    # Where a coarse click's CPU time goes (time.thread_time: the time this thread ran, which on a loaded box is far
+    # below the wall clock): the ray, the blocked product, the floater filter, and the whole `segment`.
+    parts: dict[str, list[float]] = {"ray": [], "product": [], "floaters": [], "segment": []}
+    pruned = click._pruned_bank("coarse", None, click._bank("coarse", None))
+    cells = click._cells_in_block_order("coarse", None)
+    with compute_threads():
+        for cam, px in zip(cameras, pixels, strict=True):
+            t0 = time.thread_time()
+            q, seeds = click._queries(cam, [px], "coarse", None)
+            t1 = time.thread_time()
+            positions, _ = pruned.select_positions(q, None, click.default_threshold("coarse"))
+            selected = pruned.perm[positions]
+            t2 = time.thread_time()
+            click._floater_filter()(selected, seeds, cells=cells[positions])
+            t3 = time.thread_time()
+            click.segment(cam, [px], level="coarse")
+            t4 = time.thread_time()
+            for key, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                parts[key].append(dt * 1e3)
+    for key, values in parts.items():
+        out[f"click_coarse_cpu_{key}_ms"] = percentile(values, 50)
+
     # The ray alone: in NumPy (`RayCaster.weights`, the default on a CPU) beside torch (`weights_torch`, the
     # previous path), then nearest candidates first (torch, `front`) beside blending every candidate.
     ray: dict[str, list[float]] = {"numpy": [], "torch": [], "front": [], "every": []}
@@ -227,6 +252,18 @@ def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
         figures.append(Figure("latency", f"{title}: p95, {label}", p95, "ms", "", f"{name}_p95_ms"))
         figures.append(Figure("latency", f"{title}: previous p50, {label}", prev, "ms", "", f"{name}_previous_p50_ms"))
         figures.append(Figure("latency", f"{title}: reference p50, {label}", ref, "ms", "", f"{name}_reference_p50_ms"))
+    cpu = {k: r[f"click_coarse_cpu_{k}_ms"] for k in ("ray", "product", "floaters", "segment")}
+    figures.append(
+        Figure(
+            "latency",
+            f"click, coarse: CPU time of a click p50, {label}",
+            cpu["segment"],
+            "ms",
+            f"time.thread_time: ray cast + blend + query {cpu['ray']:.1f}, blocked product {cpu['product']:.1f}, "
+            f"floater filter {cpu['floaters']:.1f} (medians of each part)",
+            "click_coarse_cpu_segment_ms",
+        )
+    )
     figures.append(
         Figure(
             "latency",

@@ -113,3 +113,11 @@ def test_selections_equal_the_torch_ray_path(method):
         assert a.scale == b.scale
         compared += a.count > 0
     assert compared >= 8  # most clicks selected something
+
+
+def test_a_scene_whose_tensors_track_gradients_casts_alike():
+    scene = random_scene(4000, seed=6)
+    scene.means.requires_grad_(True)
+    caster = RayCaster(scene)  # NumpyRay's views are taken from detached tensors
+    with torch.no_grad():  # as a click runs
+        assert _same_rays(caster, [front_camera(64)], np.random.default_rng(6), 10) > 0

@@ -1,13 +1,14 @@
 """`NumpyRay`: `RayCaster`'s click (candidates, projection, alpha, blend) in NumPy, for CPU scenes.
 
 A click's ray meets ~1–2k candidate Gaussians. In torch, projecting and blending them is ~60 small operations of
-~8 µs dispatch each, which is most of a click's cost on a CPU at any scene size; the same arithmetic on NumPy arrays
-costs ~2 µs an operation. Every formula here is `RayCaster`'s (and `projection.project`'s, `gaussian_alpha`'s,
-`composite`'s), written in the same float32 operations in the same order and the compositing in float64, so the
-ids and their order are the reference's and the weights agree to float32 rounding (tests/test_ray_numpy.py compares
-them, and the click's selections, with `RayCaster.weights_torch`). Only what one pixel needs is computed: the
-three entries of each candidate's 2D covariance rather than the 3×3 products, and no pixel box beyond the test
-that it is not empty.
+~8 µs dispatch each, which is most of a click's cost on a CPU at any scene size; an element-wise operation on NumPy
+arrays costs ~2 µs. Every formula here is `RayCaster`'s (and `projection.project`'s, `gaussian_alpha`'s,
+`composite`'s), written as the same float32 (compositing: float64) element-wise operations in the same order, which
+IEEE arithmetic rounds alike in both libraries. What NumPy would round differently stays in torch, called on the
+very arrays the torch path builds: the matrix products (BLAS kernels differ), exp, log, log1p (different
+approximations) and sigmoid (torch's result depends on where an element falls in its array). So the ids, their
+order and the weights are bit-identical to `RayCaster.weights_torch` (tests/test_ray_numpy.py), and so are the
+selections built on them, at less than half the time.
 """
 
 from __future__ import annotations
@@ -20,24 +21,24 @@ from .projection import ALPHA_MAX, ALPHA_MIN, EPS2D, FAR_PLANE, NEAR_PLANE, TRAN
 
 
 class NumpyRay:
-    """NumPy views of a CPU `RayCaster`'s arrays (no copy but the covariances' 6 unique entries, 24 B a Gaussian)
-    and the per-click work on them."""
+    """NumPy views of a CPU `RayCaster`'s arrays (no copy but its chunk boxes, stored by axis) and the per-click work
+    on them."""
 
     def __init__(self, caster, stretch: float) -> None:  # caster: a RayCaster on the CPU; stretch: its _STRETCH
         self.chunk = caster.chunk
-        self.order = caster.order.numpy()  # [N] Morton position → Gaussian id
-        self.packed = caster.packed.numpy()  # [C, chunk, 7]
+        self.order = caster.order.detach().numpy()  # [N] Morton position → Gaussian id
+        self.packed = caster.packed.detach().numpy()  # [C, chunk, 7]
         # The chunk boxes by axis ([3, C] rows), so the slab test is whole-row arithmetic, not reductions over 3.
-        self.box_lo = np.ascontiguousarray(caster.box_lo.numpy().T)  # [3, C]
-        self.box_hi = np.ascontiguousarray(caster.box_hi.numpy().T)  # [3, C]
-        self.box_center = caster.box_center.numpy()  # [C, 3]
-        self.box_radius = caster.box_radius.numpy()  # [C]
-        self.box_low_pass = np.sqrt(np.float32(EPS2D) * caster.box_level.numpy()) * np.float32(stretch)  # [C]
+        self.box_lo = np.ascontiguousarray(caster.box_lo.detach().numpy().T)  # [3, C]
+        self.box_hi = np.ascontiguousarray(caster.box_hi.detach().numpy().T)  # [3, C]
+        self.box_center = caster.box_center.detach().numpy()  # [C, 3]
+        self.box_radius = caster.box_radius.detach().numpy()  # [C]
+        self.box_low_pass = np.sqrt(np.float32(EPS2D) * caster.box_level.detach().numpy()) * np.float32(stretch)  # [C]
         self.stretch2 = np.float32(stretch**2)
         scene = caster.scene
         self.means = scene.means.detach().numpy()  # [N, 3] model order
         self.logit_opacities = scene.logit_opacities.detach().numpy()  # [N]
-        self.cov3d = caster.cov3d.numpy()  # [N, 3, 3] model order
+        self.cov3d = caster.cov3d.detach().numpy()  # [N, 3, 3] model order
 
     def _hit_chunks(self, o: np.ndarray, d: np.ndarray, focal: float) -> np.ndarray:  # → [H] chunk indices
         far = torch.linalg.norm(torch.from_numpy(self.box_center - o), dim=1).numpy() + self.box_radius
