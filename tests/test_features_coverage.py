@@ -47,7 +47,7 @@ def test_uncovered_share_matches_a_plain_loop_and_counts_each_row_for_its_area()
                     bare += w * (coarse[row] < 0)
         expected.append(bare / tot)
     assert share[:3] == pytest.approx(expected, rel=1e-3)
-    assert np.isnan(share[3])
+    assert share[3] == 0.0  # unseen: nothing says it is bare
     # Without the areas each row counts once: Gaussian 1 looks mostly masked (2 of 3 rows' weight).
     plain = uncovered_share(_cache(ids, weights, coarse, None, 4)).numpy()
     assert plain[1] == pytest.approx((0.5 + 0.25) / (0.25 + 0.5 + 0.5 + 0.25), rel=1e-3)

@@ -162,4 +162,3 @@ def test_saga_click_scale_prefers_the_masks_then_the_stored_object_scale() -> No
     assert saga.click_scale(ClickEvidence(hit, [float("nan")])) == pytest.approx(0.2 * AUTO_SCALE_MARGIN)
     del tensors["auto_scale"]
     assert saga.click_scale(ClickEvidence(hit, [])) is None
-

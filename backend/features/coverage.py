@@ -17,10 +17,11 @@ from torch import Tensor
 from .contrib_cache import ContributionCache
 
 
-def uncovered_share(cache: ContributionCache) -> Tensor:  # [N] float32 in [0, 1], NaN = in no cached pixel
+def uncovered_share(cache: ContributionCache) -> Tensor:  # [N] float32 in [0, 1]; 0 = in no cached pixel
     """Per Gaussian: its blend weight over the cached pixels no mask covers, divided by its weight over all cached
     pixels, each pixel counted for the area it stands for (`ContributionCache.stands_for`), so the share is that of
-    the whole views, not of the sampled pixels."""
+    the whole views, not of the sampled pixels. A Gaussian no cached pixel reaches gets 0: nothing says it is
+    bare, so it is never dropped (and the features file stays finite)."""
     n = cache.num_gaussians
     w = cache.weights.float()  # [R, K]
     if cache.stands_for is not None:
@@ -30,7 +31,7 @@ def uncovered_share(cache: ContributionCache) -> Tensor:  # [N] float32 in [0, 1
     total = torch.zeros(n).index_add_(0, ids, w.reshape(-1))
     uncovered = torch.zeros(n).index_add_(0, ids, (w * bare).reshape(-1))
     share = uncovered / total.clamp(min=1e-12)
-    share[total <= 1e-6] = float("nan")
+    share[total <= 1e-6] = 0.0
     return share
 
 

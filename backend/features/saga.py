@@ -311,7 +311,7 @@ class SagaMethod(FeatureMethod):
         self._gate_w = tensors["gate_weight"].float().reshape(-1)  # [D]
         self._gate_b = tensors["gate_bias"].float().reshape(-1)  # [D]
         self._scale_banks: OrderedDict[float, Tensor] = OrderedDict()  # scale → [D, N]
-        self._sample: Tensor | None = None  # [S, D] see `_count_sample`
+        self._sample: tuple[Tensor, Tensor] | None = None  # see `_count_sample`
 
     @classmethod
     def train(cls, cache: ContributionCache, neighbors: Tensor, config: SagaConfig, progress: bool) -> dict:
@@ -340,6 +340,8 @@ class SagaMethod(FeatureMethod):
     def default_threshold(self, level: str | None) -> float:
         return self.THRESHOLD
 
+    UNCOVERED_LIMIT = 0.8
+    """As Click-Gaussian's coarse level (`coverage.py`); SAGA's every scale is an object-level query here."""
     AUTO_SCALE: ClassVar[MarginScale | PlateauScale] = PlateauScale()
     """The rule for a click without a scale (auto_scale.py); measured in the README's accuracy section."""
     COUNT_SAMPLE = 65536
@@ -351,9 +353,11 @@ class SagaMethod(FeatureMethod):
         start = self.start_scale(evidence)
         if start is None:
             return None
+        scales = self.AUTO_SCALE.candidates(start, self.quantiles.inverse(1.0))
+        if len(scales) == 1:
+            return float(scales[0])
         queries = [self.features.index_select(0, ids).T.double() @ w for ids, w in evidence.contributors]  # [D] each
-        top = self.quantiles.inverse(1.0)
-        return float(self.AUTO_SCALE.choose(start, top, lambda s: self._count_at(queries, s)))
+        return float(self.AUTO_SCALE.choose(scales, self.selection_counts(queries, scales)))
 
     def start_scale(self, evidence: ClickEvidence) -> float | None:
         """The clicked object's whole-mask scale: the largest workspace mask covering the clicked pixel when the
@@ -377,25 +381,30 @@ class SagaMethod(FeatureMethod):
         lg, wt = torch.cat(logs), torch.cat(weights)
         return float(torch.exp((lg * wt).sum() / wt.sum()))
 
-    def _count_at(self, queries: list[Tensor], scale: float) -> int:  # queries: unnormalised blended [D] each
-        """How many Gaussians (of a fixed sample, beyond `COUNT_SAMPLE`) a click selects at `scale`, before
-        negatives and the floater filter: what `AUTO_SCALE` sizes."""
+    def selection_counts(self, queries: list[Tensor], scales: list[float]) -> list[int]:  # queries: [D] each
+        """How many Gaussians (of a fixed sample, beyond `COUNT_SAMPLE`) the clicked features select at each scale,
+        before negatives and the floater filter: what `AUTO_SCALE` sizes. All scales in two products: the cosine of
+        f ⊙ g with a unit query is (f · (q ⊙ g)) / ‖f ⊙ g‖, and ‖f ⊙ g‖² = f² · g², so the gated bank is never
+        built (`bank` builds it for one scale, the reference the test compares with)."""
         if not queries:
-            return 0
-        sample = self._count_sample()
-        gate = self._gate(scale)
-        bank = F.normalize(sample * gate[None, :], dim=1)  # [S, D]
-        q = F.normalize(torch.stack([x.float() for x in queries]) * gate[None, :], dim=1)  # [P, D]
-        return int(((bank @ q.T).max(1).values > self.THRESHOLD).sum())
+            return [0] * len(scales)
+        feats, squares = self._count_sample()  # [S, D] each
+        gates = torch.stack([self._gate(s) for s in scales])  # [K, D]
+        q = torch.stack([x.float() for x in queries])  # [P, D]
+        qg = F.normalize(q[:, None, :] * gates[None, :, :], dim=-1)  # [P, K, D] unit gated queries
+        dots = (feats @ (qg * gates[None]).reshape(-1, qg.shape[-1]).T).reshape(len(feats), *qg.shape[:2])  # [S,P,K]
+        norms = (squares @ (gates * gates).T).clamp(min=1e-24).sqrt()  # [S, K]
+        cos = (dots / norms[:, None, :]).amax(1)  # [S, K]
+        return (cos > self.THRESHOLD).sum(0).tolist()
 
-    def _count_sample(self) -> Tensor:  # [S, D]
+    def _count_sample(self) -> tuple[Tensor, Tensor]:  # [S, D] features and their squares
         if self._sample is None:
             n = self.features.shape[0]
-            if n <= self.COUNT_SAMPLE:
-                self._sample = self.features
-            else:
+            feats = self.features
+            if n > self.COUNT_SAMPLE:
                 g = torch.Generator().manual_seed(0)
-                self._sample = self.features.index_select(0, torch.randperm(n, generator=g)[: self.COUNT_SAMPLE])
+                feats = feats.index_select(0, torch.randperm(n, generator=g)[: self.COUNT_SAMPLE])
+            self._sample = (feats, feats * feats)
         return self._sample
 
     def bank(self, level: str | None, scale: float | None) -> Tensor:  # [D, N]
