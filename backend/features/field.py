@@ -31,7 +31,9 @@ from ..masks.prepare import MASKS_NAME
 from ..render import RayCaster
 from ..workspace import Workspace
 from .floaters import FloaterFilter
+from .grow import NeighbourGrowth
 from .method import ClickEvidence, FeatureMethod, method_class
+from .neighbors import knn_neighbors
 from .pruned import PrunedBank
 from .store import read_features, trained_methods
 from .threads import compute_threads, single_threaded_blas
@@ -112,6 +114,7 @@ class FeatureField:
         """Select through `PrunedBank` (exact, reads only the blocks that can pass); False runs the reference
         product over every Gaussian (kept for tests and the benchmark's before/after)."""
         self._pruned: dict[tuple[str | None, float | None], tuple[Tensor, PrunedBank]] = {}
+        self._growths: dict[tuple[str | None, float | None], tuple[Tensor, NeighbourGrowth]] = {}
 
     # ---- public API ----------------------------------------------------------------------------------------------
     @property
@@ -184,6 +187,11 @@ class FeatureField:
                 return s
 
         use_filter = self._use_floater_filter if filter_floaters is None else filter_floaters
+        edge_cos = self.impl.grow_edge_cos(level) if use_filter else None
+        if edge_cos is not None and selected.size:
+            grown = self._growth(level, scale, bank)(selected, seeds, edge_cos=edge_cos)
+            if grown.size != selected.size:
+                selected, mask = grown, None
         if use_filter and selected.size:
             kept = self.floater_filter(selected, seeds, keep_ratio=self.impl.floater_keep_ratio(level))
             if kept.size != selected.size or mask is None:
@@ -278,6 +286,19 @@ class FeatureField:
             nb = self._tensors.get("neighbors")
             self._floaters = FloaterFilter(self.scene.means.detach().cpu().numpy(), None if nb is None else nb.numpy())
         return self._floaters
+
+    def _growth(self, level: str | None, scale: float | None, bank: Tensor) -> NeighbourGrowth:
+        """The neighbour graph with this granularity's feature cosines, built on first use (grow.py)."""
+        key = (level, scale)
+        hit = self._growths.get(key)
+        if hit is None or hit[0] is not bank:
+            nb = self._tensors.get("neighbors")
+            nb = knn_neighbors(self.scene.means, 8) if nb is None else nb
+            hit = (bank, NeighbourGrowth(nb.numpy(), bank.T))
+            self._growths[key] = hit
+            while len(self._growths) > 3:
+                self._growths.pop(next(iter(self._growths)))
+        return hit[1]
 
     def _pruned_bank(self, level: str | None, scale: float | None, bank: Tensor) -> PrunedBank:
         """The blocked copy of `bank`, built on first use per granularity (a few hundred ms at 1M Gaussians); the
