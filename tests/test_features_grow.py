@@ -77,3 +77,20 @@ def test_growth_stops_at_a_seam_where_the_parts_disagree(monkeypatch: pytest.Mon
     # Only the fine level grows; the coarse level and an unfiltered click are untouched.
     assert field.segment(cam, [on_left], level="coarse", threshold=0.8).mask.all()
     assert field.segment(cam, [on_left], level="fine", threshold=0.8, filter_floaters=False).mask.all()
+
+
+def test_the_edge_cut_relaxes_on_features_whose_neighbours_agree_less() -> None:
+    # Features that have not converged (one direction plus noise: neighbour cosines around 0.9): an absolute
+    # 0.99 would cut the selection into specks; the cut follows the field's weakest 20% of pairs instead.
+    rng = np.random.default_rng(2)
+    means = rng.uniform(-1, 1, (800, 3))
+    nb = knn_neighbors(means, 8).numpy()
+    noisy = F.normalize(torch.tensor([[1.0] + [0.0] * 11]) + 0.15 * torch.randn(800, 12), dim=1)
+    growth = NeighbourGrowth(nb, noisy)
+    assert growth.lenient_cos == pytest.approx(float(np.quantile(growth.cos, 0.2)), abs=1e-3)
+    assert growth.edge_cut(0.99) == growth.lenient_cos < 0.99
+    everything, seeds = np.arange(800), np.arange(4)
+    assert growth(everything, seeds, edge_cos=0.99).size < 100
+    assert growth(everything, seeds, edge_cos=growth.edge_cut(0.99)).size > 600
+    # Converged features (every pair agrees): the cut is the one asked for.
+    assert NeighbourGrowth(nb, noisy[:1].repeat(800, 1)).edge_cut(0.99) == 0.99

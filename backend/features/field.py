@@ -189,7 +189,8 @@ class FeatureField:
         use_filter = self._use_floater_filter if filter_floaters is None else filter_floaters
         edge_cos = self.impl.grow_edge_cos(level) if use_filter else None
         if edge_cos is not None and selected.size:
-            grown = self._growth(level, scale, bank)(selected, seeds, edge_cos=edge_cos)
+            growth = self._growth(level, scale, bank)
+            grown = growth(selected, seeds, edge_cos=growth.edge_cut(edge_cos))
             if grown.size != selected.size:
                 selected, mask = grown, None
         if use_filter and selected.size:
