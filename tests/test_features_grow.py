@@ -94,3 +94,15 @@ def test_the_edge_cut_relaxes_on_features_whose_neighbours_agree_less() -> None:
     assert growth(everything, seeds, edge_cos=growth.edge_cut(0.99)).size > 600
     # Converged features (every pair agrees): the cut is the one asked for.
     assert NeighbourGrowth(nb, noisy[:1].repeat(800, 1)).edge_cut(0.99) == 0.99
+
+
+def test_warm_up_builds_the_fine_levels_neighbour_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    scene, labels = _touching_parts()
+    feats = F.normalize(torch.ones(len(labels), 24), dim=1)
+    monkeypatch.setattr(ClickMethod, "FINE_GROW_EDGE", 0.95)
+    field = FeatureField(scene, "click", {"features": feats, "coarse_centroids": torch.zeros(0, 12)})
+    field.warm_up()
+    assert [key for key in field._growths] == [("fine", None)]  # not the coarse level, which does not grow
+    monkeypatch.setattr(ClickMethod, "FINE_GROW_EDGE", None)
+    plain = FeatureField(scene, "click", {"features": feats, "coarse_centroids": torch.zeros(0, 12)})
+    assert not plain.warm_up()._growths

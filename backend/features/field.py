@@ -273,6 +273,10 @@ class FeatureField:
             if self.fast:
                 level, scale = self._granularity(None, None)
                 self._pruned_bank(level, scale, self._bank(level, scale))
+            if self._use_floater_filter:  # the levels that grow from the click: their neighbour cosines (grow.py)
+                for level in self.levels:
+                    if self.impl.grow_edge_cos(level) is not None:
+                        self._growth(level, None, self._bank(level, None))
         return self
 
     # ---- internals -------------------------------------------------------------------------------------------------
