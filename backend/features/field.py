@@ -32,7 +32,9 @@ from ..render import RayCaster
 from ..workspace import Workspace
 from .coverage import drop_uncovered
 from .floaters import FloaterFilter
+from .grow import NeighbourGrowth
 from .method import ClickEvidence, FeatureMethod, method_class
+from .neighbors import knn_neighbors
 from .pruned import PrunedBank
 from .store import read_features, trained_methods
 from .threads import compute_threads, single_threaded_blas
@@ -117,6 +119,7 @@ class FeatureField:
         """The floater filter reads the selection's cells from a copy of `cell_of` in `PrunedBank` order
         (`_cells_in_block_order`); False gathers them at the selected ids (the benchmark's previous path)."""
         self._block_cells: dict[tuple[str | None, float | None], np.ndarray] = {}  # per `_pruned` entry
+        self._growths: dict[tuple[str | None, float | None], tuple[Tensor, NeighbourGrowth]] = {}
 
     # ---- public API ----------------------------------------------------------------------------------------------
     @property
@@ -203,6 +206,12 @@ class FeatureField:
             if selected.size != bare:
                 mask = None  # rebuilt from `selected` below
                 cells = None  # no longer aligned with `selected`: the filter gathers them
+        edge_cos = self.impl.grow_edge_cos(level) if use_filter else None
+        if edge_cos is not None and selected.size:
+            growth = self._growth(level, scale, bank)
+            grown = growth(selected, seeds, edge_cos=growth.edge_cut(edge_cos))
+            if grown.size != selected.size:
+                selected, mask, cells = grown, None, None
         if use_filter and selected.size:
             kept = self._floater_filter()(selected, seeds, keep_ratio=self.impl.floater_keep_ratio(level), cells=cells)
             if kept.size != selected.size or mask is None:
@@ -291,6 +300,10 @@ class FeatureField:
                 self._pruned_bank(level, scale, self._bank(level, scale))
                 if self._use_floater_filter:
                     self._cells_in_block_order(level, scale)
+            if self._use_floater_filter:  # the levels that grow from the click: their neighbour cosines (grow.py)
+                for level in self.levels:
+                    if self.impl.grow_edge_cos(level) is not None:
+                        self._growth(level, None, self._bank(level, None))
         return self
 
     # ---- internals -------------------------------------------------------------------------------------------------
@@ -305,6 +318,19 @@ class FeatureField:
             nb = self._tensors.get("neighbors")
             self._floaters = FloaterFilter(self.scene.means.detach().cpu().numpy(), None if nb is None else nb.numpy())
         return self._floaters
+
+    def _growth(self, level: str | None, scale: float | None, bank: Tensor) -> NeighbourGrowth:
+        """The neighbour graph with this granularity's feature cosines, built on first use (grow.py)."""
+        key = (level, scale)
+        hit = self._growths.get(key)
+        if hit is None or hit[0] is not bank:
+            nb = self._tensors.get("neighbors")
+            nb = knn_neighbors(self.scene.means, 8) if nb is None else nb
+            hit = (bank, NeighbourGrowth(nb.numpy(), bank.T))
+            self._growths[key] = hit
+            while len(self._growths) > 3:
+                self._growths.pop(next(iter(self._growths)))
+        return hit[1]
 
     def _pruned_bank(self, level: str | None, scale: float | None, bank: Tensor) -> PrunedBank:
         """The blocked copy of `bank`, built on first use per granularity (a few hundred ms at 1M Gaussians); the

@@ -88,6 +88,11 @@ class FeatureMethod:
         """`UNCOVERED_LIMIT` where it applies: the object level (click's coarse level; SAGA's every scale)."""
         return self.UNCOVERED_LIMIT if level in (None, "coarse") else None
 
+    def grow_edge_cos(self, level: str | None) -> float | None:
+        """At this granularity, keep only the selected Gaussians linked to the click through selected 3D neighbours
+        whose features agree above this cosine (grow.py); None = no growth, the floater filter alone."""
+        return None
+
     def click_scale(self, evidence: ClickEvidence) -> float | None:
         """The scale a click without level or scale queries at; None = the method's default granularity."""
         return None
