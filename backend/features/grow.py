@@ -47,7 +47,9 @@ class NeighbourGrowth:
         cut = int(LENIENT_QUANTILE * (flat.size - 1))
         self.lenient_cos = float(np.partition(flat, cut)[cut]) if flat.size else 1.0
         """The `LENIENT_QUANTILE` quantile of the neighbour cosines: `edge_cut` never asks for more than this."""
-        self._inside = np.full(n, -1, dtype=np.int64)  # reused: Gaussian → index in the current selection
+        # Reused per click: Gaussian → index in the current selection, −1 outside it; slot n stands for "no edge".
+        self._inside = np.full(n + 1, -1, dtype=np.int32)
+        self._agreeing: tuple[float, np.ndarray] | None = None  # (cut, [N, k] int32 neighbour or n where cos ≤ cut)
 
     def edge_cut(self, edge_cos: float) -> float:
         """The cosine a neighbour pair must pass: `edge_cos`, or less on a field whose neighbours agree less than
@@ -68,18 +70,21 @@ class NeighbourGrowth:
         selected = np.asarray(selected, dtype=np.int64)
         if selected.size == 0:
             return selected
+        agreeing = self._agreeing_neighbours(edge_cos)
         inside = self._inside
-        inside[selected] = np.arange(selected.size)
+        inside[selected] = np.arange(selected.size, dtype=np.int32)
         try:
             start = inside[np.asarray(seeds, dtype=np.int64)]
             start = start[start >= 0]
             if start.size == 0:
                 return selected
-            dst = inside[self.neighbors[selected]]  # [S, k] index in the selection, −1 outside it
-            ok = (dst >= 0) & (self.cos[selected] > edge_cos)
+            # One gather per edge: a neighbour whose features disagree was replaced by the sentinel slot (−1).
+            dst = inside[agreeing[selected]]  # [S, k] index in the selection, −1 outside it or disagreeing
+            ok = dst >= 0
             # Rows come out in order, so the CSR is built directly (no sort); one direction per neighbour pair is
             # enough for weakly connected components.
-            indptr = np.concatenate([[0], np.cumsum(ok.sum(1))]).astype(np.int64)
+            indptr = np.zeros(selected.size + 1, dtype=np.int32)
+            np.cumsum(ok.sum(1), out=indptr[1:])
             edges = dst[ok]
             graph = csr_matrix(
                 (np.ones(edges.size, dtype=np.int8), edges, indptr), shape=(selected.size, selected.size)
@@ -91,6 +96,15 @@ class NeighbourGrowth:
         finally:
             inside[selected] = -1
         return selected[keep]
+
+    def _agreeing_neighbours(self, edge_cos: float) -> np.ndarray:  # [N, k] int32
+        """The neighbour table with every edge at or below `edge_cos` pointing at the sentinel slot N, made once per
+        cut: a click then reads one int32 per edge instead of an index and a cosine."""
+        if self._agreeing is None or self._agreeing[0] != edge_cos:
+            n = self.neighbors.shape[0]
+            table = np.where(self.cos > edge_cos, self.neighbors, n).astype(np.int32)
+            self._agreeing = (edge_cos, table)
+        return self._agreeing[1]
 
 
 def grow_reference(
