@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from tests.conftest import random_scene
+from tests.helpers.splat_browser import viser_splat_buffer
 from viewer.looks import LookCache, base_rgba, compute_rgba, label_colors, look_parts, pca_colors
 from viewer.splats import BYTES_PER_GAUSSIAN, ChunkedSplats, SplatChunks, chunk_count, rgba_words, spatial_chunks
 
@@ -36,18 +37,7 @@ class FakeSceneApi:
         self.handles: dict[str, FakeHandle] = {}
 
     def add_gaussian_splats(self, name, centers, covariances, rgbs, opacities, visible=True, **_):
-        n = centers.shape[0]
-        cov_triu = covariances.reshape((-1, 9))[:, np.array([0, 1, 2, 4, 5, 8])]
-        buffer = np.concatenate(
-            [
-                np.ascontiguousarray(centers, dtype=np.float32).view(np.uint8),
-                np.zeros((n, 4), dtype=np.uint8),
-                np.ascontiguousarray(cov_triu, dtype=np.float16).view(np.uint8),
-                np.asarray(rgbs, dtype=np.uint8),
-                np.asarray(opacities, dtype=np.uint8),
-            ],
-            axis=-1,
-        ).view(np.uint32)
+        buffer = viser_splat_buffer(centers, covariances, rgbs, opacities)
         handle = FakeHandle(buffer, visible)
         self.handles[name] = handle
         return handle

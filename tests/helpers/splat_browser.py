@@ -9,6 +9,22 @@ from __future__ import annotations
 import numpy as np
 
 
+def viser_splat_buffer(centers, covariances, rgbs, opacities) -> np.ndarray:  # [N, 8] uint32
+    """The buffer `viser.SceneApi.add_gaussian_splats` sends, packed as viser packs it (not as splatseg does)."""
+    n = centers.shape[0]
+    cov_triu = covariances.reshape((-1, 9))[:, np.array([0, 1, 2, 4, 5, 8])]
+    return np.concatenate(
+        [
+            np.ascontiguousarray(centers, dtype=np.float32).view(np.uint8),
+            np.zeros((n, 4), dtype=np.uint8),
+            np.ascontiguousarray(cov_triu, dtype=np.float16).view(np.uint8),
+            np.asarray(rgbs, dtype=np.uint8),
+            np.asarray(opacities, dtype=np.uint8),
+        ],
+        axis=-1,
+    ).view(np.uint32)
+
+
 class RecordedNode:
     def __init__(self, api: RecordingSceneApi, name: str, buffer: np.ndarray | None, visible: bool) -> None:
         self.api = api
@@ -47,18 +63,7 @@ class RecordingSceneApi:
         return node
 
     def add_gaussian_splats(self, name, centers, covariances, rgbs, opacities, visible=True, **_):
-        n = centers.shape[0]
-        cov_triu = covariances.reshape((-1, 9))[:, np.array([0, 1, 2, 4, 5, 8])]
-        buffer = np.concatenate(
-            [
-                np.ascontiguousarray(centers, dtype=np.float32).view(np.uint8),
-                np.zeros((n, 4), dtype=np.uint8),
-                np.ascontiguousarray(cov_triu, dtype=np.float16).view(np.uint8),
-                np.asarray(rgbs, dtype=np.uint8),
-                np.asarray(opacities, dtype=np.uint8),
-            ],
-            axis=-1,
-        ).view(np.uint32)
+        buffer = viser_splat_buffer(centers, covariances, rgbs, opacities)
         self.messages += 1
         self.buffer_bytes += buffer.nbytes
         node = RecordedNode(self, name, buffer, visible)
