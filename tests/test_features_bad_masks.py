@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 import torch
@@ -14,7 +12,7 @@ from backend.features.store import features_name
 from backend.features.train import train_features
 from backend.masks.prepare import prepare_masks
 from backend.workspace import Workspace
-from tests.helpers.feature_scenes import TinyScene, prepared_tiny_scene
+from tests.helpers.feature_scenes import TinyScene, prepared_tiny_scene, user_mask_folder
 
 
 @pytest.fixture
@@ -23,14 +21,7 @@ def tiny_scene(tmp_path_factory: pytest.TempPathFactory) -> TinyScene:
 
 
 def _folder_with(tiny: TinyScene, tmp_path, make) -> tuple:
-    scene = tmp_path / "scene"
-    scene.mkdir()
-    for name in ("point_cloud.ply", "cameras.json"):
-        shutil.copy(tiny.folder / name, scene / name)
-    masks = tmp_path / "masks"
-    masks.mkdir()
-    for cam in tiny.cameras:
-        np.save(masks / f"{cam.name}.npy", make(tiny.label_maps[cam.name]))
+    scene, masks = user_mask_folder(tiny, tmp_path, make)
     prepare_masks(scene, source=masks, progress=False)
     return scene
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -21,7 +20,7 @@ from backend.cli import main
 from backend.features.store import features_name
 from backend.masks.folder import FolderMasks
 from backend.workspace import Workspace
-from tests.helpers.feature_scenes import TinyScene, build_tiny_scene
+from tests.helpers.feature_scenes import TinyScene, build_tiny_scene, user_mask_folder
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +47,6 @@ def _one_mask(lab: np.ndarray) -> np.ndarray:  # everything that is not empty sp
     return (lab > 0)[None]
 
 
-def _user_folder(base: TinyScene, tmp_path, make) -> tuple:
-    scene = tmp_path / "scene"
-    scene.mkdir()
-    for name in ("point_cloud.ply", "cameras.json"):
-        shutil.copy(base.folder / name, scene / name)
-    masks = tmp_path / "masks"
-    masks.mkdir()
-    for cam in base.cameras:
-        np.save(masks / f"{cam.name}.npy", make(base.label_maps[cam.name]))
-    return scene, masks
-
-
 _NO_MASK = " of pixels have no mask"
 
 
@@ -73,7 +60,7 @@ _NO_MASK = " of pixels have no mask"
     ids=["covers-almost-nothing", "whole-image-masks", "one-mask-per-view"],
 )
 def test_cli_trains_both_methods_warns_and_saves_finite_features(base, tmp_path, capsys, make, warning, uncovered):
-    scene, masks = _user_folder(base, tmp_path, make)
+    scene, masks = user_mask_folder(base, tmp_path, make)
     assert main(["prepare", str(scene), "--masks", str(masks)]) == 0
     capsys.readouterr()
     ws = Workspace(scene)
@@ -96,7 +83,7 @@ def test_cli_trains_both_methods_warns_and_saves_finite_features(base, tmp_path,
 
 def test_a_view_file_without_masks_is_a_view_without_masks(base, tmp_path) -> None:
     """An empty stack [0, H, W] (or only empty masks) used to crash the folder reader with a reshape traceback."""
-    _, masks = _user_folder(base, tmp_path, _one_mask)
+    _, masks = user_mask_folder(base, tmp_path, _one_mask)
     cams = base.cameras
     h, w = cams[0].height, cams[0].width
     np.save(masks / f"{cams[0].name}.npy", np.zeros((0, h, w), bool))
@@ -109,7 +96,7 @@ def test_a_view_file_without_masks_is_a_view_without_masks(base, tmp_path) -> No
 
 
 def test_cli_refuses_a_folder_whose_masks_are_all_empty(base, tmp_path, capsys) -> None:
-    scene, masks = _user_folder(base, tmp_path, lambda lab: np.zeros((0, *lab.shape), bool))
+    scene, masks = user_mask_folder(base, tmp_path, lambda lab: np.zeros((0, *lab.shape), bool))
     assert main(["prepare", str(scene), "--masks", str(masks)]) == 0  # views without masks are allowed
     capsys.readouterr()
     assert main(["train", str(scene), "--method", "click", "--iterations", "3"]) == 2

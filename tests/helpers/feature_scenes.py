@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -151,3 +153,17 @@ def trained_tiny_scene(tmp_path_factory: pytest.TempPathFactory) -> TinyScene:
             train_features(folder, method=method, config=config, pixels_per_view=600, progress=False)
         _CACHE["trained"] = dataclasses.replace(prepared, folder=folder)
     return _CACHE["trained"]
+
+
+def user_mask_folder(tiny: TinyScene, tmp_path: Path, make: Callable[[np.ndarray], np.ndarray]) -> tuple[Path, Path]:
+    """A copy of `tiny`'s model and cameras in `tmp_path/scene` and a user mask folder `tmp_path/masks` holding
+    `make(label map)` per view (what a user hands `prepare --masks FOLDER`)."""
+    scene = tmp_path / "scene"
+    scene.mkdir()
+    for name in ("point_cloud.ply", "cameras.json"):
+        shutil.copy(tiny.folder / name, scene / name)
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for cam in tiny.cameras:
+        np.save(masks / f"{cam.name}.npy", make(tiny.label_maps[cam.name]))
+    return scene, masks
