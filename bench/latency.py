@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .common import Figure, percentile
-from .viewer import CLICK_CANVAS, _click_pixels, _CountingSceneApi, _vp, bench_bytes, write_click_workspace
+from .viewer import _click_pixels, _CountingSceneApi, bench_bytes, write_click_scene
 
 
 def _saga_tensors(object_labels: np.ndarray, dim: int = 32, noise: float = 0.15, seed: int = 1) -> dict:
@@ -62,25 +62,13 @@ def _time_clicks(field, cameras, pixels, **kwargs) -> list[float]:
 def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str, float]:
     from backend.features.field import FeatureField, load_field
     from backend.features.threads import compute_threads
-    from backend.io.cameras import write_inria_cameras
-    from backend.io.ply import write_ply
-    from backend.synthetic import build_tabletop, orbit_cameras
     from backend.workspace import Workspace
-    from viewer.client_camera import camera_from_viewport, viewport_of
     from viewer.session import Session
     from viewer.splat_layers import LayeredSplats
     from viewer.splats import ChunkedSplats, SplatChunks
 
-    synth = build_tabletop(seed=0, num_gaussians=num_gaussians)
     scene_dir = workdir / f"latency_{num_gaussians}"
-    scene_dir.mkdir(parents=True, exist_ok=True)
-    write_ply(scene_dir / "point_cloud.ply", synth.scene)
-    cams = [
-        camera_from_viewport(width=CLICK_CANVAS[0], height=CLICK_CANVAS[1], name=c.name, **_vp(viewport_of(c)))
-        for c in orbit_cameras(synth, views=6, resolution=CLICK_CANVAS[1], seed=0)
-    ]
-    write_inria_cameras(scene_dir / "cameras.json", cams)
-    write_click_workspace(scene_dir, synth.object_labels, synth.part_labels)
+    synth, cams = write_click_scene(scene_dir, num_gaussians)
     click = load_field(scene_dir, method="click", scene=synth.scene).warm_up()
     saga = FeatureField(synth.scene, "saga", _saga_tensors(synth.object_labels)).warm_up()
     per_camera = max(1, clicks // len(cams))

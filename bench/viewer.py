@@ -117,29 +117,36 @@ def _click_pixels(scene, camera: Camera, object_labels: np.ndarray, count: int, 
     return pixels
 
 
-def bench_click_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str, float]:
-    from backend.features.field import load_field
+def write_click_scene(scene_dir: Path, num_gaussians: int) -> tuple[Any, list]:
+    """The tabletop at `num_gaussians` in `scene_dir` (model, cameras and a click workspace from its ground truth),
+    with its orbit views rebuilt at the click canvas's size with square pixels, as the browser reports them."""
+    from backend.io.cameras import write_inria_cameras
     from backend.io.ply import write_ply
     from backend.synthetic import build_tabletop, orbit_cameras
-    from backend.workspace import Workspace
-    from viewer.client_camera import camera_from_viewport, screen_to_pixel, viewport_of
-    from viewer.session import Session
-    from viewer.splat_layers import LayeredSplats
-    from viewer.splats import SplatChunks
+    from viewer.client_camera import camera_from_viewport, viewport_of
 
     synth = build_tabletop(seed=0, num_gaussians=num_gaussians)
-    scene_dir = workdir / f"tabletop_{num_gaussians}"
     scene_dir.mkdir(parents=True, exist_ok=True)
     write_ply(scene_dir / "point_cloud.ply", synth.scene)
-    from backend.io.cameras import write_inria_cameras
-
-    # Orbit views rebuilt at the canvas size with square pixels, as the browser reports them.
     cameras = [
         camera_from_viewport(width=CLICK_CANVAS[0], height=CLICK_CANVAS[1], name=c.name, **_vp(viewport_of(c)))
         for c in orbit_cameras(synth, views=6, resolution=CLICK_CANVAS[1], seed=0)
     ]
     write_inria_cameras(scene_dir / "cameras.json", cameras)
     write_click_workspace(scene_dir, synth.object_labels, synth.part_labels)
+    return synth, cameras
+
+
+def bench_click_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str, float]:
+    from backend.features.field import load_field
+    from backend.workspace import Workspace
+    from viewer.client_camera import camera_from_viewport, screen_to_pixel, viewport_of
+    from viewer.session import Session
+    from viewer.splat_layers import LayeredSplats
+    from viewer.splats import SplatChunks
+
+    scene_dir = workdir / f"tabletop_{num_gaussians}"
+    synth, cameras = write_click_scene(scene_dir, num_gaussians)
     field = load_field(scene_dir, method="click")
     session = Session(synth.scene, workspace=Workspace(scene_dir), field=field)
     chunks = SplatChunks(synth.scene)
