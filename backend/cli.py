@@ -181,6 +181,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     unknown = [s for s in args.section or [] if s not in SECTIONS]
     if unknown:
         raise SplatsegError(f"unknown bench section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
+    if args.json_out is not None and not args.json_out.parent.is_dir():  # checked before a run that can take an hour
+        raise SplatsegError(f"--json {args.json_out}: folder {args.json_out.parent} does not exist; create it first")
     run_bench(quick=args.quick, json_out=args.json_out, sections=args.section)
     return 0
 

@@ -136,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline", type=Path, default=None, help="another checkout to time beside this one")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
+    if args.baseline is not None and not (args.baseline / "backend" / "cli.py").is_file():
+        p.error(f"--baseline {args.baseline}: not a splatseg checkout (no backend/cli.py there)")
     import tempfile
 
     from backend.io.atomic import write_text_atomic

@@ -26,6 +26,25 @@ def test_unknown_section_is_one_line_and_exit_2(capsys) -> None:
     assert len(err) == 1 and "unknown bench section 'bogus'" in err[0] and "segmentation" in err[0]
 
 
+def test_json_into_a_missing_folder_is_refused_before_the_run(tmp_path, capsys) -> None:
+    out = tmp_path / "missing" / "figures.json"
+    assert main(["bench", "--section", "segmentation", "--json", str(out)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "does not exist" in err[0] and "[bench]" not in captured.out
+    assert not out.parent.exists()
+
+
+def test_startup_baseline_that_is_not_a_checkout_is_one_line(tmp_path, capsys) -> None:
+    from bench.startup import main as startup_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        startup_main(["--baseline", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "not a splatseg checkout" in err[-1]
+
+
 def _die(scene: str, kwargs: dict) -> dict:  # run in a spawned child: exits without reporting
     os._exit(3)
 
