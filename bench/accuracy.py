@@ -470,10 +470,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     methods = args.method or ["click", "saga"]
     overrides: dict[str, dict[str, Any]] = {}
-    for item in args.set:
+    from backend.core.errors import SplatsegError
+    from backend.features.method import method_class
+
+    for item in args.set:  # checked here, not after the scene and its masks are built
         key, _, value = item.partition("=")
         method, _, field = key.partition(".")
-        overrides.setdefault(method, {})[field] = json.loads(value)
+        try:
+            fields = {f.name for f in dataclasses.fields(method_class(method).config_type)}
+        except SplatsegError as exc:
+            p.error(f"--set {item}: {exc}")
+        if field not in fields:
+            p.error(f"--set {item}: {method} has no setting {field!r}; choose from {', '.join(sorted(fields))}")
+        try:
+            overrides.setdefault(method, {})[field] = json.loads(value)
+        except json.JSONDecodeError:
+            p.error(f'--set {item}: the value must be JSON (true, 0.5, "text")')
     results = []
     for noise in (args.noise or [1.0, 0.0]) if args.masks != "geometric" else [0.0]:
         results.append(

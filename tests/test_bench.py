@@ -269,3 +269,16 @@ def test_segmentation_grid_has_one_row_per_preset_noise_and_method(tmp_path) -> 
     assert len(keys) == len(set(keys)) == len(rows) * (len(METRICS) + 2)
     assert "segmentation.shelf.strong.saga.miou3d_coarse" in keys
     assert "segmentation.tabletop.strong.click.peak_memory_mb" in keys
+
+
+@pytest.mark.parametrize(
+    ("item", "says"),
+    [("click.nope=1", "has no setting 'nope'"), ("nope.x=1", "unknown method"), ("click.seed=yes", "must be JSON")],
+)
+def test_accuracy_set_is_checked_before_any_work(item, says, tmp_path, capsys) -> None:
+    from bench.accuracy import main as accuracy_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        accuracy_main(["--preset", "shelf", "--set", item, "--workdir", str(tmp_path / "work")])
+    assert exit_info.value.code == 2 and says in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()
