@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from backend.io.selection import load_selection, save_selection
 from backend.viewpoints.up_choice import ESTIMATED
 
 from .client_camera import camera_from_handle, screen_to_pixel
+from .first_frame import after_first_frame
 from .panels import Panel
 from .sa3d_panel import Sa3dPanelHooks, add_sa3d_panel
 from .session import Busy, NoFeatures, Session
@@ -33,9 +35,6 @@ if TYPE_CHECKING:
 
     from .context import ClientContext
 
-PREFETCH_DELAY_S = 3.0
-"""The dimmed and tinted copies follow the first frame; they triple what the browser sorts, so not before it has
-drawn."""
 PREFETCH_MAX_GAUSSIANS = 2_000_000
 """Above this the browser's sort would suffer from the copies; the first selection then sends the chunks it needs
 once (the dimmed rest, the selected object), and later clicks reuse them."""
@@ -58,14 +57,14 @@ class ClientView:
         self.last_update: UpdateStats | None = None
         """Bytes the last look change sent to this browser (the figures measure this)."""
         self.prefetched_bytes = 0
+        self.first_frame_at: float | None = None
+        """When (time.monotonic) this browser said it had drawn the scene; None until then."""
+        self.prefetched_at: float | None = None
+        """When the dimmed and tinted copies went out (after `first_frame_at`, never before)."""
 
         self.splats: LayeredSplats | None = None
         if ctx.server_frames is None:
             self.splats = LayeredSplats(client.scene, ctx.chunks, self.session.rgba())
-            if len(self.session.scene) <= PREFETCH_MAX_GAUSSIANS:
-                timer = threading.Timer(PREFETCH_DELAY_S, self._prefetch)
-                timer.daemon = True
-                timer.start()
         else:
             ctx.server_frames.attach(client)
         up_choice = ctx.up_choice() if ctx.up_choice is not None else ESTIMATED
@@ -102,6 +101,7 @@ class ClientView:
             command = client.gui.add_command(label, hotkey=key, modifier=modifier)  # type: ignore[arg-type]
             command.on_trigger(lambda _event, what=what: self.edit(what))
         self.session.subscribe(self)
+        self._prefetch_after_first_frame()  # last: the browser's answer then means all of the above was drawn
 
     # ---- plumbing ----------------------------------------------------------------------------------------------
     @property
@@ -163,6 +163,18 @@ class ClientView:
                     self.ctx.server_frames.refresh(self.client)
             self.panel.sync(kinds)
 
+    def _prefetch_after_first_frame(self) -> None:
+        """The dimmed and tinted copies triple what the browser merges, sorts and draws: they go once it has drawn
+        the scene (first_frame.py), never on a timer that a slow browser's first frame outlasts."""
+        if self.splats is None or len(self.session.scene) > PREFETCH_MAX_GAUSSIANS:
+            return
+
+        def drawn() -> None:
+            self.first_frame_at = time.monotonic()
+            self._prefetch()
+
+        after_first_frame(self.client, drawn, still_wanted=lambda: not self.closed)
+
     def _prefetch(self) -> None:
         if self.closed or self.splats is None:
             return
@@ -171,6 +183,7 @@ class ClientView:
                 return
             try:
                 _, _, dimmed = self.session.look_parts()
+                self.prefetched_at = time.monotonic()
                 self.prefetched_bytes = self.splats.prefetch(dimmed, self.session.tint_layer())
             except Exception as e:  # a client gone meanwhile: nothing to do
                 if self.connected:
