@@ -17,7 +17,7 @@ from tests.conftest import random_scene
 from tests.helpers.splat_browser import RecordingSceneApi, drawn_words, expected_words
 from viewer.client_view import ClientView
 from viewer.context import ClientContext
-from viewer.first_frame import after_first_frame, wait_first_frame
+from viewer.first_frame import MAX_BLANK_PROBES, PROBE_PIXELS, after_first_frame, wait_first_frame
 from viewer.session import Session
 from viewer.splat_layers import LayeredSplats
 from viewer.splats import SplatChunks
@@ -37,13 +37,16 @@ class _Camera:
 
 
 class SlowBrowser:
-    """A client that reports its camera and answers the render round trip only when told (`draw`), or leaves."""
+    """A client that reports its camera and answers the render round trip only when told (`draw`), or leaves; its
+    first `blank` answers show nothing (the splats not mounted yet), as viser's client's first capture does."""
 
-    def __init__(self, client_id: int = 1) -> None:
+    def __init__(self, client_id: int = 1, *, blank: int = 0) -> None:
         self.client_id = client_id
         self.camera = _Camera()
         self.drawn = threading.Event()
         self.left = threading.Event()
+        self.blank = blank
+        self.probes: list[tuple[int, int, str]] = []
         self.render_asked_at: float | None = None
         self.answered_at: float | None = None
 
@@ -51,7 +54,10 @@ class SlowBrowser:
         self.answered_at = time.monotonic()
         self.drawn.set()
 
-    def get_render(self, height: int, width: int, *, timeout: float | None = None) -> np.ndarray:
+    def get_render(
+        self, height: int, width: int, *, transport_format: str = "jpeg", timeout: float | None = None
+    ) -> np.ndarray:
+        self.probes.append((height, width, transport_format))
         self.render_asked_at = time.monotonic()
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.drawn.wait(0.01):
@@ -59,7 +65,12 @@ class SlowBrowser:
                 raise RuntimeError("Render request failed: the client disconnected before returning a frame.")
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError("no frame")
-        return np.zeros((height, width, 3), np.uint8)
+        image = np.zeros((height, width, 4), np.uint8)  # PNG: transparent where nothing is drawn
+        if self.blank > 0:
+            self.blank -= 1
+        else:
+            image[height // 2, width // 3] = (90, 60, 30, 200)  # one splat
+        return image
 
 
 class _NoPanel:
@@ -111,6 +122,21 @@ def test_the_copies_wait_for_the_first_frame_however_long_it_takes(tmp_path):
     n = len(view.session.scene)
     assert view.prefetched_bytes == 2 * n * 32  # the dimmed and the tinted copy, whole
     assert len(_copies(api)) == 2 * 16
+    assert browser.probes == [(PROBE_PIXELS, PROBE_PIXELS, "png")]
+
+
+def test_blank_probes_mean_not_drawn_yet_and_a_view_of_nothing_gets_the_copies_in_the_end():
+    browser = SlowBrowser(blank=2)
+    browser.camera.reported = True
+    browser.draw()
+    assert wait_first_frame(browser, timeout=30)
+    assert len(browser.probes) == 3  # two blank answers, then one with a splat
+
+    nothing = SlowBrowser(blank=10**6)  # the scene lies outside the browser's view
+    nothing.camera.reported = True
+    nothing.draw()
+    assert wait_first_frame(nothing, timeout=30)
+    assert len(nothing.probes) == MAX_BLANK_PROBES
 
 
 def test_a_browser_that_leaves_or_never_draws_gets_no_copies(tmp_path):

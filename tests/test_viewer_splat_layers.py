@@ -118,9 +118,16 @@ def test_a_click_is_frame_messages_and_the_touched_chunks_only():
     sel[edge] = True
     before = api.messages
     stats = splats.update(looks.rgba("highlight", sel), plain=plain, dimmed=dimmed)
-    # base frame off, dim on, tint on; dim nodes of chunks 3, 4, 9 off; tint nodes 3, 4 on; one mix node.
-    assert api.messages - before == 3 + 3 + 2 + 1
+    # base frame off, dim on, tint on; dim nodes of chunks 3, 4, 9 off; tint nodes 3, 4 on; one mix node (created
+    # empty, then given its buffer as it is: two messages).
+    assert api.messages - before == 3 + 3 + 2 + 2
     assert stats.chunks_resent == 1 and stats.bytes_sent == np.diff(chunks.bounds)[9] * 32
+    np.testing.assert_array_equal(drawn_words(api, chunks), expected_words(looks.rgba("highlight", sel), chunks))
+    # The boundary moves within chunk 9: its mix node is refilled in place (one message, no removal, no new node).
+    sel[edge[:5]] = False
+    nodes, before = len(api.nodes), api.messages
+    stats = splats.update(looks.rgba("highlight", sel), plain=plain, dimmed=dimmed)
+    assert api.messages - before == 1 and len(api.nodes) == nodes and stats.chunks_resent == 1
     np.testing.assert_array_equal(drawn_words(api, chunks), expected_words(looks.rgba("highlight", sel), chunks))
     # Another object: its chunks and the previous one's only.
     other = np.isin(chunk_of, [20])
@@ -157,5 +164,14 @@ def test_layers_through_a_real_viser_server():
         assert [f.visible for f in splats._frames] == [False, True, True, True]
         assert splats._handles[2][2].name == "/splats/tint/chunk_002" and splats._handles[2][2].visible
         assert not splats._handles[1][2].visible and splats._handles[1][1].visible
+        # A mixed chunk: its mix node is made through viser's API (empty, then its buffer) and holds the exact look.
+        sel = chunks.chunk_of() == 2
+        sel[chunks.order[chunks.chunk_slice(1)][:7]] = True
+        stats = splats.update(looks.rgba("highlight", sel), plain=plain, dimmed=dimmed)
+        (node,) = splats._mix_nodes.values()
+        assert node.name.startswith("/splats/mix/batch_") and node.visible
+        look = looks.rgba("highlight", sel).view(np.uint32).reshape(-1)
+        np.testing.assert_array_equal(node.buffer[:, 7], look[chunks.order[chunks.chunk_slice(1)]])
+        np.testing.assert_array_equal(node.buffer[:, :7], chunks.geometry[chunks.chunk_slice(1), :7])
     finally:
         server.stop()

@@ -6,11 +6,14 @@ triple what a browser merges, uploads, sorts and shades; if they arrive before i
 browser can take tens of seconds to draw the first one), that first frame waits for all three copies. A fixed timer
 cannot know how slow a browser is, so the copies follow a signal from the browser itself.
 
-The signal is viser's own render round trip (`ClientHandle.get_render`) at a few pixels: the client handles its
-message queue in order from its render loop, so the request is taken up after the scene's chunks sent before it,
-and the answer comes back once the client has rendered the scene with them. The probe renders from the browser's
-own camera (so the sort order it leaves behind is the one the next frame wants) and asks for a tiny image (its
-pixel cost is nothing; its vertex cost is one more pass over the scene, once).
+The signal is viser's own render round trip (`ClientHandle.get_render`) at a few pixels, from the browser's own
+camera. The client handles its message queue in order from its render loop, so the request is taken up after the
+scene's chunks sent before it; but the answer alone is not the signal: measured on the biker capture in headless
+chromium with software WebGL, the first answer came back empty (the splats not yet mounted) one whole frame (~40 s
+on a loaded box) before the screenshot showed them. So the probe asks for a PNG (transparent where nothing is drawn)
+and repeats until a splat covers one of its pixels; each probe is one frame of the browser's, which it draws anyway
+while the scene comes in. A scene wholly outside the browser's view never covers a pixel: after `MAX_BLANK_PROBES`
+blank answers the browser has drawn that many frames, and the copies go.
 """
 
 from __future__ import annotations
@@ -20,8 +23,12 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-PROBE_PIXELS = 8
-"""Width and height of the probe render: the answer is the signal; the picture is thrown away."""
+import numpy as np
+
+PROBE_PIXELS = 12
+"""Height of the probe render (its width follows the browser's aspect): only whether anything is drawn matters."""
+MAX_BLANK_PROBES = 6
+"""Blank answers after which the copies go anyway (the splats may all lie outside the browser's view)."""
 FIRST_FRAME_TIMEOUT_S = 900.0
 """A browser that has not drawn by then (a hidden tab never does) gets no copies ahead of time; its first
 selection then sends the chunks it needs once."""
@@ -44,25 +51,46 @@ def camera_known(client: _Client) -> bool:
     return True
 
 
+def drawn(image: np.ndarray) -> bool:  # [H, W, 4] uint8 (PNG, transparent background)
+    """Whether a probe render shows any splat: its alpha is above zero somewhere."""
+    return image.ndim == 3 and image.shape[-1] == 4 and bool(image[..., 3].any())
+
+
+def probe_size(client: _Client) -> tuple[int, int]:  # (height, width)
+    """`PROBE_PIXELS` high, as wide as the browser's view is for that height (what the user sees, scaled down)."""
+    try:
+        aspect = client.camera.image_width / max(1, client.camera.image_height)
+    except (AssertionError, AttributeError, TypeError):
+        aspect = 1.0
+    return PROBE_PIXELS, int(min(4 * PROBE_PIXELS, max(1, round(PROBE_PIXELS * aspect))))
+
+
 def wait_first_frame(
     client: _Client,
     *,
     timeout: float = FIRST_FRAME_TIMEOUT_S,
     still_wanted: Callable[[], bool] = lambda: True,
 ) -> bool:
-    """Block until `client` has drawn the scene sent to it so far; False if it left, never drew within `timeout`,
-    or `still_wanted()` turned False meanwhile. Call it on a thread of its own: it waits on the browser."""
+    """Block until `client` has drawn the scene sent to it so far (a probe render shows a splat, or
+    `MAX_BLANK_PROBES` frames came back blank); False if it left, did not answer within `timeout`, or
+    `still_wanted()` turned False meanwhile. Call it on a thread of its own: it waits on the browser."""
     deadline = time.monotonic() + timeout
     while not camera_known(client):  # the probe renders from the browser's own camera
         if not still_wanted() or time.monotonic() > deadline:
             return False
         time.sleep(CAMERA_POLL_S)
-    if not still_wanted():
-        return False
-    try:
-        client.get_render(PROBE_PIXELS, PROBE_PIXELS, timeout=max(0.0, deadline - time.monotonic()))
-    except (TimeoutError, RuntimeError):  # never drew in time, or left (viser raises RuntimeError then)
-        return False
+    for _ in range(MAX_BLANK_PROBES):
+        if not still_wanted():
+            return False
+        height, width = probe_size(client)
+        try:
+            image = client.get_render(
+                height, width, transport_format="png", timeout=max(0.0, deadline - time.monotonic())
+            )
+        except (TimeoutError, RuntimeError):  # never drew in time, or left (viser raises RuntimeError then)
+            return False
+        if drawn(np.asarray(image)):
+            break
     return still_wanted()
 
 

@@ -39,6 +39,13 @@ MIX_BATCH_CHUNKS = 8
 """Mixed chunks per `mix` node: one node per chunk costs a Python step and a message each (~20 per click at 1M);
 one node per click would resend every mixed chunk on any later change. Chunk indices follow the k-d tree, so a batch
 holds neighbours and a local edit dirties few batches."""
+_EMPTY_SPLATS = (
+    np.zeros((0, 3), np.float32),
+    np.zeros((0, 3, 3), np.float32),
+    np.zeros((0, 3), np.uint8),
+    np.zeros((0, 1), np.uint8),
+)
+"""Centres, covariances, colours and opacities of no Gaussians: a node created before its buffer is set."""
 DEFAULT_CHILD_VISIBLE = {BASE: True, DIM: True, TINT: False, MIX: True}
 """A new node's own visibility while its frame is hidden: most chunks show the rest of the scene (base or dim); only
 the selected ones show tint."""
@@ -152,6 +159,13 @@ class LayeredSplats:
             if ref is not None:
                 ref[2][i] = np.array_equal(words, ref[1][sl])
         return len(words) * BYTES_PER_GAUSSIAN
+
+    def _new_node(self, name: str, buffer: np.ndarray, *, visible: bool = True) -> _Handle:  # buffer [n, 8] uint32
+        """A splat node holding `buffer` as it is: created empty, then given the buffer (viser's `buffer` property),
+        so the words are neither unpacked here nor packed again by `add_gaussian_splats`."""
+        handle = self.scene_api.add_gaussian_splats(name, *_EMPTY_SPLATS, visible=visible)
+        handle.buffer = buffer
+        return handle  # type: ignore[no-any-return]
 
     def _chunk_all(self, flags: np.ndarray) -> np.ndarray:  # [N] bool in chunk order → [C] bool
         out = np.zeros(self.chunks.num_chunks, dtype=bool)
@@ -280,8 +294,9 @@ class LayeredSplats:
             flips = np.flatnonzero(selection != old_selection)
             gained = np.take(selection, flips)
             ch = np.take(chunk_of, flips)
-            counts = self._sel_count + np.bincount(ch[gained], minlength=c) - np.bincount(ch[~gained], minlength=c)
-            self._mix_ok[ch] = False
+            up, down = np.bincount(ch[gained], minlength=c), np.bincount(ch[~gained], minlength=c)
+            counts = self._sel_count + up - down
+            self._mix_ok[(up + down) > 0] = False
         self._sel_count = counts
         if rest is not old_rest:
             self._mix_ok[:] = False  # every mix node mixes in the rest's colours
@@ -318,36 +333,37 @@ class LayeredSplats:
                 resent[i] = True
         # 2. Mixed chunks travel in batches of up to MIX_BATCH_CHUNKS neighbouring chunks (one node each), so a click
         # costs a few messages however many chunks its boundary crosses. A batch with a chunk no longer mixed (or
-        # mixed differently) goes, and its still-valid chunks travel again in a new batch.
+        # mixed differently) is refilled in place with the next batch to send (one message, its still-valid chunks
+        # travel again), or goes when there is none left to send.
         want = targets == MIX
         batch = self._mix_batch
-        dirty = np.unique(batch[(batch >= 0) & (~want | ~self._mix_ok)])
-        for b in dirty.tolist():
-            self._mix_nodes.pop(b).remove()
-        freed = np.isin(batch, dirty) if dirty.size else np.zeros(len(batch), bool)
-        batch[freed] = -1
-        self._has[MIX][freed] = False
+        dirty = np.unique(batch[(batch >= 0) & (~want | ~self._mix_ok)]).tolist()
+        spare = [(b, self._mix_nodes.pop(b)) for b in dirty]  # refilled below, in place; the rest are removed
+        if dirty:
+            freed = np.isin(batch, dirty)
+            batch[freed] = -1
+            self._has[MIX][freed] = False
         todo = np.flatnonzero(want & (batch < 0))
         for group in np.array_split(todo, -(-todo.size // MIX_BATCH_CHUNKS)) if todo.size else []:
             pos = _ranges(self.chunks.bounds[group], self.chunks.bounds[group + 1])
             words = mix_words(pos)
             buffer = np.take(self.chunks.geometry, pos, axis=0)
             buffer[:, 7] = words
-            centers, covs, rgbs, opacities = _unpack(buffer)
-            self._mix_nodes[self._batches] = self.scene_api.add_gaussian_splats(
-                f"{self.prefix}/mix/batch_{self._batches:06d}",
-                centers=centers,
-                covariances=covs,
-                rgbs=rgbs,
-                opacities=opacities,
-            )
-            batch[group] = self._batches
-            self._batches += 1
+            if spare:  # one message that swaps the node's Gaussians, instead of a removal and a new node
+                b, handle = spare.pop()
+                handle.buffer = buffer  # type: ignore[attr-defined]
+            else:
+                b, self._batches = self._batches, self._batches + 1
+                handle = self._new_node(f"{self.prefix}/mix/batch_{b:06d}", buffer)
+            self._mix_nodes[b] = handle
+            batch[group] = b
             self._stored[MIX][pos] = words
             self._has[MIX][group] = True
             stats.bytes_sent += len(pos) * BYTES_PER_GAUSSIAN
             stats.chunks_resent += int(group.size)
             resent[group] = True
+        for _, handle in spare:
+            handle.remove()
         self._mix_ok = self._has[MIX].copy()
         # 3. Under each frame that will be visible, each node's own visibility says whether its chunk shows it.
         shown_frames = [bool((targets == layer).any()) for layer in range(len(LAYER_NAMES))]
