@@ -17,7 +17,7 @@ from tests.conftest import random_scene
 from tests.helpers.splat_browser import RecordingSceneApi, drawn_words, expected_words
 from viewer.client_view import ClientView
 from viewer.context import ClientContext
-from viewer.first_frame import MAX_BLANK_PROBES, PROBE_PIXELS, after_first_frame, wait_first_frame
+from viewer.first_frame import MAX_PROBES, PROBE_PIXELS, after_first_frame, wait_first_frame
 from viewer.session import Session
 from viewer.splat_layers import LayeredSplats
 from viewer.splats import SplatChunks
@@ -38,14 +38,16 @@ class _Camera:
 
 class SlowBrowser:
     """A client that reports its camera and answers the render round trip only when told (`draw`), or leaves; its
-    first `blank` answers show nothing (the splats not mounted yet), as viser's client's first capture does."""
+    first `blank` answers show nothing (the splats not mounted yet), as viser's client's first capture does, and
+    the next `fading` ones a splat still fading in."""
 
-    def __init__(self, client_id: int = 1, *, blank: int = 0) -> None:
+    def __init__(self, client_id: int = 1, *, blank: int = 0, fading: int = 0) -> None:
         self.client_id = client_id
         self.camera = _Camera()
         self.drawn = threading.Event()
         self.left = threading.Event()
         self.blank = blank
+        self.fading = fading
         self.probes: list[tuple[int, int, str]] = []
         self.render_asked_at: float | None = None
         self.answered_at: float | None = None
@@ -69,7 +71,8 @@ class SlowBrowser:
         if self.blank > 0:
             self.blank -= 1
         else:
-            image[height // 2, width // 3] = (90, 60, 30, 200)  # one splat
+            image[height // 2, width // 3] = (90, 60, 30, 200 - 20 * self.fading)  # one splat, fading in
+            self.fading = max(0, self.fading - 1)
         return image
 
 
@@ -122,21 +125,27 @@ def test_the_copies_wait_for_the_first_frame_however_long_it_takes(tmp_path):
     n = len(view.session.scene)
     assert view.prefetched_bytes == 2 * n * 32  # the dimmed and the tinted copy, whole
     assert len(_copies(api)) == 2 * 16
-    assert browser.probes == [(PROBE_PIXELS, PROBE_PIXELS, "png")]
+    assert browser.probes == [(PROBE_PIXELS, PROBE_PIXELS, "png")] * 2  # drawn, then the same again: settled
 
 
-def test_blank_probes_mean_not_drawn_yet_and_a_view_of_nothing_gets_the_copies_in_the_end():
+def test_blank_or_changing_probes_mean_not_settled_yet_and_a_view_of_nothing_gets_the_copies_in_the_end():
     browser = SlowBrowser(blank=2)
     browser.camera.reported = True
     browser.draw()
     assert wait_first_frame(browser, timeout=30)
-    assert len(browser.probes) == 3  # two blank answers, then one with a splat
+    assert len(browser.probes) == 4  # two blank answers (alike, but nothing drawn), then the splat twice
+
+    fading = SlowBrowser(fading=3)  # three frames of a splat still fading in, then it stays
+    fading.camera.reported = True
+    fading.draw()
+    assert wait_first_frame(fading, timeout=30)
+    assert len(fading.probes) == 5  # three fading, the full one, the full one again
 
     nothing = SlowBrowser(blank=10**6)  # the scene lies outside the browser's view
     nothing.camera.reported = True
     nothing.draw()
     assert wait_first_frame(nothing, timeout=30)
-    assert len(nothing.probes) == MAX_BLANK_PROBES
+    assert len(nothing.probes) == MAX_PROBES
 
 
 def test_a_browser_that_leaves_or_never_draws_gets_no_copies(tmp_path):

@@ -10,10 +10,12 @@ The signal is viser's own render round trip (`ClientHandle.get_render`) at a few
 camera. The client handles its message queue in order from its render loop, so the request is taken up after the
 scene's chunks sent before it; but the answer alone is not the signal: measured on the biker capture in headless
 chromium with software WebGL, the first answer came back empty (the splats not yet mounted) one whole frame (~40 s
-on a loaded box) before the screenshot showed them. So the probe asks for a PNG (transparent where nothing is drawn)
-and repeats until a splat covers one of its pixels; each probe is one frame of the browser's, which it draws anyway
-while the scene comes in. A scene wholly outside the browser's view never covers a pixel: after `MAX_BLANK_PROBES`
-blank answers the browser has drawn that many frames, and the copies go.
+on a loaded box) before the splats showed, and copies sent on the first answer that showed them still slowed the
+frames right after it (the sort and the fade-in), so the screenshot that found the splats came ~70 s later. So the
+probe asks for a PNG (transparent where nothing is drawn) and repeats until two answers in a row show the same
+splats: drawn, sorted, faded in. Each probe is one frame of the browser's, which it draws anyway while the scene
+comes in. A scene wholly outside the browser's view never shows a splat: after `MAX_PROBES` answers the browser has
+drawn that many frames, and the copies go.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ import numpy as np
 
 PROBE_PIXELS = 12
 """Height of the probe render (its width follows the browser's aspect): only whether anything is drawn matters."""
-MAX_BLANK_PROBES = 6
-"""Blank answers after which the copies go anyway (the splats may all lie outside the browser's view)."""
+MAX_PROBES = 8
+"""Probes after which the copies go whatever the answers showed (the splats may all lie outside the browser's
+view): the browser has drawn that many frames with the scene by then."""
 FIRST_FRAME_TIMEOUT_S = 900.0
 """A browser that has not drawn by then (a hidden tab never does) gets no copies ahead of time; its first
 selection then sends the chunks it needs once."""
@@ -56,6 +59,11 @@ def drawn(image: np.ndarray) -> bool:  # [H, W, 4] uint8 (PNG, transparent backg
     return image.ndim == 3 and image.shape[-1] == 4 and bool(image[..., 3].any())
 
 
+def settled(image: np.ndarray, previous: np.ndarray | None) -> bool:  # [H, W, 4] uint8 each
+    """Drawn, and the same as the frame before: the splats are in, sorted and faded in."""
+    return previous is not None and drawn(image) and image.shape == previous.shape and np.array_equal(image, previous)
+
+
 def probe_size(client: _Client) -> tuple[int, int]:  # (height, width)
     """`PROBE_PIXELS` high, as wide as the browser's view is for that height (what the user sees, scaled down)."""
     try:
@@ -71,15 +79,16 @@ def wait_first_frame(
     timeout: float = FIRST_FRAME_TIMEOUT_S,
     still_wanted: Callable[[], bool] = lambda: True,
 ) -> bool:
-    """Block until `client` has drawn the scene sent to it so far (a probe render shows a splat, or
-    `MAX_BLANK_PROBES` frames came back blank); False if it left, did not answer within `timeout`, or
+    """Block until `client` has drawn the scene sent to it so far and settled (two probe renders in a row show
+    the same splats, or `MAX_PROBES` answers came back); False if it left, did not answer within `timeout`, or
     `still_wanted()` turned False meanwhile. Call it on a thread of its own: it waits on the browser."""
     deadline = time.monotonic() + timeout
     while not camera_known(client):  # the probe renders from the browser's own camera
         if not still_wanted() or time.monotonic() > deadline:
             return False
         time.sleep(CAMERA_POLL_S)
-    for _ in range(MAX_BLANK_PROBES):
+    previous = None
+    for _ in range(MAX_PROBES):
         if not still_wanted():
             return False
         height, width = probe_size(client)
@@ -89,8 +98,10 @@ def wait_first_frame(
             )
         except (TimeoutError, RuntimeError):  # never drew in time, or left (viser raises RuntimeError then)
             return False
-        if drawn(np.asarray(image)):
+        image = np.asarray(image)
+        if settled(image, previous):
             break
+        previous = image
     return still_wanted()
 
 

@@ -344,24 +344,30 @@ class LayeredSplats:
             batch[freed] = -1
             self._has[MIX][freed] = False
         todo = np.flatnonzero(want & (batch < 0))
-        for group in np.array_split(todo, -(-todo.size // MIX_BATCH_CHUNKS)) if todo.size else []:
-            pos = _ranges(self.chunks.bounds[group], self.chunks.bounds[group + 1])
+        if todo.size:
+            # All mixed chunks' rows in one gather (chunk order: each batch is a contiguous slice of it).
+            starts, stops = self.chunks.bounds[todo], self.chunks.bounds[todo + 1]
+            pos = _ranges(starts, stops)
             words = mix_words(pos)
-            buffer = np.take(self.chunks.geometry, pos, axis=0)
-            buffer[:, 7] = words
-            if spare:  # one message that swaps the node's Gaussians, instead of a removal and a new node
-                b, handle = spare.pop()
-                handle.buffer = buffer  # type: ignore[attr-defined]
-            else:
-                b, self._batches = self._batches, self._batches + 1
-                handle = self._new_node(f"{self.prefix}/mix/batch_{b:06d}", buffer)
-            self._mix_nodes[b] = handle
-            batch[group] = b
+            rows = np.take(self.chunks.geometry, pos, axis=0)
+            rows[:, 7] = words
             self._stored[MIX][pos] = words
-            self._has[MIX][group] = True
+            self._has[MIX][todo] = True
+            ends = np.cumsum(stops - starts).tolist()
             stats.bytes_sent += len(pos) * BYTES_PER_GAUSSIAN
-            stats.chunks_resent += int(group.size)
-            resent[group] = True
+            stats.chunks_resent += int(todo.size)
+            resent[todo] = True
+            for first in range(0, todo.size, MIX_BATCH_CHUNKS):
+                last = min(first + MIX_BATCH_CHUNKS, todo.size) - 1
+                buffer = rows[(ends[first - 1] if first else 0) : ends[last]]
+                if spare:  # one message that swaps the node's Gaussians, instead of a removal and a new node
+                    b, handle = spare.pop()
+                    handle.buffer = buffer  # type: ignore[attr-defined]
+                else:
+                    b, self._batches = self._batches, self._batches + 1
+                    handle = self._new_node(f"{self.prefix}/mix/batch_{b:06d}", buffer)
+                self._mix_nodes[b] = handle
+                batch[todo[first : last + 1]] = b
         for _, handle in spare:
             handle.remove()
         self._mix_ok = self._has[MIX].copy()
