@@ -8,11 +8,18 @@
    48 at 512×512.
 
 The capture is PlayCanvas's biker (`tests/data/real/biker.compressed.ply`, 152,746 Gaussians, MIT).
+
+`python -m bench.capture --baseline /path/to/old/checkout [--repeat 2] [--json OUT]` times view → first frame for
+this checkout and the other one interleaved (old, new, new, old…), so both see the same load on a shared machine.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -20,12 +27,13 @@ from pathlib import Path
 
 from .common import Figure
 
-CAPTURE = Path(__file__).resolve().parents[1] / "tests" / "data" / "real" / "biker.compressed.ply"
+REPO = Path(__file__).resolve().parents[1]
+CAPTURE = REPO / "tests" / "data" / "real" / "biker.compressed.ply"
 
 
-def view_to_first_frame(model: Path, *, timeout: float = 600.0) -> dict[str, float]:
-    """Seconds from starting `splatseg view MODEL` to its server answering and to chromium drawing the splats, and
-    the server process's peak resident set by then (`server_peak_rss_mb`, Linux only)."""
+def view_to_first_frame(model: Path, *, timeout: float = 600.0, src: Path = REPO) -> dict[str, float]:
+    """Seconds from starting `splatseg view MODEL` (the checkout at `src`) to its server answering and to chromium
+    drawing the splats, and the server process's peak resident set by then (`server_peak_rss_mb`, Linux only)."""
     from playwright.sync_api import sync_playwright
 
     from viewer.headless import CHROMIUM_ARGS
@@ -35,9 +43,11 @@ def view_to_first_frame(model: Path, *, timeout: float = 600.0) -> dict[str, flo
     port = _free_port(19100)
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "view", str(model), "--port", str(port)],
+        [sys.executable, "-m", "backend.cli", "view", str(Path(model).resolve()), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        cwd=src,
+        env={**os.environ, "PYTHONPATH": str(src)},
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -115,3 +125,53 @@ def bench_capture(*, quick: bool, workdir: Path) -> list[Figure]:
     note = f"{r['source']} masks, {shape}: prepare {r['prepare_s']:.0f} s + train {r['train_s']:.0f} s"
     figures.append(Figure("capture", "biker: Prepare → ready to click", r["ready_s"], "s", note))
     return figures
+
+
+def first_frame_side_by_side(model: Path, trees: dict[str, Path], *, repeat: int) -> dict:
+    """Per checkout (`trees`: label → source root) the view → first frame runs, interleaved: each round runs every
+    checkout once, the order reversed every other round."""
+    labels = list(trees)
+    runs: dict[str, list[dict[str, float]]] = {k: [] for k in labels}
+    for r in range(repeat):
+        for label in labels if r % 2 == 0 else labels[::-1]:
+            runs[label].append(view_to_first_frame(model, src=trees[label]) | {"loadavg": os.getloadavg()[0]})
+            print(json.dumps({"round": r, "tree": label, **runs[label][-1]}), flush=True)
+    out: dict = {"runs": runs}
+    for label, rs in runs.items():
+        out[f"{label}_first_frame_median_s"] = statistics.median(x["first_frame_s"] for x in rs)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.capture", description="view FILE → first frame, side by side")
+    p.add_argument("--model", type=Path, default=CAPTURE)
+    p.add_argument("--baseline", type=Path, default=None, help="another checkout to time beside this one")
+    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args(argv)
+    if args.baseline is not None and not (args.baseline / "backend" / "cli.py").is_file():
+        p.error(f"--baseline {args.baseline}: not a splatseg checkout (no backend/cli.py there)")
+    if args.json is not None and not args.json.parent.is_dir():
+        p.error(f"--json {args.json}: the folder {args.json.parent} does not exist")
+    if not args.model.is_file():
+        p.error(f"--model {args.model}: no such file")
+    if not Path("/usr/bin/chromium").exists():
+        p.error("no /usr/bin/chromium: install Debian's chromium to time the first frame")
+    from backend.io.atomic import write_text_atomic
+
+    from .common import machine_description
+
+    trees = {"this": REPO} | ({"baseline": args.baseline.resolve()} if args.baseline is not None else {})
+    result = first_frame_side_by_side(args.model, trees, repeat=max(1, args.repeat))
+    result["machine"] = machine_description()
+    if "baseline" in trees:
+        ratio = result["baseline_first_frame_median_s"] / result["this_first_frame_median_s"]
+        result["ratio_baseline_over_this"] = ratio
+    print(json.dumps({k: v for k, v in result.items() if k != "runs"}))
+    if args.json is not None:
+        write_text_atomic(args.json, json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -45,6 +45,19 @@ def test_startup_baseline_that_is_not_a_checkout_is_one_line(tmp_path, capsys) -
     assert "not a splatseg checkout" in err[-1]
 
 
+@pytest.mark.parametrize(
+    "args, says", [("--baseline {tmp}", "not a splatseg checkout"), ("--json {tmp}/no/f.json", "does not exist")]
+)
+def test_capture_side_by_side_bad_arguments_are_one_line_before_any_run(tmp_path, capsys, args, says) -> None:
+    from bench.capture import main as capture_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        capture_main(args.format(tmp=tmp_path).split())
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert says in err[-1] and not (tmp_path / "no").exists()
+
+
 def _die(scene: str, kwargs: dict) -> dict:  # run in a spawned child: exits without reporting
     os._exit(3)
 

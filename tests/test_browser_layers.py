@@ -78,7 +78,9 @@ def _pictures(scene: Path, cls: type, masks: list[tuple[str, np.ndarray | None]]
             page.goto(app.url)
             view = _wait(lambda: next(iter(app.views.values()), None), 30, "the browser to connect")
             assert isinstance(view.splats, cls)
-            _wait(lambda: view.prefetched_bytes, 30, "the prefetched layers")
+            # The copies follow the browser's own word that it has drawn the scene (viewer/first_frame.py).
+            _wait(lambda: view.prefetched_bytes, 300, "the prefetched layers")
+            assert view.first_frame_at is not None and view.first_frame_at <= view.prefetched_at
             cdp = page.context.new_cdp_session(page)
             _wait(lambda: _shot(cdp).std() > 20, 600, "the splats to render", interval=0.5)
             out["plain"] = _settled(cdp)
