@@ -165,6 +165,14 @@ def test_a_browser_that_leaves_or_never_draws_gets_no_copies(tmp_path):
     thread.join(5)
     assert not thread.is_alive() and done == []
 
+    class Garbage(SlowBrowser):  # an untrusted client answering with something that does not decode
+        def get_render(self, height, width, **kwargs):
+            raise ValueError("not a PNG")
+
+    garbage = Garbage(4)
+    garbage.camera.reported = True
+    assert not wait_first_frame(garbage, timeout=30)
+
     gone = SlowBrowser(3)  # never reports its camera; the view closes meanwhile
     closed = threading.Timer(0.2, lambda: setattr(gone, "closed", True))
     closed.start()

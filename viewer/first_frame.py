@@ -98,7 +98,11 @@ def wait_first_frame(
             )
         except (TimeoutError, RuntimeError):  # never drew in time, or left (viser raises RuntimeError then)
             return False
+        except Exception:  # an answer that does not decode: the client is untrusted; it gets no copies ahead
+            return False
         image = np.asarray(image)
+        if image.ndim != 3:
+            return False
         if settled(image, previous):
             break
         previous = image
