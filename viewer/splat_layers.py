@@ -353,10 +353,10 @@ class LayeredSplats:
             words = mix_words(runs)
             rows = _runs(self.chunks.geometry, runs)
             rows[:, 7] = words
-            ends = np.cumsum([b - a for a, b in runs]).tolist()
+            ends = np.cumsum([hi - lo for lo, hi in runs]).tolist()
             stored = self._stored[MIX]
-            for (a, b), end in zip(runs, ends, strict=True):
-                stored[a:b] = words[end - (b - a) : end]
+            for (lo, hi), end in zip(runs, ends, strict=True):
+                stored[lo:hi] = words[end - (hi - lo) : end]
             self._has[MIX][todo] = True
             stats.bytes_sent += len(words) * BYTES_PER_GAUSSIAN
             stats.chunks_resent += int(todo.size)
