@@ -12,6 +12,13 @@ the clicked view's: on the tabletop the margin needed is ×3 and more, on the sh
 to one step above every training mask and returns the first scale from which the selection no longer grows by
 more than `tolerance` (its plateau). Above every mask SAGA groups the union of all masks, so the plateau is the
 largest grouping the masks support, taken at the smallest scale that reaches it.
+
+`GridPlateauScale` (the default) is the plateau rule on a grid shared by every click: the start is rounded to the
+nearest half-octave below or above the largest training mask's scale (top · step^k), so every candidate, and
+therefore every picked scale, is one of a few grid points. A field then meets a handful of distinct automatic
+scales, and the gated, pruned bank each needs (seconds to build at 1M Gaussians) can be kept and reused
+(`scale_banks.py`). The rounding moves the start by at most a quarter octave; the accuracy it costs is measured
+in the README's accuracy section.
 """
 
 from __future__ import annotations
@@ -58,3 +65,32 @@ class PlateauScale:
             if after <= c * (1.0 + self.tolerance):
                 best = s
         return best
+
+
+@dataclasses.dataclass(frozen=True)
+class GridPlateauScale(PlateauScale):
+    """`PlateauScale` with the start rounded (in log scale) onto the grid top · step^k, k an integer: every
+    candidate is a grid point, so clicks share their scales (and the banks built for them)."""
+
+    def candidates(self, start: float, top: float) -> list[float]:
+        k = grid_index(start, top, self.step)
+        if k is None or not grid_scale(top, self.step, k) > 0:  # no grid (or below float range): the plain rule
+            return super().candidates(start, top)
+        scales = [grid_scale(top, self.step, k)]
+        while scales[-1] <= top and len(scales) <= self.max_steps:
+            k += 1
+            scales.append(grid_scale(top, self.step, k))
+        return scales
+
+
+def grid_index(scale: float, top: float, step: float) -> int | None:
+    """k of the grid point top · step^k nearest `scale` in log scale; None when there is no grid."""
+    if not (scale > 0 and top > 0 and step > 1 and math.isfinite(scale) and math.isfinite(top)):
+        return None
+    return round(math.log(scale / top) / math.log(step))
+
+
+def grid_scale(top: float, step: float, k: int) -> float:
+    """The grid point top · step^k, computed as one power (never by repeated multiplication), so the same k always
+    gives the same float: the bank cache's key."""
+    return top * step**k

@@ -1,0 +1,47 @@
+"""SAGA's automatic scale on a shared grid (`GridPlateauScale`): every candidate is top · step^k, so clicks share
+their scales and the banks built for them."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from backend.features.auto_scale import GridPlateauScale, PlateauScale, grid_index, grid_scale
+
+
+def test_grid_candidates_are_grid_points_shared_by_nearby_starts() -> None:
+    rule = GridPlateauScale()
+    top = 0.83
+    a = rule.candidates(0.101, top)
+    b = rule.candidates(0.109, top)  # within the same quarter octave: the same floats, bit for bit
+    assert a == b
+    for s in a:
+        k = math.log(s / top) / math.log(rule.step)
+        assert k == pytest.approx(round(k), abs=1e-9)
+        assert s == grid_scale(top, rule.step, round(k))
+    assert a[-1] > top >= a[-2]  # up to one step above every mask, as the plain rule
+    assert a[0] == pytest.approx(top * math.sqrt(2.0) ** -6)  # 0.101 → the nearest half-octave below top
+
+
+def test_grid_start_moves_by_at_most_a_quarter_octave() -> None:
+    rule = GridPlateauScale()
+    for start in (0.013, 0.2, 0.5, 0.83, 1.1, 3.0):
+        first = rule.candidates(start, 0.83)[0]
+        assert abs(math.log2(first / start)) <= 0.25 + 1e-12
+
+
+def test_grid_rule_chooses_as_the_plain_rule_on_the_grid() -> None:
+    counts = {0: 100, 1: 500, 2: 1000, 3: 1010, 4: 1020, 5: 1030}
+    for rule in (GridPlateauScale(step=2.0), PlateauScale(step=2.0)):
+        scales = rule.candidates(0.125, 1.0)
+        chosen = rule.choose(scales, [counts[i] for i in range(len(scales))])
+        assert chosen == pytest.approx(0.5)
+
+
+def test_no_grid_for_scales_that_are_not_positive_and_finite() -> None:
+    assert grid_index(0.0, 1.0, 2.0) is None and grid_index(1.0, float("inf"), 2.0) is None
+    assert grid_index(float("nan"), 1.0, 2.0) is None
+    assert GridPlateauScale().candidates(-1.0, 1.0) == PlateauScale().candidates(-1.0, 1.0)
+    tiny = GridPlateauScale().candidates(1e-300, 1e10)  # k far below: the grid point underflows to 0
+    assert all(s > 0 for s in tiny)
