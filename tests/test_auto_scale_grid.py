@@ -45,3 +45,25 @@ def test_no_grid_for_scales_that_are_not_positive_and_finite() -> None:
     assert GridPlateauScale().candidates(-1.0, 1.0) == PlateauScale().candidates(-1.0, 1.0)
     tiny = GridPlateauScale().candidates(1e-300, 1e10)  # k far below: the grid point underflows to 0
     assert all(s > 0 for s in tiny)
+
+
+def test_saga_counts_with_kept_norms_equal_fresh_counts() -> None:
+    import torch
+
+    from backend.features.saga import SagaMethod
+
+    g = torch.Generator().manual_seed(4)
+    n, d = 3000, 8
+    feats = torch.nn.functional.normalize(torch.randn(n, d, generator=g), dim=1)
+    tensors = {
+        "quantiles": torch.tensor([0.1, 1.0]),
+        "gate_weight": torch.randn(d, generator=g) * 3,
+        "gate_bias": torch.randn(d, generator=g),
+    }
+    kept = SagaMethod(feats, tensors)
+    kept.COUNT_NORMS = 3  # evictions happen
+    queries = [feats[i].double() for i in (3, 50)]
+    lists = [[0.1, 0.2, 0.4], [0.2, 0.4, 0.8], [0.1, 0.2, 0.4], [0.05, 0.4], [0.1, 0.2, 0.4]]
+    for scales in lists:
+        for qs in (queries[:1], queries):
+            assert kept.selection_counts(qs, scales) == SagaMethod(feats, tensors).selection_counts(qs, scales)

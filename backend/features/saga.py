@@ -313,6 +313,8 @@ class SagaMethod(FeatureMethod):
         self._gate_b = tensors["gate_bias"].float().reshape(-1)  # [D]
         self._scale_banks: OrderedDict[float, Tensor] = OrderedDict()  # scale → [D, N]
         self._sample: tuple[Tensor, Tensor] | None = None  # see `_count_sample`
+        self._sample_norms: OrderedDict[float, Tensor] = OrderedDict()  # scale → [S], see `_count_norms`
+        self._stacked_norms: OrderedDict[tuple[float, ...], Tensor] = OrderedDict()  # candidates → [S, K]
 
     @classmethod
     def train(cls, cache: ContributionCache, neighbors: Tensor, config: SagaConfig, progress: bool) -> dict:
@@ -390,14 +392,44 @@ class SagaMethod(FeatureMethod):
         built (`bank` builds it for one scale, the reference the test compares with)."""
         if not queries:
             return [0] * len(scales)
-        feats, squares = self._count_sample()  # [S, D] each
+        feats, _ = self._count_sample()  # [S, D]
         gates = torch.stack([self._gate(s) for s in scales])  # [K, D]
         q = torch.stack([x.float() for x in queries])  # [P, D]
         qg = F.normalize(q[:, None, :] * gates[None, :, :], dim=-1)  # [P, K, D] unit gated queries
         dots = (feats @ (qg * gates[None]).reshape(-1, qg.shape[-1]).T).reshape(len(feats), *qg.shape[:2])  # [S,P,K]
-        norms = (squares @ (gates * gates).T).clamp(min=1e-24).sqrt()  # [S, K]
-        cos = (dots / norms[:, None, :]).amax(1)  # [S, K]
+        norms = self._count_norms(scales, gates)  # [S, K]
+        cos = dots[:, 0] / norms if len(queries) == 1 else (dots / norms[:, None, :]).amax(1)  # [S, K]
         return (cos > self.THRESHOLD).sum(0).tolist()
+
+    COUNT_NORMS = 64
+    """Scales whose [S] sample norms `_count_norms` keeps (256 KB each; and the last 4 candidate lists stacked):
+    the automatic scale's grid points recur."""
+
+    def _count_norms(self, scales: list[float], gates: Tensor) -> Tensor:  # gates [K, D] → [S, K]
+        """‖f ⊙ g‖ over the count sample per scale, kept per scale: the automatic scale's candidates are grid
+        points (`GridPlateauScale`), so a click mostly finds them all made and pays one product, not two."""
+        _, squares = self._count_sample()
+        keys = tuple(round(float(s), 9) for s in scales)
+        stacked = self._stacked_norms.get(keys)  # the same candidates again (the same grid start): made already
+        if stacked is not None:
+            self._stacked_norms.move_to_end(keys)
+            return stacked
+        cols = []
+        for key, g in zip(keys, gates, strict=True):
+            norm = self._sample_norms.get(key)
+            if norm is None:
+                norm = (squares @ (g * g)).clamp(min=1e-24).sqrt()  # [S]
+                self._sample_norms[key] = norm
+                while len(self._sample_norms) > self.COUNT_NORMS:
+                    self._sample_norms.popitem(last=False)
+            else:
+                self._sample_norms.move_to_end(key)
+            cols.append(norm)
+        stacked = torch.stack(cols, dim=1)
+        self._stacked_norms[keys] = stacked
+        while len(self._stacked_norms) > 4:  # ≤ 4.5 MB each (17 candidates)
+            self._stacked_norms.popitem(last=False)
+        return stacked
 
     def _count_sample(self) -> tuple[Tensor, Tensor]:  # [S, D] features and their squares
         if self._sample is None:
