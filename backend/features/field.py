@@ -195,7 +195,6 @@ class FeatureField:
         if unbuilt:
             selected = self.impl.select_unbuilt(pos_q, neg_q, thr, level, scale)
             mask = None
-            self._builder.request((level, scale))
         elif self.fast and pos_q.shape[0]:
             pruned = self._pruned_bank(level, scale, bank)
             positions, _ = pruned.select_positions(pos_q, neg_q, thr)
@@ -240,6 +239,8 @@ class FeatureField:
             out[selected] = True
         else:
             out = mask
+        if unbuilt:  # after this click's own work, which the builder would otherwise compete with
+            self._builder.request((level, scale))
         return SegmentResult(
             mask=out,
             score_fn=score_fn,
