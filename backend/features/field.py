@@ -5,7 +5,8 @@ their blend gives the clicked feature, and one matrix-vector product against eve
 the similarities. Everything that does not depend on the click is prepared once: the RayCaster, the normalised
 features per level (stored transposed, [D, N], which makes the product several times faster on a CPU than the
 [N, D] layout), and the floater filter's voxel graph. SAGA's features depend on the scale; the gated, normalised
-matrix of the last scales used is cached, since a person clicks many times at one slider position. What differs
+matrix and its `PrunedBank` are kept per scale within a byte budget (bank_cache.py), and a click at a scale whose
+bank is not built selects exactly without it while a background thread builds it. What differs
 between methods lives in their `FeatureMethod` (method.py, click.py, saga.py).
 """
 
