@@ -8,6 +8,9 @@
   selections differ between the new path and the previous one (0: the ray's weights are bit-identical). Features are
   made from the tabletop's ground truth (one direction per object and part, plus noise), SAGA's as one 32-d
   direction per object with a gate of ones, so the field's real code runs.
+- **SAGA without a scale** (`bench_saga_auto`): the automatic scale on its grid, a click at a scale whose bank is
+  not built (the exact unbuilt path) and the same click once the background builder has built it, beside the
+  previous path (off-grid scale, the gated and pruned banks built in the click) on a few clicks.
 - **CPU time of a coarse click** (`time.thread_time`, far below the wall clock on a loaded box) and its parts: the
   ray cast, blend and query, the blocked product, the floater filter.
 - **Ray cast + blend** of a click in NumPy (`RayCaster.weights`) beside torch (`weights_torch`), and torch's
@@ -19,6 +22,7 @@
 
 `splatseg bench --quick --section latency --json F` writes the keys `click_coarse_p50_ms`, `click_fine_p50_ms`,
 `saga_p50_ms`, `look_diff_p50_ms`, `bytes_per_object_change_fraction` (and p95s, previous and reference p50s,
+`saga_auto_p50_ms` and `saga_auto_first_p50_ms` with their p95s and previous path,
 selection mismatches, `click_coarse_cpu_*_ms`), `ray_numpy_p50_ms`, `ray_torch_p50_ms`, `ray_p50_ms` and
 `ray_reference_p50_ms`.
 """
@@ -47,6 +51,92 @@ def _saga_tensors(object_labels: np.ndarray, dim: int = 32, noise: float = 0.15,
         "gate_weight": torch.zeros(dim, 1),
         "gate_bias": torch.full((dim,), 20.0),  # sigmoid → 1: every channel open at every scale
         "quantiles": torch.linspace(0.01, 1.0, 50),
+    }
+
+
+def _saga_auto_tensors(synth, dim: int = 32, seed: int = 2) -> dict:
+    """SAGA tensors for clicks without a scale: features by object (as `_saga_tensors`), a gate that changes with
+    the scale (so each scale has its own bank), a quantile table over the objects' sizes and each Gaussian's
+    stored object scale (`object_scales`: what a browser's click starts its automatic scale from)."""
+    tensors = _saga_tensors(synth.object_labels, dim=dim, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    lab = synth.object_labels.astype(np.int64)
+    means = synth.scene.means.double().numpy()
+    size = np.zeros(int(lab.max()) + 1)
+    for o in np.unique(lab):  # twice the RMS radius of the object's centres
+        p = means[lab == o]
+        size[o] = 2.0 * np.sqrt(((p - p.mean(0)) ** 2).sum(1).mean())
+    per = torch.from_numpy(size[lab].astype(np.float32))
+    tensors["auto_scale"] = per
+    tensors["quantiles"] = torch.from_numpy(np.quantile(size[size > 0], np.linspace(0, 1, 50)).astype(np.float32))
+    tensors["gate_weight"] = 4.0 * torch.randn(dim, 1, generator=g)
+    tensors["gate_bias"] = 2.0 + torch.randn(dim, generator=g)
+    return tensors
+
+
+def bench_saga_auto(synth, cameras, pixels, *, previous_clicks: int = 3) -> dict[str, float]:
+    """SAGA clicks without a scale (the automatic scale) at a scale the field has no bank for ("first") and again
+    once the background builder has made it ("repeated"), beside the previous path (the automatic scale off the
+    grid, `PlateauScale`, and the bank built in the click) on the first `previous_clicks` clicks, interleaved.
+    Every first click's selection is compared with the reference path's (whole gated bank) at the same scale."""
+    from backend.features.auto_scale import PlateauScale
+    from backend.features.bank_cache import BankCache
+    from backend.features.field import FeatureField
+
+    field = FeatureField(synth.scene, "saga", _saga_auto_tensors(synth)).warm_up()
+    grid_rule = field.impl.AUTO_SCALE
+
+    def forget() -> None:  # every bank the field built: the next click's scale is new to it
+        field.wait_for_banks()
+        field._pruned = BankCache(field._pruned.budget)
+        field._block_cells.clear()
+        field.impl._scale_banks.clear()
+
+    def click(cam, px) -> tuple[float, object]:  # wall ms (this thread's CPU ms in `cpu`), result
+        t0, c0 = time.perf_counter(), time.thread_time()
+        res = field.segment(cam, [px])
+        cpu.append((time.thread_time() - c0) * 1e3)
+        return (time.perf_counter() - t0) * 1e3, res
+
+    first, again, previous, mismatched, scales = [], [], [], 0, set()
+    cpu: list[float] = []
+    first_cpu, again_cpu, previous_cpu = [], [], []
+    for k, (cam, px) in enumerate(zip(cameras, pixels, strict=True)):
+        order = ("new", "previous") if k % 2 else ("previous", "new")
+        for variant in order:
+            if variant == "previous" and k >= previous_clicks:
+                continue
+            forget()
+            if variant == "previous":
+                field.build_in_background, field.impl.AUTO_SCALE = False, PlateauScale()
+                previous.append(click(cam, px)[0])
+                previous_cpu.append(cpu[-1])
+                field.build_in_background, field.impl.AUTO_SCALE = True, grid_rule
+                continue
+            ms, res = click(cam, px)
+            first.append(ms)
+            first_cpu.append(cpu[-1])
+            scales.add(res.scale)
+            field.wait_for_banks()
+            again.append(click(cam, px)[0])
+            again_cpu.append(cpu[-1])
+            field.fast = False
+            mismatched += not np.array_equal(res.mask, field.segment(cam, [px], scale=res.scale).mask)
+            field.fast = True
+    forget()
+    return {
+        "saga_auto_first_p50_ms": percentile(first, 50),
+        "saga_auto_first_p95_ms": percentile(first, 95),
+        "saga_auto_p50_ms": percentile(again, 50),
+        "saga_auto_p95_ms": percentile(again, 95),
+        "saga_auto_first_previous_p50_ms": percentile(previous, 50),
+        "saga_auto_cpu_p50_ms": percentile(again_cpu, 50),
+        "saga_auto_first_cpu_p50_ms": percentile(first_cpu, 50),
+        "saga_auto_first_previous_cpu_p50_ms": percentile(previous_cpu, 50),
+        "saga_auto_previous_clicks": len(previous),
+        "saga_auto_selection_mismatches": mismatched,
+        "saga_auto_distinct_scales": len(scales),
+        "saga_auto_builder_errors": len(field._builder.errors),
     }
 
 
@@ -160,6 +250,7 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
                 caster.weights(cam, px) if front else caster.weights_reference(cam, px)
                 ray["front" if front else "every"].append((time.perf_counter() - t0) * 1e3)
         caster.front = 0
+    out.update(bench_saga_auto(synth, cameras, pixels))
     out["ray_numpy_p50_ms"] = percentile(ray["numpy"], 50)
     out["ray_torch_p50_ms"] = percentile(ray["torch"], 50)
     out["ray_p50_ms"] = percentile(ray["front"], 50)
@@ -252,6 +343,36 @@ def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
             "click_coarse_cpu_segment_ms",
         )
     )
+    if "saga_auto_p50_ms" in r:
+        figures.append(
+            Figure(
+                "latency",
+                f"SAGA without a scale (automatic, on the grid), repeated click p50, {label}",
+                r["saga_auto_p50_ms"],
+                "ms",
+                f"p95 {r['saga_auto_p95_ms']:.1f} ms; through the bank the background builder made after the first "
+                f"click at that scale; first click at a scale without a bank (exact unbuilt path, "
+                f"`SagaMethod.select_unbuilt`) p50 {r['saga_auto_first_p50_ms']:.1f} ms, p95 "
+                f"{r['saga_auto_first_p95_ms']:.1f} ms; previous path (off-grid scale, bank built in the click) p50 "
+                f"{r['saga_auto_first_previous_p50_ms']:.0f} ms over {int(r['saga_auto_previous_clicks'])} clicks: "
+                f"×{r['saga_auto_first_previous_p50_ms'] / max(r['saga_auto_first_p50_ms'], 1e-9):.0f}; "
+                f"{int(r['saga_auto_selection_mismatches'])} first-click selections differ from the reference; "
+                f"{int(r['saga_auto_distinct_scales'])} distinct scales; this thread's CPU time p50: repeated "
+                f"{r['saga_auto_cpu_p50_ms']:.1f} ms, first {r['saga_auto_first_cpu_p50_ms']:.1f} ms, previous first "
+                f"{r['saga_auto_first_previous_cpu_p50_ms']:.0f} ms",
+                "saga_auto_p50_ms",
+            )
+        )
+        figures.append(
+            Figure(
+                "latency",
+                f"SAGA without a scale, first click at a new scale p50, {label}",
+                r["saga_auto_first_p50_ms"],
+                "ms",
+                "",
+                "saga_auto_first_p50_ms",
+            )
+        )
     figures.append(
         Figure(
             "latency",

@@ -228,6 +228,24 @@ def test_field_query_latency_splits_encoding_from_the_lookup(tmp_path) -> None:
     assert 0 < r["lookup_p50_ms"] < r["query_p50_ms"] and 0 < r["encode_p50_ms"] < r["query_p50_ms"]
 
 
+def test_saga_auto_latency_compares_first_and_repeated_clicks_with_the_previous_path() -> None:
+    from backend.synthetic import build_tabletop, orbit_cameras
+    from bench.latency import bench_saga_auto
+    from bench.viewer import _click_pixels
+
+    synth = build_tabletop(seed=0, num_gaussians=20_000)
+    cams = orbit_cameras(synth, views=2, resolution=96, seed=0)
+    cameras, pixels = [], []
+    for ci, cam in enumerate(cams):
+        for px in _click_pixels(synth.scene, cam, synth.object_labels, 1, seed=ci):
+            cameras.append(cam)
+            pixels.append(px)
+    r = bench_saga_auto(synth, cameras, pixels, previous_clicks=1)
+    assert r["saga_auto_selection_mismatches"] == 0 and r["saga_auto_builder_errors"] == 0
+    assert r["saga_auto_previous_clicks"] == 1 and r["saga_auto_distinct_scales"] >= 1
+    assert r["saga_auto_p50_ms"] > 0 and r["saga_auto_first_p50_ms"] > 0 and r["saga_auto_first_previous_p50_ms"] > 0
+
+
 # ---- bench/scale.py and bench/startup.py ----------------------------------------------------------------------------
 def test_scale_bench_reports_where_the_peak_comes_from(tmp_path) -> None:
     from bench.scale import bench_scale

@@ -5,7 +5,8 @@ their blend gives the clicked feature, and one matrix-vector product against eve
 the similarities. Everything that does not depend on the click is prepared once: the RayCaster, the normalised
 features per level (stored transposed, [D, N], which makes the product several times faster on a CPU than the
 [N, D] layout), and the floater filter's voxel graph. SAGA's features depend on the scale; the gated, normalised
-matrix of the last scales used is cached, since a person clicks many times at one slider position. What differs
+matrix and its `PrunedBank` are kept per scale within a byte budget (bank_cache.py), and a click at a scale whose
+bank is not built selects exactly without it while a background thread builds it. What differs
 between methods lives in their `FeatureMethod` (method.py, click.py, saga.py).
 """
 
@@ -30,6 +31,7 @@ from ..masks.maskset import MaskSet
 from ..masks.prepare import MASKS_NAME
 from ..render import RayCaster
 from ..workspace import Workspace
+from .bank_cache import DEFAULT_BUDGET, BankBuilder, BankCache
 from .coverage import drop_uncovered
 from .floaters import FloaterFilter
 from .grow import NeighbourGrowth
@@ -114,7 +116,14 @@ class FeatureField:
         self.fast: bool = True
         """Select through `PrunedBank` (exact, reads only the blocks that can pass); False runs the reference
         product over every Gaussian (kept for tests and the benchmark's before/after)."""
-        self._pruned: dict[tuple[str | None, float | None], tuple[Tensor, PrunedBank]] = {}
+        self._pruned = BankCache(DEFAULT_BUDGET)
+        """(level, scale) → (bank, its `PrunedBank`), least recently used evicted beyond `BankCache.budget` bytes
+        (bank_cache.py; `bank_budget` sets it)."""
+        self.build_in_background: bool = True
+        """A click at a granularity whose `PrunedBank` is not built, for a method that can select without it (SAGA's
+        `select_unbuilt`), takes that exact path and has the bank built in the background (`BankBuilder`); False
+        builds it in the click (the previous path: seconds at 1M Gaussians)."""
+        self._builder = BankBuilder(self._build_banks, self._store_banks, self._lock)
         self.cells_in_block_order: bool = True
         """The floater filter reads the selection's cells from a copy of `cell_of` in `PrunedBank` order
         (`_cells_in_block_order`); False gathers them at the selected ids (the benchmark's previous path)."""
@@ -170,17 +179,24 @@ class FeatureField:
             scale = self._auto_scale(camera, positives, rays)
         level, scale = self._granularity(level, scale)
         thr = self.default_threshold(level) if threshold is None else float(threshold)
-        bank = self._bank(level, scale)  # [D, N]
         pos_q, seeds = self._queries(camera, positives, level, scale, rays)
         neg_q = self._queries(camera, negatives, level, scale)[0] if negatives else None
+        unbuilt = self.fast and pos_q.shape[0] > 0 and self._unbuilt(level, scale)
+        bank = None if unbuilt else self._bank(level, scale)  # [D, N]
 
         def score_fn(pos_q=pos_q, bank=bank) -> np.ndarray:  # [N] float32
+            if bank is None:  # the click took the unbuilt path: the bank now (or from the background builder)
+                with self._lock:
+                    bank = self._bank(level, scale)
             scores = self._scores(pos_q, bank)
             return scores.zero_().numpy() if pos_q.shape[0] == 0 else scores.numpy()
 
         use_filter = self._use_floater_filter if filter_floaters is None else filter_floaters
         cells = None
-        if self.fast and pos_q.shape[0]:
+        if unbuilt:
+            selected = self.impl.select_unbuilt(pos_q, neg_q, thr, level, scale)
+            mask = None
+        elif self.fast and pos_q.shape[0]:
             pruned = self._pruned_bank(level, scale, bank)
             positions, _ = pruned.select_positions(pos_q, neg_q, thr)
             selected = pruned.perm[positions]
@@ -208,7 +224,7 @@ class FeatureField:
                 cells = None  # no longer aligned with `selected`: the filter gathers them
         edge_cos = self.impl.grow_edge_cos(level) if use_filter else None
         if edge_cos is not None and selected.size:
-            growth = self._growth(level, scale, bank)
+            growth = self._growth(level, scale, self._bank(level, scale) if bank is None else bank)
             grown = growth(selected, seeds, edge_cos=growth.edge_cut(edge_cos))
             if grown.size != selected.size:
                 selected, mask, cells = grown, None, None
@@ -224,6 +240,8 @@ class FeatureField:
             out[selected] = True
         else:
             out = mask
+        if unbuilt:  # after this click's own work, which the builder would otherwise compete with
+            self._builder.request((level, scale))
         return SegmentResult(
             mask=out,
             score_fn=score_fn,
@@ -311,7 +329,40 @@ class FeatureField:
         return self.impl.granularity(level, scale)
 
     def _bank(self, level: str | None, scale: float | None) -> Tensor:  # [D, N] unit columns
-        return self.impl.bank(level, scale)
+        hit = self._pruned.get((level, scale))  # the bank a cached `PrunedBank` was built from
+        return self.impl.bank(level, scale) if hit is None else hit[0]
+
+    @property
+    def bank_budget(self) -> int:
+        """Bytes of prepared banks (a bank and its `PrunedBank` per granularity) the field keeps; see bank_cache.py."""
+        return self._pruned.budget
+
+    @bank_budget.setter
+    def bank_budget(self, value: int) -> None:
+        self._pruned.budget = int(value)
+
+    def wait_for_banks(self, timeout: float | None = None) -> bool:
+        """Block until the background builder is idle (benchmarks and tests); False on timeout."""
+        return self._builder.wait(timeout)
+
+    def _unbuilt(self, level: str | None, scale: float | None) -> bool:
+        """True when this click should take the method's unbuilt path: its `PrunedBank` is not ready."""
+        return self.build_in_background and self.impl.selects_unbuilt and (level, scale) not in self._pruned
+
+    def _build_banks(self, key: tuple[str | None, float | None]) -> tuple[Tensor, PrunedBank, np.ndarray | None]:
+        """The background builder's work for one granularity (no lock held; reads only the features)."""
+        bank = self.impl.build_bank(*key)
+        pruned = PrunedBank(bank)
+        floaters = self._floaters  # built by `warm_up` or an earlier click; else the first click makes the cells
+        return bank, pruned, None if floaters is None else floaters.cell_of[pruned.perm]
+
+    def _store_banks(self, key: tuple[str | None, float | None], built) -> None:  # under the click lock
+        bank, pruned, cells = built
+        for old in self._pruned.put(key, (bank, pruned)):
+            self._block_cells.pop(old, None)
+        self._block_cells.pop(key, None)
+        if cells is not None:
+            self._block_cells[key] = cells
 
     def _floater_filter(self) -> FloaterFilter:
         if self._floaters is None:
@@ -333,17 +384,15 @@ class FeatureField:
         return hit[1]
 
     def _pruned_bank(self, level: str | None, scale: float | None, bank: Tensor) -> PrunedBank:
-        """The blocked copy of `bank`, built on first use per granularity (a few hundred ms at 1M Gaussians); the
-        last few are kept, as SAGA's gated banks are (a person clicks many times at one slider position)."""
+        """The blocked copy of `bank`, built on first use per granularity (a second or more at 1M Gaussians); kept
+        within `bank_budget` bytes (a person clicks many times at a few scales)."""
         key = (level, scale)
         hit = self._pruned.get(key)
         if hit is None or hit[0] is not bank:
             hit = (bank, PrunedBank(bank))
-            self._pruned[key] = hit
             self._block_cells.pop(key, None)
-            while len(self._pruned) > 3:
-                self._block_cells.pop(next(iter(self._pruned)), None)
-                self._pruned.pop(next(iter(self._pruned)))
+            for old in self._pruned.put(key, hit):
+                self._block_cells.pop(old, None)
         return hit[1]
 
     def _cells_in_block_order(self, level: str | None, scale: float | None) -> np.ndarray:  # [N] int32
@@ -353,7 +402,7 @@ class FeatureField:
         key = (level, scale)
         cells = self._block_cells.get(key)
         if cells is None:
-            cells = self._floater_filter().cell_of[self._pruned[key][1].perm]
+            cells = self._floater_filter().cell_of[self._pruned.get(key)[1].perm]
             self._block_cells[key] = cells
         return cells
 

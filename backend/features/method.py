@@ -100,6 +100,20 @@ class FeatureMethod:
     def bank(self, level: str | None, scale: float | None) -> Tensor:  # [D', N] unit columns
         raise NotImplementedError
 
+    def build_bank(self, level: str | None, scale: float | None) -> Tensor:  # [D', N] unit columns
+        """`bank` made without touching the method's caches (the field's background builder calls it unlocked)."""
+        raise NotImplementedError
+
+    selects_unbuilt: ClassVar[bool] = False
+    """True when `select_unbuilt` answers a click exactly without the bank (the field then never builds a bank in
+    a click: see bank_cache.py)."""
+
+    def select_unbuilt(
+        self, positives: Tensor, negatives: Tensor | None, threshold: float, level: str | None, scale: float | None
+    ) -> np.ndarray:  # [P, D'], [Q, D'] | None → [S] ascending Gaussian ids
+        """The selection the bank would give (threshold and negatives, as `FeatureField` applies them)."""
+        raise NotImplementedError
+
     def query(self, blended: Tensor, level: str | None, scale: float | None) -> Tensor:  # [D] → [D'] unit
         """The clicked feature from the weighted sum of the clicked pixel's contributors' features."""
         raise NotImplementedError

@@ -25,10 +25,11 @@ from torch import Tensor
 
 from ..core.errors import InputError, SplatsegError
 from . import losses
-from .auto_scale import MarginScale, PlateauScale
+from .auto_scale import GridPlateauScale, MarginScale, PlateauScale
 from .contrib_cache import ContributionCache
 from .coverage import uncovered_share
 from .method import ClickEvidence, FeatureMethod
+from .threads import single_threaded_blas
 
 log = logging.getLogger(__name__)
 
@@ -312,6 +313,8 @@ class SagaMethod(FeatureMethod):
         self._gate_b = tensors["gate_bias"].float().reshape(-1)  # [D]
         self._scale_banks: OrderedDict[float, Tensor] = OrderedDict()  # scale → [D, N]
         self._sample: tuple[Tensor, Tensor] | None = None  # see `_count_sample`
+        self._sample_norms: OrderedDict[float, Tensor] = OrderedDict()  # scale → [S], see `_count_norms`
+        self._stacked_norms: OrderedDict[tuple[float, ...], Tensor] = OrderedDict()  # candidates → [S, K]
 
     @classmethod
     def train(cls, cache: ContributionCache, neighbors: Tensor, config: SagaConfig, progress: bool) -> dict:
@@ -342,8 +345,9 @@ class SagaMethod(FeatureMethod):
 
     UNCOVERED_LIMIT = 0.8
     """As Click-Gaussian's coarse level (`coverage.py`); SAGA's every scale is an object-level query here."""
-    AUTO_SCALE: ClassVar[MarginScale | PlateauScale] = PlateauScale()
-    """The rule for a click without a scale (auto_scale.py); measured in the README's accuracy section."""
+    AUTO_SCALE: ClassVar[MarginScale | PlateauScale] = GridPlateauScale()
+    """The rule for a click without a scale (auto_scale.py; on a grid, so that clicks share their scales' banks);
+    measured in the README's accuracy section."""
     COUNT_SAMPLE = 65536
     """Gaussians (a fixed random subset beyond this) counted per scale when the rule sizes selections."""
 
@@ -388,14 +392,44 @@ class SagaMethod(FeatureMethod):
         built (`bank` builds it for one scale, the reference the test compares with)."""
         if not queries:
             return [0] * len(scales)
-        feats, squares = self._count_sample()  # [S, D] each
+        feats, _ = self._count_sample()  # [S, D]
         gates = torch.stack([self._gate(s) for s in scales])  # [K, D]
         q = torch.stack([x.float() for x in queries])  # [P, D]
         qg = F.normalize(q[:, None, :] * gates[None, :, :], dim=-1)  # [P, K, D] unit gated queries
         dots = (feats @ (qg * gates[None]).reshape(-1, qg.shape[-1]).T).reshape(len(feats), *qg.shape[:2])  # [S,P,K]
-        norms = (squares @ (gates * gates).T).clamp(min=1e-24).sqrt()  # [S, K]
-        cos = (dots / norms[:, None, :]).amax(1)  # [S, K]
+        norms = self._count_norms(scales, gates)  # [S, K]
+        cos = dots[:, 0] / norms if len(queries) == 1 else (dots / norms[:, None, :]).amax(1)  # [S, K]
         return (cos > self.THRESHOLD).sum(0).tolist()
+
+    COUNT_NORMS = 64
+    """Scales whose [S] sample norms `_count_norms` keeps (256 KB each; and the last 4 candidate lists stacked):
+    the automatic scale's grid points recur."""
+
+    def _count_norms(self, scales: list[float], gates: Tensor) -> Tensor:  # gates [K, D] → [S, K]
+        """‖f ⊙ g‖ over the count sample per scale, kept per scale: the automatic scale's candidates are grid
+        points (`GridPlateauScale`), so a click mostly finds them all made and pays one product, not two."""
+        _, squares = self._count_sample()
+        keys = tuple(round(float(s), 9) for s in scales)
+        stacked = self._stacked_norms.get(keys)  # the same candidates again (the same grid start): made already
+        if stacked is not None:
+            self._stacked_norms.move_to_end(keys)
+            return stacked
+        cols = []
+        for key, g in zip(keys, gates, strict=True):
+            norm = self._sample_norms.get(key)
+            if norm is None:
+                norm = (squares @ (g * g)).clamp(min=1e-24).sqrt()  # [S]
+                self._sample_norms[key] = norm
+                while len(self._sample_norms) > self.COUNT_NORMS:
+                    self._sample_norms.popitem(last=False)
+            else:
+                self._sample_norms.move_to_end(key)
+            cols.append(norm)
+        stacked = torch.stack(cols, dim=1)
+        self._stacked_norms[keys] = stacked
+        while len(self._stacked_norms) > 4:  # ≤ 4.5 MB each (17 candidates)
+            self._stacked_norms.popitem(last=False)
+        return stacked
 
     def _count_sample(self) -> tuple[Tensor, Tensor]:  # [S, D] features and their squares
         if self._sample is None:
@@ -411,13 +445,92 @@ class SagaMethod(FeatureMethod):
         key = round(float(scale), 9)
         bank = self._scale_banks.get(key)
         if bank is None:
-            bank = F.normalize(self.features * self._gate(key)[None, :], dim=1).T.contiguous()
+            bank = self.build_bank(level, key)
             self._scale_banks[key] = bank
             while len(self._scale_banks) > self.SCALE_CACHE:
                 self._scale_banks.popitem(last=False)
         else:
             self._scale_banks.move_to_end(key)
         return bank
+
+    def build_bank(self, level: str | None, scale: float | None) -> Tensor:  # [D, N] unit gated columns
+        """The gated bank at `scale` (rounded as `bank` keys it), built without touching any cache: the field's
+        background builder calls it outside the click lock."""
+        key = round(float(scale), 9)
+        return F.normalize(self.features * self._gate(key)[None, :], dim=1).T.contiguous()
+
+    selects_unbuilt = True
+    UNBUILT_MARGIN = 1e-4
+    """Slack of `select_unbuilt`'s screen: its cosine and the bank's differ by float32 rounding (~1e-6 for 32
+    channels), so every Gaussian within this of the threshold is decided by the bank's own arithmetic."""
+    UNBUILT_ROWS = 8192
+    """Rows per slice of `select_unbuilt`'s screen: 1 MB of features (and its squares) stays in the core's cache
+    for both of its products."""
+
+    def select_unbuilt(
+        self,
+        positives: Tensor,  # [P, D] unit gated queries (`query`)
+        negatives: Tensor | None,  # [Q, D] or None
+        threshold: float,
+        level: str | None,
+        scale: float | None,
+    ) -> np.ndarray:  # [S] ascending Gaussian ids
+        """The selection the gated bank at `scale` would give (`FeatureField._scores` over it, then the threshold
+        and negatives), without building the bank: the click at a scale whose bank is not built yet.
+
+        The cosine of a unit query q with normalise(f ⊙ g) is (f · (q ⊙ g)) / √(f² · g²): two products over the
+        ungated features, read once in slices. That screen differs from the bank's float32 value by rounding
+        only, so a Gaussian more than `UNBUILT_MARGIN` above the threshold is selected and one more than that
+        below is not; the few in between (and non-finite ones) get their gated column built exactly as `bank`
+        builds it and compared as the reference does. With negatives, every candidate is decided that way (the
+        rule compares two scores). Checked against the whole-bank product in tests/test_saga_unbuilt.py.
+        """
+        key = round(float(scale), 9)
+        gate = self._gate(key)  # [D]
+        g = gate.numpy()
+        pos = positives.detach().cpu().numpy().astype(np.float32)  # [P, D]
+        weights = np.ascontiguousarray((pos * g[None, :]).T)  # [D, P]: f · (q ⊙ g) for every query at once
+        g2 = (g * g).astype(np.float32)  # [D]
+        feats = self.features.numpy()  # [N, D]
+        n = feats.shape[0]
+        best = np.empty(n, dtype=np.float32)
+        squares = np.empty((min(n, self.UNBUILT_ROWS), feats.shape[1]), dtype=np.float32)  # reused per slice
+        with single_threaded_blas(), np.errstate(invalid="ignore", over="ignore"):  # non-finite rows: checked below
+            for lo in range(0, n, self.UNBUILT_ROWS):
+                rows = feats[lo : lo + self.UNBUILT_ROWS]  # [R, D]
+                sq = np.multiply(rows, rows, out=squares[: rows.shape[0]])
+                norm = sq @ g2  # [R]
+                np.sqrt(np.maximum(norm, 1e-24, out=norm), out=norm)
+                dots = rows @ weights[:, 0] if weights.shape[1] == 1 else (rows @ weights).max(axis=1)  # [R]
+                np.divide(dots, norm, out=best[lo : lo + rows.shape[0]])
+        margin = self.UNBUILT_MARGIN
+        unsure = ~np.isfinite(best)
+        has_neg = negatives is not None and negatives.shape[0] > 0
+        if has_neg:
+            sure = np.zeros(n, dtype=bool)
+            check = np.flatnonzero((best > threshold - margin) | unsure)
+        else:
+            sure = best > threshold + margin
+            check = np.flatnonzero(((best > threshold - margin) & ~sure) | unsure)
+        picked = np.flatnonzero(sure)
+        if check.size:
+            ids = torch.from_numpy(check)
+            cols = F.normalize(self.features.index_select(0, ids) * gate[None, :], dim=1).T.contiguous().numpy()
+            if check.size == 1:  # NumPy takes a dot product for one column, whose rounding is not the GEMV's
+                cols = np.repeat(cols, 2, axis=1)
+            with single_threaded_blas():
+                s = pos[0] @ cols
+                for row in pos[1:]:
+                    np.maximum(s, row @ cols, out=s)
+                ok = s > threshold
+                if has_neg:
+                    neg = negatives.detach().cpu().numpy().astype(np.float32)
+                    t = neg[0] @ cols
+                    for row in neg[1:]:
+                        np.maximum(t, row @ cols, out=t)
+                    ok &= t <= s
+            picked = np.union1d(picked, check[ok[: check.size]])
+        return picked
 
     def query(self, blended: Tensor, level: str | None, scale: float | None) -> Tensor:  # [D] → [D] unit
         return F.normalize(blended * self._gate(scale), dim=0)
