@@ -71,7 +71,8 @@ class NeighbourGrowth:
         """Search from the seeds over the symmetric agreeing graph; False runs `grow_components`."""
         # Reused per click: Gaussian → index in the current selection, −1 outside it; slot n stands for "no edge".
         self._inside = np.full(n + 1, -1, dtype=np.int32)
-        self._lock = threading.Lock()  # guards `_inside` (the viewer clicks from several threads)
+        self._node = np.zeros(n, dtype=np.int32)  # reused by `_reached`: node → 1 + index in the search, 0 outside
+        self._lock = threading.Lock()  # guards the reused buffers (the viewer clicks from several threads)
         self._agreeing: tuple[float, np.ndarray] | None = None  # (cut, [N, k] int32 neighbour or n where cos ≤ cut)
         self._graph: tuple | None = None  # (cut, indptr [N + 1], indices [E], component [N], component sizes [K])
         self._ones = np.ones(0)  # float64 edge weights, grown as needed (read only: a slice per click)
@@ -139,44 +140,38 @@ class NeighbourGrowth:
         indptr: np.ndarray,  # [N + 1] the symmetric agreeing graph (`_symmetric`)
         indices: np.ndarray,  # [E]
     ) -> np.ndarray:  # [M] bool: linked to a seed among `nodes`
-        """One breadth-first search from a virtual node linked to the seeds, over the nodes' rows of the graph."""
+        """One breadth-first search from a virtual root linked to the seeds, over the nodes' rows of the graph."""
         with self._lock:
-            inside = self._inside
-            inside[nodes] = np.arange(nodes.size, dtype=np.int32)
+            node = self._node
+            node[nodes] = np.arange(1, nodes.size + 1, dtype=np.int32)
             try:
-                start = inside[seeds]
-                start = np.unique(start[start >= 0])
-                # The nodes' rows of the symmetric graph, their ends mapped among the nodes (−1: elsewhere).
+                start = node[seeds]
+                start = np.unique(start[start > 0])
+                # The nodes' rows of the symmetric graph, their ends as 1 + index among the nodes, 0 elsewhere.
                 lo = indptr[nodes]
                 degree = indptr[nodes + 1] - lo
                 ends = np.cumsum(degree)
-                total = int(ends[-1])
-                at = np.repeat(lo - (ends - degree), degree) + np.arange(total, dtype=lo.dtype)
-                dst = inside[indices[at]]  # [E_M]
+                at = np.repeat(lo - (ends - degree), degree) + np.arange(int(ends[-1]), dtype=lo.dtype)
+                dst = node[indices[at]]  # [E_M]
             finally:
-                inside[nodes] = -1
-        ok = dst >= 0
-        # Rows come out in order, so the CSR is built directly (no sort); row M is the virtual node.
-        kept_before = np.zeros(total + 1, dtype=np.int64)
-        np.cumsum(ok, out=kept_before[1:])
-        count = int(kept_before[-1])
+                node[nodes] = 0
+        # Row 0 is the root, linked to the seeds; an edge leaving the nodes points back at it, which the search has
+        # visited first, so nothing is filtered out, and the rows come out in order: the CSR is built directly.
         row_ptr = np.empty(nodes.size + 2, dtype=np.int32)
         row_ptr[0] = 0
-        row_ptr[1:-1] = kept_before[ends]
-        row_ptr[-1] = count + start.size
-        edges = np.empty(count + start.size, dtype=np.int32)
-        edges[:count] = dst[ok]
-        edges[count:] = start
+        row_ptr[1:] = start.size
+        row_ptr[2:] += ends
+        edges = np.concatenate([start.astype(np.int32), dst])
         with self._lock:
             if self._ones.size < edges.size:
                 self._ones = np.ones(max(edges.size, 2 * self._ones.size))
             ones = self._ones[: edges.size]
         size = nodes.size + 1
         graph = csr_matrix((ones, edges, row_ptr), shape=(size, size))
-        reached = breadth_first_order(graph, nodes.size, directed=True, return_predecessors=False)
+        reached = breadth_first_order(graph, 0, directed=True, return_predecessors=False)
         keep = np.zeros(size, dtype=bool)
         keep[reached] = True
-        return keep[:-1]
+        return keep[1:]
 
     def grow_components(
         self,
