@@ -100,3 +100,16 @@ def test_the_build_keeps_its_temporaries_small() -> None:
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
     assert peaks[0] < 0.4 * peaks[1], peaks
+
+
+def test_selections_from_several_threads_get_their_own_answers() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    means = _clouds()
+    filt = FloaterFilter(means, keep_ratio=1.0)
+    rng = np.random.default_rng(12)
+    jobs = [(np.flatnonzero(rng.random(len(means)) < 0.7), rng.choice(len(means), 2)) for _ in range(24)]
+    expected = [filt(sel, seeds) for sel, seeds in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda job: filt(job[0], job[1]), jobs * 3))
+    assert all(np.array_equal(g, e) for g, e in zip(got, expected * 3))

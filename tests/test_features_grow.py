@@ -173,3 +173,20 @@ def test_whole_components_are_kept_or_dropped_without_a_search() -> None:
         ref = grow_reference(nb, feats, selected, seeds, edge_cos=0.9)
         assert np.array_equal(np.sort(growth(selected, seeds, edge_cos=0.9)), ref)
         assert 0 < ref.size < selected.size
+
+
+def test_clicks_from_several_threads_get_their_own_answers() -> None:
+    # The viewer's callbacks run on several threads; the growth's reused buffers are guarded.
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(11)
+    n = 3000
+    means = rng.uniform(-1, 1, (n, 3))
+    nb = knn_neighbors(means, 8).numpy()
+    feats = F.normalize(torch.from_numpy(means[:, :2] + 0.2 * rng.normal(size=(n, 2))).float(), dim=1)
+    growth = NeighbourGrowth(nb, feats, order=rng.permutation(n))
+    jobs = [(np.flatnonzero(rng.random(n) < 0.6), rng.choice(n, 3)) for _ in range(24)]
+    expected = [growth(sel, seeds, edge_cos=0.8) for sel, seeds in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda job: growth(job[0], job[1], edge_cos=0.8), jobs * 3))
+    assert all(np.array_equal(g, e) for g, e in zip(got, expected * 3))

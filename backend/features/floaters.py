@@ -14,6 +14,8 @@ small connected-components call per click.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
@@ -139,11 +141,13 @@ class FloaterFilter:
             self.adj_indptr = np.zeros(1, np.int64)
             self.adj_indices = np.zeros(0, np.int32)
             self._local = np.zeros(0, np.int32)
+            self._lock = threading.Lock()
             return
         self.cell_of, self.num_cells, self.adj_indptr, self.adj_indices = _cells_and_adjacency(
             means, neighbors, cell_factor
         )
         self._local = np.full(self.num_cells, -1, dtype=np.int32)  # reused: cell → index among occupied cells
+        self._lock = threading.Lock()  # guards `_local` (the viewer clicks from several threads)
 
     def __call__(
         self,
@@ -156,9 +160,15 @@ class FloaterFilter:
         """`keep_ratio` overrides the filter's own for this call (inf = only the components touching the click).
         `cells` spares the gather at scattered ids, a third of the call at 1M Gaussians (`FeatureField` keeps
         `cell_of` in its `PrunedBank`'s order and reads it in ascending order)."""
-        ratio = self.keep_ratio if keep_ratio is None else float(keep_ratio)
         if selected.size == 0:
             return selected
+        with self._lock:
+            return self._filter(selected, seeds, keep_ratio, cells)
+
+    def _filter(
+        self, selected: np.ndarray, seeds: np.ndarray, keep_ratio: float | None, cells: np.ndarray | None
+    ) -> np.ndarray:  # `__call__`'s work, holding the lock
+        ratio = self.keep_ratio if keep_ratio is None else float(keep_ratio)
         cell = self.cell_of[selected] if cells is None else cells  # [S]
         counts = np.bincount(cell, minlength=self.num_cells)
         occupied = np.flatnonzero(counts >= self.min_support)  # [O] cells with support
