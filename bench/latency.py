@@ -3,11 +3,13 @@
 - **Click → selection** (`FeatureField.segment`: rays, similarity, threshold, floater filter) for click features at
   the coarse and fine levels and for SAGA features, three paths: the new one (the ray in NumPy, `RayCaster.fast`;
   `PrunedBank.vectorised` runs; the floater filter reading its cells in block order,
-  `FeatureField.cells_in_block_order`), the previous one (those three off) and the reference (torch ray, whole-bank
-  product: field.fast = False), p50 and p95, the median share of the bank `PrunedBank` read, and how many clicks'
-  selections differ between the new path and the previous one (0: the ray's weights are bit-identical). Features are
-  made from the tabletop's ground truth (one direction per object and part, plus noise), SAGA's as one 32-d
-  direction per object with a gate of ones, so the field's real code runs.
+  `FeatureField.cells_in_block_order`; the fine level's growth searching from the seeds, `NeighbourGrowth.fast`),
+  the previous one (those four off) and the reference (torch ray, whole-bank product: field.fast = False), p50 and
+  p95, the median share of the bank `PrunedBank` read, and how many clicks' selections differ between the new path
+  and the previous one (0: the ray's weights are bit-identical). Features are made from the tabletop's ground truth
+  (one direction per object and part, plus noise), SAGA's as one 32-d direction per object with a gate of ones, so
+  the field's real code runs; the click field gets the scene's real 8 nearest neighbours (the floater filter's cells,
+  the fine level's growth), as training stores them.
 - **SAGA without a scale** (`bench_saga_auto`): the automatic scale on its grid, a click at a scale whose bank is
   not built (the exact unbuilt path) and the same click once the background builder has built it, beside the
   previous path (off-grid scale, the gated and pruned banks built in the click) on a few clicks.
@@ -151,6 +153,7 @@ def _time_clicks(field, cameras, pixels, **kwargs) -> list[float]:
 
 def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str, float]:
     from backend.features.field import FeatureField, load_field
+    from backend.features.neighbors import knn_neighbors
     from backend.features.threads import compute_threads
     from backend.workspace import Workspace
     from viewer.session import Session
@@ -159,7 +162,11 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
 
     scene_dir = workdir / f"latency_{num_gaussians}"
     synth, cams = write_click_scene(scene_dir, num_gaussians)
-    click = load_field(scene_dir, method="click", scene=synth.scene).warm_up()
+    click = load_field(scene_dir, method="click", scene=synth.scene)
+    # The scene's real 8 nearest neighbours, as training stores them (the click workspace holds zeros): the floater
+    # filter's cells and the fine level's growth then work on the graph a trained scene has.
+    click = FeatureField(synth.scene, "click", {**click._tensors, "neighbors": knn_neighbors(synth.scene.means, 8)})
+    click.warm_up()
     saga = FeatureField(synth.scene, "saga", _saga_tensors(synth.object_labels)).warm_up()
     per_camera = max(1, clicks // len(cams))
     cameras, pixels = [], []
@@ -170,7 +177,8 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
     out: dict[str, float] = {"clicks": len(pixels)}
     caster = click._ray_caster()
     # Three paths, interleaved so that a burst of load on the box hits them alike: the new one (the ray in NumPy,
-    # `RayCaster.fast`; `PrunedBank.vectorised` runs; the floater filter's cells in block order), the previous one
+    # `RayCaster.fast`; `PrunedBank.vectorised` runs; the floater filter's cells in block order; the fine level's
+    # growth searching from the seeds, `NeighbourGrowth.fast`), the previous one
     # (all three off: the path before them) and the reference (torch ray, whole-bank product: field.fast = False).
     variants = {"new": (True, True), "previous": (True, False), "reference": (False, False)}  # field, ray, runs
 
@@ -179,6 +187,8 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
         field.fast, field._ray_caster().fast, field.cells_in_block_order = fast, newer, newer
         for _, pruned in field._pruned.values():
             pruned.vectorised = newer
+        for _, growth in field._growths.values():
+            growth.fast = newer
 
     for name, field, kwargs in (
         ("click_coarse", click, {"level": "coarse"}),
@@ -321,7 +331,8 @@ def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
         p50, p95 = r[f"{name}_p50_ms"], r[f"{name}_p95_ms"]
         prev, ref = r[f"{name}_previous_p50_ms"], r[f"{name}_reference_p50_ms"]
         note = (
-            f"p95 {p95:.1f} ms; previous (ray in torch, per-block runs, cells gathered by id) p50 {prev:.1f} ms, "
+            f"p95 {p95:.1f} ms; previous (ray in torch, per-block runs, cells gathered by id, growth by components) "
+            f"p50 {prev:.1f} ms, "
             f"p95 {r[f'{name}_previous_p95_ms']:.1f} ms: "
             f"×{prev / max(p50, 1e-9):.2f} faster; reference (torch ray, whole-bank product) p50 {ref:.1f} ms: "
             f"×{ref / max(p50, 1e-9):.2f}; {100 * r[f'{name}_bank_read_share']:.0f}% of the bank read; "

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
-from backend.features.floaters import FloaterFilter, floater_filter_reference
+from backend.features import floaters
+from backend.features.floaters import FloaterFilter, cells_and_adjacency_reference, floater_filter_reference
+from backend.features.neighbors import knn_neighbors
 
 
 def _clouds(seed: int = 0) -> np.ndarray:  # [N, 3]: two dense blobs, a thin bridge-free gap, scattered specks
@@ -63,3 +67,49 @@ def test_a_selection_kept_whole_comes_back_unchanged() -> None:
     assert np.array_equal(np.sort(kept), np.sort(floater_filter_reference(filt, selected, selected[:3])))
     only_a = filt(selected, np.arange(3), keep_ratio=1.0)  # something is dropped: the full path
     assert np.array_equal(np.sort(only_a), np.arange(400))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("index", [np.int32, np.int64])
+def test_the_sliced_build_gives_the_references_cells_and_adjacency(
+    monkeypatch: pytest.MonkeyPatch, dtype: type, index: type
+) -> None:
+    means = _clouds().astype(dtype)
+    means[5] = means[6]  # a duplicate point: reach 0 for one of them
+    nb = knn_neighbors(means, 8).numpy().astype(index)
+    monkeypatch.setattr(floaters, "ROWS", 97)  # many uneven slices
+    filt = FloaterFilter(means, nb)
+    cell_of, num_cells, indptr, indices = cells_and_adjacency_reference(means, nb)
+    assert filt.num_cells == num_cells and filt.cell_of.dtype == np.int32
+    assert np.array_equal(filt.cell_of, cell_of)
+    assert np.array_equal(filt.adj_indptr, indptr) and np.array_equal(filt.adj_indices, indices)
+
+
+def test_the_build_keeps_its_temporaries_small() -> None:
+    # Traced bytes, not time: the reference's whole-scene float64 / int64 temporaries are several times the sliced
+    # build's, whose peak is bounded by its slices and the per-Gaussian outputs.
+    rng = np.random.default_rng(3)
+    n = 200_000
+    means = rng.uniform(-1, 1, (n, 3)).astype(np.float32)
+    nb = (np.arange(n)[:, None] + rng.integers(1, 50, (n, 8))) % n  # any int graph: the peak is what is measured
+    nb = nb.astype(np.int32)
+    peaks = []
+    for build in (lambda: FloaterFilter(means, nb), lambda: cells_and_adjacency_reference(means, nb)):
+        tracemalloc.start()
+        build()
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[0] < 0.4 * peaks[1], peaks
+
+
+def test_selections_from_several_threads_get_their_own_answers() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    means = _clouds()
+    filt = FloaterFilter(means, keep_ratio=1.0)
+    rng = np.random.default_rng(12)
+    jobs = [(np.flatnonzero(rng.random(len(means)) < 0.7), rng.choice(len(means), 2)) for _ in range(24)]
+    expected = [filt(sel, seeds) for sel, seeds in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda job: filt(job[0], job[1]), jobs * 3))
+    assert all(np.array_equal(g, e) for g, e in zip(got, expected * 3))

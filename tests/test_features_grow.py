@@ -106,3 +106,87 @@ def test_warm_up_builds_the_fine_levels_neighbour_graph(monkeypatch: pytest.Monk
     monkeypatch.setattr(ClickMethod, "FINE_GROW_EDGE", None)
     plain = FeatureField(scene, "click", {"features": feats, "coarse_centroids": torch.zeros(0, 12)})
     assert not plain.warm_up()._growths
+
+
+@pytest.mark.parametrize("graph_seed", range(4))
+@pytest.mark.parametrize("laid_out", [False, True])
+def test_the_search_from_the_seeds_matches_the_reference_on_random_graphs(
+    monkeypatch: pytest.MonkeyPatch, graph_seed: int, laid_out: bool
+) -> None:
+    # Arbitrary directed neighbour tables (not k-NN: repeated neighbours, self-loops, one-way edges, hubs), random
+    # features, selections and seeds: the search (`__call__`), the components path before it (`grow_components`)
+    # and the plain reference agree on every one.
+    from backend.features import grow
+
+    monkeypatch.setattr(grow, "ROWS", 37)  # the symmetric graph laid out in many uneven slices
+    rng = np.random.default_rng(graph_seed)
+    n, k = 500, 5
+    nb = rng.integers(0, n, (n, k))
+    nb[rng.random((n, k)) < 0.1] = 7  # a hub many point at
+    feats = F.normalize(torch.from_numpy(rng.normal(size=(n, 4))).float(), dim=1)
+    growth = NeighbourGrowth(nb, feats, order=rng.permutation(n) if laid_out else None)
+    for trial in range(8):
+        selected = np.flatnonzero(rng.random(n) < rng.uniform(0.2, 0.95))
+        seeds = rng.choice(n, int(rng.integers(1, 6)), replace=True)
+        for edge in (-1.0, 0.0, 0.6, 0.95):
+            ref = grow_reference(nb, feats, selected, seeds, edge_cos=edge)
+            assert np.array_equal(np.sort(growth(selected, seeds, edge_cos=edge)), ref), (trial, edge)
+            assert np.array_equal(np.sort(growth.grow_components(selected, seeds, edge_cos=edge)), ref), (trial, edge)
+    # The answer keeps the selection's order, as the components path did.
+    selected = rng.permutation(n)
+    assert np.array_equal(
+        growth(selected, selected[:3], edge_cos=0.0), growth.grow_components(selected, selected[:3], edge_cos=0.0)
+    )
+
+
+def test_the_symmetric_graph_lists_each_edge_both_ways() -> None:
+    rng = np.random.default_rng(5)
+    n, k = 300, 4
+    nb = rng.integers(0, n, (n, k))
+    growth = NeighbourGrowth(nb, F.normalize(torch.from_numpy(rng.normal(size=(n, 3))).float(), dim=1))
+    indptr, indices, component, sizes = growth._symmetric(0.2)
+    rows = [sorted(indices[indptr[i] : indptr[i + 1]].tolist()) for i in range(n)]
+    expected: list[list[int]] = [[] for _ in range(n)]
+    for i in range(n):
+        for c in range(k):
+            if growth.cos[i, c] > 0.2:
+                expected[i].append(int(nb[i, c]))
+                expected[int(nb[i, c])].append(i)
+    assert rows == [sorted(set(r)) for r in expected]  # each neighbour once
+    # Its components: every edge inside one, and as many as SciPy finds on the edge list.
+    assert all(component[i] == component[j] for i in range(n) for j in rows[i])
+    assert sizes.sum() == n and sizes.size == component.max() + 1
+
+
+def test_whole_components_are_kept_or_dropped_without_a_search() -> None:
+    # Everything selected: each seed's component is held whole (kept as it is), the others dropped; the same with
+    # a selection that leaves out part of one seed's component (a search there only).
+    rng = np.random.default_rng(9)
+    n = 400
+    means = rng.uniform(-1, 1, (n, 3))
+    nb = knn_neighbors(means, 6).numpy()
+    feats = F.normalize(torch.from_numpy(np.sign(means[:, :1]) + 0.05 * rng.normal(size=(n, 3))).float(), dim=1)
+    growth = NeighbourGrowth(nb, feats)
+    everything = np.arange(n)
+    for selected in (everything, everything[rng.random(n) < 0.8]):
+        seeds = selected[:2]
+        ref = grow_reference(nb, feats, selected, seeds, edge_cos=0.9)
+        assert np.array_equal(np.sort(growth(selected, seeds, edge_cos=0.9)), ref)
+        assert 0 < ref.size < selected.size
+
+
+def test_clicks_from_several_threads_get_their_own_answers() -> None:
+    # The viewer's callbacks run on several threads; the growth's reused buffers are guarded.
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(11)
+    n = 3000
+    means = rng.uniform(-1, 1, (n, 3))
+    nb = knn_neighbors(means, 8).numpy()
+    feats = F.normalize(torch.from_numpy(means[:, :2] + 0.2 * rng.normal(size=(n, 2))).float(), dim=1)
+    growth = NeighbourGrowth(nb, feats, order=rng.permutation(n))
+    jobs = [(np.flatnonzero(rng.random(n) < 0.6), rng.choice(n, 3)) for _ in range(24)]
+    expected = [growth(sel, seeds, edge_cos=0.8) for sel, seeds in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda job: growth(job[0], job[1], edge_cos=0.8), jobs * 3))
+    assert all(np.array_equal(g, e) for g, e in zip(got, expected * 3))

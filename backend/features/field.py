@@ -377,7 +377,9 @@ class FeatureField:
         if hit is None or hit[0] is not bank:
             nb = self._tensors.get("neighbors")
             nb = knn_neighbors(self.scene.means, 8) if nb is None else nb
-            hit = (bank, NeighbourGrowth(nb.numpy(), bank.T))
+            # Laid out in the order of this granularity's `PrunedBank`, whose ascending positions a selection is.
+            order = self._pruned_bank(level, scale, bank).perm if self.fast else None
+            hit = (bank, NeighbourGrowth(nb.numpy(), bank.T, order=order))
             self._growths[key] = hit
             while len(self._growths) > 3:
                 self._growths.pop(next(iter(self._growths)))

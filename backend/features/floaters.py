@@ -14,11 +14,106 @@ small connected-components call per click.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .neighbors import knn_neighbors
+
+ROWS = 1 << 16
+"""Gaussians per slice when building the cells: the float64 and int64 temporaries stay a few MB at any scene size
+(whole-scene ones cost +293 MB of peak memory at 1M Gaussians; `cells_and_adjacency_reference`)."""
+
+
+def _cells_and_adjacency(
+    means: np.ndarray,  # [N, 3] float32 or float64
+    neighbors: np.ndarray,  # [N, k] int
+    cell_factor: float,
+) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:  # cell_of [N] int32, cells, adj_indptr [C + 1], adj_indices
+    """`cells_and_adjacency_reference` computed in slices of `ROWS` Gaussians: the same float64 and int64
+    element-wise arithmetic row by row (every value is the reference's, bit for bit), without any [N, k] int64 or
+    [N, 3] float64 array. The neighbours stay in their own integer type (int32 as stored)."""
+    n = len(means)
+    nb = np.asarray(neighbors)
+    if not np.issubdtype(nb.dtype, np.integer):
+        nb = nb.astype(np.int64)
+    origin = means.min(0).astype(np.float64)  # the float64 minimum of float32 values is their minimum, exactly
+    reach = np.empty(n)  # [N] distance to the farthest kept neighbour
+    for s in range(0, n, ROWS):
+        here = means[s : s + ROWS].astype(np.float64)
+        reach[s : s + ROWS] = np.linalg.norm(here - means[nb[s : s + ROWS, -1]].astype(np.float64), axis=1)
+    positive = reach[reach > 0]
+    floor = float(np.min(positive)) if positive.size else 1.0
+    del positive
+    keys = np.empty(n, dtype=np.int64)
+    for s in range(0, n, ROWS):
+        exponent = np.ceil(np.log2(np.maximum(cell_factor * reach[s : s + ROWS], floor))).astype(np.int64)
+        size = np.exp2(exponent.astype(np.float64))
+        rel = means[s : s + ROWS].astype(np.float64) - origin
+        cells = np.floor(rel / size[:, None]).astype(np.int64) & ((1 << 18) - 1)
+        keys[s : s + ROWS] = ((exponent + 64) << 54) | (cells[:, 0] << 36) | (cells[:, 1] << 18) | cells[:, 2]
+    del reach
+    _, cell_of = np.unique(keys, return_inverse=True)
+    del keys
+    cell_of = cell_of.reshape(-1).astype(np.int32)
+    num_cells = int(cell_of.max()) + 1
+    # Mutual neighbours only, one slice of rows at a time: nb[nb[rows]] is k times the size of its input.
+    found: list[np.ndarray] = []
+    for s in range(0, n, ROWS):
+        rows = nb[s : s + ROWS]  # [R, k]
+        own = np.arange(s, s + len(rows))
+        mutual = (nb[rows] == own[:, None, None]).any(axis=2)  # [R, k]
+        a = cell_of[np.repeat(own, mutual.sum(1))].astype(np.int64)
+        b = cell_of[rows[mutual]].astype(np.int64)
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        found.append(np.unique(lo[lo != hi] * num_cells + hi[lo != hi]))
+    pairs = np.unique(np.concatenate(found))
+    src, dst = pairs // num_cells, pairs % num_cells
+    # Symmetric adjacency in CSR form, so a selection only touches the edges of the cells it occupies.
+    both_src = np.concatenate([src, dst])
+    both_dst = np.concatenate([dst, src])
+    order = np.argsort(both_src, kind="stable")
+    adj_indices = both_dst[order].astype(np.int32)
+    adj_indptr = np.zeros(num_cells + 1, dtype=np.int64)
+    np.cumsum(np.bincount(both_src, minlength=num_cells), out=adj_indptr[1:])
+    return cell_of, num_cells, adj_indptr, adj_indices
+
+
+def cells_and_adjacency_reference(
+    means: np.ndarray,  # [N, 3]
+    neighbors: np.ndarray,  # [N, k] int
+    cell_factor: float = 4.0,
+) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:  # cell_of [N] int32, cells, adj_indptr [C + 1], adj_indices
+    """The cells and their adjacency over whole-scene float64 / int64 arrays (`FloaterFilter`'s build before
+    `_cells_and_adjacency`), for the test that compares them."""
+    means = np.asarray(means, dtype=np.float64)
+    nb = np.asarray(neighbors, dtype=np.int64)
+    n = len(means)
+    reach = np.linalg.norm(means - means[nb[:, -1]], axis=1)  # [N] distance to the farthest kept neighbour
+    positive = reach[reach > 0]
+    floor = float(np.min(positive)) if positive.size else 1.0
+    exponent = np.ceil(np.log2(np.maximum(cell_factor * reach, floor))).astype(np.int64)  # [N]
+    size = np.exp2(exponent.astype(np.float64))
+    cells = np.floor((means - means.min(0)) / size[:, None]).astype(np.int64) & ((1 << 18) - 1)
+    keys = ((exponent + 64) << 54) | (cells[:, 0] << 36) | (cells[:, 1] << 18) | cells[:, 2]
+    _, cell_of = np.unique(keys, return_inverse=True)
+    cell_of = cell_of.reshape(-1).astype(np.int32)
+    num_cells = int(cell_of.max()) + 1
+    src = np.repeat(np.arange(n, dtype=np.int64), nb.shape[1])
+    dst = nb.reshape(-1)
+    mutual = (nb[dst] == src[:, None]).any(axis=1)
+    a, b = cell_of[src[mutual]].astype(np.int64), cell_of[dst[mutual]].astype(np.int64)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    pairs = np.unique(lo[lo != hi] * num_cells + hi[lo != hi])
+    src, dst = pairs // num_cells, pairs % num_cells
+    both_src = np.concatenate([src, dst])
+    both_dst = np.concatenate([dst, src])
+    order = np.argsort(both_src, kind="stable")
+    adj_indptr = np.zeros(num_cells + 1, dtype=np.int64)
+    np.cumsum(np.bincount(both_src, minlength=num_cells), out=adj_indptr[1:])
+    return cell_of, num_cells, adj_indptr, both_dst[order].astype(np.int32)
 
 
 class FloaterFilter:
@@ -33,50 +128,26 @@ class FloaterFilter:
         min_support: int = 1,
         keep_ratio: float = 0.02,
     ) -> None:
-        means = np.asarray(means, dtype=np.float64)
+        means = np.asarray(means)
         n = len(means)
         self.num_gaussians = n
         self.min_support = min_support
         self.keep_ratio = keep_ratio
         if neighbors is None:
             neighbors = knn_neighbors(means, 8).numpy()
-        nb = np.asarray(neighbors, dtype=np.int64)
         if n == 0:
             self.cell_of = np.zeros(0, np.int32)
             self.num_cells = 0
             self.adj_indptr = np.zeros(1, np.int64)
             self.adj_indices = np.zeros(0, np.int32)
             self._local = np.zeros(0, np.int32)
+            self._lock = threading.Lock()
             return
-        reach = np.linalg.norm(means - means[nb[:, -1]], axis=1)  # [N] distance to the farthest kept neighbour
-        positive = reach[reach > 0]
-        floor = float(np.min(positive)) if positive.size else 1.0
-        exponent = np.ceil(np.log2(np.maximum(cell_factor * reach, floor))).astype(np.int64)  # [N]
-        size = np.exp2(exponent.astype(np.float64))
-        cells = np.floor((means - means.min(0)) / size[:, None]).astype(np.int64) & ((1 << 18) - 1)
-        keys = ((exponent + 64) << 54) | (cells[:, 0] << 36) | (cells[:, 1] << 18) | cells[:, 2]
-        _, cell_of = np.unique(keys, return_inverse=True)
-        self.cell_of = cell_of.reshape(-1).astype(np.int32)  # [N] (int32: half the bytes to gather per click)
-        self.num_cells = int(self.cell_of.max()) + 1
-        # Mutual neighbours only: an isolated speck has neighbours (far away) but is nobody's neighbour.
-        src = np.repeat(np.arange(n, dtype=np.int64), nb.shape[1])
-        dst = nb.reshape(-1)
-        mutual = np.zeros(dst.size, dtype=bool)
-        step = 1 << 20
-        for s in range(0, dst.size, step):  # chunks: nb[dst] is k times the size of its input
-            mutual[s : s + step] = (nb[dst[s : s + step]] == src[s : s + step, None]).any(axis=1)
-        a, b = self.cell_of[src[mutual]].astype(np.int64), self.cell_of[dst[mutual]].astype(np.int64)
-        lo, hi = np.minimum(a, b), np.maximum(a, b)
-        pairs = np.unique(lo[lo != hi] * self.num_cells + hi[lo != hi])
-        src, dst = pairs // self.num_cells, pairs % self.num_cells
-        # Symmetric adjacency in CSR form, so a selection only touches the edges of the cells it occupies.
-        both_src = np.concatenate([src, dst])
-        both_dst = np.concatenate([dst, src])
-        order = np.argsort(both_src, kind="stable")
-        self.adj_indices = both_dst[order].astype(np.int32)
-        self.adj_indptr = np.zeros(self.num_cells + 1, dtype=np.int64)
-        np.cumsum(np.bincount(both_src, minlength=self.num_cells), out=self.adj_indptr[1:])
+        self.cell_of, self.num_cells, self.adj_indptr, self.adj_indices = _cells_and_adjacency(
+            means, neighbors, cell_factor
+        )
         self._local = np.full(self.num_cells, -1, dtype=np.int32)  # reused: cell → index among occupied cells
+        self._lock = threading.Lock()  # guards `_local` (the viewer clicks from several threads)
 
     def __call__(
         self,
@@ -89,9 +160,15 @@ class FloaterFilter:
         """`keep_ratio` overrides the filter's own for this call (inf = only the components touching the click).
         `cells` spares the gather at scattered ids, a third of the call at 1M Gaussians (`FeatureField` keeps
         `cell_of` in its `PrunedBank`'s order and reads it in ascending order)."""
-        ratio = self.keep_ratio if keep_ratio is None else float(keep_ratio)
         if selected.size == 0:
             return selected
+        with self._lock:
+            return self._filter(selected, seeds, keep_ratio, cells)
+
+    def _filter(
+        self, selected: np.ndarray, seeds: np.ndarray, keep_ratio: float | None, cells: np.ndarray | None
+    ) -> np.ndarray:  # `__call__`'s work, holding the lock
+        ratio = self.keep_ratio if keep_ratio is None else float(keep_ratio)
         cell = self.cell_of[selected] if cells is None else cells  # [S]
         counts = np.bincount(cell, minlength=self.num_cells)
         occupied = np.flatnonzero(counts >= self.min_support)  # [O] cells with support

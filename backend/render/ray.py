@@ -59,10 +59,14 @@ class RayCaster:
         level = 2.0 * torch.log(torch.clamp(opac * 255.0, min=1.0))  # Mahalanobis² reaching alpha 1/255
         sigma_max = torch.exp(scene.log_scales[order].max(dim=1).values)
         reach = torch.sqrt(level) * sigma_max * _STRETCH  # world radius, before the low-pass
-        # World covariances in model order (36 bytes a Gaussian): a click then projects its ~2k candidates without
-        # rebuilding their rotations, a third of the projection's cost.
+        # World covariances (36 bytes a Gaussian): a click then projects its ~2k candidates without rebuilding
+        # their rotations, a third of the projection's cost. Stored in Morton order, as the chunks are, so a click
+        # reads its candidates' from the few chunks the ray crosses rather than from 2k scattered places; computed
+        # in model order first, so every value is the one the renderer computes.
         with torch.no_grad():
-            self.cov3d = covariances(scene)  # [N, 3, 3]
+            self.cov3d = covariances(scene)[order].contiguous()  # [N, 3, 3] by Morton position
+        self.rank = torch.empty_like(order)  # [N] Gaussian id → Morton position
+        self.rank[order] = torch.arange(n, device=order.device)
         # Chunk boxes: every Gaussian's reach sphere inside its chunk's box.
         self.chunk = chunk
         self.front = FRONT
@@ -79,8 +83,8 @@ class RayCaster:
         self.box_center = 0.5 * (self.box_lo + self.box_hi)  # [C, 3]
         self.box_radius = torch.linalg.norm(0.5 * (self.box_hi - self.box_lo), dim=1)  # [C]
         self.box_level = torch.cat([level, level.new_zeros(pad)]).reshape(num_chunks, chunk).max(1).values  # [C]
-        # What the ray test reads, packed per chunk so that a click gathers whole rows once instead of five
-        # scattered arrays: x, y, z, |x|², level, reach², live (1/0); the padding is dead.
+        # What the ray test reads, packed per chunk so that a click gathers whole rows once instead of six
+        # scattered arrays: x, y, z, |x|², level, reach², live (1/0), logit opacity; the padding is dead.
         packed = torch.cat(
             [
                 means,
@@ -88,12 +92,13 @@ class RayCaster:
                 level[:, None],
                 (reach * reach)[:, None],
                 (opac >= 1.0 / 255.0)[:, None].to(means.dtype),
+                scene.logit_opacities[order][:, None].to(means.dtype),
             ],
             dim=1,
         )
         if pad:
             packed = torch.cat([packed, packed.new_zeros(pad, packed.shape[1])])
-        self.packed = packed.reshape(num_chunks, chunk, packed.shape[1]).contiguous()  # [C, chunk, 7]
+        self.packed = packed.reshape(num_chunks, chunk, packed.shape[1]).contiguous()  # [C, chunk, 8]
         self.fast = True
         """On a CPU scene, `weights` runs the same arithmetic in NumPy (`NumpyRay`, ray_numpy.py: a fifth of the
         time, torch's per-operation cost being most of a click's); False keeps torch (`weights_torch`)."""
@@ -117,7 +122,7 @@ class RayCaster:
         d = torch.as_tensor(direction, dtype=self.packed.dtype, device=self.packed.device)
         focal = min(camera.fx, camera.fy)
         chunks = self._hit_chunks(o, d, focal)
-        rows = self.packed[chunks].reshape(-1, self.packed.shape[2])  # [H·chunk, 7]
+        rows = self.packed[chunks].reshape(-1, self.packed.shape[2])  # [H·chunk, 8]
         m = rows[:, :3]
         t = m @ d - o @ d  # distance along the ray
         dist2 = rows[:, 3] - 2 * (m @ o) + o @ o - t * t  # squared distance to the ray's line
@@ -170,7 +175,7 @@ class RayCaster:
     def _blend(
         self, cand: Tensor, camera: Camera, pixel: tuple[float, float]
     ) -> tuple[Tensor, Tensor, float]:  # cand [M] → ids [L], weights [L], depth where the cut falls (inf: none)
-        proj = project(self.scene, camera, ids=cand, cov3d=self.cov3d[cand])
+        proj = project(self.scene, camera, ids=cand, cov3d=self.cov3d[self.rank[cand]])
         if proj.ids.numel() == 0:
             return proj.ids, proj.depths.new_zeros(0), math.inf
         order = torch.argsort(proj.depths, stable=True)

@@ -27,7 +27,7 @@ class NumpyRay:
     def __init__(self, caster, stretch: float) -> None:  # caster: a RayCaster on the CPU; stretch: its _STRETCH
         self.chunk = caster.chunk
         self.order = caster.order.detach().numpy()  # [N] Morton position → Gaussian id
-        self.packed = caster.packed.detach().numpy()  # [C, chunk, 7]
+        self.packed = caster.packed.detach().numpy()  # [C, chunk, 8]
         # The chunk boxes by axis ([3, C] rows), so the slab test is whole-row arithmetic, not reductions over 3.
         self.box_lo = np.ascontiguousarray(caster.box_lo.detach().numpy().T)  # [3, C]
         self.box_hi = np.ascontiguousarray(caster.box_hi.detach().numpy().T)  # [3, C]
@@ -38,7 +38,8 @@ class NumpyRay:
         scene = caster.scene
         self.means = scene.means.detach().numpy()  # [N, 3] model order
         self.logit_opacities = scene.logit_opacities.detach().numpy()  # [N]
-        self.cov3d = caster.cov3d.detach().numpy()  # [N, 3, 3] model order
+        self.cov3d = caster.cov3d.detach().numpy()  # [N, 3, 3] by Morton position
+        self.rank = caster.rank.detach().numpy()  # [N] Gaussian id → Morton position
 
     def _hit_chunks(self, o: np.ndarray, d: np.ndarray, focal: float) -> np.ndarray:  # → [H] chunk indices
         far = torch.linalg.norm(torch.from_numpy(self.box_center - o), dim=1).numpy() + self.box_radius
@@ -54,36 +55,56 @@ class NumpyRay:
         return np.flatnonzero((t_far >= t_near) & (t_far > np.float32(NEAR_PLANE)))
 
     def candidates(self, camera: Camera, pixel: tuple[float, float]) -> np.ndarray:  # [M] Gaussian ids
+        return self.order[self._candidates(camera, pixel)[0]]
+
+    def _candidates(
+        self, camera: Camera, pixel: tuple[float, float]
+    ) -> tuple[np.ndarray, np.ndarray]:  # → Morton positions [M] ascending, their packed rows [M, 8]
         origin, direction = camera.ray(pixel)
         o = np.asarray(origin, dtype=np.float32)
         d = np.asarray(direction, dtype=np.float32)
         focal = min(camera.fx, camera.fy)
         chunks = self._hit_chunks(o, d, focal)
-        rows = self.packed[chunks].reshape(-1, self.packed.shape[2])  # [H·chunk, 7]
+        rows = self.packed[chunks].reshape(-1, self.packed.shape[2])  # [H·chunk, 8]
         m, ot, dt = torch.from_numpy(rows[:, :3]), torch.from_numpy(o), torch.from_numpy(d)
         t = (m @ dt).numpy() - (ot @ dt).numpy()  # distance along the ray
         dist2 = rows[:, 3] - np.float32(2) * (m @ ot).numpy() + (ot @ ot).numpy() - t * t  # squared, to the line
         blur = np.float32(EPS2D) * (t / np.float32(focal)) ** 2 * rows[:, 4] * self.stretch2
         hit = (rows[:, 6] > 0) & (t > np.float32(NEAR_PLANE)) & (dist2 <= rows[:, 5] + blur)
         flat = np.flatnonzero(hit)
-        return self.order[chunks[flat // self.chunk] * self.chunk + flat % self.chunk]
+        return chunks[flat // self.chunk] * self.chunk + flat % self.chunk, rows[flat]
 
     def weights(
         self, camera: Camera, pixel: tuple[float, float]
     ) -> tuple[np.ndarray, np.ndarray]:  # ids [L] int64, weights [L] float32, front to back
-        return self.blend(self.candidates(camera, pixel), camera, pixel)
+        """The candidates' means and opacities come with their packed rows and their covariances from Morton
+        order: a click reads the few chunks the ray crosses, not 2k scattered Gaussians (`blend` by ids is the
+        path before it: the same values, so the same bits)."""
+        positions, rows = self._candidates(camera, pixel)
+        return self._blend(positions, rows[:, :3], rows[:, 7], camera, pixel)
 
     def blend(
         self, cand: np.ndarray, camera: Camera, pixel: tuple[float, float]
-    ) -> tuple[np.ndarray, np.ndarray]:  # cand [M] → ids [L], weights [L] (`RayCaster._blend`'s)
+    ) -> tuple[np.ndarray, np.ndarray]:  # cand [M] Gaussian ids → ids [L], weights [L] (`RayCaster._blend`'s)
+        """`weights` for given candidates, read at their ids (model order)."""
+        return self._blend(self.rank[cand], self.means[cand], self.logit_opacities[cand], camera, pixel)
+
+    def _blend(
+        self,
+        positions: np.ndarray,  # [M] Morton positions of the candidates
+        means: np.ndarray,  # [M, 3] their centres
+        logits: np.ndarray,  # [M] their logit opacities
+        camera: Camera,
+        pixel: tuple[float, float],
+    ) -> tuple[np.ndarray, np.ndarray]:  # ids [L], weights [L]
         f32 = np.float32
         t = torch.from_numpy
-        means = self.means[cand]  # [M, 3]
-        opac = torch.sigmoid(t(self.logit_opacities[cand])).numpy()
+        means = np.ascontiguousarray(means)
+        opac = torch.sigmoid(t(np.ascontiguousarray(logits))).numpy()
         w2c = camera.viewmat()  # [4, 4] float32
         Rw, tw = w2c[:3, :3], w2c[:3, 3]
         p = (t(means) @ Rw.T).numpy() + tw.numpy()  # [M, 3] camera space
-        cov_cam = (Rw @ t(self.cov3d[cand]) @ Rw.T).numpy()  # [M, 3, 3]
+        cov_cam = (Rw @ t(self.cov3d[positions]) @ Rw.T).numpy()  # [M, 3, 3]
         x, y, z = p[:, 0], p[:, 1], p[:, 2]
         fx, fy, cx, cy = camera.fx, camera.fy, camera.cx, camera.cy
         W, H = camera.width, camera.height
@@ -96,7 +117,7 @@ class NumpyRay:
         ty = zs * np.clip(y / zs, f32(-lim_y_neg), f32(lim_y_pos))
         inv_z = f32(1.0) / zs  # torch's `scalar / tensor` is reciprocal, then product
         zz = zs * zs
-        J = np.zeros((len(cand), 2, 3), dtype=np.float32)
+        J = np.zeros((len(positions), 2, 3), dtype=np.float32)
         J[:, 0, 0] = inv_z * f32(fx)
         J[:, 0, 2] = f32(-fx) * tx / zz
         J[:, 1, 1] = inv_z * f32(fy)
@@ -129,7 +150,7 @@ class NumpyRay:
         sigma = f32(0.5) * (con_a[order] * dx * dx + con_c[order] * dy * dy) + con_b[order] * dx * dy
         alpha = np.minimum(opac[order] * torch.exp(t(-sigma)).numpy(), f32(ALPHA_MAX))
         hit = np.flatnonzero((sigma >= 0) & (alpha >= f32(ALPHA_MIN)))
-        ids, alpha = cand[order[hit]], alpha[hit]
+        ids, alpha = self.order[positions[order[hit]]], alpha[hit]
         # `composite` for one ray: transmittance as a cumulative sum of log(1 − alpha) in float64.
         a64 = alpha.astype(np.float64)
         log1m = torch.log1p(t(-a64)).numpy()
