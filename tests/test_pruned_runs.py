@@ -42,3 +42,17 @@ def test_vectorised_runs_are_inside_the_reference_and_hold_every_passing_column(
                 passing = np.nan_to_num((q @ b).max(0), nan=-np.inf) > thr - MARGIN
             assert not (passing & ~got).any()  # never a column that can pass left out
             assert all(a < z for a, z in fast)
+
+
+def test_lone_column_products_round_as_the_whole_bank():
+    """A one-column run must round as the whole-bank product: NumPy's dot kernel sums in another order."""
+    from backend.features.pruned import _products
+
+    rng = np.random.default_rng(3)
+    bank = rng.standard_normal((16, 2000)).astype(np.float32)
+    q = rng.standard_normal(16).astype(np.float32)
+    whole = q @ bank
+    lone = np.array([_products(q, bank[:, i : i + 1])[0] for i in range(bank.shape[1])])
+    picked = np.array([_products(q, bank[:, [i, i + 1]])[0] for i in range(bank.shape[1] - 1)])
+    np.testing.assert_array_equal(lone, whole)
+    np.testing.assert_array_equal(picked, whole[:-1])

@@ -189,19 +189,28 @@ class PrunedBank:
             for lo, hi in runs:
                 cols = self.bank[:, lo:hi]
                 read += hi - lo
-                s = pos[0] @ cols
+                s = _products(pos[0], cols)
                 for row in pos[1:]:
-                    np.maximum(s, row @ cols, out=s)
+                    np.maximum(s, _products(row, cols), out=s)
                 hit = np.flatnonzero(s > threshold)
                 if neg is not None and hit.size:
                     sub = cols[:, hit]
-                    t = neg[0].astype(np.float32) @ sub
+                    t = _products(neg[0].astype(np.float32), sub)
                     for row in neg[1:]:
-                        np.maximum(t, row.astype(np.float32) @ sub, out=t)
+                        np.maximum(t, _products(row.astype(np.float32), sub), out=t)
                     hit = hit[t <= s[hit]]
                 picked.append(hit + lo)
         positions = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
         return positions, read / max(1, self.num_gaussians)
+
+
+def _products(q: np.ndarray, cols: np.ndarray) -> np.ndarray:  # [D], [D, W] → [W]
+    """q · cols rounded as the whole-bank product rounds them. NumPy hands a one-column product to a dot kernel
+    that sums in another order than the matrix-vector kernel the whole bank goes through, so a Gaussian right at
+    the threshold could flip; a lone column is doubled to keep the matrix-vector kernel."""
+    if cols.shape[1] == 1:
+        return (q @ np.concatenate([cols, cols], axis=1))[:1]
+    return q @ cols
 
 
 def reference_select(
