@@ -45,14 +45,17 @@ def test_vectorised_runs_are_inside_the_reference_and_hold_every_passing_column(
 
 
 def test_lone_column_products_round_as_the_whole_bank():
-    """A one-column run must round as the whole-bank product: NumPy's dot kernel sums in another order."""
+    """Every run width, a lone column at either end of the bank included, rounds as the whole-bank product (NumPy's
+    dot kernel, which a plain one-column product takes, sums in another order)."""
     from backend.features.pruned import _products
 
     rng = np.random.default_rng(3)
     bank = rng.standard_normal((16, 2000)).astype(np.float32)
     q = rng.standard_normal(16).astype(np.float32)
     whole = q @ bank
-    lone = np.array([_products(q, bank[:, i : i + 1])[0] for i in range(bank.shape[1])])
-    picked = np.array([_products(q, bank[:, [i, i + 1]])[0] for i in range(bank.shape[1] - 1)])
+    n = bank.shape[1]
+    lone = np.concatenate([_products(q, bank, i, i + 1) for i in range(n)])
     np.testing.assert_array_equal(lone, whole)
-    np.testing.assert_array_equal(picked, whole[:-1])
+    for width in (2, 3, 17):
+        runs = np.concatenate([_products(q, bank, i, min(n, i + width)) for i in range(0, n, width)])
+        np.testing.assert_array_equal(runs, whole)

@@ -187,30 +187,32 @@ class PrunedBank:
         read = 0
         with single_threaded_blas():
             for lo, hi in runs:
-                cols = self.bank[:, lo:hi]
                 read += hi - lo
-                s = _products(pos[0], cols)
+                s = _products(pos[0], self.bank, lo, hi)
                 for row in pos[1:]:
-                    np.maximum(s, _products(row, cols), out=s)
+                    np.maximum(s, _products(row, self.bank, lo, hi), out=s)
                 hit = np.flatnonzero(s > threshold)
                 if neg is not None and hit.size:
-                    sub = cols[:, hit]
-                    t = _products(neg[0].astype(np.float32), sub)
+                    # the whole run, not a copy of its hit columns: a copy rounds differently (`_products`)
+                    t = _products(neg[0].astype(np.float32), self.bank, lo, hi)[hit]
                     for row in neg[1:]:
-                        np.maximum(t, _products(row.astype(np.float32), sub), out=t)
+                        np.maximum(t, _products(row.astype(np.float32), self.bank, lo, hi)[hit], out=t)
                     hit = hit[t <= s[hit]]
                 picked.append(hit + lo)
         positions = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
         return positions, read / max(1, self.num_gaussians)
 
 
-def _products(q: np.ndarray, cols: np.ndarray) -> np.ndarray:  # [D], [D, W] → [W]
-    """q · cols rounded as the whole-bank product rounds them. NumPy hands a one-column product to a dot kernel
-    that sums in another order than the matrix-vector kernel the whole bank goes through, so a Gaussian right at
-    the threshold could flip; a lone column is doubled to keep the matrix-vector kernel."""
-    if cols.shape[1] == 1:
-        return (q @ np.concatenate([cols, cols], axis=1))[:1]
-    return q @ cols
+def _products(q: np.ndarray, bank: np.ndarray, lo: int, hi: int) -> np.ndarray:  # [D], [D, N] → [hi - lo]
+    """q · bank[:, lo:hi] rounded as the whole-bank product rounds them. NumPy hands a one-column product to a dot
+    kernel that sums in another order than the matrix-vector kernel the whole bank goes through (so does a
+    contiguous copy of the columns), and a Gaussian right at the threshold could flip: a lone column is read as
+    part of a two-column slice of the bank itself."""
+    if hi - lo != 1:
+        return q @ bank[:, lo:hi]
+    if hi < bank.shape[1]:
+        return (q @ bank[:, lo : hi + 1])[:1]
+    return (q @ bank[:, lo - 1 : hi])[1:]
 
 
 def reference_select(
