@@ -153,7 +153,6 @@ def _time_clicks(field, cameras, pixels, **kwargs) -> list[float]:
 
 def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str, float]:
     from backend.features.field import FeatureField, load_field
-    from backend.features.neighbors import knn_neighbors
     from backend.features.threads import compute_threads
     from backend.workspace import Workspace
     from viewer.session import Session
@@ -162,10 +161,7 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
 
     scene_dir = workdir / f"latency_{num_gaussians}"
     synth, cams = write_click_scene(scene_dir, num_gaussians)
-    click = load_field(scene_dir, method="click", scene=synth.scene)
-    # The scene's real 8 nearest neighbours, as training stores them (the click workspace holds zeros): the floater
-    # filter's cells and the fine level's growth then work on the graph a trained scene has.
-    click = FeatureField(synth.scene, "click", {**click._tensors, "neighbors": knn_neighbors(synth.scene.means, 8)})
+    click = load_field(scene_dir, method="click", scene=synth.scene)  # with the scene's real 8 nearest neighbours
     click.warm_up()
     saga = FeatureField(synth.scene, "saga", _saga_tensors(synth.object_labels)).warm_up()
     per_camera = max(1, clicks // len(cams))

@@ -55,7 +55,7 @@ def write_sh3_scene(num_gaussians: int, folder: Path) -> Path:
     ply = folder / "point_cloud.ply"
     write_ply(ply, scene)
     write_inria_cameras(folder / "cameras.json", orbit_cameras(synth, views=4, resolution=720, seed=0))
-    write_click_workspace(folder, synth.object_labels, synth.part_labels)
+    write_click_workspace(folder, synth.object_labels, synth.part_labels, synth.scene.means)
     np.save(folder / "object_labels.npy", synth.object_labels)
     return ply
 

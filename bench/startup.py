@@ -44,7 +44,7 @@ def write_scene(folder: Path, num_gaussians: int) -> tuple[str, tuple[int, int]]
     write_ply(folder / "point_cloud.ply", synth.scene)
     cams = orbit_cameras(synth, views=4, resolution=256, seed=0)
     write_inria_cameras(folder / "cameras.json", cams)
-    write_click_workspace(folder, synth.object_labels, synth.part_labels)
+    write_click_workspace(folder, synth.object_labels, synth.part_labels, synth.scene.means)
     (x, y) = _click_pixels(synth.scene, cams[0], np.asarray(synth.object_labels), 1, seed=0)[0]
     return cams[0].name, (int(x), int(y))
 

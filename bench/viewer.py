@@ -65,15 +65,22 @@ def synthetic_click_features(
     return torch.cat([half(object_labels, coarse_dim), half(part_labels, fine_dim)], dim=1)
 
 
-def write_click_workspace(scene_dir: Path, object_labels: np.ndarray, part_labels: np.ndarray) -> None:
-    """Store synthetic click features exactly where and how `splatseg train` stores trained ones."""
+def write_click_workspace(
+    scene_dir: Path,
+    object_labels: np.ndarray,  # [N]
+    part_labels: np.ndarray,  # [N]
+    means: torch.Tensor,  # [N, 3]
+) -> None:
+    """Store synthetic click features exactly where and how `splatseg train` stores trained ones, with the scene's
+    real 8 nearest neighbours: the floater filter's cells and the fine level's growth then work on the graph a
+    trained scene has (all-zero neighbours made both trivial: a fine click kept 4 Gaussians)."""
+    from backend.features.neighbors import knn_neighbors
     from backend.features.store import features_name
     from backend.io.scene_folder import find_model
     from backend.workspace import Workspace
 
     feats = synthetic_click_features(object_labels, part_labels)
-    n = feats.shape[0]
-    tensors: dict[str, Any] = {"features": feats, "neighbors": torch.zeros(n, 8, dtype=torch.int32)}
+    tensors: dict[str, Any] = {"features": feats, "neighbors": knn_neighbors(means, 8)}
     # As training stores them: coarse centroids over the coarse half [K, 12] (their width tells the field where
     # the coarse half ends), fine centroids over the whole feature [K, 24].
     for level, labels, width in (("coarse", object_labels, 12), ("fine", part_labels, 24)):
@@ -133,7 +140,7 @@ def write_click_scene(scene_dir: Path, num_gaussians: int) -> tuple[Any, list]:
         for c in orbit_cameras(synth, views=6, resolution=CLICK_CANVAS[1], seed=0)
     ]
     write_inria_cameras(scene_dir / "cameras.json", cameras)
-    write_click_workspace(scene_dir, synth.object_labels, synth.part_labels)
+    write_click_workspace(scene_dir, synth.object_labels, synth.part_labels, synth.scene.means)
     return synth, cameras
 
 

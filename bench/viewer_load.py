@@ -52,7 +52,7 @@ def _make_scene(workdir: Path, num_gaussians: int) -> Path:
     scene_dir.mkdir(parents=True, exist_ok=True)
     write_ply(scene_dir / "point_cloud.ply", synth.scene)
     write_inria_cameras(scene_dir / "cameras.json", orbit_cameras(synth, views=4, resolution=128, seed=0))
-    write_click_workspace(scene_dir, synth.object_labels, synth.part_labels)
+    write_click_workspace(scene_dir, synth.object_labels, synth.part_labels, synth.scene.means)
     return scene_dir
 
 
