@@ -1,0 +1,85 @@
+"""Filling the features of Gaussians no training pixel saw (backend/features/propagate.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from backend.features import losses
+from backend.features.propagate import colour_affinity, fill_unseen, fill_unseen_reference
+
+
+def test_fill_unseen_matches_the_direct_solve_and_keeps_seen_rows() -> None:
+    g = torch.Generator().manual_seed(0)
+    n, k, d = 60, 4, 5
+    feats = torch.randn(n, d, generator=g)
+    neighbors = torch.randint(0, n, (n, k), generator=g)
+    seen = torch.rand(n, generator=g) < 0.4
+    weights = torch.rand(n, k, generator=g)
+    # A Gaussian with no weight to anyone (itself not anyone's neighbour either) keeps its feature.
+    weights[3] = 0.0
+    neighbors[neighbors == 3] = 4
+    seen[3] = seen[4] = False
+    out = fill_unseen(feats, neighbors, seen, weights, iterations=200, tolerance=1e-9)
+    ref = fill_unseen_reference(feats.numpy(), neighbors.numpy(), seen.numpy(), weights.numpy())
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-4, atol=1e-4)
+    assert torch.equal(out[seen], feats[seen])
+    assert torch.allclose(out[3], feats[3])
+    assert not torch.allclose(out[~seen], feats[~seen], atol=1e-2)
+    # Few steps: not converged yet, but on its way.
+    early = fill_unseen(feats, neighbors, seen, weights, iterations=3).numpy()
+    assert np.abs(early - ref).max() < np.abs(feats.numpy() - ref).max()
+
+
+def _two_hidden_faces_in_one_plane() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Two parts (colours A and B) whose hidden faces interleave on one line of Gaussians, each seen only at
+    its own end: Gaussian 0 (A, seen) … unseen 1..10 alternating A/B … Gaussian 11 (B, seen). Every unseen
+    Gaussian's neighbours are the two on either side (the other colour) and the two beyond (its own)."""
+    n = 12
+    colors = torch.zeros(n, 3)
+    colors[0::2] = torch.tensor([0.9, 0.5, 0.1])  # A at even positions
+    colors[1::2] = torch.tensor([0.2, 0.3, 0.7])  # B at odd positions
+    idx = torch.arange(n)
+    neighbors = torch.stack([(idx - 1).clamp(0, n - 1), (idx + 1).clamp(0, n - 1), (idx - 2).clamp(0, n - 1),
+                             (idx + 2).clamp(0, n - 1)], dim=1)  # fmt: skip
+    seen = torch.zeros(n, dtype=torch.bool)
+    seen[0] = seen[11] = True
+    feats = torch.zeros(n, 2)
+    feats[0] = torch.tensor([1.0, 0.0])  # part A's feature
+    feats[11] = torch.tensor([0.0, 1.0])  # part B's
+    feats[1:11] = F.normalize(torch.randn(10, 2, generator=torch.Generator().manual_seed(1)), dim=1)
+    return feats, neighbors, seen, colors
+
+
+def test_colour_weights_keep_interleaved_hidden_faces_apart() -> None:
+    feats, neighbors, seen, colors = _two_hidden_faces_in_one_plane()
+    a = torch.arange(12) % 2 == 0
+    coloured = F.normalize(fill_unseen(feats, neighbors, seen, colour_affinity(neighbors, colors), iterations=100))
+    assert (coloured[a & ~seen] @ torch.tensor([1.0, 0.0]) > 0.99).all()
+    assert (coloured[~a & ~seen] @ torch.tensor([0.0, 1.0]) > 0.99).all()
+    # Plain neighbour averaging blends the two parts along the line.
+    plain = F.normalize(fill_unseen(feats, neighbors, seen, torch.ones(12, 4), iterations=100))
+    assert (plain[~seen] @ torch.tensor([1.0, 0.0]) < 0.99).sum() >= 4
+
+
+def test_colour_affinity() -> None:
+    colors = torch.tensor([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    neighbors = torch.tensor([[1, 2], [0, 0], [0, 1]])
+    w = colour_affinity(neighbors, colors, sigma=0.1)
+    assert w.shape == (3, 2)
+    assert abs(w[0, 0].item() - np.exp(-0.5)) < 1e-6
+    assert w[0, 1].item() < 1e-30
+    assert w[1, 0].item() == w[0, 0].item()
+
+
+def test_weighted_knn_smoothness() -> None:
+    feats = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    neighbors = torch.tensor([[1, 2], [2, 0], [1, 0]])
+    sample = torch.tensor([0, 1, 2])
+    plain = losses.knn_smoothness(feats, neighbors, sample)
+    assert losses.knn_smoothness(feats, neighbors, sample, torch.ones(3, 2)).item() == plain.item()
+    # Cutting the edges between the two features (0 ↔ 1, 0 ↔ 2) leaves nothing to smooth.
+    cut = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    assert losses.knn_smoothness(feats, neighbors, sample, cut).item() == 0.0
+    assert plain.item() > 0.0
