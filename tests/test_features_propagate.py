@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -83,3 +85,34 @@ def test_weighted_knn_smoothness() -> None:
     cut = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
     assert losses.knn_smoothness(feats, neighbors, sample, cut).item() == 0.0
     assert plain.item() > 0.0
+
+
+def test_click_training_fills_the_unseen_gaussians_and_weighs_smoothness_by_colour() -> None:
+    """End to end on a tiny scene: the Gaussians no cached pixel reaches get the colour-weighted harmonic fill of
+    the trained features, the seen ones keep them, and the cache carries the colours the weights come from."""
+    from backend.features.click import ClickConfig, train_click, unit_halves
+    from backend.features.contrib_cache import build_cache
+    from backend.features.neighbors import knn_neighbors
+    from backend.masks.maskset import ViewMasks
+    from tests.conftest import front_camera, random_scene
+
+    scene, cam = random_scene(n=400, seed=3), front_camera(32)
+    m = np.zeros((2, 32, 32), bool)
+    m[0, 4:20, 4:20] = True
+    m[1, 10:28, 12:30] = True
+    view = ViewMasks(cam.name, m, np.ones(2, np.float32), np.full(2, np.nan, np.float32))
+    cache = build_cache(scene, [cam], [view], pixels_per_view=200)
+    assert torch.equal(cache.colors, scene.dc_colors.float())
+    seen = cache.visibility() > 0
+    assert (~seen).sum() > 20 and seen.sum() > 20
+    neighbors = knn_neighbors(scene.means, 4)
+    base = ClickConfig(iterations=6, coarse_dim=4, fine_dim=4)
+    plain = train_click(cache, neighbors, dataclasses.replace(base, fill_unseen=False), progress=False).features
+    filled = train_click(cache, neighbors, base, progress=False).features
+    torch.testing.assert_close(filled[seen], plain[seen])
+    expected = unit_halves(fill_unseen(plain, neighbors, seen, colour_affinity(neighbors, cache.colors)), 4)
+    torch.testing.assert_close(filled, expected)
+    assert not torch.allclose(filled[~seen], plain[~seen], atol=1e-3)
+    # The smoothness weights change what training learns (colours differ between neighbours here).
+    uniform = train_click(cache, neighbors, dataclasses.replace(base, knn_colour_sigma=None), progress=False)
+    assert not torch.allclose(uniform.features[seen], filled[seen])

@@ -69,24 +69,31 @@ def fill_unseen(
     unseen = torch.nonzero(~seen).squeeze(1).numpy()
     if unseen.size == 0 or iterations <= 0 or n == 0:
         return out
-    system, rhs, x = _system(out.numpy(), neighbors.numpy(), seen.numpy(), weights.float().numpy(), unseen, anchor)
-    diag = system.diagonal()[:, None]  # [U, 1] the preconditioner
-    r = rhs - system @ x
-    z = r / diag
-    p = z.copy()
-    rz = (r * z).sum(0)  # [D] one CG per channel
-    stop = tolerance**2 * np.maximum((rhs * rhs).sum(0), 1e-30)
+    system, rhs, start = _system(out.numpy(), neighbors.numpy(), seen.numpy(), weights.float().numpy(), unseen, anchor)
+    # The sparse product in scipy; the dense updates in torch (several times faster than NumPy's here).
+    x, b = torch.from_numpy(start), torch.from_numpy(rhs)
+    inv_diag = torch.from_numpy(1.0 / system.diagonal())[:, None].float()  # [U, 1] the preconditioner
+
+    def product(v: Tensor) -> Tensor:  # [U, D] → [U, D]
+        return torch.from_numpy(np.asarray(system @ v.numpy(), dtype=np.float32))
+
+    r = b - product(x)
+    z = r * inv_diag
+    p = z.clone()
+    rz = (r * z).sum(0)  # [D]: one CG per channel
+    stop = tolerance**2 * (b * b).sum(0).clamp(min=1e-30)
     for _ in range(iterations):
-        if ((r * r).sum(0) <= stop).all():
+        if bool(((r * r).sum(0) <= stop).all()):
             break
-        q = system @ p
-        alpha = rz / np.maximum((p * q).sum(0), 1e-30)
-        x += alpha * p
-        r -= alpha * q
-        z = r / diag
+        q = product(p)
+        alpha = rz / (p * q).sum(0).clamp(min=1e-30)
+        x.add_(alpha * p)
+        r.sub_(alpha * q)
+        z = r * inv_diag
         rz_new = (r * z).sum(0)
-        p = z + (rz_new / np.maximum(rz, 1e-30)) * p
+        p = z + (rz_new / rz.clamp(min=1e-30)) * p
         rz = rz_new
+    x = x.numpy()
     out[torch.from_numpy(unseen)] = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     return out
 
