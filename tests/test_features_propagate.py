@@ -73,6 +73,9 @@ def test_colour_affinity() -> None:
     assert abs(w[0, 0].item() - np.exp(-0.5)) < 1e-6
     assert w[0, 1].item() < 1e-30
     assert w[1, 0].item() == w[0, 0].item()
+    colors[2, 0] = float("nan")  # a broken colour weighs nothing, rather than spreading NaN through the fill
+    w = colour_affinity(neighbors, colors, sigma=0.1)
+    assert torch.isfinite(w).all() and w[2].tolist() == [0.0, 0.0] and w[0, 1].item() == 0.0
 
 
 def test_weighted_knn_smoothness() -> None:

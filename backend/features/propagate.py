@@ -39,10 +39,11 @@ def colour_affinity(
     colors: Tensor,  # [N, 3] RGB in [0, 1]
     sigma: float = COLOUR_SIGMA,
 ) -> Tensor:  # [N, k] float32 in (0, 1]
-    """exp(−‖cᵢ − cⱼ‖² / 2σ²) for each Gaussian i and neighbour j."""
+    """exp(−‖cᵢ − cⱼ‖² / 2σ²) for each Gaussian i and neighbour j; 0 where a colour is not finite (such a
+    Gaussian is then neither smoothed nor filled, and never makes the features NaN)."""
     c = colors.float()
     diff = c[:, None, :] - c.index_select(0, neighbors.reshape(-1).long()).reshape(*neighbors.shape, 3)
-    return torch.exp(-(diff * diff).sum(-1) / (2.0 * sigma * sigma))
+    return torch.nan_to_num(torch.exp(-(diff * diff).sum(-1) / (2.0 * sigma * sigma)), nan=0.0)
 
 
 def fill_unseen(
