@@ -30,7 +30,7 @@ from .contrib_cache import ContributionCache
 from .coverage import uncovered_share
 from .fine_levels import part_labels
 from .method import FeatureMethod
-from .propagate import colour_affinity, fill_unseen
+from .propagate import FILL_ITERATIONS, colour_affinity, fill_unseen
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class ClickConfig:
     """After training, Gaussians that no cached pixel saw take the harmonic extension of their seen neighbours'
     features, weighted by colour (`propagate.fill_unseen`): the hidden faces of stacked or standing things."""
     fill_colour_sigma: float = 0.1
-    fill_iterations: int = 32
+    fill_iterations: int = FILL_ITERATIONS
     seed: int = 0
 
     @property

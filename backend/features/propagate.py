@@ -24,7 +24,7 @@ COLOUR_SIGMA = 0.1
 """Colour distance (RGB in [0, 1]) at which a neighbour's weight falls to e^-½; one colour's sampling noise is
 below it, two distinct surfaces' colours well above."""
 
-FILL_ITERATIONS = 64
+FILL_ITERATIONS = 32
 """Conjugate-gradient steps of the fill (it stops earlier once converged): CG needs about as many steps as a
 hidden face is neighbours wide, plain averaging sweeps about the square of that."""
 
