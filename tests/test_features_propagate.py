@@ -109,7 +109,7 @@ def test_click_training_fills_the_unseen_gaussians_and_weighs_smoothness_by_colo
     seen = cache.visibility() > 0
     assert (~seen).sum() > 20 and seen.sum() > 20
     neighbors = knn_neighbors(scene.means, 4)
-    base = ClickConfig(iterations=6, coarse_dim=4, fine_dim=4)
+    base = ClickConfig(iterations=6, coarse_dim=4, fine_dim=4, fill_min_seen=0.0, fill_min_iterations=0)
     plain = train_click(cache, neighbors, dataclasses.replace(base, fill_unseen=False), progress=False).features
     filled = train_click(cache, neighbors, base, progress=False).features
     torch.testing.assert_close(filled[seen], plain[seen])
@@ -119,3 +119,9 @@ def test_click_training_fills_the_unseen_gaussians_and_weighs_smoothness_by_colo
     # The smoothness weights change what training learns (colours differ between neighbours here).
     uniform = train_click(cache, neighbors, dataclasses.replace(base, knn_colour_sigma=None), progress=False)
     assert not torch.allclose(uniform.features[seen], filled[seen])
+    short = train_click(cache, neighbors, dataclasses.replace(base, fill_min_iterations=7), progress=False)
+    torch.testing.assert_close(short.features, plain)
+    # Too few Gaussians seen: the features stay as trained.
+    share = float(seen.float().mean())
+    kept = train_click(cache, neighbors, dataclasses.replace(base, fill_min_seen=share + 0.01), progress=False)
+    torch.testing.assert_close(kept.features, plain)
