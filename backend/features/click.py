@@ -30,6 +30,7 @@ from .contrib_cache import ContributionCache
 from .coverage import uncovered_share
 from .fine_levels import part_labels
 from .method import FeatureMethod
+from .propagate import FILL_ITERATIONS, colour_affinity, fill_unseen
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,9 @@ class ClickConfig:
     """Average the push over the negatives still inside the margin (see `losses.pair_contrastive`)."""
     weight_sphere: float = 0.1
     weight_rendered_norm: float = 0.1
-    weight_knn: float = 0.5
+    weight_knn: float = 1.0
+    """With the colour weights (`knn_colour_sigma`) the term no longer pulls across seams, so it can pull harder
+    within a surface: 0.5 → 1.0 measured on shelf s0 / s1 / tabletop s0 (README, "Colour-weighted smoothing")."""
     knn_sample: int = 8192
     """Gaussians whose neighbourhood is smoothed per step."""
     gfl_start: float = 0.5
@@ -79,6 +82,22 @@ class ClickConfig:
     """The fine level learns from the largest mask under the coarse one (SAM's "part" of a whole ⊃ part ⊃
     subpart stack) instead of the smallest, so a part cut in two in one view is not torn apart
     (`fine_levels.part_labels`)."""
+    knn_colour_sigma: float | None = 0.1
+    """Weight each neighbour pair of the smoothness term by its colour affinity (`propagate.colour_affinity`,
+    this σ), so touching parts of different colours are not pulled together across their seam; None = all 1."""
+    fill_unseen: bool = True
+    """After training, Gaussians that no cached pixel saw take the harmonic extension of their seen neighbours'
+    features, weighted by colour (`propagate.fill_unseen`): the hidden faces of stacked or standing things."""
+    fill_min_seen: float = 0.5
+    """Fill only when at least this share of the Gaussians is seen: a field trained from a few small views (most
+    Gaussians in no cached pixel) would otherwise have nearly every feature replaced by an average of a few (a
+    4-view 40² biker test selected nothing after it); such a field keeps what training gave it."""
+    fill_min_iterations: int = 100
+    """No fill after fewer training steps: their seen features are still near random, and extending them into
+    the unseen ones made a click on an 8-step biker field (tests/test_real_capture.py) select nothing; the cause
+    there is not understood yet."""
+    fill_colour_sigma: float = 0.1
+    fill_iterations: int = FILL_ITERATIONS
     seed: int = 0
 
     @property
@@ -147,6 +166,9 @@ def train_click(
     feats = torch.nn.Parameter(init.clone().float())
     opt = torch.optim.Adam([feats], lr=config.lr)
     neighbors = neighbors.long()
+    knn_weights = None
+    if config.knn_colour_sigma is not None and cache.colors is not None:
+        knn_weights = colour_affinity(neighbors, cache.colors, config.knn_colour_sigma)  # [N, k]
     # Views with too few pixels to contrast are skipped; views are visited in shuffled epochs.
     usable = [v for v in range(cache.num_views) if cache.rows(v).stop - cache.rows(v).start >= 2]
     if not usable:
@@ -184,7 +206,7 @@ def train_click(
         sphere = losses.hypersphere(gathered.reshape(-1, config.dim), splits=(cd, config.fine_dim))
         rnorm = losses.rendered_norm(rendered, splits=(cd, config.fine_dim))
         sample = torch.randint(0, n, (min(config.knn_sample, n),), generator=g)
-        knn = losses.knn_smoothness(feats, neighbors, sample)
+        knn = losses.knn_smoothness(feats, neighbors, sample, knn_weights)
         loss = loss_c + loss_f + config.weight_sphere * sphere + config.weight_rendered_norm * rnorm
         loss = loss + config.weight_knn * knn
         gfl = torch.zeros(())
@@ -207,11 +229,35 @@ def train_click(
             bar.set_postfix(loss=f"{record['loss']:.3f}", gfl=f"{record['gfl']:.3f}")
 
     final = unit_halves(feats.detach(), cd)
+    if config.fill_unseen and config.iterations >= config.fill_min_iterations:
+        final = fill_unseen_features(final, cache, neighbors, config)
     clusters = compute_global_clusters(final, cache, config)
     for level, c in clusters.items():
         assigned = int((c.labels >= 0).sum())
         log.info("%s: %d global clusters, %d of %d Gaussians assigned", level, c.num_clusters, assigned, n)
     return ClickResult(features=final, clusters=clusters, config=config, history=history)
+
+
+def fill_unseen_features(
+    features: Tensor,  # [N, D] trained, unit halves
+    cache: ContributionCache,
+    neighbors: Tensor,  # [N, k] int
+    config: ClickConfig,
+) -> Tensor:  # [N, D] unit halves
+    """`propagate.fill_unseen` for the Gaussians no cached pixel reaches (colour weights when the cache has
+    colours, else uniform)."""
+    seen = cache.visibility() > 0
+    share = float(seen.float().mean()) if seen.numel() else 0.0
+    if share < config.fill_min_seen:
+        log.info("no fill: only %.0f%% of the Gaussians are seen by a cached pixel", 100 * share)
+        return features
+    if cache.colors is not None:
+        weights = colour_affinity(neighbors, cache.colors, config.fill_colour_sigma)
+    else:
+        weights = torch.ones(neighbors.shape)
+    filled = fill_unseen(features, neighbors, seen, weights, iterations=config.fill_iterations)
+    log.info("filled %d unseen of %d Gaussians from their seen neighbours", int((~seen).sum()), features.shape[0])
+    return unit_halves(filled, config.coarse_dim)
 
 
 def _gfl_loss(

@@ -245,6 +245,7 @@ class ContributionCache:
     num_gaussians: int
     stands_for: Tensor | None = None  # [R] float32 pixels of its view each row stands for: masked rows share the
     # view's masked area, uncovered rows its uncovered area (they are sampled at different densities)
+    colors: Tensor | None = None  # [N, 3] float32 RGB base colour of each Gaussian (`propagate.colour_affinity`)
 
     @property
     def num_views(self) -> int:
@@ -391,6 +392,7 @@ def build_cache(
         mask_area=torch.cat(area_l),
         num_gaussians=len(scene),
         stands_for=torch.cat(stand_l),
+        colors=scene.dc_colors.detach().float().cpu(),
     )
     log.info(
         "contribution cache: %d views × ~%d pixels × K=%d → %.1f MB (ids int32 + weights float16 + labels)",

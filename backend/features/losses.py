@@ -103,13 +103,22 @@ def knn_smoothness(
     features: Tensor,  # [N, D]
     neighbors: Tensor,  # [N, k] int64 ids of each Gaussian's nearest neighbours
     sample: Tensor,  # [S] Gaussian ids to evaluate this step
+    weights: Tensor | None = None,  # [N, k] per-neighbour weights (default: all 1)
 ) -> Tensor:  # scalar
     """mean ‖f_i − f_j‖² over the k nearest 3D neighbours j of sampled Gaussians i: nearby Gaussians (which
-    mostly belong to the same thing) share a feature, and Gaussians no view supervises inherit their neighbours'."""
+    mostly belong to the same thing) share a feature, and Gaussians no view supervises inherit their neighbours'.
+
+    With `weights` it is the weighted mean Σ w_ij ‖f_i − f_j‖² / Σ w_ij: a colour affinity keeps the term from
+    pulling two touching parts' Gaussians together across their seam, while pairs within one surface keep the
+    full strength of the unweighted term."""
     fi = features.index_select(0, sample)  # [S, D]  (index_select: its backward is a fast index_add)
     nb = neighbors.index_select(0, sample)  # [S, k]
     fj = features.index_select(0, nb.reshape(-1)).reshape(nb.shape[0], nb.shape[1], -1)  # [S, k, D]
-    return ((fi[:, None, :] - fj) ** 2).sum(-1).mean()
+    sq = ((fi[:, None, :] - fj) ** 2).sum(-1)  # [S, k]
+    if weights is None:
+        return sq.mean()
+    w = weights.index_select(0, sample)  # [S, k]
+    return (sq * w).sum() / w.sum().clamp(min=1e-12)
 
 
 def cluster_pull_push(
