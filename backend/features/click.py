@@ -27,7 +27,7 @@ from ..core.errors import SplatsegError
 from . import losses
 from .clusters import GlobalClusters, assign_to_clusters, cluster_centroids, mask_average_features
 from .contrib_cache import ContributionCache
-from .coverage import uncovered_share
+from .coverage import training_weight, uncovered_share
 from .fine_levels import part_labels
 from .method import FeatureMethod
 
@@ -257,7 +257,11 @@ class ClickMethod(FeatureMethod):
     @classmethod
     def train(cls, cache: ContributionCache, neighbors: Tensor, config: ClickConfig, progress: bool) -> dict:
         result = train_click(cache, neighbors, config, progress=progress)
-        tensors: dict[str, Tensor] = {"features": result.features, "uncovered_share": uncovered_share(cache)}
+        tensors: dict[str, Tensor] = {
+            "features": result.features,
+            "uncovered_share": uncovered_share(cache),
+            "training_weight": training_weight(cache),
+        }
         for level, c in result.clusters.items():
             tensors[f"{level}_labels"] = c.labels.to(torch.int32)
             tensors[f"{level}_centroids"] = c.centroids.float()
@@ -298,6 +302,11 @@ class ClickMethod(FeatureMethod):
 
     def grow_edge_cos(self, level: str | None) -> float | None:
         return self.FINE_GROW_EDGE if level == "fine" else None
+
+    HIDDEN_WEIGHT = 0.5
+    """Both levels: a Gaussian whose training weight is below half the scene's median follows the seen Gaussians of
+    its surface (hidden.py: the bases of objects that the support's splats cover in every view). Re-scored on the
+    trained fields (README, "Accuracy now"): tabletop objects 3D 0.863 → 0.960, parts 0.612 → 0.726."""
 
     def bank(self, level: str | None, scale: float | None) -> Tensor:  # [Dl, N]
         return self._banks[level]

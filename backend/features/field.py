@@ -33,6 +33,7 @@ from ..workspace import Workspace
 from .coverage import drop_uncovered
 from .floaters import FloaterFilter
 from .grow import NeighbourGrowth
+from .hidden import HiddenPatches, splat_normals
 from .method import ClickEvidence, FeatureMethod, method_class
 from .neighbors import knn_neighbors
 from .pruned import PrunedBank
@@ -120,6 +121,7 @@ class FeatureField:
         (`_cells_in_block_order`); False gathers them at the selected ids (the benchmark's previous path)."""
         self._block_cells: dict[tuple[str | None, float | None], np.ndarray] = {}  # per `_pruned` entry
         self._growths: dict[tuple[str | None, float | None], tuple[Tensor, NeighbourGrowth]] = {}
+        self._hidden: dict[tuple[float, float], HiddenPatches] = {}  # (weight share, normal cosine) → patches
 
     # ---- public API ----------------------------------------------------------------------------------------------
     @property
@@ -214,6 +216,9 @@ class FeatureField:
                 selected, mask, cells = grown, None, None
         if use_filter and selected.size:
             kept = self._floater_filter()(selected, seeds, keep_ratio=self.impl.floater_keep_ratio(level), cells=cells)
+            patches = self._hidden_patches(level)
+            if patches is not None:  # the hidden Gaussians follow their seen surface (hidden.py)
+                kept, mask = patches(kept), None
             if kept.size != selected.size or mask is None:
                 out = np.zeros(self.num_gaussians, dtype=bool)
                 out[kept] = True
@@ -304,6 +309,8 @@ class FeatureField:
                 for level in self.levels:
                     if self.impl.grow_edge_cos(level) is not None:
                         self._growth(level, None, self._bank(level, None))
+                for level in self.levels or (None,):
+                    self._hidden_patches(level)
         return self
 
     # ---- internals -------------------------------------------------------------------------------------------------
@@ -331,6 +338,23 @@ class FeatureField:
             while len(self._growths) > 3:
                 self._growths.pop(next(iter(self._growths)))
         return hit[1]
+
+    def _hidden_patches(self, level: str | None) -> HiddenPatches | None:
+        """The field's hidden patches (hidden.py) for this granularity's weight share, built on first use; None when
+        the method does not use them or the features file has no `training_weight` (trained before it was kept)."""
+        relative = self.impl.hidden_weight(level)
+        weight = self._tensors.get("training_weight")
+        if relative is None or weight is None:
+            return None
+        key = (float(relative), float(self.impl.HIDDEN_NORMAL_COS))
+        if key not in self._hidden:
+            nb = self._tensors.get("neighbors")
+            nb = knn_neighbors(self.scene.means, 8) if nb is None else nb
+            normals, flat = splat_normals(self.scene.unit_quats, self.scene.scales)
+            self._hidden[key] = HiddenPatches.build(
+                weight.float().numpy(), nb.numpy(), normals, flat, relative=key[0], normal_cos=key[1]
+            )
+        return self._hidden[key]
 
     def _pruned_bank(self, level: str | None, scale: float | None, bank: Tensor) -> PrunedBank:
         """The blocked copy of `bank`, built on first use per granularity (a few hundred ms at 1M Gaussians); the
