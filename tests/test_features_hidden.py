@@ -38,7 +38,7 @@ def _wall_on_floor() -> dict[str, np.ndarray]:
 
 def _patches(scene: dict[str, np.ndarray], normal_cos: float = 0.9) -> tuple[HiddenPatches, tuple]:
     nb = knn_neighbors(torch.from_numpy(scene["means"]).float(), 8).numpy()
-    pairs = surface_pairs(nb, scene["normals"], np.ones(len(nb), dtype=bool), normal_cos)
+    pairs = surface_pairs(nb, scene["normals"], np.ones(len(nb), dtype=bool), np.ones(len(nb)), normal_cos)
     return HiddenPatches(scene["hidden"], pairs), pairs
 
 
@@ -68,7 +68,7 @@ def test_hidden_patches_match_the_plain_search_on_random_graphs() -> None:
         normals = rng.normal(size=(n, 3)).astype(np.float32)
         normals /= np.linalg.norm(normals, axis=1, keepdims=True)
         flat = rng.random(n) < 0.7
-        pairs = surface_pairs(nb, normals, flat, 0.5)
+        pairs = surface_pairs(nb, normals, flat, rng.uniform(1, 3, n), 0.5)
         hidden = rng.random(n) < rng.random()
         patches = HiddenPatches(hidden, pairs)
         for _ in range(4):
@@ -81,19 +81,24 @@ def test_hidden_patches_match_the_plain_search_on_random_graphs() -> None:
 def test_surface_pairs_keep_agreeing_or_round_neighbours_once() -> None:
     nb = np.array([[1, 2], [0, 2], [0, 1]])
     normals = np.array([[0, 0, 1], [0, 0, -1], [1, 0, 0]], dtype=np.float32)  # 0, 1 agree up to sign; 2 is across
-    a, b = surface_pairs(nb, normals, np.ones(3, bool), 0.9)
+    size = np.ones(3)
+    a, b = surface_pairs(nb, normals, np.ones(3, bool), size, 0.9)
     assert list(zip(a.tolist(), b.tolist())) == [(0, 1)]
-    a, b = surface_pairs(nb, normals, np.array([True, True, False]), 0.9)  # 2 is round: no normal to disagree
+    a, b = surface_pairs(nb, normals, np.array([True, True, False]), size, 0.9)  # 2 is round: no normal to disagree
     assert list(zip(a.tolist(), b.tolist())) == [(0, 1), (0, 2), (1, 2)]
+    # A splat three times the size of its neighbours is another surface (a support under an object's bottom).
+    a, b = surface_pairs(nb, normals, np.array([True, True, False]), np.array([1.0, 3.0, 1.5]), 0.9)
+    assert list(zip(a.tolist(), b.tolist())) == [(0, 2), (1, 2)]
 
 
 def test_splat_normals_are_the_shortest_axis_and_round_splats_have_none() -> None:
     half = math.radians(30) / 2  # a turn of 30° about x: the local z axis becomes (0, −sin 30°, cos 30°)
     quats = torch.tensor([[math.cos(half), math.sin(half), 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
     scales = torch.tensor([[0.1, 0.1, 0.01], [0.1, 0.09, 0.08]])
-    normals, flat = splat_normals(quats, scales)
+    normals, flat, size = splat_normals(quats, scales)
     assert np.abs(normals[0]) == pytest.approx([0.0, 0.5, math.sqrt(3) / 2], abs=1e-6)
     assert flat.tolist() == [True, False]
+    assert size == pytest.approx([0.1, math.sqrt(0.1 * 0.09)])
 
 
 def test_hidden_is_relative_to_the_median_of_the_seen_gaussians() -> None:

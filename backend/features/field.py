@@ -350,9 +350,9 @@ class FeatureField:
         if key not in self._hidden:
             nb = self._tensors.get("neighbors")
             nb = knn_neighbors(self.scene.means, 8) if nb is None else nb
-            normals, flat = splat_normals(self.scene.unit_quats, self.scene.scales)
+            normals, flat, size = splat_normals(self.scene.unit_quats, self.scene.scales)
             self._hidden[key] = HiddenPatches.build(
-                weight.float().numpy(), nb.numpy(), normals, flat, relative=key[0], normal_cos=key[1]
+                weight.float().numpy(), nb.numpy(), normals, flat, size, relative=key[0], normal_cos=key[1]
             )
         return self._hidden[key]
 
