@@ -146,5 +146,7 @@ def test_a_click_lets_hidden_gaussians_follow_and_old_features_files_select_as_b
     after = field.segment(cam, [pixel_center(x, y)], level="coarse").mask
     assert after[low].mean() > 0.5 and not (after & ~target).any()
     assert (after & ~low).tolist() == (before & ~low).tolist()  # the seen Gaussians are the features' call
+    fine = field.segment(cam, [pixel_center(x, y)], level="fine").mask
+    assert not fine[low].any()  # parts: not this rule (ClickMethod.HIDDEN_LEVELS)
     unfiltered = field.segment(cam, [pixel_center(x, y)], level="coarse", filter_floaters=False).mask
     assert not unfiltered[low].any()  # a clean-up step: off with the floater filter
