@@ -150,3 +150,10 @@ def test_a_click_lets_hidden_gaussians_follow_and_old_features_files_select_as_b
     assert not fine[low].any()  # parts: not this rule (ClickMethod.HIDDEN_LEVELS)
     unfiltered = field.segment(cam, [pixel_center(x, y)], level="coarse", filter_floaters=False).mask
     assert not unfiltered[low].any()  # a clean-up step: off with the floater filter
+    # A features file whose weights are for another scene is refused when loaded (`load_field`'s check), in one line.
+    from backend.core.errors import SplatsegError
+    from backend.features.field import _check_tensors
+
+    _check_tensors("click", {**tensors, "training_weight": torch.ones(n)}, n)
+    with pytest.raises(SplatsegError, match="training_weight"):
+        _check_tensors("click", {**tensors, "training_weight": torch.ones(n + 1)}, n)
