@@ -52,6 +52,9 @@ def test_a_click_on_the_wall_takes_its_hidden_base_and_a_click_on_the_floor_give
     # The floor's click: its features selected the whole floor and the wall's hidden base with it.
     on_floor = patches(np.flatnonzero(~wall | hidden))
     assert set(on_floor.tolist()) == set(np.flatnonzero(~wall).tolist())
+    # What was clicked stays, hidden or not: a click on the wall's base keeps the base.
+    base = np.flatnonzero(wall & hidden)
+    assert np.isin(base, patches(np.flatnonzero(~wall | hidden), base[:1])).all()
     # Without the normals' test the wall's base and the hidden floor are one patch: the floor's links outvote the
     # wall's, so a click on the wall loses its base (what the crease test is for).
     merged, _ = _patches(s, normal_cos=-1.0)
@@ -75,6 +78,9 @@ def test_hidden_patches_match_the_plain_search_on_random_graphs() -> None:
             selected = np.flatnonzero(rng.random(n) < rng.random())
             fast = patches(selected)
             assert fast.tolist() == follow_seen_reference(selected, hidden, pairs).tolist(), trial
+            seeds = rng.integers(0, n, size=3)
+            fast = patches(selected, seeds)
+            assert fast.tolist() == follow_seen_reference(selected, hidden, pairs, seeds).tolist(), trial
     assert HiddenPatches(np.zeros(3, bool), (np.zeros(0, np.int64),) * 2)(np.zeros(0, np.int64)).size == 0
 
 

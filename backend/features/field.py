@@ -218,7 +218,7 @@ class FeatureField:
             kept = self._floater_filter()(selected, seeds, keep_ratio=self.impl.floater_keep_ratio(level), cells=cells)
             patches = self._hidden_patches(level)
             if patches is not None:  # the hidden Gaussians follow their seen surface (hidden.py)
-                kept, mask = patches(kept), None
+                kept, mask = patches(kept, seeds), None
             if kept.size != selected.size or mask is None:
                 out = np.zeros(self.num_gaussians, dtype=bool)
                 out[kept] = True

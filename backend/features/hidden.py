@@ -136,19 +136,31 @@ class HiddenPatches:
     ) -> HiddenPatches:
         return cls(hidden_mask(weight, relative), surface_pairs(neighbors, normals, flat, size, normal_cos))
 
-    def __call__(self, selected: np.ndarray) -> np.ndarray:  # [S] ids → [S'] sorted ids
+    def __call__(
+        self,
+        selected: np.ndarray,  # [S] ids
+        seeds: np.ndarray | None = None,  # [T] ids of the clicked Gaussians
+    ) -> np.ndarray:  # [S'] sorted ids
         """The seen selected Gaussians, the selected hidden ones in patches without links, and every member of
-        each patch with more than half of its links to selected Gaussians."""
+        each patch with more than half of its links to selected Gaussians or holding a selected clicked Gaussian
+        (what was clicked stays: on a briefly seen capture most of a click may be hidden). A selection without
+        a seen Gaussian stays as it is."""
         selected = np.asarray(selected, dtype=np.int64)
         if selected.size == 0:
             return selected
         hid = self.hidden[selected]
         seen = selected[~hid]
+        if seen.size == 0:  # nothing seen selected: no surface to follow, the features' call stands
+            return np.unique(selected)
         starts, stops = self.link_ptr[seen], self.link_ptr[seen + 1]
         counts = stops - starts
         flat_idx = np.repeat(stops - counts.cumsum(), counts) + np.arange(int(counts.sum()))
         voted, votes = np.unique(self.link_patch[flat_idx], return_counts=True)
         on = voted[2 * votes > self.links[voted]]
+        if seeds is not None:
+            clicked = np.intersect1d(np.asarray(seeds, dtype=np.int64), selected)
+            clicked = self.patch[clicked[self.hidden[clicked]]]
+            on = np.union1d(on, clicked[self.links[clicked] > 0])
         hidden_sel = selected[hid]
         unlinked = hidden_sel[self.links[self.patch[hidden_sel]] == 0]
         lo, hi = self.member_ptr[on], self.member_ptr[on + 1]
@@ -161,14 +173,18 @@ def follow_seen_reference(
     selected: np.ndarray,  # [S]
     hidden: np.ndarray,  # [N] bool
     pairs: tuple[np.ndarray, np.ndarray],
+    seeds: np.ndarray | None = None,  # [T]
 ) -> np.ndarray:  # [S'] sorted ids
     """`HiddenPatches` written plainly (breadth-first search over Python sets), for the test."""
     chosen = set(np.asarray(selected).tolist())
+    clicked = chosen & set(np.asarray([] if seeds is None else seeds).tolist())
     adjacent: dict[int, set[int]] = {}
     for i, j in zip(pairs[0].tolist(), pairs[1].tolist()):
         adjacent.setdefault(i, set()).add(j)
         adjacent.setdefault(j, set()).add(i)
     out = {i for i in chosen if not hidden[i]}
+    if not out:
+        return np.array(sorted(chosen), dtype=np.int64)
     done: set[int] = set()
     for start in np.flatnonzero(hidden).tolist():
         if start in done:
@@ -184,6 +200,6 @@ def follow_seen_reference(
         links = [(i, j) for i in patch for j in adjacent.get(i, ()) if not hidden[j]]
         if not links:
             out |= patch & chosen
-        elif 2 * sum(j in chosen for _, j in links) > len(links):
+        elif 2 * sum(j in chosen for _, j in links) > len(links) or patch & clicked:
             out |= patch
     return np.array(sorted(out), dtype=np.int64)
