@@ -17,18 +17,31 @@ from torch import Tensor
 from .contrib_cache import ContributionCache
 
 
-def uncovered_share(cache: ContributionCache) -> Tensor:  # [N] float32 in [0, 1]; 0 = in no cached pixel
-    """Per Gaussian: its blend weight over the cached pixels no mask covers, divided by its weight over all cached
-    pixels, each pixel counted for the area it stands for (`ContributionCache.stands_for`), so the share is that of
-    the whole views, not of the sampled pixels. A Gaussian no cached pixel reaches gets 0: nothing says it is
-    bare, so it is never dropped (and the features file stays finite)."""
-    n = cache.num_gaussians
-    w = cache.weights.float()  # [R, K]
+def _area_weights(cache: ContributionCache) -> Tensor:  # [R, K] blend weights × the area each pixel stands for
+    w = cache.weights.float()
     if cache.stands_for is not None:
         w = w * cache.stands_for[:, None].float()
+    return w
+
+
+def training_weight(cache: ContributionCache) -> Tensor:  # [N] float32 ≥ 0
+    """Per Gaussian: its blend weight summed over the training views' cached pixels, each pixel counted for the
+    area it stands for, so the sum is that of the whole views (one view's worth for a Gaussian that makes one
+    pixel alone). How much the training saw of it: `hidden.py` trusts the features of the well-seen ones only."""
+    w = _area_weights(cache)
+    return torch.zeros(cache.num_gaussians).index_add_(0, cache.ids.reshape(-1).long(), w.reshape(-1))
+
+
+def uncovered_share(cache: ContributionCache) -> Tensor:  # [N] float32 in [0, 1]; 0 = in no cached pixel
+    """Per Gaussian: its blend weight over the cached pixels no mask covers, divided by its weight over all cached
+    pixels (`training_weight`), so the share is that of the whole views, not of the sampled pixels. A Gaussian no
+    cached pixel reaches gets 0: nothing says it is bare, so it is never dropped (and the features file stays
+    finite)."""
+    n = cache.num_gaussians
+    w = _area_weights(cache)  # [R, K]
     ids = cache.ids.reshape(-1).long()
     bare = (cache.coarse < 0).float()[:, None]  # [R, 1]
-    total = torch.zeros(n).index_add_(0, ids, w.reshape(-1))
+    total = training_weight(cache)
     uncovered = torch.zeros(n).index_add_(0, ids, (w * bare).reshape(-1))
     share = uncovered / total.clamp(min=1e-12)
     share[total <= 1e-6] = 0.0

@@ -35,6 +35,7 @@ from .bank_cache import DEFAULT_BUDGET, BankBuilder, BankCache
 from .coverage import drop_uncovered
 from .floaters import FloaterFilter
 from .grow import NeighbourGrowth
+from .hidden import HiddenPatches, splat_normals
 from .method import ClickEvidence, FeatureMethod, method_class
 from .neighbors import knn_neighbors
 from .pruned import PrunedBank
@@ -72,7 +73,7 @@ def _check_tensors(method: str, tensors: dict[str, Tensor], n: int) -> None:
         raise SplatsegError(f"the {method} features file lacks {', '.join(missing)}; {rerun}")
     if tensors["features"].ndim != 2:
         raise SplatsegError(f"the {method} features are not a [N, D] array; {rerun}")
-    for key in ("coarse_labels", "fine_labels"):
+    for key in ("coarse_labels", "fine_labels", "training_weight"):
         if key in tensors and tuple(tensors[key].shape) != (tensors["features"].shape[0],):
             raise SplatsegError(f"the {method} features' {key} has shape {tuple(tensors[key].shape)}; {rerun}")
 
@@ -129,6 +130,7 @@ class FeatureField:
         (`_cells_in_block_order`); False gathers them at the selected ids (the benchmark's previous path)."""
         self._block_cells: dict[tuple[str | None, float | None], np.ndarray] = {}  # per `_pruned` entry
         self._growths: dict[tuple[str | None, float | None], tuple[Tensor, NeighbourGrowth]] = {}
+        self._hidden: dict[tuple[float, float], HiddenPatches] = {}  # (weight share, normal cosine) → patches
 
     # ---- public API ----------------------------------------------------------------------------------------------
     @property
@@ -230,6 +232,9 @@ class FeatureField:
                 selected, mask, cells = grown, None, None
         if use_filter and selected.size:
             kept = self._floater_filter()(selected, seeds, keep_ratio=self.impl.floater_keep_ratio(level), cells=cells)
+            patches = self._hidden_patches(level)
+            if patches is not None:  # the hidden Gaussians follow their seen surface (hidden.py)
+                kept, mask = patches(kept, seeds), None
             if kept.size != selected.size or mask is None:
                 out = np.zeros(self.num_gaussians, dtype=bool)
                 out[kept] = True
@@ -322,6 +327,8 @@ class FeatureField:
                 for level in self.levels:
                     if self.impl.grow_edge_cos(level) is not None:
                         self._growth(level, None, self._bank(level, None))
+                for level in self.levels or (None,):
+                    self._hidden_patches(level)
         return self
 
     # ---- internals -------------------------------------------------------------------------------------------------
@@ -384,6 +391,23 @@ class FeatureField:
             while len(self._growths) > 3:
                 self._growths.pop(next(iter(self._growths)))
         return hit[1]
+
+    def _hidden_patches(self, level: str | None) -> HiddenPatches | None:
+        """The field's hidden patches (hidden.py) for this granularity's weight share, built on first use; None when
+        the method does not use them or the features file has no `training_weight` (trained before it was kept)."""
+        relative = self.impl.hidden_weight(level)
+        weight = self._tensors.get("training_weight")
+        if relative is None or weight is None:
+            return None
+        key = (float(relative), float(self.impl.HIDDEN_NORMAL_COS))
+        if key not in self._hidden:
+            nb = self._tensors.get("neighbors")
+            nb = knn_neighbors(self.scene.means, 8) if nb is None else nb
+            normals, flat, size = splat_normals(self.scene.unit_quats, self.scene.scales)
+            self._hidden[key] = HiddenPatches.build(
+                weight.float().numpy(), nb.numpy(), normals, flat, size, relative=key[0], normal_cos=key[1]
+            )
+        return self._hidden[key]
 
     def _pruned_bank(self, level: str | None, scale: float | None, bank: Tensor) -> PrunedBank:
         """The blocked copy of `bank`, built on first use per granularity (a second or more at 1M Gaussians); kept

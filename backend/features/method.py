@@ -93,6 +93,16 @@ class FeatureMethod:
         whose features agree above this cosine (grow.py); None = no growth, the floater filter alone."""
         return None
 
+    HIDDEN_WEIGHT: ClassVar[float | None] = None
+    """Gaussians whose training weight is below this share of the scene's median follow the seen Gaussians of
+    their surface instead of their features (hidden.py); None = off. Needs the stored `training_weight`."""
+    HIDDEN_NORMAL_COS: ClassVar[float] = 0.9
+    """Two neighbouring flat splats lie on one surface for hidden.py when their normals agree above this cosine."""
+
+    def hidden_weight(self, level: str | None) -> float | None:
+        """`HIDDEN_WEIGHT` where it applies (every granularity unless a method says otherwise)."""
+        return self.HIDDEN_WEIGHT
+
     def click_scale(self, evidence: ClickEvidence) -> float | None:
         """The scale a click without level or scale queries at; None = the method's default granularity."""
         return None
