@@ -155,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--json {args.json}: the folder {args.json.parent} does not exist")
     if not args.model.is_file():
         p.error(f"--model {args.model}: no such file")
+    if args.repeat < 1:
+        p.error(f"--repeat {args.repeat}: give 1 or more rounds")
     if not Path("/usr/bin/chromium").exists():
         p.error("no /usr/bin/chromium: install Debian's chromium to time the first frame")
     from backend.io.atomic import write_text_atomic
@@ -162,7 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     from .common import machine_description
 
     trees = {"this": REPO} | ({"baseline": args.baseline.resolve()} if args.baseline is not None else {})
-    result = first_frame_side_by_side(args.model, trees, repeat=max(1, args.repeat))
+    try:
+        result = first_frame_side_by_side(args.model, trees, repeat=args.repeat)
+    except RuntimeError as exc:  # the viewer refused the model (its own one line went to its log)
+        print(f"python -m bench.capture: {exc}; check that `splatseg view {args.model}` serves it", file=sys.stderr)
+        return 1
     result["machine"] = machine_description()
     if "baseline" in trees:
         ratio = result["baseline_first_frame_median_s"] / result["this_first_frame_median_s"]

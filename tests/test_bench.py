@@ -46,7 +46,12 @@ def test_startup_baseline_that_is_not_a_checkout_is_one_line(tmp_path, capsys) -
 
 
 @pytest.mark.parametrize(
-    "args, says", [("--baseline {tmp}", "not a splatseg checkout"), ("--json {tmp}/no/f.json", "does not exist")]
+    "args, says",
+    [
+        ("--baseline {tmp}", "not a splatseg checkout"),
+        ("--json {tmp}/no/f.json", "does not exist"),
+        ("--repeat 0", "1 or more rounds"),
+    ],
 )
 def test_capture_side_by_side_bad_arguments_are_one_line_before_any_run(tmp_path, capsys, args, says) -> None:
     from bench.capture import main as capture_main
@@ -56,6 +61,18 @@ def test_capture_side_by_side_bad_arguments_are_one_line_before_any_run(tmp_path
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert says in err[-1] and not (tmp_path / "no").exists()
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium")
+def test_capture_of_a_file_the_viewer_refuses_is_one_line(tmp_path, capsys) -> None:
+    from bench.capture import main as capture_main
+
+    bad = tmp_path / "notes.ply"
+    bad.write_text("not a splat\n")
+    out = tmp_path / "f.json"
+    assert capture_main(["--model", str(bad), "--repeat", "1", "--json", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bench.capture" in err[0] and not out.exists()
 
 
 def _die(scene: str, kwargs: dict) -> dict:  # run in a spawned child: exits without reporting
