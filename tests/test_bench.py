@@ -330,3 +330,16 @@ def test_accuracy_set_is_checked_before_any_work(item, says, tmp_path, capsys) -
         accuracy_main(["--preset", "shelf", "--set", item, "--workdir", str(tmp_path / "work")])
     assert exit_info.value.code == 2 and says in capsys.readouterr().err
     assert not (tmp_path / "work").exists()
+
+
+def test_the_synthetic_click_workspace_holds_the_scenes_real_neighbours(tmp_path) -> None:
+    """All-zero neighbours made the benchmarks' floater filter and part growth trivial (a fine click kept 4
+    Gaussians): the workspace must hold the scene's own 8 nearest neighbours, as training stores them."""
+    from backend.features.neighbors import knn_neighbors
+    from backend.features.store import features_name
+    from backend.workspace import Workspace
+    from bench.viewer import write_click_scene
+
+    synth, _ = write_click_scene(tmp_path / "scene", 3_000)
+    stored = Workspace(tmp_path / "scene").load_tensors(features_name("click"))["neighbors"]
+    assert torch.equal(stored, knn_neighbors(synth.scene.means, 8))
