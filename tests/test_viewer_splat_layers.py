@@ -143,6 +143,65 @@ def test_a_click_is_frame_messages_and_the_touched_chunks_only():
     np.testing.assert_array_equal(drawn_words(api, chunks), expected_words(base, chunks))
 
 
+def test_a_mixed_chunk_is_resent_when_its_selection_changes_at_the_same_count():
+    """A chunk mixed before and after a click keeps its batch only when its words are unchanged: the selected
+    Gaussians swapped inside it (the same count) are resent; a click that leaves it alone sends nothing for it."""
+    scene = random_scene(6000, seed=8)
+    chunks = SplatChunks(scene, num_chunks=32)
+    base = base_rgba(scene.dc_colors, scene.opacities)
+    looks = LookCache(base)
+    plain, dimmed = looks.layers("highlight")
+    api = RecordingSceneApi()
+    splats = LayeredSplats(api, chunks, base)
+    splats.prefetch(dimmed, looks.tinted("highlight"))
+    members = [chunks.order[chunks.chunk_slice(c)] for c in (5, 6)]
+    sizes = np.diff(chunks.bounds)
+    sel = np.zeros(len(scene), bool)
+    sel[members[0][:20]] = True
+    sel[members[1][:30]] = True
+    splats.update(looks.parts("highlight", sel), plain=plain, dimmed=dimmed)
+    sel[members[0][:20]] = False  # chunk 5: 20 other Gaussians selected, the same count
+    sel[members[0][20:40]] = True
+    stats = splats.update(looks.parts("highlight", sel), plain=plain, dimmed=dimmed)
+    assert stats.chunks_resent >= 1 and stats.bytes_sent >= sizes[5] * 32
+    want = expected_words(looks.rgba("highlight", sel), chunks)
+    np.testing.assert_array_equal(drawn_words(api, chunks), want)
+    # Chunk 5 and 6 travelled together in one batch; now a third, far chunk joins: 5 and 6 are unchanged.
+    splats_alone = LayeredSplats(RecordingSceneApi(), chunks, base)
+    splats_alone.prefetch(dimmed, looks.tinted("highlight"))
+    splats_alone.update(looks.parts("highlight", np.zeros(len(scene), bool)), plain=plain, dimmed=dimmed)
+    sel_a = np.zeros(len(scene), bool)
+    sel_a[members[0][:20]] = True
+    splats_alone.update(looks.parts("highlight", sel_a), plain=plain, dimmed=dimmed)
+    sel_b = sel_a.copy()
+    sel_b[chunks.order[chunks.chunk_slice(30)][:5]] = True
+    stats = splats_alone.update(looks.parts("highlight", sel_b), plain=plain, dimmed=dimmed)
+    assert stats.bytes_sent == sizes[30] * 32  # chunk 5's batch kept: only the new chunk travels
+
+
+def test_the_selected_counts_are_made_once_per_look():
+    """Every browser shown the same look reads the per-chunk counts the first one made (one pass over the
+    selection per click, not one per browser); they equal a count made another way."""
+    scene = random_scene(3000, seed=6)
+    chunks = SplatChunks(scene, num_chunks=16)
+    base = base_rgba(scene.dc_colors, scene.opacities)
+    looks = LookCache(base)
+    plain, dimmed = looks.layers("highlight")
+    clients = [LayeredSplats(RecordingSceneApi(), chunks, base) for _ in range(3)]
+    for client in clients:
+        client.update(looks.parts("highlight", np.zeros(len(scene), bool)), plain=plain, dimmed=dimmed)
+    sel = np.random.default_rng(0).random(len(scene)) < 0.1
+    lazy = looks.parts("highlight", sel)
+    assert isinstance(lazy, LookParts)
+    for client in clients:
+        client.update(lazy, plain=plain, dimmed=dimmed)
+    counts = lazy._counts[1]
+    assert all(c.chunks.chunk_of_int32() is lazy._counts[0] for c in clients)
+    assert lazy.chunk_counts(chunks.chunk_of_int32(), chunks.num_chunks) is counts
+    by_chunk = [int(sel[chunks.order[chunks.chunk_slice(c)]].sum()) for c in range(chunks.num_chunks)]
+    assert counts.tolist() == by_chunk
+
+
 def test_layers_through_a_real_viser_server():
     """The frames and nodes are real viser nodes: names under the layer frames, visibility as decided."""
     import viser

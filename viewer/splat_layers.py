@@ -103,8 +103,9 @@ class LayeredSplats:
         self._mix_nodes: dict[int, _Handle] = {}
         self._batches = 0
         self._last: tuple[tuple[np.ndarray | None, np.ndarray, np.ndarray], tuple[Any, Any, Any]] | None = None
-        self._sel_count = np.zeros(c, np.int64)
-        """Selected Gaussians per chunk in the last `Look` (valid while `_last` is set)."""
+        self._mix_pending: list[tuple[list[tuple[int, int]], np.ndarray]] = []
+        """Mixed chunks' words sent but not yet written into `_stored[MIX]` (chunk-order runs, their words
+        concatenated): written only when read (`_flush_mix`), so a click after a clear never pays for it."""
         self._order32 = chunks.order.astype(np.int32)
         """The chunk-order permutation as int32: half the bytes to read when mixed chunks gather their selection."""
         self.incremental = True
@@ -235,7 +236,7 @@ class LayeredSplats:
         last, self._last = self._last, None
         planned = None
         if self.incremental and parts is not None and last is not None:
-            planned = self._targets_incremental(parts, last, layers, refs)
+            planned = self._targets_incremental(rgba, parts, last, layers, refs)
         if planned is None:
             planned = self._targets_full(rgba.rgba() if isinstance(rgba, LookParts) else rgba, parts, refs)
         targets, mix_words = planned
@@ -258,21 +259,15 @@ class LayeredSplats:
             targets[now_held] = layer
             held |= now_held
         targets[self._chunk_all(_alpha(words) == 0)] = OFF
+        self._flush_mix()
         self._mix_ok = self._has[MIX] & self._chunk_all(self._stored[MIX] == words)
-        if parts is not None:  # for the next incremental update
-            selection = parts[0]
-            self._sel_count = (
-                np.zeros(self.chunks.num_chunks, np.int64)
-                if selection is None
-                else np.bincount(self.chunks.chunk_of_int32()[selection], minlength=self.chunks.num_chunks)
-            )
         return targets, lambda runs: _runs(words, runs)
 
     def _targets_incremental(
-        self, parts: Any, last: Any, layers: tuple[Any, Any, Any], refs: list[Any]
+        self, look: Any, parts: Any, last: Any, layers: tuple[Any, Any, Any], refs: list[Any]
     ) -> tuple[np.ndarray, Any] | None:
         selection, rest, tinted = parts
-        (old_selection, old_rest, old_tinted), old_layers = last
+        (_, old_rest, old_tinted), old_layers = last
         plain, dimmed, _ = layers
         if any(a is not b for a, b in zip(layers, old_layers, strict=True)) or old_tinted is not tinted:
             return None
@@ -281,27 +276,10 @@ class LayeredSplats:
         if (rest is dimmed and refs[DIM] is None) or refs[TINT] is None:
             return None
         n, c = self.chunks.num_gaussians, self.chunks.num_chunks
-        if (selection is not None and len(selection) != n) or (old_selection is not None and len(old_selection) != n):
+        if selection is not None and len(selection) != n:
             return None
-        # The Gaussians whose selection flipped (the look says which, when it was made from the previous one).
-        # Nothing selected now: no chunk mixes, whatever flipped. Otherwise the Gaussians whose selection flipped
-        # update the per-chunk counts and mark their chunks' mix nodes stale.
-        chunk_of = self.chunks.chunk_of_int32()
-        if selection is None:
-            counts = np.zeros(c, np.int64)
-        elif old_selection is None:
-            counts = np.bincount(np.take(chunk_of, np.flatnonzero(selection)), minlength=c)
-            self._mix_ok[:] = False
-        else:
-            flips = np.flatnonzero(selection != old_selection)
-            gained = np.take(selection, flips)
-            ch = np.take(chunk_of, flips)
-            up, down = np.bincount(ch[gained], minlength=c), np.bincount(ch[~gained], minlength=c)
-            counts = self._sel_count + up - down
-            self._mix_ok[(up + down) > 0] = False
-        self._sel_count = counts
-        if rest is not old_rest:
-            self._mix_ok[:] = False  # every mix node mixes in the rest's colours
+        # Selected Gaussians per chunk: made once per look and shared by every browser (`LookParts.chunk_counts`).
+        counts = look.chunk_counts(self.chunks.chunk_of_int32(), c)
         rest_layer = BASE if rest is plain else DIM
         rest_words, tint_words = refs[rest_layer][1], refs[TINT][1]
         whole = counts == self._sizes
@@ -316,6 +294,17 @@ class LayeredSplats:
             sel = np.take(selection, _runs(order, runs)) if selection is not None else False
             return np.where(sel, _runs(tint_words, runs), _runs(rest_words, runs))
 
+        if rest is not old_rest:
+            self._mix_ok[:] = False  # every mix node mixes in the rest's colours
+        # A chunk mixed before and now keeps its batch when its words are unchanged: they are remade for those
+        # chunks only and compared with what the batch holds (no pass over the whole selection per browser).
+        kept = np.flatnonzero((targets == MIX) & self._mix_ok)
+        if kept.size:
+            self._flush_mix()
+            runs = self._chunk_runs(kept)
+            starts = np.cumsum([0] + [hi - lo for lo, hi in runs[:-1]])
+            changed = np.add.reduceat(mix_words(runs) != _runs(self._stored[MIX], runs), starts) > 0
+            self._mix_ok[kept[changed]] = False
         return targets, mix_words
 
     def _apply(self, targets: np.ndarray, refs: list[Any], mix_words: Any, stats: UpdateStats) -> None:
@@ -349,14 +338,16 @@ class LayeredSplats:
         if todo.size:
             # All mixed chunks' rows at once, copied run by run (each chunk is a contiguous run in chunk order, and
             # each batch a contiguous slice of the result).
-            runs = list(zip(self.chunks.bounds[todo].tolist(), self.chunks.bounds[todo + 1].tolist(), strict=True))
+            runs = self._chunk_runs(todo)
             words = mix_words(runs)
             rows = _runs(self.chunks.geometry, runs)
             rows[:, 7] = words
             ends = np.cumsum([hi - lo for lo, hi in runs]).tolist()
-            stored = self._stored[MIX]
-            for (lo, hi), end in zip(runs, ends, strict=True):
-                stored[lo:hi] = words[end - (hi - lo) : end]
+            if not self._has[MIX].any():
+                self._mix_pending.clear()  # no mix node left: the words written before are nobody's
+            self._mix_pending.append((runs, words))
+            if len(self._mix_pending) > 16:
+                self._flush_mix()
             self._has[MIX][todo] = True
             stats.bytes_sent += len(words) * BYTES_PER_GAUSSIAN
             stats.chunks_resent += int(todo.size)
@@ -394,6 +385,20 @@ class LayeredSplats:
         stats.chunks_toggled += int(((targets != previous) & ~resent).sum())
         self._target = targets
 
+    def _chunk_runs(self, chunks: np.ndarray) -> list[tuple[int, int]]:  # [K] chunk ids → their [lo, hi) runs
+        bounds = self.chunks.bounds
+        return list(zip(bounds[chunks].tolist(), bounds[chunks + 1].tolist(), strict=True))
+
+    def _flush_mix(self) -> None:
+        """Write the mixed chunks' words sent since the last flush into `_stored[MIX]`, oldest first."""
+        stored = self._stored[MIX]
+        for runs, words in self._mix_pending:
+            end = 0
+            for lo, hi in runs:
+                stored[lo:hi] = words[end : end + hi - lo]
+                end += hi - lo
+        self._mix_pending.clear()
+
     def remove(self) -> None:
         for layer, handles in enumerate(self._handles):
             for i, handle in enumerate(handles):
@@ -406,6 +411,7 @@ class LayeredSplats:
         self._mix_nodes.clear()
         self._mix_batch[:] = -1
         self._mix_ok[:] = False
+        self._mix_pending.clear()
         for frame in self._frames:
             frame.remove()
         self._refs = [None] * len(KEPT)
