@@ -179,15 +179,17 @@ def test_a_mixed_chunk_is_resent_when_its_selection_changes_at_the_same_count():
     assert stats.bytes_sent == sizes[30] * 32  # chunk 5's batch kept: only the new chunk travels
 
 
-def test_the_selected_counts_are_made_once_per_look():
+def test_the_selected_counts_and_mixed_rows_are_made_once_per_look():
     """Every browser shown the same look reads the per-chunk counts the first one made (one pass over the
-    selection per click, not one per browser); they equal a count made another way."""
+    selection per click, not one per browser), which equal a count made another way, and browsers in step send the
+    mixed chunks' rows the first one made; each draws the look."""
     scene = random_scene(3000, seed=6)
     chunks = SplatChunks(scene, num_chunks=16)
     base = base_rgba(scene.dc_colors, scene.opacities)
     looks = LookCache(base)
     plain, dimmed = looks.layers("highlight")
-    clients = [LayeredSplats(RecordingSceneApi(), chunks, base) for _ in range(3)]
+    apis = [RecordingSceneApi() for _ in range(3)]
+    clients = [LayeredSplats(api, chunks, base) for api in apis]
     for client in clients:
         client.update(looks.parts("highlight", np.zeros(len(scene), bool)), plain=plain, dimmed=dimmed)
     sel = np.random.default_rng(0).random(len(scene)) < 0.1
@@ -200,6 +202,18 @@ def test_the_selected_counts_are_made_once_per_look():
     assert lazy.chunk_counts(chunks.chunk_of_int32(), chunks.num_chunks) is counts
     by_chunk = [int(sel[chunks.order[chunks.chunk_slice(c)]].sum()) for c in range(chunks.num_chunks)]
     assert counts.tolist() == by_chunk
+    buffers = [[node.buffer for node in client._mix_nodes.values()] for client in clients]
+    assert buffers[0] and all(len(b) == len(buffers[0]) for b in buffers)
+    for first, *others in zip(*buffers, strict=True):
+        assert all(np.shares_memory(first, other) for other in others)
+    for api in apis:
+        np.testing.assert_array_equal(drawn_words(api, chunks), expected_words(lazy.rgba(), chunks))
+    # A browser a step behind (its own mixed chunks differ) makes its own rows, and draws the look too.
+    late = LayeredSplats(RecordingSceneApi(), chunks, base)
+    late_sel = sel & (np.arange(len(scene)) < 1500)
+    late.update(looks.parts("highlight", late_sel), plain=plain, dimmed=dimmed)
+    late.update(lazy, plain=plain, dimmed=dimmed)
+    np.testing.assert_array_equal(drawn_words(late.scene_api, chunks), expected_words(lazy.rgba(), chunks))
 
 
 def test_layers_through_a_real_viser_server():

@@ -90,10 +90,13 @@ class Look(np.ndarray):
 
     _parts: tuple[np.ndarray | None, np.ndarray, np.ndarray] | None
     _counts: tuple[np.ndarray, np.ndarray] | None
+    shared: dict[str, object]
+    """What a browser made from this look for the next browser shown it (see `LookParts.shared`)."""
 
     def __array_finalize__(self, obj: object) -> None:
         self._parts = None
         self._counts = None
+        self.shared = {}
 
     @property
     def parts(self) -> tuple[np.ndarray | None, np.ndarray, np.ndarray] | None:  # (selection, rest, tinted)
@@ -126,7 +129,7 @@ class LookParts:
     4-bytes-a-Gaussian allocation, a few ms at 1M) is left to whoever asks for `rgba()`.
     """
 
-    __slots__ = ("_counts", "_rgba", "rest", "selection", "tinted")
+    __slots__ = ("_counts", "_rgba", "rest", "selection", "shared", "tinted")
 
     def __init__(
         self,
@@ -137,6 +140,9 @@ class LookParts:
         self.selection, self.rest, self.tinted = selection, rest, tinted
         self._rgba: Look | None = None
         self._counts: tuple[np.ndarray, np.ndarray] | None = None
+        self.shared: dict[str, object] = {}
+        """What a browser made from this look that the next browser shown it can reuse as it is (the mixed
+        chunks' buffers, `LayeredSplats`), keyed by what made it; the session hands every browser the same parts."""
 
     @property
     def parts(self) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:

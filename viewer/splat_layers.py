@@ -240,7 +240,7 @@ class LayeredSplats:
         if planned is None:
             planned = self._targets_full(rgba.rgba() if isinstance(rgba, LookParts) else rgba, parts, refs)
         targets, mix_words = planned
-        self._apply(targets, refs, mix_words, stats)
+        self._apply(rgba, targets, refs, mix_words, stats)
         if parts is not None and plain is not None:
             self._last = (parts, layers)
         return stats
@@ -307,7 +307,7 @@ class LayeredSplats:
             self._mix_ok[kept[changed]] = False
         return targets, mix_words
 
-    def _apply(self, targets: np.ndarray, refs: list[Any], mix_words: Any, stats: UpdateStats) -> None:
+    def _apply(self, look: Any, targets: np.ndarray, refs: list[Any], mix_words: Any, stats: UpdateStats) -> None:
         """Bring the nodes and frames to `targets` ([C] int8 layer per chunk, OFF = nothing)."""
         nonempty = self._sizes > 0
         targets = np.where(nonempty, targets, OFF).astype(np.int8)
@@ -338,11 +338,8 @@ class LayeredSplats:
         if todo.size:
             # All mixed chunks' rows at once, copied run by run (each chunk is a contiguous run in chunk order, and
             # each batch a contiguous slice of the result).
-            runs = self._chunk_runs(todo)
-            words = mix_words(runs)
-            rows = _runs(self.chunks.geometry, runs)
-            rows[:, 7] = words
-            ends = np.cumsum([hi - lo for lo, hi in runs]).tolist()
+            runs, words, rows = self._mixed_rows(look, todo, mix_words)
+            ends = np.cumsum(self._sizes[todo]).tolist()
             if not self._has[MIX].any():
                 self._mix_pending.clear()  # no mix node left: the words written before are nobody's
             self._mix_pending.append((runs, words))
@@ -384,6 +381,27 @@ class LayeredSplats:
             self._set_frame(layer, shown_frames[layer])
         stats.chunks_toggled += int(((targets != previous) & ~resent).sum())
         self._target = targets
+
+    def _mixed_rows(
+        self, look: Any, todo: np.ndarray, mix_words: Any
+    ) -> tuple[list[tuple[int, int]], np.ndarray, np.ndarray]:  # todo [K] chunk ids → (runs, [M] words, [M, 8] rows)
+        """The buffer rows of the mixed chunks `todo` (geometry and the look's words, concatenated in chunk order).
+
+        Made once per look and chunk set: a browser that sends the same mixed chunks as the previous one shown this
+        look (browsers in step after a click do) reuses its rows as they are; nobody writes into them once made."""
+        runs = self._chunk_runs(todo)
+        shared = getattr(look, "shared", None)
+        key = todo.tobytes()
+        if shared is not None:
+            made = shared.get("mixed_rows")
+            if made is not None and made[0] is self.chunks and made[1] == key:  # type: ignore[index]
+                return runs, made[2], made[3]  # type: ignore[index]
+        words = mix_words(runs)
+        rows = _runs(self.chunks.geometry, runs)
+        rows[:, 7] = words
+        if shared is not None:
+            shared["mixed_rows"] = (self.chunks, key, words, rows)
+        return runs, words, rows
 
     def _chunk_runs(self, chunks: np.ndarray) -> list[tuple[int, int]]:  # [K] chunk ids → their [lo, hi) runs
         bounds = self.chunks.bounds
