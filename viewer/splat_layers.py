@@ -15,8 +15,10 @@ Gaussians and 512 chunks instead of the object's own ~10%). The cost is a third 
 memory and sort, sent once after the first frame like the dimmed one.
 
 Which layer draws a chunk follows from how many of its Gaussians are selected (none: the rest's layer, all: tint,
-some: mix); after a click those counts are updated from the Gaussians whose selection flipped, so the look's
-[N, 4] array is never made (`LookParts`).
+some: mix), so the look's [N, 4] array is never made (`LookParts`). Those counts, the one pass over the whole
+selection a click costs, are made once per look and read by every browser shown it (`LookParts.chunk_counts`);
+browsers in step also send the same mixed rows, made once (`LookParts.shared`). A chunk that stays mixed keeps its
+batch when its words are unchanged, checked on its own rows.
 """
 
 from __future__ import annotations
@@ -369,13 +371,12 @@ class LayeredSplats:
         for layer in KEPT:
             if not shown_frames[layer]:
                 continue
-            wrong = self._has[layer] & (self._child_visible[layer] != (targets == layer))
-            for i in np.flatnonzero(wrong).tolist():
-                visible = bool(targets[i] == layer)
-                handle = self._handles[layer][i]
-                assert handle is not None
-                handle.visible = visible
-                self._child_visible[layer][i] = visible
+            shows = targets == layer
+            wrong = np.flatnonzero(self._has[layer] & (self._child_visible[layer] != shows))
+            handles = self._handles[layer]
+            for i, visible in zip(wrong.tolist(), shows[wrong].tolist(), strict=True):
+                handles[i].visible = visible  # type: ignore[union-attr]  # `_has`: the node exists
+            self._child_visible[layer][wrong] = shows[wrong]
         # 4. Frames last: a frame shown after its nodes are right never flashes the wrong chunks.
         for layer in range(len(LAYER_NAMES)):
             self._set_frame(layer, shown_frames[layer])
