@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import random_scene
 from tests.helpers.splat_browser import RecordingSceneApi, drawn_words, expected_words
 from viewer.looks import LookCache, LookParts, base_rgba, compute_rgba, label_colors
-from viewer.splat_layers import LayeredSplats
+from viewer.splat_layers import LayeredSplats, blend_words, blend_words_reference
 from viewer.splats import ChunkedSplats, SplatChunks
 
 
@@ -248,3 +248,18 @@ def test_layers_through_a_real_viser_server():
         np.testing.assert_array_equal(node.buffer[:, :7], chunks.geometry[chunks.chunk_slice(1), :7])
     finally:
         server.stop()
+
+
+def test_blend_words_equals_the_select():
+    """The branch-free blend (wrapping uint32 arithmetic) picks exactly the tint or the rest word, extremes included."""
+    rng = np.random.default_rng(1)
+    rest = rng.integers(0, 2**32, 5000, dtype=np.uint32)
+    tint = rng.integers(0, 2**32, 5000, dtype=np.uint32)
+    rest[:4], tint[:4] = [0, 2**32 - 1, 0, 2**32 - 1], [2**32 - 1, 0, 0, 2**32 - 1]
+    selected = rng.random(5000) < 0.5
+    selected[:4] = True
+    got = blend_words(selected, rest, tint - rest)
+    assert got.dtype == np.uint32
+    np.testing.assert_array_equal(got, blend_words_reference(selected, rest, tint))
+    flipped = blend_words(~selected, rest, tint - rest)
+    np.testing.assert_array_equal(flipped, blend_words_reference(~selected, rest, tint))

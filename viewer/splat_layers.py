@@ -97,6 +97,7 @@ class LayeredSplats:
         self._refs: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * len(KEPT)
         """Per kept layer: (the look it should hold, its words in chunk order, per chunk whether the node holds it)."""
         self._zero_cache: list[tuple[np.ndarray, np.ndarray]] = []
+        self._step_cache: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._target = np.full(c, OFF, np.int8)
         self._mix_ok = np.zeros(c, bool)
         """Whether chunk c's words in its `mix` batch are the current look's."""
@@ -189,6 +190,15 @@ class LayeredSplats:
             ref = (look, words, self._has[layer] & self._chunk_all(self._stored[layer] == words))
             self._refs[layer] = ref
         return ref
+
+    def _tint_step(self, rest: np.ndarray, tint: np.ndarray) -> np.ndarray:  # [N] words each → [N] uint32
+        """`tint - rest` wrapping (`blend_words`), made once per pair of layer words (two kept: dim on and off)."""
+        for r, t, step in self._step_cache:
+            if r is rest and t is tint:
+                return step
+        step = tint - rest
+        self._step_cache = [*self._step_cache[-1:], (rest, tint, step)]
+        return step
 
     def _zero_alpha(self, words: np.ndarray) -> np.ndarray:  # [N] words in chunk order → [C] nothing to draw
         for source, flags in self._zero_cache:
@@ -291,10 +301,13 @@ class LayeredSplats:
         targets[whole & (counts > 0) & zero_tint] = OFF
         order = self._order32
 
+        step = self._tint_step(rest_words, tint_words)
+
         def mix_words(runs: list[tuple[int, int]]) -> np.ndarray:  # chunk-order runs → [M] words, concatenated
+            if selection is None:
+                return _runs(rest_words, runs)
             # np.take: several times faster than fancy indexing for the one scattered gather (the selection).
-            sel = np.take(selection, _runs(order, runs)) if selection is not None else False
-            return np.where(sel, _runs(tint_words, runs), _runs(rest_words, runs))
+            return blend_words(np.take(selection, _runs(order, runs)), _runs(rest_words, runs), _runs(step, runs))
 
         if rest is not old_rest:
             self._mix_ok[:] = False  # every mix node mixes in the rest's colours
@@ -435,6 +448,22 @@ class LayeredSplats:
             frame.remove()
         self._refs = [None] * len(KEPT)
         self._last = None
+
+
+def blend_words(
+    selected: np.ndarray,  # [M] bool
+    rest: np.ndarray,  # [M] uint32: the words where not selected
+    step: np.ndarray,  # [M] uint32: tint - rest, wrapping
+) -> np.ndarray:  # [M] uint32: the tinted words where selected, the rest's elsewhere
+    """`blend_words_reference` as `rest + step × selected` in wrapping uint32 arithmetic: a multiply and an add
+    the CPU runs without branching, where `np.where` on a holey selection mispredicts (~5× slower at 100k words)."""
+    out = np.multiply(step, selected, dtype=np.uint32)
+    out += rest
+    return out
+
+
+def blend_words_reference(selected: np.ndarray, rest: np.ndarray, tint: np.ndarray) -> np.ndarray:  # [M] each
+    return np.where(selected, tint, rest)
 
 
 def _runs(array: np.ndarray, runs: list[tuple[int, int]]) -> np.ndarray:  # [N, ...] → [sum of run lengths, ...]
