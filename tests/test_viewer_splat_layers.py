@@ -208,6 +208,13 @@ def test_the_selected_counts_and_mixed_rows_are_made_once_per_look():
         assert all(np.shares_memory(first, other) for other in others)
     for api in apis:
         np.testing.assert_array_equal(drawn_words(api, chunks), expected_words(lazy.rgba(), chunks))
+    # A browser given another tinted layer blends other words: it makes its own rows.
+    other_tint = LayeredSplats(RecordingSceneApi(), chunks, base)
+    other_tint.update(looks.parts("highlight", np.zeros(len(scene), bool)), plain=plain, dimmed=dimmed)
+    other_tint.update(lazy, plain=plain, dimmed=dimmed, tinted=dimmed.copy())
+    assert other_tint._mix_nodes
+    for node in other_tint._mix_nodes.values():
+        assert not any(np.shares_memory(node.buffer, first) for first in buffers[0])
     # A browser a step behind (its own mixed chunks differ) makes its own rows, and draws the look too.
     late = LayeredSplats(RecordingSceneApi(), chunks, base)
     late_sel = sel & (np.arange(len(scene)) < 1500)

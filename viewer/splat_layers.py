@@ -251,13 +251,13 @@ class LayeredSplats:
             planned = self._targets_incremental(rgba, parts, last, layers, refs)
         if planned is None:
             planned = self._targets_full(rgba.rgba() if isinstance(rgba, LookParts) else rgba, parts, refs)
-        targets, mix_words = planned
-        self._apply(rgba, targets, refs, mix_words, stats)
+        targets, mix_words, source = planned
+        self._apply((rgba, source), targets, refs, mix_words, stats)
         if parts is not None and plain is not None:
             self._last = (parts, layers)
         return stats
 
-    def _targets_full(self, rgba: np.ndarray, parts: Any, refs: list[Any]) -> tuple[np.ndarray, Any]:
+    def _targets_full(self, rgba: np.ndarray, parts: Any, refs: list[Any]) -> tuple[np.ndarray, Any, tuple[Any, Any]]:
         words = self.chunks.in_chunk_order(rgba_words(rgba))
         targets = np.full(self.chunks.num_chunks, MIX, np.int8)
         held = np.zeros(self.chunks.num_chunks, bool)
@@ -273,11 +273,11 @@ class LayeredSplats:
         targets[self._chunk_all(_alpha(words) == 0)] = OFF
         self._flush_mix()
         self._mix_ok = self._has[MIX] & self._chunk_all(self._stored[MIX] == words)
-        return targets, lambda runs: _runs(words, runs)
+        return targets, lambda runs: _runs(words, runs), (None, None)
 
     def _targets_incremental(
         self, look: Any, parts: Any, last: Any, layers: tuple[Any, Any, Any], refs: list[Any]
-    ) -> tuple[np.ndarray, Any] | None:
+    ) -> tuple[np.ndarray, Any, tuple[Any, Any]] | None:
         selection, rest, tinted = parts
         (_, old_rest, old_tinted), old_layers = last
         plain, dimmed, _ = layers
@@ -320,9 +320,16 @@ class LayeredSplats:
             starts = np.cumsum([0] + [hi - lo for lo, hi in runs[:-1]])
             changed = np.add.reduceat(mix_words(runs) != _runs(self._stored[MIX], runs), starts) > 0
             self._mix_ok[kept[changed]] = False
-        return targets, mix_words
+        return targets, mix_words, (rest, layers[2])
 
-    def _apply(self, look: Any, targets: np.ndarray, refs: list[Any], mix_words: Any, stats: UpdateStats) -> None:
+    def _apply(
+        self,
+        look: tuple[Any, tuple[Any, Any]],
+        targets: np.ndarray,
+        refs: list[Any],
+        mix_words: Any,
+        stats: UpdateStats,
+    ) -> None:
         """Bring the nodes and frames to `targets` ([C] int8 layer per chunk, OFF = nothing)."""
         nonempty = self._sizes > 0
         targets = np.where(nonempty, targets, OFF).astype(np.int8)
@@ -397,24 +404,32 @@ class LayeredSplats:
         self._target = targets
 
     def _mixed_rows(
-        self, look: Any, todo: np.ndarray, mix_words: Any
-    ) -> tuple[list[tuple[int, int]], np.ndarray, np.ndarray]:  # todo [K] chunk ids → (runs, [M] words, [M, 8] rows)
+        self,
+        look: tuple[Any, tuple[Any, Any]],  # (the look, the (rest, tinted) looks its mixed words blend; None: its own)
+        todo: np.ndarray,  # [K] chunk ids
+        mix_words: Any,
+    ) -> tuple[list[tuple[int, int]], np.ndarray, np.ndarray]:  # (runs, [M] words, [M, 8] rows)
         """The buffer rows of the mixed chunks `todo` (geometry and the look's words, concatenated in chunk order).
 
-        Made once per look and chunk set: a browser that sends the same mixed chunks as the previous one shown this
-        look (browsers in step after a click do) reuses its rows as they are; nobody writes into them once made."""
+        Made once per look and chunk set: a browser that sends the same mixed chunks from the same looks as the
+        previous one shown this look (browsers in step after a click do) reuses its rows as they are; nobody writes
+        into them once made."""
         runs = self._chunk_runs(todo)
-        shared = getattr(look, "shared", None)
-        key = todo.tobytes()
+        shared = getattr(look[0], "shared", None)
+        key = (self.chunks, *look[1])
         if shared is not None:
-            made = shared.get("mixed_rows")
-            if made is not None and made[0] is self.chunks and made[1] == key:  # type: ignore[index]
-                return runs, made[2], made[3]  # type: ignore[index]
+            made: Any = shared.get("mixed_rows")
+            if (
+                made is not None
+                and all(a is b for a, b in zip(made[0], key, strict=True))
+                and made[1] == todo.tobytes()
+            ):
+                return runs, made[2], made[3]
         words = mix_words(runs)
         rows = _runs(self.chunks.geometry, runs)
         rows[:, 7] = words
         if shared is not None:
-            shared["mixed_rows"] = (self.chunks, key, words, rows)
+            shared["mixed_rows"] = (key, todo.tobytes(), words, rows)
         return runs, words, rows
 
     def _chunk_runs(self, chunks: np.ndarray) -> list[tuple[int, int]]:  # [K] chunk ids → their [lo, hi) runs
