@@ -19,8 +19,9 @@
   nearest-candidates-first blend (`front`) beside `weights_reference`.
 - **Look + chunk diff** per browser after a click (what `ClientView.on_change` does: the look's parts and
   `LayeredSplats.update`, beside the previous path, the look's array and the selection-aware `ChunkedSplats.update`,
-  and the one before it, comparing every chunk) and **bytes per one-object change** as a share of the whole splat
-  buffer, for both (bench.viewer's figures, at the same size).
+  and the one before it, comparing every chunk), a second layered browser shown the same look after the first (what
+  each further browser pays: the per-look counts and mixed rows already made), and **bytes per one-object change** as
+  a share of the whole splat buffer, for both (bench.viewer's figures, at the same size).
 
 `splatseg bench --quick --section latency --json F` writes the keys `click_coarse_p50_ms`, `click_fine_p50_ms`,
 `saga_p50_ms`, `look_diff_p50_ms` (the first browser; `look_diff_next_browser_p50_ms` each further one),
