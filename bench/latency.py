@@ -25,8 +25,8 @@
 `splatseg bench --quick --section latency --json F` writes the keys `click_coarse_p50_ms`, `click_fine_p50_ms`,
 `saga_p50_ms`, `look_diff_p50_ms`, `bytes_per_object_change_fraction` (and p95s, previous and reference p50s,
 `saga_auto_p50_ms` and `saga_auto_first_p50_ms` with their p95s and previous path,
-selection mismatches, `click_coarse_cpu_*_ms`), `ray_numpy_p50_ms`, `ray_torch_p50_ms`, `ray_p50_ms` and
-`ray_reference_p50_ms`.
+selection mismatches, `click_coarse_cpu_*_ms`, `click_fine_cpu_*_ms` from bench/fine_click.py), `ray_numpy_p50_ms`,
+`ray_torch_p50_ms`, `ray_p50_ms` and `ray_reference_p50_ms`.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from .common import Figure, percentile
+from .fine_click import fine_click_figures, fine_click_parts
 from .viewer import _click_pixels, _CountingSceneApi, bench_bytes, write_click_scene
 
 
@@ -238,6 +239,7 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
                 parts[key].append(dt * 1e3)
     for key, values in parts.items():
         out[f"click_coarse_cpu_{key}_ms"] = percentile(values, 50)
+    out.update(fine_click_parts(click, cameras, pixels))  # the same for a fine click, with its growth (fine_click.py)
 
     # The ray alone: in NumPy (`RayCaster.weights`, the default on a CPU) beside torch (`weights_torch`, the
     # previous path), then nearest candidates first (torch, `front`) beside blending every candidate.
@@ -350,6 +352,7 @@ def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
             "click_coarse_cpu_segment_ms",
         )
     )
+    figures += fine_click_figures(r, label)
     if "saga_auto_p50_ms" in r:
         figures.append(
             Figure(
