@@ -29,10 +29,12 @@ ROWS = 1 << 16
 
 
 BACKBONE = 3
-"""Per Gaussian, its most agreeing neighbours (by feature cosine) that a click's first search reads: together with
-the nodes that list it, ~4 entries per node where the whole agreeing graph has ~7, and on the 1M latency
-benchmark's clicks that search already reaches all but ~0.1% of what the whole graph reaches (most agreeing pairs
-are the likeliest to be selected together); a second search over the rest's whole rows makes the answer exact."""
+"""Per Gaussian, its most agreeing neighbours (by feature cosine) that a click's first search reads. With the nodes
+that count it among theirs, ~4.3 entries per node where the whole agreeing graph has ~7.4 (1M latency benchmark);
+on its clicks that search leaves a median 0.08% (at most 0.7%) of what the whole graph reaches to the second one,
+since the most agreeing pairs are the likeliest to be selected together. Measured there (the growth alone, CPU
+p50, one process): 2 → 3.6 ms (3.1 entries, 1.2% left, up to 15%), 3 → 3.4 ms, 4 → 3.9 ms (5.4 entries); each
+node's own 3 only, not made symmetric, leave 25%. Any value is exact: the second search reads whole rows."""
 
 
 class AgreeingGraph(NamedTuple):
@@ -84,14 +86,20 @@ class NeighbourGrowth:
     """The k-nearest-neighbour graph of one scene with each edge's feature cosine at one level.
 
     A click keeps the selected Gaussians reachable from the clicked ones through agreeing selected neighbours. The
-    agreeing edges are made symmetric and labelled by connected component once per edge cut (`_symmetric`). Per
-    click, a seed's component that the selection holds whole is kept as it is and a component without a seed is
-    dropped; the seeds' partly held components get one breadth-first search from a virtual root linked to the seeds
-    (SciPy's `breadth_first_order`, in C: a tenth of the time of its connected components on the same graph at 1M
-    Gaussians) over their selected members' rows, read in runs when the graph is laid out in the order the selection
-    comes in (`order`). Nothing is sorted or transposed per click. `fast = False` runs `grow_components`, the path
-    before it (weakly connected components of the whole selected subgraph), kept for the benchmark's before/after;
-    `grow_reference` is the plain version the tests compare both with.
+    agreeing edges are made symmetric and labelled by connected component once per edge cut (`_symmetric`), each
+    row listing its backbone first (`BACKBONE`: the node's most agreeing neighbours and the nodes that count it
+    among theirs). Per click, a seed's component that the selection holds whole is kept as it is and a component
+    without a seed is dropped; the seeds' partly held components are searched in two breadth-first searches
+    (SciPy's `breadth_first_order`, in C, each from a virtual root): one over the selected members' backbone
+    entries from the seeds, which reaches nearly all of what the whole graph would, then one over the whole rows of
+    the members it left, from everything it reached. Any path the second search follows is a path of the agreeing
+    graph, and any path of the agreeing graph from a seed to a member left passes through a reached member last,
+    so the answer is exactly the whole graph's. The rows are read in runs when the graph is laid out in the order
+    the selection comes in (`order`), and `keep_nodes` takes the selection in that numbering (a `PrunedBank`
+    selection's ascending positions): nothing is sorted, transposed or gathered by Gaussian id per click.
+    `fast = False` runs `grow_components`, the path before it (weakly connected components of the whole selected
+    subgraph), kept for the benchmark's before/after; `grow_reference` is the plain version the tests compare
+    both with.
     """
 
     def __init__(
@@ -125,14 +133,13 @@ class NeighbourGrowth:
         self.lenient_cos = float(np.partition(flat, cut)[cut]) if flat.size else 1.0
         """The `LENIENT_QUANTILE` quantile of the neighbour cosines: `edge_cut` never asks for more than this."""
         self.fast = True
-        """Search from the seeds over the symmetric agreeing graph; False runs `grow_components`."""
+        """Search from the seeds over the backbone, then the rest (`_reached`); False runs `grow_components`."""
         # Reused per click: Gaussian → index in the current selection, −1 outside it; slot n stands for "no edge".
         self._inside = np.full(n + 1, -1, dtype=np.int32)
         self._node = np.zeros(n, dtype=np.int32)  # reused by `_reached`: node → 1 + index in the search, 0 outside
         self._lock = threading.Lock()  # guards the reused buffers (the viewer clicks from several threads)
         self._agreeing: tuple[float, np.ndarray] | None = None  # (cut, [N, k] int32 neighbour or n where cos ≤ cut)
         self._graph: AgreeingGraph | None = None
-        self._ones = np.ones(0)  # float64 edge weights, grown as needed (read only: a slice per click)
         self._arange = np.arange(0, dtype=np.int32)  # 0, 1, ..., grown as needed (`_count`)
 
     def edge_cut(self, edge_cos: float) -> float:
@@ -272,7 +279,7 @@ class NeighbourGrowth:
         entries: np.ndarray,  # [E] int32 rows they link to, 0 = the root (already visited)
     ) -> np.ndarray:  # [M + 1] bool: reached from the root (row 0 included)
         """One breadth-first search from a virtual root (row 0) linked to `start`, over rows 1..M given as CSR
-        (SciPy's `breadth_first_order`, in C). Under the lock (the edge weights are a reused buffer)."""
+        (SciPy's `breadth_first_order`, in C)."""
         m = ends.size
         total = start.size + (int(ends[-1]) if m else 0)
         row_ptr = np.empty(m + 2, dtype=np.int32 if total < 2**31 else np.int64)
@@ -282,9 +289,10 @@ class NeighbourGrowth:
         edges = np.empty(total, dtype=np.int32)
         edges[: start.size] = start
         edges[start.size :] = entries
-        if self._ones.size < total:
-            self._ones = np.ones(max(total, 2 * self._ones.size))
-        graph = csr_matrix((self._ones[:total], edges, row_ptr), shape=(m + 1, m + 1))
+        # The weights are never read: one 1.0 seen through a zero stride, which SciPy keeps as it is (a slice of a
+        # larger buffer it would copy, a fresh array costs a fill).
+        ones = np.broadcast_to(np.float64(1.0), (total,))
+        graph = csr_matrix((ones, edges, row_ptr), shape=(m + 1, m + 1))
         order = breadth_first_order(graph, 0, directed=True, return_predecessors=False)
         reached = np.zeros(m + 1, dtype=bool)
         reached[order] = True
