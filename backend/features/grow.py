@@ -219,6 +219,8 @@ class NeighbourGrowth:
             search = np.flatnonzero(near)  # positions in the selection, ascending
             if search.size == sizes[seed_comps[0]]:
                 return near
+            if search.size == nodes.size:  # the whole selection is on the seeds' piece: no compress, no scatter
+                return self._reached(nodes, start, graph)
             keep = np.zeros(nodes.size, dtype=bool)
             keep[search] = self._reached(nodes[search], np.searchsorted(search, start), graph)
             return keep
