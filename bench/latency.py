@@ -3,7 +3,8 @@
 - **Click → selection** (`FeatureField.segment`: rays, similarity, threshold, floater filter) for click features at
   the coarse and fine levels and for SAGA features, three paths: the new one (the ray in NumPy, `RayCaster.fast`;
   `PrunedBank.vectorised` runs; the floater filter reading its cells in block order,
-  `FeatureField.cells_in_block_order`; the fine level's growth searching from the seeds, `NeighbourGrowth.fast`),
+  `FeatureField.cells_in_block_order`; the fine level's growth over the backbone from the seeds, then the rest,
+  on the selection's block positions, `NeighbourGrowth.fast`),
   the previous one (those four off) and the reference (torch ray, whole-bank product: field.fast = False), p50 and
   p95, the median share of the bank `PrunedBank` read, and how many clicks' selections differ between the new path
   and the previous one (0: the ray's weights are bit-identical). Features are made from the tabletop's ground truth
@@ -175,7 +176,7 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
     caster = click._ray_caster()
     # Three paths, interleaved so that a burst of load on the box hits them alike: the new one (the ray in NumPy,
     # `RayCaster.fast`; `PrunedBank.vectorised` runs; the floater filter's cells in block order; the fine level's
-    # growth searching from the seeds, `NeighbourGrowth.fast`), the previous one
+    # growth over the backbone, then the rest, on block positions: `NeighbourGrowth.fast`), the previous one
     # (all three off: the path before them) and the reference (torch ray, whole-bank product: field.fast = False).
     variants = {"new": (True, True), "previous": (True, False), "reference": (False, False)}  # field, ray, runs
 
