@@ -3,7 +3,8 @@
 - **Click → selection** (`FeatureField.segment`: rays, similarity, threshold, floater filter) for click features at
   the coarse and fine levels and for SAGA features, three paths: the new one (the ray in NumPy, `RayCaster.fast`;
   `PrunedBank.vectorised` runs; the floater filter reading its cells in block order,
-  `FeatureField.cells_in_block_order`; the fine level's growth searching from the seeds, `NeighbourGrowth.fast`),
+  `FeatureField.cells_in_block_order`; the fine level's growth over the backbone from the seeds, then the rest,
+  on the selection's block positions, `NeighbourGrowth.fast`),
   the previous one (those four off) and the reference (torch ray, whole-bank product: field.fast = False), p50 and
   p95, the median share of the bank `PrunedBank` read, and how many clicks' selections differ between the new path
   and the previous one (0: the ray's weights are bit-identical). Features are made from the tabletop's ground truth
@@ -27,8 +28,8 @@
 `saga_p50_ms`, `look_diff_p50_ms` (the first browser; `look_diff_next_browser_p50_ms` each further one),
 `bytes_per_object_change_fraction` (and p95s, previous and reference p50s,
 `saga_auto_p50_ms` and `saga_auto_first_p50_ms` with their p95s and previous path,
-selection mismatches, `click_coarse_cpu_*_ms`), `ray_numpy_p50_ms`, `ray_torch_p50_ms`, `ray_p50_ms` and
-`ray_reference_p50_ms`.
+selection mismatches, `click_coarse_cpu_*_ms`, `click_fine_cpu_*_ms` from bench/fine_click.py), `ray_numpy_p50_ms`,
+`ray_torch_p50_ms`, `ray_p50_ms` and `ray_reference_p50_ms`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from .common import Figure, percentile
+from .fine_click import fine_click_figures, fine_click_parts
 from .viewer import _click_pixels, _CountingSceneApi, bench_bytes, write_click_scene
 
 
@@ -176,7 +178,7 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
     caster = click._ray_caster()
     # Three paths, interleaved so that a burst of load on the box hits them alike: the new one (the ray in NumPy,
     # `RayCaster.fast`; `PrunedBank.vectorised` runs; the floater filter's cells in block order; the fine level's
-    # growth searching from the seeds, `NeighbourGrowth.fast`), the previous one
+    # growth over the backbone, then the rest, on block positions: `NeighbourGrowth.fast`), the previous one
     # (all three off: the path before them) and the reference (torch ray, whole-bank product: field.fast = False).
     variants = {"new": (True, True), "previous": (True, False), "reference": (False, False)}  # field, ray, runs
 
@@ -240,6 +242,7 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
                 parts[key].append(dt * 1e3)
     for key, values in parts.items():
         out[f"click_coarse_cpu_{key}_ms"] = percentile(values, 50)
+    out.update(fine_click_parts(click, cameras, pixels))  # the same for a fine click, with its growth (fine_click.py)
 
     # The ray alone: in NumPy (`RayCaster.weights`, the default on a CPU) beside torch (`weights_torch`, the
     # previous path), then nearest candidates first (torch, `front`) beside blending every candidate.
@@ -363,6 +366,7 @@ def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
             "click_coarse_cpu_segment_ms",
         )
     )
+    figures += fine_click_figures(r, label)
     if "saga_auto_p50_ms" in r:
         figures.append(
             Figure(

@@ -263,6 +263,26 @@ def test_saga_auto_latency_compares_first_and_repeated_clicks_with_the_previous_
     assert r["saga_auto_p50_ms"] > 0 and r["saga_auto_first_p50_ms"] > 0 and r["saga_auto_first_previous_p50_ms"] > 0
 
 
+def test_fine_click_parts_time_the_growth_beside_its_previous_path(tmp_path) -> None:
+    from backend.features.field import load_field
+    from bench.fine_click import fine_click_figures, fine_click_parts
+    from bench.viewer import _click_pixels, write_click_scene
+
+    synth, cams = write_click_scene(tmp_path / "scene", 20_000)
+    field = load_field(tmp_path / "scene", method="click", scene=synth.scene).warm_up()
+    cameras, pixels = [], []
+    for ci, cam in enumerate(cams[:3]):
+        for px in _click_pixels(synth.scene, cam, synth.object_labels, 2, seed=ci):
+            cameras.append(cam)
+            pixels.append(px)
+    r = fine_click_parts(field, cameras, pixels)
+    assert r["click_fine_grow_mismatches"] == 0  # the growth keeps what the components path keeps
+    parts = [r[f"click_fine_cpu_{k}_ms"] for k in ("ray", "product", "grow", "floaters")]
+    assert all(p > 0 for p in parts) and r["click_fine_cpu_segment_ms"] > 0 and r["click_fine_cpu_grow_previous_ms"] > 0
+    figures = fine_click_figures({**r, "clicks": len(pixels)}, "20k")
+    assert [f.key for f in figures] == ["click_fine_cpu_segment_ms", "click_fine_cpu_grow_ms"]
+
+
 # ---- bench/scale.py and bench/startup.py ----------------------------------------------------------------------------
 def test_scale_bench_reports_where_the_peak_comes_from(tmp_path) -> None:
     from bench.scale import bench_scale

@@ -195,6 +195,7 @@ class FeatureField:
 
         use_filter = self._use_floater_filter if filter_floaters is None else filter_floaters
         cells = None
+        positions = None  # [S] the selection as ascending `PrunedBank` positions, while it is aligned with them
         if unbuilt:
             selected = self.impl.select_unbuilt(pos_q, neg_q, thr, level, scale)
             mask = None
@@ -223,13 +224,19 @@ class FeatureField:
             selected = drop_uncovered(selected, seeds, share, limit)
             if selected.size != bare:
                 mask = None  # rebuilt from `selected` below
-                cells = None  # no longer aligned with `selected`: the filter gathers them
+                cells = positions = None  # no longer aligned with `selected`: the filter gathers them
         edge_cos = self.impl.grow_edge_cos(level) if use_filter else None
         if edge_cos is not None and selected.size:
             growth = self._growth(level, scale, self._bank(level, scale) if bank is None else bank)
-            grown = growth(selected, seeds, edge_cos=growth.edge_cut(edge_cos))
-            if grown.size != selected.size:
-                selected, mask, cells = grown, None, None
+            if positions is not None and growth.fast and growth.order is pruned.perm:  # the graph's own numbering
+                keep = growth.keep_nodes(positions, seeds, edge_cos=growth.edge_cut(edge_cos))
+                if keep is not None and not keep.all():
+                    selected, mask = selected[keep], None
+                    cells = None if cells is None else cells[keep]  # still in block order: no gather by id
+            else:
+                grown = growth(selected, seeds, edge_cos=growth.edge_cut(edge_cos))
+                if grown.size != selected.size:
+                    selected, mask, cells = grown, None, None
         if use_filter and selected.size:
             kept = self._floater_filter()(selected, seeds, keep_ratio=self.impl.floater_keep_ratio(level), cells=cells)
             patches = self._hidden_patches(level)

@@ -14,6 +14,7 @@ around the part's own surface, stays.
 from __future__ import annotations
 
 import threading
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -27,18 +28,78 @@ ROWS = 1 << 16
 """Gaussians per slice when the symmetric graph is laid out (`NeighbourGrowth._symmetric`)."""
 
 
+BACKBONE = 3
+"""Per Gaussian, its most agreeing neighbours (by feature cosine) that a click's first search reads. With the nodes
+that count it among theirs, ~4.3 entries per node where the whole agreeing graph has ~7.4 (1M latency benchmark);
+on its clicks that search leaves a median 0.08% (at most 0.7%) of what the whole graph reaches to the second one,
+since the most agreeing pairs are the likeliest to be selected together. Measured there (the growth alone, CPU
+p50, one process): 2 → 3.6 ms (3.1 entries, 1.2% left, up to 15%), 3 → 3.4 ms, 4 → 3.9 ms (5.4 entries); each
+node's own 3 only, not made symmetric, leave 25%. Any value is exact: the second search reads whole rows."""
+
+
+class AgreeingGraph(NamedTuple):
+    """The agreeing k-NN edges of one cut in both directions, as a CSR whose rows list their backbone first."""
+
+    cut: float
+    indptr: np.ndarray  # [N + 1] row p is indices[indptr[p] : indptr[p + 1]]
+    backbone_end: np.ndarray  # [N] its backbone entries are indices[indptr[p] : backbone_end[p]]
+    indices: np.ndarray  # [E] int32 nodes
+    component: np.ndarray  # [N] int32 connected component of each node
+    sizes: np.ndarray  # [K] nodes per component
+
+
+def _both_ways(
+    forward_ptr: np.ndarray,  # [N + 1] int64
+    forward: np.ndarray,  # [F] int nodes, grouped by source
+    n: int,
+) -> csr_matrix:  # [N, N] int8: each edge in both directions, once per row, rows sorted
+    """The directed edges and their reverses in one CSR, a mutual pair once per row."""
+    reverse = csr_matrix((np.ones(forward.size, dtype=np.int8), forward, forward_ptr), shape=(n, n)).tocsc()
+    indptr, indices = _concat_rows(forward_ptr, forward, reverse.indptr, reverse.indices, n)  # column j: j's sources
+    del reverse
+    graph = csr_matrix((np.ones(indices.size, dtype=np.int8), indices, indptr), shape=(n, n))
+    graph.sum_duplicates()  # a mutual pair once per row: a third fewer entries to read per click
+    return graph
+
+
+def _concat_rows(
+    a_ptr: np.ndarray,  # [N + 1]
+    a: np.ndarray,  # [A] entries of the first CSR
+    b_ptr: np.ndarray,  # [N + 1]
+    b: np.ndarray,  # [B] entries of the second
+    n: int,
+) -> tuple[np.ndarray, np.ndarray]:  # indptr [N + 1] int64, indices [A + B] int32: row i = a's row i, then b's
+    """Two CSRs' rows one after the other. Entry e of a's row r goes to e + b_ptr[r] and entry j of b's row r to
+    j + a_ptr[r + 1]; a slice of rows at a time, so no [E] int64 temporary is made."""
+    a_ptr, b_ptr = a_ptr.astype(np.int64), b_ptr.astype(np.int64)
+    indices = np.empty(a.size + b.size, dtype=np.int32)
+    for s in range(0, n, ROWS):
+        t = min(n, s + ROWS)
+        for ptr, other, values in ((a_ptr, b_ptr[s:t], a), (b_ptr, a_ptr[s + 1 : t + 1], b)):
+            first, last = int(ptr[s]), int(ptr[t])
+            shift = np.repeat(other, np.diff(ptr[s : t + 1]))
+            indices[np.arange(first, last) + shift] = values[first:last]
+    return a_ptr + b_ptr, indices
+
+
 class NeighbourGrowth:
     """The k-nearest-neighbour graph of one scene with each edge's feature cosine at one level.
 
     A click keeps the selected Gaussians reachable from the clicked ones through agreeing selected neighbours. The
-    agreeing edges are made symmetric and labelled by connected component once per edge cut (`_symmetric`). Per
-    click, a seed's component that the selection holds whole is kept as it is and a component without a seed is
-    dropped; the seeds' partly held components get one breadth-first search from a virtual root linked to the seeds
-    (SciPy's `breadth_first_order`, in C: a tenth of the time of its connected components on the same graph at 1M
-    Gaussians) over their selected members' rows, read in runs when the graph is laid out in the order the selection
-    comes in (`order`). Nothing is sorted or transposed per click. `fast = False` runs `grow_components`, the path
-    before it (weakly connected components of the whole selected subgraph), kept for the benchmark's before/after;
-    `grow_reference` is the plain version the tests compare both with.
+    agreeing edges are made symmetric and labelled by connected component once per edge cut (`_symmetric`), each
+    row listing its backbone first (`BACKBONE`: the node's most agreeing neighbours and the nodes that count it
+    among theirs). Per click, a seed's component that the selection holds whole is kept as it is and a component
+    without a seed is dropped; the seeds' partly held components are searched in two breadth-first searches
+    (SciPy's `breadth_first_order`, in C, each from a virtual root): one over the selected members' backbone
+    entries from the seeds, which reaches nearly all of what the whole graph would, then one over the whole rows of
+    the members it left, from everything it reached. Any path the second search follows is a path of the agreeing
+    graph, and any path of the agreeing graph from a seed to a member left passes through a reached member last,
+    so the answer is exactly the whole graph's. The rows are read in runs when the graph is laid out in the order
+    the selection comes in (`order`), and `keep_nodes` takes the selection in that numbering (a `PrunedBank`
+    selection's ascending positions): nothing is sorted, transposed or gathered by Gaussian id per click.
+    `fast = False` runs `grow_components`, the path before it (weakly connected components of the whole selected
+    subgraph), kept for the benchmark's before/after; `grow_reference` is the plain version the tests compare
+    both with.
     """
 
     def __init__(
@@ -72,14 +133,14 @@ class NeighbourGrowth:
         self.lenient_cos = float(np.partition(flat, cut)[cut]) if flat.size else 1.0
         """The `LENIENT_QUANTILE` quantile of the neighbour cosines: `edge_cut` never asks for more than this."""
         self.fast = True
-        """Search from the seeds over the symmetric agreeing graph; False runs `grow_components`."""
+        """Search from the seeds over the backbone, then the rest (`_reached`); False runs `grow_components`."""
         # Reused per click: Gaussian → index in the current selection, −1 outside it; slot n stands for "no edge".
         self._inside = np.full(n + 1, -1, dtype=np.int32)
         self._node = np.zeros(n, dtype=np.int32)  # reused by `_reached`: node → 1 + index in the search, 0 outside
         self._lock = threading.Lock()  # guards the reused buffers (the viewer clicks from several threads)
         self._agreeing: tuple[float, np.ndarray] | None = None  # (cut, [N, k] int32 neighbour or n where cos ≤ cut)
-        self._graph: tuple | None = None  # (cut, indptr [N + 1], indices [E], component [N], component sizes [K])
-        self._ones = np.ones(0)  # float64 edge weights, grown as needed (read only: a slice per click)
+        self._graph: AgreeingGraph | None = None
+        self._arange = np.arange(0, dtype=np.int32)  # 0, 1, ..., grown as needed (`_count`)
 
     def edge_cut(self, edge_cos: float) -> float:
         """The cosine a neighbour pair must pass: `edge_cos`, or less on a field whose neighbours agree less than
@@ -102,7 +163,6 @@ class NeighbourGrowth:
             return selected
         if not self.fast:
             return self.grow_components(selected, seeds, edge_cos=edge_cos)
-        indptr, indices, labels, sizes = self._symmetric(edge_cos)
         seeds = np.asarray(seeds, dtype=np.int64)
         nodes = selected if self.rank is None else self.rank[selected]  # [S] in the graph's numbering
         if self.rank is not None:
@@ -114,68 +174,157 @@ class NeighbourGrowth:
                 start = inside[seeds]
             finally:
                 inside[nodes] = -1
-        start = start[start >= 0]
+        keep = self._keep(nodes, start[start >= 0], edge_cos)
+        return selected if keep is None else selected[keep]
+
+    def keep_nodes(
+        self,
+        nodes: np.ndarray,  # [S] int ascending: the selection in the graph's numbering (positions in `order`)
+        seeds: np.ndarray,  # [T] int Gaussian ids that were clicked
+        *,
+        edge_cos: float,
+    ) -> np.ndarray | None:  # [S] bool: linked to a selected seed; None when every node is (or no seed is selected)
+        """`__call__` for a selection that comes as ascending positions in `order` (a `PrunedBank` selection, when
+        `order` is that bank's `perm`): no gather of the selection's ranks, the seeds found by binary search, and the
+        answer a mask the caller applies to whatever it holds aligned with the selection (its floater cells)."""
+        nodes = np.asarray(nodes)
+        if nodes.size == 0:
+            return None
+        if not self.fast or not (nodes[1:] > nodes[:-1]).all():  # the plain path (ids), which needs no order
+            ids = nodes if self.order is None else self.order[nodes]
+            return np.isin(ids, self(ids, seeds, edge_cos=edge_cos))
+        seeds = np.asarray(seeds, dtype=np.int64)
+        if self.rank is not None:
+            seeds = self.rank[seeds]
+        at = np.minimum(np.searchsorted(nodes, seeds), nodes.size - 1)
+        return self._keep(nodes, at[nodes[at] == seeds], edge_cos)
+
+    def _keep(
+        self,
+        nodes: np.ndarray,  # [S] int nodes of the graph: the selection
+        start: np.ndarray,  # [T'] int positions in `nodes` of the selected seeds
+        edge_cos: float,
+    ) -> np.ndarray | None:  # [S] bool, None: all kept
         if start.size == 0:
-            return selected
+            return None
+        graph = self._symmetric(edge_cos)
+        labels, sizes = graph.component, graph.sizes
         # A component of the whole agreeing graph that the selection holds entirely is reached whole from a seed in
         # it (nothing links it to the rest), and one without a seed is never reached: only the seeds' components
         # that the selection holds in part need a search, over their selected members only.
         label = labels[nodes]  # [S]
         seed_comps = np.unique(label[start])
+        if seed_comps.size == 1:  # the usual click: one seed, or seeds on one piece
+            near = label == seed_comps[0]  # [S] bool
+            search = np.flatnonzero(near)  # positions in the selection, ascending
+            if search.size == sizes[seed_comps[0]]:
+                return near
+            if search.size == nodes.size:  # the whole selection is on the seeds' piece: no compress, no scatter
+                return self._reached(nodes, start, graph)
+            keep = np.zeros(nodes.size, dtype=bool)
+            keep[search] = self._reached(nodes[search], np.searchsorted(search, start), graph)
+            return keep
         member = np.zeros(sizes.size, dtype=bool)
         member[seed_comps] = True
         near = np.flatnonzero(member[label])  # [S'] positions in the selection
         held = np.bincount(label[near], minlength=sizes.size)
         partial = seed_comps[held[seed_comps] < sizes[seed_comps]]
+        keep = np.zeros(nodes.size, dtype=bool)
+        keep[near] = True
         if partial.size == 0:
-            return selected[near]
+            return keep
         member[:] = False
         member[partial] = True
         search = near[member[label[near]]]  # positions of the partly held components' selected members
-        keep = np.zeros(selected.size, dtype=bool)
-        keep[near] = True
-        keep[search] = self._reached(nodes[search], seeds, indptr, indices)
-        return selected[keep]
+        seeded = start[member[label[start]]]
+        keep[search] = self._reached(nodes[search], np.searchsorted(search, seeded), graph)
+        return keep
 
     def _reached(
         self,
         nodes: np.ndarray,  # [M] int nodes of the graph (it is restricted to them)
-        seeds: np.ndarray,  # [T] int nodes
-        indptr: np.ndarray,  # [N + 1] the symmetric agreeing graph (`_symmetric`)
-        indices: np.ndarray,  # [E]
+        start: np.ndarray,  # [T] int positions in `nodes` of the seeds
+        graph: AgreeingGraph,
     ) -> np.ndarray:  # [M] bool: linked to a seed among `nodes`
-        """One breadth-first search from a virtual root linked to the seeds, over the nodes' rows of the graph."""
+        """Two breadth-first searches: over the nodes' backbone entries from the seeds, then over the rows of the
+        nodes that one did not reach from everything it did (each a virtual root)."""
+        start = np.unique(start).astype(np.int32) + 1
         with self._lock:
             node = self._node
-            node[nodes] = np.arange(1, nodes.size + 1, dtype=np.int32)
+            node[nodes] = np.arange(1, nodes.size + 1, dtype=np.int32)  # node → 1 + index among the nodes
             try:
-                start = node[seeds]
-                start = np.unique(start[start > 0])
-                # The nodes' rows of the symmetric graph, their ends as 1 + index among the nodes, 0 elsewhere.
-                lo = indptr[nodes]
-                degree = indptr[nodes + 1] - lo
-                ends = np.cumsum(degree)
-                at = np.repeat(lo - (ends - degree), degree) + np.arange(int(ends[-1]), dtype=lo.dtype)
-                dst = node[indices[at]]  # [E_M]
+                reached = self._search(start, *self._rows(nodes, graph.indptr, graph.backbone_end, graph.indices))
+                rest = np.flatnonzero(~reached[1:])  # [R] positions among the nodes
+                if rest.size:
+                    # Whatever a node left links to among the nodes is reached (the root) or left (its index
+                    # among them); a neighbour outside the nodes is nobody. The root lists the nodes left that
+                    # link to a reached one, and the rows come out in order: the CSR is built directly.
+                    ends, dst = self._rows(nodes[rest], graph.indptr, graph.indptr[1:], graph.indices)
+                    inside = dst > 0
+                    hit = inside.copy()
+                    hit[inside] = reached[dst[inside]]
+                    left = inside & ~hit
+                    row = np.repeat(np.arange(rest.size, dtype=np.int32), np.diff(ends, prepend=0))  # [E_R]
+                    first = np.unique(row[hit]) + 1  # the nodes left next to a reached one
+                    dst = np.searchsorted(rest, dst[left] - 1).astype(np.int32) + 1
+                    ends = np.cumsum(np.bincount(row[left], minlength=rest.size))
+                    again = self._search(first, ends, dst)
+                    reached[1 + rest] = again[1:]
             finally:
                 node[nodes] = 0
-        # Row 0 is the root, linked to the seeds; an edge leaving the nodes points back at it, which the search has
-        # visited first, so nothing is filtered out, and the rows come out in order: the CSR is built directly.
-        row_ptr = np.empty(nodes.size + 2, dtype=np.int32)
+        return reached[1:]
+
+    def _search(
+        self,
+        start: np.ndarray,  # [T] int32 rows the root links to (1-based: row 0 is the root)
+        ends: np.ndarray,  # [M] cumulative entry counts of rows 1..M
+        entries: np.ndarray,  # [E] int32 rows they link to, 0 = the root (already visited)
+    ) -> np.ndarray:  # [M + 1] bool: reached from the root (row 0 included)
+        """One breadth-first search from a virtual root (row 0) linked to `start`, over rows 1..M given as CSR
+        (SciPy's `breadth_first_order`, in C)."""
+        m = ends.size
+        total = start.size + (int(ends[-1]) if m else 0)
+        row_ptr = np.empty(m + 2, dtype=np.int32 if total < 2**31 else np.int64)
         row_ptr[0] = 0
         row_ptr[1:] = start.size
         row_ptr[2:] += ends
-        edges = np.concatenate([start.astype(np.int32), dst])
-        with self._lock:
-            if self._ones.size < edges.size:
-                self._ones = np.ones(max(edges.size, 2 * self._ones.size))
-            ones = self._ones[: edges.size]
-        size = nodes.size + 1
-        graph = csr_matrix((ones, edges, row_ptr), shape=(size, size))
-        reached = breadth_first_order(graph, 0, directed=True, return_predecessors=False)
-        keep = np.zeros(size, dtype=bool)
-        keep[reached] = True
-        return keep[1:]
+        edges = np.empty(total, dtype=np.int32)
+        edges[: start.size] = start
+        edges[start.size :] = entries
+        # The weights are never read: one 1.0 seen through a zero stride, which SciPy keeps as it is (a slice of a
+        # larger buffer it would copy, a fresh array costs a fill).
+        ones = np.broadcast_to(np.float64(1.0), (total,))
+        graph = csr_matrix((ones, edges, row_ptr), shape=(m + 1, m + 1))
+        order = breadth_first_order(graph, 0, directed=True, return_predecessors=False)
+        reached = np.zeros(m + 1, dtype=bool)
+        reached[order] = True
+        return reached
+
+    def _rows(
+        self,
+        nodes: np.ndarray,  # [M] int nodes of the graph
+        indptr: np.ndarray,  # [N + 1] (or [N]) where each node's entries to read start
+        stop: np.ndarray,  # [N] where they stop
+        indices: np.ndarray,  # [E]
+    ) -> tuple[np.ndarray, np.ndarray]:  # ends [M] (cumulative entry counts), entries [E_M] int32
+        """The nodes' entries indices[indptr[p] : stop[p]], one row after another, each as `_node` numbers it (1 +
+        index among the nodes, 0 outside them): one gather of the entries at `at` and one of their numbers,
+        index-typed throughout (int32 below 2³¹ entries). Under the lock, with `_node` set."""
+        lo = indptr[nodes]
+        degree = stop[nodes]
+        degree -= lo
+        ends = np.cumsum(degree, dtype=lo.dtype)
+        lo -= ends
+        lo += degree  # the shift from a row's place among the nodes' entries to its place in `indices`
+        at = np.repeat(lo, degree)
+        at += self._count(int(ends[-1]) if ends.size else 0, at.dtype)
+        return ends, np.take(self._node, np.take(indices, at))
+
+    def _count(self, count: int, dtype: np.dtype) -> np.ndarray:  # [count] 0, 1, ... (read only; under the lock)
+        """A slice of a kept arange: a click's edge offsets without making one."""
+        if self._arange.size < count or self._arange.dtype != dtype:
+            self._arange = np.arange(max(count, 2 * self._arange.size), dtype=dtype)
+        return self._arange[:count]
 
     def grow_components(
         self,
@@ -212,52 +361,53 @@ class NeighbourGrowth:
         linked[comp[start]] = True
         return selected[linked[comp]]
 
-    def _symmetric(
-        self, edge_cos: float
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # indptr [N + 1], indices [E], component [N], sizes
+    def _symmetric(self, edge_cos: float) -> AgreeingGraph:
         """The agreeing edges (cosine above `edge_cos`) in both directions, as one CSR over every node (`order`),
         made once per cut: row p lists p's agreeing neighbours and the nodes that have p as an agreeing neighbour,
-        each once, and every node's connected component in it."""
-        if self._graph is None or self._graph[0] != edge_cos:
+        each once, its backbone entries first (`AgreeingGraph`), and every node's connected component in it."""
+        if self._graph is None or self._graph.cut != edge_cos:
             self._graph = None  # the previous cut's arrays go before the new ones are made
-            n = self.neighbors.shape[0]
+            n, k = self.neighbors.shape
+            keep = max(0, min(BACKBONE, k))
             forward_ptr = np.zeros(n + 1, dtype=np.int64)
-            parts = []
-            for a in range(0, n, ROWS):  # node p's agreeing neighbours, as nodes
+            backbone_ptr = np.zeros(n + 1, dtype=np.int64)
+            parts, strong = [], []
+            for a in range(0, n, ROWS):  # node p's agreeing neighbours, as nodes, and its backbone among them
                 rows = slice(a, a + ROWS) if self.order is None else self.order[a : a + ROWS]
-                agree = self.cos[rows] > edge_cos  # [R, k]
+                cos = self.cos[rows]  # [R, k]
+                agree = cos > edge_cos
+                ends = self.neighbors[rows]
+                ends = ends if self.rank is None else self.rank[ends]  # [R, k] nodes
                 forward_ptr[a + 1 : a + 1 + len(agree)] = agree.sum(1)
-                ends = self.neighbors[rows][agree]
-                parts.append(ends if self.rank is None else self.rank[ends])
+                parts.append(ends[agree])
+                # The BACKBONE most agreeing of them (ties by column): a stable sort of −cos, agreeing ones only.
+                best = np.zeros_like(agree)
+                if keep:
+                    rank = np.argsort(np.where(agree, -cos, np.inf), axis=1, kind="stable")[:, :keep]
+                    np.put_along_axis(best, rank, True, axis=1)
+                    best &= agree
+                backbone_ptr[a + 1 : a + 1 + len(agree)] = best.sum(1)
+                strong.append(ends[best])
             np.cumsum(forward_ptr, out=forward_ptr)
-            forward = np.concatenate(parts)  # [E] grouped by source
+            np.cumsum(backbone_ptr, out=backbone_ptr)
+            graph = _both_ways(forward_ptr, np.concatenate(parts), n)
             del parts
-            reverse = csr_matrix(
-                (np.ones(forward.size, dtype=np.int8), forward, forward_ptr), shape=(n, n)
-            ).tocsc()  # column j lists the sources pointing at j
-            back_ptr = reverse.indptr.astype(np.int64)
-            indptr = forward_ptr + back_ptr
-            indices = np.empty(2 * forward.size, dtype=np.int32)
-            # Row i's forward entries go to indptr[i] onwards and its reverse ones after them, i.e. forward entry e
-            # of row r to e + back_ptr[r] and reverse entry j of row r to j + forward_ptr[r + 1]; a slice of rows
-            # at a time, so no [E] int64 temporary is made.
-            for a in range(0, n, ROWS):
-                b = min(n, a + ROWS)
-                for ptr, other, values in (
-                    (forward_ptr, back_ptr[a:b], forward),
-                    (back_ptr, forward_ptr[a + 1 : b + 1], reverse.indices),
-                ):
-                    first, last = int(ptr[a]), int(ptr[b])
-                    shift = np.repeat(other, np.diff(ptr[a : b + 1]))
-                    indices[np.arange(first, last) + shift] = values[first:last]
-            graph = csr_matrix((np.ones(indices.size, dtype=np.int8), indices, indptr), shape=(n, n))
-            del indices, indptr, reverse
-            graph.sum_duplicates()  # a mutual pair once per row: a third fewer entries to read per click
-            indptr, indices = graph.indptr, graph.indices
+            backbone = _both_ways(backbone_ptr, np.concatenate(strong), n)
+            del strong
             _, component = connected_components(graph, directed=True, connection="strong")  # symmetric: components
             component = component.astype(np.int32)
-            self._graph = (edge_cos, indptr, indices, component, np.bincount(component))
-        return self._graph[1:]
+            graph.data[:] = 1
+            backbone.data[:] = 1
+            rest = graph - backbone  # the entries outside the backbone (a subset of the graph: none is negative)
+            del graph
+            # Row p: its backbone entries, then the rest; backbone_end[p] is where the backbone part ends.
+            indptr, indices = _concat_rows(backbone.indptr, backbone.indices, rest.indptr, rest.indices, n)
+            index = np.int32 if indices.size < 2**31 else np.int64  # a click reads int32 offsets where they fit
+            indptr = indptr.astype(index)
+            backbone_end = (backbone.indptr[1:] + rest.indptr[:-1]).astype(index)
+            del backbone, rest
+            self._graph = AgreeingGraph(edge_cos, indptr, backbone_end, indices, component, np.bincount(component))
+        return self._graph
 
     def _agreeing_neighbours(self, edge_cos: float) -> np.ndarray:  # [N, k] int32
         """The neighbour table with every edge at or below `edge_cos` pointing at the sentinel slot N, made once per
