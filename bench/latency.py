@@ -259,9 +259,9 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
             t2 = time.thread_time()
             kept = click._floater_filter()(selected, seeds, cells=cells[positions])
             t3 = time.thread_time()
-            out = np.zeros(click.num_gaussians, dtype=bool)
-            out[kept] = True
-            patches.follow(out, seeds)
+            chosen = np.zeros(click.num_gaussians, dtype=bool)
+            chosen[kept] = True
+            patches.follow(chosen, seeds)
             t4 = time.thread_time()
             click.segment(cam, [px], level="coarse")
             t5 = time.thread_time()
