@@ -4,8 +4,9 @@
   the coarse and fine levels and for SAGA features, three paths: the new one (the ray in NumPy, `RayCaster.fast`;
   `PrunedBank.vectorised` runs; the floater filter reading its cells in block order,
   `FeatureField.cells_in_block_order`; the fine level's growth searching from the seeds, `NeighbourGrowth.fast`;
-  the coarse level's hidden patches changing the click's mask in place, `FeatureField.hidden_on_mask`),
-  the previous one (those five off) and the reference (torch ray, whole-bank product: field.fast = False), p50 and
+  the coarse level's hidden patches changing the click's mask in place, `FeatureField.hidden_on_mask`; the floater
+  filter's kept Gaussians from one per-cell table, `FloaterFilter.keep_by_cell`),
+  the previous one (those six off) and the reference (torch ray, whole-bank product: field.fast = False), p50 and
   p95, the median share of the bank `PrunedBank` read, and how many clicks' selections differ between the new path
   and the previous one (0: the ray's weights are bit-identical). Features are made from the tabletop's ground truth
   (one direction per object and part, plus noise), SAGA's as one 32-d direction per object with a gate of ones, so
@@ -207,6 +208,7 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
         fast, newer = variants[variant]
         field.fast, field._ray_caster().fast, field.cells_in_block_order = fast, newer, newer
         field.hidden_on_mask = newer
+        field._floater_filter().keep_by_cell = newer
         for _, pruned in field._pruned.values():
             pruned.vectorised = newer
         for _, growth in field._growths.values():

@@ -33,6 +33,10 @@ def test_fast_path_matches_the_reference(keep_ratio: float, min_support: int) ->
         fast = np.sort(filt(selected, seeds))
         ref = np.sort(floater_filter_reference(filt, selected, seeds))
         assert np.array_equal(fast, ref), (trial, fast.size, ref.size)
+        filt.keep_by_cell = False  # the previous path (occupied-cell indices) answers the same
+        assert np.array_equal(np.sort(filt(selected, seeds)), ref), trial
+        filt.keep_by_cell = True
+        assert not filt._keep.any() and (filt._local == -1).all()  # the reused tables are left clean
 
 
 def test_keep_ratio_one_keeps_only_what_touches_the_click() -> None:

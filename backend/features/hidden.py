@@ -132,7 +132,8 @@ class HiddenPatches:
         members = np.flatnonzero(linked)
         members = members[np.argsort(self.patch[members], kind="stable")]
         self.members = members
-        self.member_patch = self.patch[members]  # [M] ascending
+        self.member_ids = np.flatnonzero(linked)  # [M] the same Gaussians by ascending id: `follow` writes in order
+        self.member_patch = self.patch[self.member_ids]  # [M]
         self.member_ptr = np.zeros(num + 1, dtype=np.int64)
         np.cumsum(np.bincount(self.patch[members], minlength=num), out=self.member_ptr[1:])
 
@@ -184,7 +185,7 @@ class HiddenPatches:
             clicked = np.asarray(seeds, dtype=np.int64)
             clicked = clicked[self.hidden[clicked] & mask[clicked]]
             on[self.patch[clicked][self.links[self.patch[clicked]] > 0]] = True
-        mask[self.members] = on[self.member_patch]
+        mask[self.member_ids] = on[self.member_patch]
         return mask
 
     def follow_ids(
