@@ -87,6 +87,10 @@ def test_the_sliced_build_gives_the_references_cells_and_adjacency(
     assert filt.num_cells == num_cells and filt.cell_of.dtype == np.int32
     assert np.array_equal(filt.cell_of, cell_of)
     assert np.array_equal(filt.adj_indptr, indptr) and np.array_equal(filt.adj_indices, indices)
+    # every row's neighbours strictly ascending: a click's graph is in SciPy's canonical form, never sorted per click
+    row = np.repeat(np.arange(num_cells), np.diff(indptr))
+    same_row = row[1:] == row[:-1]
+    assert (np.diff(indices.astype(np.int64))[same_row] > 0).all()
 
 
 def test_the_build_keeps_its_temporaries_small() -> None:

@@ -71,10 +71,12 @@ def _cells_and_adjacency(
         found.append(np.unique(lo[lo != hi] * num_cells + hi[lo != hi]))
     pairs = np.unique(np.concatenate(found))
     src, dst = pairs // num_cells, pairs % num_cells
-    # Symmetric adjacency in CSR form, so a selection only touches the edges of the cells it occupies.
+    # Symmetric adjacency in CSR form, so a selection only touches the edges of the cells it occupies; each row's
+    # neighbours ascending, so a click's graph over its occupied cells (numbered in ascending cell order) comes out
+    # in SciPy's canonical form, which its connected components would otherwise sort first (0.7 ms a click at 1M).
     both_src = np.concatenate([src, dst])
     both_dst = np.concatenate([dst, src])
-    order = np.argsort(both_src, kind="stable")
+    order = np.lexsort((both_dst, both_src))
     adj_indices = both_dst[order].astype(np.int32)
     adj_indptr = np.zeros(num_cells + 1, dtype=np.int64)
     np.cumsum(np.bincount(both_src, minlength=num_cells), out=adj_indptr[1:])
@@ -110,7 +112,7 @@ def cells_and_adjacency_reference(
     src, dst = pairs // num_cells, pairs % num_cells
     both_src = np.concatenate([src, dst])
     both_dst = np.concatenate([dst, src])
-    order = np.argsort(both_src, kind="stable")
+    order = np.lexsort((both_dst, both_src))  # rows by source, each row's neighbours ascending
     adj_indptr = np.zeros(num_cells + 1, dtype=np.int64)
     np.cumsum(np.bincount(both_src, minlength=num_cells), out=adj_indptr[1:])
     return cell_of, num_cells, adj_indptr, both_dst[order].astype(np.int32)
