@@ -4,18 +4,22 @@
   the coarse and fine levels and for SAGA features, three paths: the new one (the ray in NumPy, `RayCaster.fast`;
   `PrunedBank.vectorised` runs; the floater filter reading its cells in block order,
   `FeatureField.cells_in_block_order`; the fine level's growth over the backbone from the seeds, then the rest,
-  on the selection's block positions, `NeighbourGrowth.fast`),
-  the previous one (those four off) and the reference (torch ray, whole-bank product: field.fast = False), p50 and
+  on the selection's block positions, `NeighbourGrowth.fast`; the coarse level's hidden patches changing the click's
+  mask in place, `FeatureField.hidden_on_mask`; the floater filter's kept Gaussians from one per-cell table,
+  `FloaterFilter.keep_by_cell`),
+  the previous one (those six off) and the reference (torch ray, whole-bank product: field.fast = False), p50 and
   p95, the median share of the bank `PrunedBank` read, and how many clicks' selections differ between the new path
   and the previous one (0: the ray's weights are bit-identical). Features are made from the tabletop's ground truth
   (one direction per object and part, plus noise), SAGA's as one 32-d direction per object with a gate of ones, so
   the field's real code runs; the click field gets the scene's real 8 nearest neighbours (the floater filter's cells,
-  the fine level's growth), as training stores them.
+  the fine level's growth), as training stores them, and a `training_weight` with the objects' bases hidden
+  (`_hidden_training_weight`), so a coarse click pays for the hidden patches' rule (features/hidden.py) as a
+  trained field's does.
 - **SAGA without a scale** (`bench_saga_auto`): the automatic scale on its grid, a click at a scale whose bank is
   not built (the exact unbuilt path) and the same click once the background builder has built it, beside the
   previous path (off-grid scale, the gated and pruned banks built in the click) on a few clicks.
 - **CPU time of a coarse click** (`time.thread_time`, far below the wall clock on a loaded box) and its parts: the
-  ray cast, blend and query, the blocked product, the floater filter.
+  ray cast, blend and query, the blocked product, the floater filter, the hidden patches.
 - **Ray cast + blend** of a click in NumPy (`RayCaster.weights`) beside torch (`weights_torch`), and torch's
   nearest-candidates-first blend (`front`) beside `weights_reference`.
 - **Look + chunk diff** per browser after a click (what `ClientView.on_change` does: the look's parts and
@@ -58,6 +62,24 @@ def _saga_tensors(object_labels: np.ndarray, dim: int = 32, noise: float = 0.15,
         "gate_bias": torch.full((dim,), 20.0),  # sigmoid → 1: every channel open at every scale
         "quantiles": torch.linspace(0.01, 1.0, 50),
     }
+
+
+def _hidden_training_weight(synth, seed: int = 3) -> torch.Tensor:  # [N] float32
+    """A `training_weight` as training leaves it on a tabletop (docs: features/hidden.py): the support's larger
+    splats cover each object's lowest 3 cm in every view, and nothing sees the table top under an object, so those
+    Gaussians get a small weight (uniform in [0, 0.6), below half the median), every other one ~3 (log-normal);
+    ~14% of the 1M scene is hidden, in patches at the objects' bases, and a coarse click pays for the rule."""
+    rng = np.random.default_rng(seed)
+    lab = synth.object_labels
+    means = synth.scene.means.double().numpy()
+    base = (lab >= 2) & (means[:, 2] < 0.03)
+    cell = np.floor(means[:, :2] / 0.01).astype(np.int64)  # 1 cm columns in x, y
+    key = cell[:, 0] * (1 << 20) + cell[:, 1]
+    under = (lab == 1) & (np.abs(means[:, 2]) < 0.005) & np.isin(key, key[base])
+    weight = np.exp(rng.normal(np.log(3.0), 0.3, len(lab)))
+    hidden = base | under
+    weight[hidden] = rng.uniform(0.0, 0.6, int(hidden.sum()))
+    return torch.from_numpy(weight.astype(np.float32))
 
 
 def _saga_auto_tensors(synth, dim: int = 32, seed: int = 2) -> dict:
@@ -156,8 +178,10 @@ def _time_clicks(field, cameras, pixels, **kwargs) -> list[float]:
 
 
 def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str, float]:
-    from backend.features.field import FeatureField, load_field
+    from backend.features.field import FeatureField
+    from backend.features.store import read_features
     from backend.features.threads import compute_threads
+    from backend.io.scene_folder import find_model
     from backend.workspace import Workspace
     from viewer.session import Session
     from viewer.splat_layers import LayeredSplats
@@ -165,8 +189,10 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
 
     scene_dir = workdir / f"latency_{num_gaussians}"
     synth, cams = write_click_scene(scene_dir, num_gaussians)
-    click = load_field(scene_dir, method="click", scene=synth.scene)  # with the scene's real 8 nearest neighbours
-    click.warm_up()
+    # With the scene's real 8 nearest neighbours and a training weight whose hidden patches a coarse click follows.
+    stored = read_features(Workspace(scene_dir), "click", inputs={"model": find_model(scene_dir)})
+    tensors = {**stored, "training_weight": _hidden_training_weight(synth)}
+    click = FeatureField(synth.scene, "click", tensors).warm_up()
     saga = FeatureField(synth.scene, "saga", _saga_tensors(synth.object_labels)).warm_up()
     per_camera = max(1, clicks // len(cams))
     cameras, pixels = [], []
@@ -185,6 +211,8 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
     def use(field, variant: str) -> None:
         fast, newer = variants[variant]
         field.fast, field._ray_caster().fast, field.cells_in_block_order = fast, newer, newer
+        field.hidden_on_mask = newer
+        field._floater_filter().keep_by_cell = newer
         for _, pruned in field._pruned.values():
             pruned.vectorised = newer
         for _, growth in field._growths.values():
@@ -223,9 +251,10 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
 
     # Where a coarse click's CPU time goes (time.thread_time: the time this thread ran, which on a loaded box is far
     # below the wall clock): the ray, the blocked product, the floater filter, and the whole `segment`.
-    parts: dict[str, list[float]] = {"ray": [], "product": [], "floaters": [], "segment": []}
+    parts: dict[str, list[float]] = {"ray": [], "product": [], "floaters": [], "hidden": [], "segment": []}
     pruned = click._pruned_bank("coarse", None, click._bank("coarse", None))
     cells = click._cells_in_block_order("coarse", None)
+    patches = click._hidden_patches("coarse")
     with compute_threads():
         for cam, px in zip(cameras, pixels, strict=True):
             t0 = time.thread_time()
@@ -234,11 +263,15 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
             positions, _ = pruned.select_positions(q, None, click.default_threshold("coarse"))
             selected = pruned.perm[positions]
             t2 = time.thread_time()
-            click._floater_filter()(selected, seeds, cells=cells[positions])
+            kept = click._floater_filter()(selected, seeds, cells=cells[positions])
             t3 = time.thread_time()
-            click.segment(cam, [px], level="coarse")
+            chosen = np.zeros(click.num_gaussians, dtype=bool)
+            chosen[kept] = True
+            patches.follow(chosen, seeds)
             t4 = time.thread_time()
-            for key, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            click.segment(cam, [px], level="coarse")
+            t5 = time.thread_time()
+            for key, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
                 parts[key].append(dt * 1e3)
     for key, values in parts.items():
         out[f"click_coarse_cpu_{key}_ms"] = percentile(values, 50)
@@ -343,7 +376,8 @@ def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
         p50, p95 = r[f"{name}_p50_ms"], r[f"{name}_p95_ms"]
         prev, ref = r[f"{name}_previous_p50_ms"], r[f"{name}_reference_p50_ms"]
         note = (
-            f"p95 {p95:.1f} ms; previous (ray in torch, per-block runs, cells gathered by id, growth by components) "
+            f"p95 {p95:.1f} ms; previous (ray in torch, per-block runs, cells gathered by id, growth by components, "
+            f"hidden patches over ids) "
             f"p50 {prev:.1f} ms, "
             f"p95 {r[f'{name}_previous_p95_ms']:.1f} ms: "
             f"×{prev / max(p50, 1e-9):.2f} faster; reference (torch ray, whole-bank product) p50 {ref:.1f} ms: "
@@ -354,7 +388,7 @@ def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
         figures.append(Figure("latency", f"{title}: p95, {label}", p95, "ms", "", f"{name}_p95_ms"))
         figures.append(Figure("latency", f"{title}: previous p50, {label}", prev, "ms", "", f"{name}_previous_p50_ms"))
         figures.append(Figure("latency", f"{title}: reference p50, {label}", ref, "ms", "", f"{name}_reference_p50_ms"))
-    cpu = {k: r[f"click_coarse_cpu_{k}_ms"] for k in ("ray", "product", "floaters", "segment")}
+    cpu = {k: r.get(f"click_coarse_cpu_{k}_ms", 0.0) for k in ("ray", "product", "floaters", "hidden", "segment")}
     figures.append(
         Figure(
             "latency",
@@ -362,7 +396,8 @@ def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
             cpu["segment"],
             "ms",
             f"time.thread_time: ray cast + blend + query {cpu['ray']:.1f}, blocked product {cpu['product']:.1f}, "
-            f"floater filter {cpu['floaters']:.1f} (medians of each part)",
+            f"floater filter {cpu['floaters']:.1f}, hidden patches (mask + `HiddenPatches.follow`) "
+            f"{cpu['hidden']:.1f} (medians of each part)",
             "click_coarse_cpu_segment_ms",
         )
     )

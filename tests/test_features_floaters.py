@@ -33,6 +33,10 @@ def test_fast_path_matches_the_reference(keep_ratio: float, min_support: int) ->
         fast = np.sort(filt(selected, seeds))
         ref = np.sort(floater_filter_reference(filt, selected, seeds))
         assert np.array_equal(fast, ref), (trial, fast.size, ref.size)
+        filt.keep_by_cell = False  # the previous path (occupied-cell indices) answers the same
+        assert np.array_equal(np.sort(filt(selected, seeds)), ref), trial
+        filt.keep_by_cell = True
+        assert not filt._keep.any() and (filt._local == -1).all()  # the reused tables are left clean
 
 
 def test_keep_ratio_one_keeps_only_what_touches_the_click() -> None:
@@ -83,6 +87,10 @@ def test_the_sliced_build_gives_the_references_cells_and_adjacency(
     assert filt.num_cells == num_cells and filt.cell_of.dtype == np.int32
     assert np.array_equal(filt.cell_of, cell_of)
     assert np.array_equal(filt.adj_indptr, indptr) and np.array_equal(filt.adj_indices, indices)
+    # every row's neighbours strictly ascending: a click's graph is in SciPy's canonical form, never sorted per click
+    row = np.repeat(np.arange(num_cells), np.diff(indptr))
+    same_row = row[1:] == row[:-1]
+    assert (np.diff(indices.astype(np.int64))[same_row] > 0).all()
 
 
 def test_the_build_keeps_its_temporaries_small() -> None:

@@ -81,6 +81,14 @@ def test_hidden_patches_match_the_plain_search_on_random_graphs() -> None:
             seeds = rng.integers(0, n, size=3)
             fast = patches(selected, seeds)
             assert fast.tolist() == follow_seen_reference(selected, hidden, pairs, seeds).tolist(), trial
+            # the ids path (the previous one) and the selection in any order, repeated ids included
+            assert patches.follow_ids(selected, seeds).tolist() == fast.tolist(), trial
+            shuffled = rng.permutation(np.concatenate([selected, selected[: len(selected) // 2]]))
+            assert patches(shuffled, seeds).tolist() == fast.tolist(), trial
+        # seen Gaussians selected, but none linked to a patch: no votes, yet every linked patch is dropped
+        unlinked = np.flatnonzero(~hidden & (np.diff(patches.link_ptr) == 0))
+        selected = np.concatenate([unlinked, np.flatnonzero(hidden)])
+        assert patches(selected).tolist() == follow_seen_reference(selected, hidden, pairs).tolist(), trial
     assert HiddenPatches(np.zeros(3, bool), (np.zeros(0, np.int64),) * 2)(np.zeros(0, np.int64)).size == 0
 
 
@@ -152,6 +160,9 @@ def test_a_click_lets_hidden_gaussians_follow_and_old_features_files_select_as_b
     after = field.segment(cam, [pixel_center(x, y)], level="coarse").mask
     assert after[low].mean() > 0.5 and not (after & ~target).any()
     assert (after & ~low).tolist() == (before & ~low).tolist()  # the seen Gaussians are the features' call
+    field.hidden_on_mask = False  # the previous path, over the selection's ids
+    assert field.segment(cam, [pixel_center(x, y)], level="coarse").mask.tolist() == after.tolist()
+    field.hidden_on_mask = True
     fine = field.segment(cam, [pixel_center(x, y)], level="fine").mask
     assert not fine[low].any()  # parts: not this rule (ClickMethod.HIDDEN_LEVELS)
     unfiltered = field.segment(cam, [pixel_center(x, y)], level="coarse", filter_floaters=False).mask

@@ -131,6 +131,9 @@ class FeatureField:
         self._block_cells: dict[tuple[str | None, float | None], np.ndarray] = {}  # per `_pruned` entry
         self._growths: dict[tuple[str | None, float | None], tuple[Tensor, NeighbourGrowth]] = {}
         self._hidden: dict[tuple[float, float], HiddenPatches] = {}  # (weight share, normal cosine) → patches
+        self.hidden_on_mask: bool = True
+        """The hidden patches (hidden.py) change the click's mask in place (`HiddenPatches.follow`); False runs
+        them over the selection's ids (`follow_ids`, the benchmark's previous path)."""
 
     # ---- public API ----------------------------------------------------------------------------------------------
     @property
@@ -239,14 +242,16 @@ class FeatureField:
                     selected, mask, cells = grown, None, None
         if use_filter and selected.size:
             kept = self._floater_filter()(selected, seeds, keep_ratio=self.impl.floater_keep_ratio(level), cells=cells)
-            patches = self._hidden_patches(level)
-            if patches is not None:  # the hidden Gaussians follow their seen surface (hidden.py)
-                kept, mask = patches(kept, seeds), None
+            patches = self._hidden_patches(level)  # the hidden Gaussians follow their seen surface (hidden.py)
+            if patches is not None and not self.hidden_on_mask:  # the previous path: over the ids
+                kept, mask = patches.follow_ids(kept, seeds), None
             if kept.size != selected.size or mask is None:
                 out = np.zeros(self.num_gaussians, dtype=bool)
                 out[kept] = True
             else:
                 out = mask
+            if patches is not None and self.hidden_on_mask:
+                patches.follow(out, seeds)  # in place
         elif mask is None:
             out = np.zeros(self.num_gaussians, dtype=bool)
             out[selected] = True

@@ -111,6 +111,7 @@ class HiddenPatches:
         _, comp = connected_components(graph, directed=False)
         # Patch ids numbered over the hidden Gaussians only (a click counts votes in an array of this many).
         hidden_ids = np.flatnonzero(hidden)
+        self.hidden_ids = hidden_ids  # [H]
         ids, compact = np.unique(comp[hidden_ids], return_inverse=True)
         self.patch = np.full(n, -1, dtype=np.int64)  # [N] patch id of a hidden Gaussian, −1 if seen
         self.patch[hidden_ids] = compact
@@ -120,6 +121,7 @@ class HiddenPatches:
         s = np.where(hidden[a[cross]], b[cross], a[cross])
         order = np.argsort(s, kind="stable")
         self.link_patch = self.patch[h][order]  # [L]
+        self.link_seen = s[order]  # [L] ascending: a click reads its selection mask there in order (`follow`)
         self.link_ptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(s, minlength=n), out=self.link_ptr[1:])
         num = ids.size
@@ -130,6 +132,8 @@ class HiddenPatches:
         members = np.flatnonzero(linked)
         members = members[np.argsort(self.patch[members], kind="stable")]
         self.members = members
+        self.member_ids = np.flatnonzero(linked)  # [M] the same Gaussians by ascending id: `follow` writes in order
+        self.member_patch = self.patch[self.member_ids]  # [M]
         self.member_ptr = np.zeros(num + 1, dtype=np.int64)
         np.cumsum(np.bincount(self.patch[members], minlength=num), out=self.member_ptr[1:])
 
@@ -157,6 +161,39 @@ class HiddenPatches:
         each patch with more than half of its links to selected Gaussians or holding a selected clicked Gaussian
         (what was clicked stays: on a briefly seen capture most of a click may be hidden). A selection without
         a seen Gaussian stays as it is."""
+        mask = np.zeros(self.hidden.size, dtype=bool)
+        mask[np.asarray(selected, dtype=np.int64)] = True
+        return np.flatnonzero(self.follow(mask, seeds))
+
+    def follow(
+        self,
+        mask: np.ndarray,  # [N] bool the selection, changed in place
+        seeds: np.ndarray | None = None,  # [T] ids of the clicked Gaussians
+    ) -> np.ndarray:  # `mask`
+        """`__call__` on a selection held as a mask (what `FeatureField.segment` returns), in place. Its cost does
+        not grow with the selection: the votes read the mask at the links' seen ends ([L], in ascending order), and
+        the linked patches' members ([M]) are set to their patch's outcome; the ids path (`follow_ids`, the
+        previous one) gathered every selected Gaussian's hidden flag and link rows, then made a mask and its ids
+        (5–24 ms for 50k–200k selections at 1M Gaussians)."""
+        if self.links.size == 0:
+            return mask
+        votes = np.bincount(self.link_patch, weights=mask[self.link_seen], minlength=self.links.size)  # [P]
+        if not votes.any() and np.count_nonzero(mask) == np.count_nonzero(mask[self.hidden_ids]):
+            return mask  # nothing seen selected: no surface to follow, the features' call stands
+        on = 2 * votes > self.links
+        if seeds is not None and len(seeds):
+            clicked = np.asarray(seeds, dtype=np.int64)
+            clicked = clicked[self.hidden[clicked] & mask[clicked]]
+            on[self.patch[clicked][self.links[self.patch[clicked]] > 0]] = True
+        mask[self.member_ids] = on[self.member_patch]
+        return mask
+
+    def follow_ids(
+        self,
+        selected: np.ndarray,  # [S] ids
+        seeds: np.ndarray | None = None,  # [T] ids of the clicked Gaussians
+    ) -> np.ndarray:  # [S'] sorted ids
+        """`__call__` over the selection's ids (the path before `follow`; the benchmark's previous path)."""
         selected = np.asarray(selected, dtype=np.int64)
         if selected.size == 0:
             return selected
