@@ -38,6 +38,7 @@ from .grow import NeighbourGrowth
 from .hidden import HiddenPatches, splat_normals
 from .method import ClickEvidence, FeatureMethod, method_class
 from .neighbors import knn_neighbors
+from .pieces import SeparatePieces
 from .pruned import PrunedBank
 from .store import read_features, trained_methods
 from .threads import compute_threads, single_threaded_blas
@@ -131,6 +132,7 @@ class FeatureField:
         self._block_cells: dict[tuple[str | None, float | None], np.ndarray] = {}  # per `_pruned` entry
         self._growths: dict[tuple[str | None, float | None], tuple[Tensor, NeighbourGrowth]] = {}
         self._hidden: dict[tuple[float, float], HiddenPatches] = {}  # (weight share, normal cosine) → patches
+        self._piece_finders: dict[tuple[str | None, float | None], tuple[Tensor, SeparatePieces]] = {}
 
     # ---- public API ----------------------------------------------------------------------------------------------
     @property
@@ -225,13 +227,20 @@ class FeatureField:
                 mask = None  # rebuilt from `selected` below
                 cells = None  # no longer aligned with `selected`: the filter gathers them
         edge_cos = self.impl.grow_edge_cos(level) if use_filter else None
+        piece_cos = self.impl.piece_cos(level) if use_filter else None
+        extra = None  # further pieces of the clicked part (pieces.py): added after the floater filter
         if edge_cos is not None and selected.size:
             growth = self._growth(level, scale, self._bank(level, scale) if bank is None else bank)
             grown = growth(selected, seeds, edge_cos=growth.edge_cut(edge_cos))
             if grown.size != selected.size:
+                if piece_cos is not None:
+                    pieces = self._pieces(level, scale, self._bank(level, scale) if bank is None else bank)
+                    extra = pieces(selected, grown, seeds, piece_cos=growth.edge_cut(piece_cos))
                 selected, mask, cells = grown, None, None
         if use_filter and selected.size:
             kept = self._floater_filter()(selected, seeds, keep_ratio=self.impl.floater_keep_ratio(level), cells=cells)
+            if extra is not None and extra.size:
+                kept = np.union1d(kept, extra)
             patches = self._hidden_patches(level)
             if patches is not None:  # the hidden Gaussians follow their seen surface (hidden.py)
                 kept, mask = patches(kept, seeds), None
@@ -327,6 +336,8 @@ class FeatureField:
                 for level in self.levels:
                     if self.impl.grow_edge_cos(level) is not None:
                         self._growth(level, None, self._bank(level, None))
+                    if self.impl.piece_cos(level) is not None:
+                        self._pieces(level, None, self._bank(level, None))
                 for level in self.levels or (None,):
                     self._hidden_patches(level)
         return self
@@ -390,6 +401,23 @@ class FeatureField:
             self._growths[key] = hit
             while len(self._growths) > 3:
                 self._growths.pop(next(iter(self._growths)))
+        return hit[1]
+
+    def _pieces(self, level: str | None, scale: float | None, bank: Tensor) -> SeparatePieces:
+        """The neighbour graph with this granularity's features and global clusters (pieces.py), built on first use."""
+        key = (level, scale)
+        hit = self._piece_finders.get(key)
+        if hit is None or hit[0] is not bank:
+            nb = self._tensors.get("neighbors")
+            nb = knn_neighbors(self.scene.means, 8) if nb is None else nb
+            try:
+                labels = self.impl.cluster_labels(level, scale, lambda: bank.T)
+            except KeyError:  # a features file without global clusters: the pieces go without that check
+                labels = None
+            hit = (bank, SeparatePieces(nb.numpy(), bank.T, labels))
+            self._piece_finders[key] = hit
+            while len(self._piece_finders) > 3:
+                self._piece_finders.pop(next(iter(self._piece_finders)))
         return hit[1]
 
     def _hidden_patches(self, level: str | None) -> HiddenPatches | None:

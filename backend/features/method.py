@@ -93,6 +93,11 @@ class FeatureMethod:
         whose features agree above this cosine (grow.py); None = no growth, the floater filter alone."""
         return None
 
+    def piece_cos(self, level: str | None) -> float | None:
+        """At this granularity, add back the selected pieces that growth dropped, touch nothing grown and are as
+        alike to the grown piece as this cosine (pieces.py: a part in several pieces); None = off."""
+        return None
+
     HIDDEN_WEIGHT: ClassVar[float | None] = None
     """Gaussians whose training weight is below this share of the scene's median follow the seen Gaussians of
     their surface instead of their features (hidden.py); None = off. Needs the stored `training_weight`."""
