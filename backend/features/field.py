@@ -131,7 +131,8 @@ class FeatureField:
         (`_cells_in_block_order`); False gathers them at the selected ids (the benchmark's previous path)."""
         self._block_cells: dict[tuple[str | None, float | None], np.ndarray] = {}  # per `_pruned` entry
         self._growths: dict[tuple[str | None, float | None], tuple[Tensor, NeighbourGrowth]] = {}
-        self._hidden: dict[tuple[float, float], HiddenPatches] = {}  # (weight share, normal cosine) → patches
+        # (weight share, normal cosine, (level, feature cosine) at a part level) → patches
+        self._hidden: dict[tuple[float, float, tuple[str | None, float] | None], HiddenPatches] = {}
         self._piece_finders: dict[tuple[str | None, float | None], tuple[Tensor, SeparatePieces]] = {}
 
     # ---- public API ----------------------------------------------------------------------------------------------
@@ -427,13 +428,24 @@ class FeatureField:
         weight = self._tensors.get("training_weight")
         if relative is None or weight is None:
             return None
-        key = (float(relative), float(self.impl.HIDDEN_NORMAL_COS))
+        feature_cos = self.impl.hidden_feature_cos(level)  # a part level: the patches follow its features too
+        part = None if feature_cos is None else (level, float(feature_cos))
+        key = (float(relative), float(self.impl.HIDDEN_NORMAL_COS), part)
         if key not in self._hidden:
             nb = self._tensors.get("neighbors")
             nb = knn_neighbors(self.scene.means, 8) if nb is None else nb
             normals, flat, size = splat_normals(self.scene.unit_quats, self.scene.scales)
+            features = None if feature_cos is None else self._bank(level, None).T.numpy()
             self._hidden[key] = HiddenPatches.build(
-                weight.float().numpy(), nb.numpy(), normals, flat, size, relative=key[0], normal_cos=key[1]
+                weight.float().numpy(),
+                nb.numpy(),
+                normals,
+                flat,
+                size,
+                relative=key[0],
+                normal_cos=key[1],
+                features=features,
+                feature_cos=feature_cos,
             )
         return self._hidden[key]
 

@@ -108,6 +108,11 @@ class FeatureMethod:
         """`HIDDEN_WEIGHT` where it applies (every granularity unless a method says otherwise)."""
         return self.HIDDEN_WEIGHT
 
+    def hidden_feature_cos(self, level: str | None) -> float | None:
+        """At a part granularity, hidden patches are linked only through pairs whose features agree above this
+        cosine, and they only add to a selection (hidden.py); None = the surface alone decides (objects)."""
+        return None
+
     def click_scale(self, evidence: ClickEvidence) -> float | None:
         """The scale a click without level or scale queries at; None = the method's default granularity."""
         return None
