@@ -27,7 +27,7 @@ def test_the_pieces_match_the_reference_on_random_graphs(with_clusters: bool) ->
     noise = torch.randn(n, 4, generator=torch.Generator().manual_seed(0))
     feats = F.normalize(torch.eye(4)[group] + 0.2 * noise, dim=1)
     clusters = np.where(rng.random(n) < 0.8, group, -1) if with_clusters else None
-    finder = SeparatePieces(nb, feats, clusters)
+    finder = SeparatePieces(nb, feats.T, clusters)
     for trial in range(8):
         selected = np.flatnonzero(rng.random(n) < 0.5)
         grown = selected[rng.random(selected.size) < 0.3]

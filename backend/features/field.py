@@ -415,7 +415,7 @@ class FeatureField:
                 labels = self.impl.cluster_labels(level, scale, lambda: bank.T)
             except KeyError:  # a features file without global clusters: the pieces go without that check
                 labels = None
-            hit = (bank, SeparatePieces(nb.numpy(), bank.T, labels))
+            hit = (bank, SeparatePieces(nb.numpy(), bank, labels))
             self._piece_finders[key] = hit
             while len(self._piece_finders) > 3:
                 self._piece_finders.pop(next(iter(self._piece_finders)))

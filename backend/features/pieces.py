@@ -9,14 +9,15 @@ mean, and growth kept the clicked one (wheels 3D IoU 0.25).
 
 So after growth, the selected Gaussians that growth dropped are split into pieces (connected through their k
 nearest neighbours), and a piece is added back when it
-- touches nothing grown (no k-nearest-neighbour pair links it to the grown piece: what touches the grown piece
-  and still was cut off is a spill across a seam, the case growth exists for),
+- touches nothing grown (none of its Gaussians has a grown one among its k nearest neighbours: what touches the
+  grown piece and still was cut off is a spill across a seam, the case growth exists for; the grown side's
+  neighbour lists are not read, so the work is proportional to what growth dropped, not to the part),
 - has a feature as alike to the grown piece's mean as growth asks of two neighbours (`piece_cos`, the same cut:
   the piece would have been grown into had it touched), and
 - lies mostly (≥ `MIN_CLUSTER_SHARE`) in the clicked Gaussians' global cluster (clusters.py: what all views' masks
   agree is one thing), where the field has clusters.
-The work is proportional to the selection (a few gathers, one small connected-components call); the reused
-[N] buffers are never cleared in whole.
+The work is a few gathers over the selection and one small connected-components call over what growth dropped;
+the reused [N] buffers are never cleared in whole.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from torch import Tensor
 
 MIN_CLUSTER_SHARE = 0.5
 """Share of a piece's Gaussians that must be in the clicked Gaussians' global cluster."""
+MEAN_SAMPLE = 4096
+"""The grown piece's mean feature is taken over every ⌈G / this⌉-th grown Gaussian: a fixed sample rather than a
+gather of the whole part's features (tens of thousands of scattered columns at 1M Gaussians)."""
 
 
 class SeparatePieces:
@@ -38,11 +42,13 @@ class SeparatePieces:
     def __init__(
         self,
         neighbors: np.ndarray,  # [N, k] int nearest 3D neighbours
-        features: Tensor,  # [N, D] unit features of the level
+        bank: Tensor,  # [D, N] unit features of the level, one column per Gaussian (the field's bank)
         clusters: np.ndarray | None = None,  # [N] int global cluster per Gaussian, −1 = none; None = no check
     ) -> None:
         self.neighbors = np.ascontiguousarray(neighbors, dtype=np.int64)
-        self.features = features.detach().float().cpu().numpy()
+        # [D, N] as the field stores it: a set of columns is D sequential gathers, where rows of the transposed
+        # view would be one strided read per Gaussian and feature (10× slower at 300k Gaussians).
+        self.bank = np.ascontiguousarray(bank.detach().float().cpu().numpy())
         self.clusters = None if clusters is None else np.asarray(clusters, dtype=np.int64)
         n = self.neighbors.shape[0]
         self._index = np.full(n, -1, dtype=np.int64)  # reused: Gaussian → index among the dropped ones, −1 outside
@@ -59,26 +65,26 @@ class SeparatePieces:
     ) -> np.ndarray:  # [P] sorted ids of the pieces to add (none of them in `grown`)
         selected = np.asarray(selected, dtype=np.int64)
         grown = np.asarray(grown, dtype=np.int64)
-        rest = np.setdiff1d(selected, grown)
-        if rest.size == 0 or grown.size == 0:
-            return rest[:0]
+        empty = np.zeros(0, dtype=np.int64)
+        if grown.size == 0 or grown.size >= selected.size:
+            return empty
         target = self._target(np.asarray(seeds, dtype=np.int64))
         if target is not None and target < 0:
-            return rest[:0]
+            return empty
         k = self.neighbors.shape[1]
-        ends = self.neighbors[rest]  # [R, k]
         with self._lock:
             index, mark = self._index, self._grown
-            index[rest] = np.arange(rest.size)
-            mark[grown] = True
+            rest = selected[:0]
             try:
+                mark[grown] = True
+                rest = selected[~mark[selected]]  # what growth dropped, in the selection's order
+                index[rest] = np.arange(rest.size)
+                ends = self.neighbors[rest]  # [R, k]
                 touch = mark[ends].any(1)  # a neighbour of the piece is grown
-                back = index[self.neighbors[grown].reshape(-1)]  # a grown Gaussian's neighbour is in the piece
                 dst = index[ends.reshape(-1)]  # [R·k] index among the dropped ones, −1 outside
             finally:
                 index[rest] = -1
                 mark[grown] = False
-        touch[back[back >= 0]] = True
         src = np.repeat(np.arange(rest.size), k)
         inside = dst >= 0
         graph = csr_matrix(
@@ -88,14 +94,16 @@ class SeparatePieces:
         sizes = np.bincount(comp, minlength=count).astype(np.float64)
         touching = np.zeros(count, dtype=bool)
         touching[comp[touch]] = True
-        mean = self.features[grown].sum(0)
-        mean /= max(float(np.linalg.norm(mean)), 1e-12)
-        alike = np.bincount(comp, weights=self.features[rest] @ mean, minlength=count) / sizes >= piece_cos
-        keep = ~touching & alike
+        keep = ~touching
         if target is not None:
             same = np.bincount(comp, weights=self.clusters[rest] == target, minlength=count) / sizes
             keep &= same >= MIN_CLUSTER_SHARE
-        return rest[keep[comp]]
+        if not keep.any():  # most clicks: every dropped piece touches the part; the features need not be read
+            return empty
+        mean = self.bank[:, grown[:: -(-grown.size // MEAN_SAMPLE)]].sum(1)  # [D]
+        mean /= max(float(np.linalg.norm(mean)), 1e-12)
+        keep &= np.bincount(comp, weights=mean @ self.bank[:, rest], minlength=count) / sizes >= piece_cos
+        return np.sort(rest[keep[comp]])
 
     def _target(self, seeds: np.ndarray) -> int | None:
         """The clicked Gaussians' most common global cluster; None without clusters, −1 when no seed has one."""
@@ -132,11 +140,12 @@ def pieces_reference(
             if i in rest and j in rest:
                 adjacent[i].add(j)
                 adjacent[j].add(i)
-            if (i in rest and j in grown_set) or (j in rest and i in grown_set):
-                touching.add(i if i in rest else j)
+            if i in rest and j in grown_set:
+                touching.add(i)
     if not grown_set:
         return np.zeros(0, dtype=np.int64)
-    mean = np.asarray(features)[sorted(grown_set)].sum(0)
+    grown = np.asarray(grown)
+    mean = np.asarray(features)[grown[:: -(-grown.size // MEAN_SAMPLE)]].sum(0)
     mean = mean / max(float(np.linalg.norm(mean)), 1e-12)
     out: set[int] = set()
     done: set[int] = set()
