@@ -100,7 +100,7 @@ def test_at_a_part_level_the_patches_follow_the_features_and_only_add() -> None:
     n = len(nb)
     pairs = surface_pairs(nb, s["normals"], np.ones(n, dtype=bool), np.ones(n), -1.0)
     features = np.where(wall[:, None], [[1.0, 0.0]], [[0.0, 1.0]]).astype(np.float32)
-    a, b = feature_pairs(pairs, features, 0.9)
+    a, b = feature_pairs(pairs, np.ascontiguousarray(features.T), 0.9)
     assert (wall[a] == wall[b]).all() and a.size == int((wall[pairs[0]] == wall[pairs[1]]).sum())
     by_surface = HiddenPatches(hidden, pairs)
     by_features = HiddenPatches(hidden, (a, b), keep_selected=True)

@@ -435,7 +435,7 @@ class FeatureField:
             nb = self._tensors.get("neighbors")
             nb = knn_neighbors(self.scene.means, 8) if nb is None else nb
             normals, flat, size = splat_normals(self.scene.unit_quats, self.scene.scales)
-            features = None if feature_cos is None else self._bank(level, None).T.numpy()
+            features = None if feature_cos is None else self._bank(level, None).numpy()  # [D, N]
             self._hidden[key] = HiddenPatches.build(
                 weight.float().numpy(),
                 nb.numpy(),

@@ -104,16 +104,20 @@ def surface_pairs(
 
 def feature_pairs(
     pairs: tuple[np.ndarray, np.ndarray],  # (a [E], b [E]) `surface_pairs`
-    features: np.ndarray,  # [N, D] unit
+    bank: np.ndarray,  # [D, N] unit features, one column per Gaussian (the field's bank layout)
     feature_cos: float,
-    chunk: int = 1 << 18,
+    chunk: int = 1 << 20,
 ) -> tuple[np.ndarray, np.ndarray]:  # the pairs whose features agree above `feature_cos`
-    """The surface pairs whose two Gaussians' features agree (cosine above `feature_cos`), in chunks of pairs."""
+    """The surface pairs whose two Gaussians' features agree (cosine above `feature_cos`): one gather per feature
+    row and chunk of pairs (rows of the [N, D] transpose would be strided reads, 6× slower for 4M pairs at 1M)."""
     a, b = pairs
     keep = np.zeros(a.size, dtype=bool)
     for s in range(0, a.size, chunk):
-        fa, fb = features[a[s : s + chunk]], features[b[s : s + chunk]]
-        keep[s : s + chunk] = np.einsum("ij,ij->i", fa, fb) > feature_cos
+        ia, ib = a[s : s + chunk], b[s : s + chunk]
+        cos = np.zeros(ia.size, dtype=np.float32)
+        for row in bank:
+            cos += row[ia] * row[ib]
+        keep[s : s + chunk] = cos > feature_cos
     return a[keep], b[keep]
 
 
@@ -170,7 +174,7 @@ class HiddenPatches:
         *,
         relative: float,
         normal_cos: float,
-        features: np.ndarray | None = None,  # [N, D] unit features of a part level
+        features: np.ndarray | None = None,  # [D, N] unit features of a part level (the field's bank)
         feature_cos: float | None = None,
     ) -> HiddenPatches:
         """The patches of a field; with `features` and `feature_cos`, those of a part level (`feature_pairs`,
