@@ -240,8 +240,8 @@ class FeatureField:
                 selected, mask, cells = grown, None, None
         if use_filter and selected.size:
             kept = self._floater_filter()(selected, seeds, keep_ratio=self.impl.floater_keep_ratio(level), cells=cells)
-            if extra is not None and extra.size:
-                kept = np.union1d(kept, extra)
+            if extra is not None and extra.size:  # disjoint from `kept` (nothing grown): no sort needed
+                kept = np.concatenate([kept, extra])
             patches = self._hidden_patches(level)
             if patches is not None:  # the hidden Gaussians follow their seen surface (hidden.py)
                 kept, mask = patches(kept, seeds), None

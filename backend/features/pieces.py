@@ -62,7 +62,7 @@ class SeparatePieces:
         seeds: np.ndarray,  # [T] int ids that were clicked
         *,
         piece_cos: float,
-    ) -> np.ndarray:  # [P] sorted ids of the pieces to add (none of them in `grown`)
+    ) -> np.ndarray:  # [P] ids of the pieces to add, in the selection's order (none of them in `grown`)
         selected = np.asarray(selected, dtype=np.int64)
         grown = np.asarray(grown, dtype=np.int64)
         empty = np.zeros(0, dtype=np.int64)
@@ -103,7 +103,7 @@ class SeparatePieces:
         mean = self.bank[:, grown[:: -(-grown.size // MEAN_SAMPLE)]].sum(1)  # [D]
         mean /= max(float(np.linalg.norm(mean)), 1e-12)
         keep &= np.bincount(comp, weights=mean @ self.bank[:, rest], minlength=count) / sizes >= piece_cos
-        return np.sort(rest[keep[comp]])
+        return rest[keep[comp]]
 
     def _target(self, seeds: np.ndarray) -> int | None:
         """The clicked Gaussians' most common global cluster; None without clusters, −1 when no seed has one."""
