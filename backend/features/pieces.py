@@ -45,13 +45,13 @@ class SeparatePieces:
         bank: Tensor,  # [D, N] unit features of the level, one column per Gaussian (the field's bank)
         clusters: np.ndarray | None = None,  # [N] int global cluster per Gaussian, −1 = none; None = no check
     ) -> None:
-        self.neighbors = np.ascontiguousarray(neighbors, dtype=np.int64)
+        self.neighbors = np.ascontiguousarray(neighbors, dtype=np.int32)  # int32: half the bytes of int64 (grow.py)
         # [D, N] as the field stores it: a set of columns is D sequential gathers, where rows of the transposed
         # view would be one strided read per Gaussian and feature (10× slower at 300k Gaussians).
         self.bank = np.ascontiguousarray(bank.detach().float().cpu().numpy())
         self.clusters = None if clusters is None else np.asarray(clusters, dtype=np.int64)
         n = self.neighbors.shape[0]
-        self._index = np.full(n, -1, dtype=np.int64)  # reused: Gaussian → index among the dropped ones, −1 outside
+        self._index = np.full(n, -1, dtype=np.int32)  # reused: Gaussian → index among the dropped ones, −1 outside
         self._grown = np.zeros(n, dtype=bool)  # reused: marks the grown piece
         self._lock = threading.Lock()
 
@@ -78,7 +78,7 @@ class SeparatePieces:
             try:
                 mark[grown] = True
                 rest = selected[~mark[selected]]  # what growth dropped, in the selection's order
-                index[rest] = np.arange(rest.size)
+                index[rest] = np.arange(rest.size, dtype=np.int32)
                 ends = self.neighbors[rest]  # [R, k]
                 touch = mark[ends].any(1)  # a neighbour of the piece is grown
                 dst = index[ends.reshape(-1)]  # [R·k] index among the dropped ones, −1 outside
