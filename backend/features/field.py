@@ -38,6 +38,7 @@ from .grow import NeighbourGrowth
 from .hidden import HiddenPatches, splat_normals
 from .method import ClickEvidence, FeatureMethod, method_class
 from .neighbors import knn_neighbors
+from .pieces import SeparatePieces
 from .pruned import PrunedBank
 from .store import read_features, trained_methods
 from .threads import compute_threads, single_threaded_blas
@@ -130,10 +131,12 @@ class FeatureField:
         (`_cells_in_block_order`); False gathers them at the selected ids (the benchmark's previous path)."""
         self._block_cells: dict[tuple[str | None, float | None], np.ndarray] = {}  # per `_pruned` entry
         self._growths: dict[tuple[str | None, float | None], tuple[Tensor, NeighbourGrowth]] = {}
-        self._hidden: dict[tuple[float, float], HiddenPatches] = {}  # (weight share, normal cosine) → patches
+        # (weight share, normal cosine, (level, feature cosine) at a part level) → patches
+        self._hidden: dict[tuple[float, float, tuple[str | None, float] | None], HiddenPatches] = {}
         self.hidden_on_mask: bool = True
         """The hidden patches (hidden.py) change the click's mask in place (`HiddenPatches.follow`); False runs
         them over the selection's ids (`follow_ids`, the benchmark's previous path)."""
+        self._piece_finders: dict[tuple[str | None, float | None], tuple[Tensor, SeparatePieces]] = {}
 
     # ---- public API ----------------------------------------------------------------------------------------------
     @property
@@ -229,8 +232,11 @@ class FeatureField:
                 mask = None  # rebuilt from `selected` below
                 cells = positions = None  # no longer aligned with `selected`: the filter gathers them
         edge_cos = self.impl.grow_edge_cos(level) if use_filter else None
+        piece_cos = self.impl.piece_cos(level) if use_filter else None
+        extra = None  # further pieces of the clicked part (pieces.py): added after the floater filter
         if edge_cos is not None and selected.size:
             growth = self._growth(level, scale, self._bank(level, scale) if bank is None else bank)
+            before = selected
             if positions is not None and growth.fast and growth.order is pruned.perm:  # the graph's own numbering
                 keep = growth.keep_nodes(positions, seeds, edge_cos=growth.edge_cut(edge_cos))
                 if keep is not None and not keep.all():
@@ -240,8 +246,13 @@ class FeatureField:
                 grown = growth(selected, seeds, edge_cos=growth.edge_cut(edge_cos))
                 if grown.size != selected.size:
                     selected, mask, cells = grown, None, None
+            if piece_cos is not None and selected.size != before.size:
+                pieces = self._pieces(level, scale, self._bank(level, scale) if bank is None else bank)
+                extra = pieces(before, selected, seeds, piece_cos=growth.edge_cut(piece_cos))
         if use_filter and selected.size:
             kept = self._floater_filter()(selected, seeds, keep_ratio=self.impl.floater_keep_ratio(level), cells=cells)
+            if extra is not None and extra.size:  # disjoint from `kept` (nothing grown): no sort needed
+                kept = np.concatenate([kept, extra])
             patches = self._hidden_patches(level)  # the hidden Gaussians follow their seen surface (hidden.py)
             if patches is not None and not self.hidden_on_mask:  # the previous path: over the ids
                 kept, mask = patches.follow_ids(kept, seeds), None
@@ -339,6 +350,8 @@ class FeatureField:
                 for level in self.levels:
                     if self.impl.grow_edge_cos(level) is not None:
                         self._growth(level, None, self._bank(level, None))
+                    if self.impl.piece_cos(level) is not None:
+                        self._pieces(level, None, self._bank(level, None))
                 for level in self.levels or (None,):
                     self._hidden_patches(level)
         return self
@@ -404,6 +417,23 @@ class FeatureField:
                 self._growths.pop(next(iter(self._growths)))
         return hit[1]
 
+    def _pieces(self, level: str | None, scale: float | None, bank: Tensor) -> SeparatePieces:
+        """The neighbour graph with this granularity's features and global clusters (pieces.py), built on first use."""
+        key = (level, scale)
+        hit = self._piece_finders.get(key)
+        if hit is None or hit[0] is not bank:
+            nb = self._tensors.get("neighbors")
+            nb = knn_neighbors(self.scene.means, 8) if nb is None else nb
+            try:
+                labels = self.impl.cluster_labels(level, scale, lambda: bank.T)
+            except KeyError:  # a features file without global clusters: the pieces go without that check
+                labels = None
+            hit = (bank, SeparatePieces(nb.numpy(), bank, labels))
+            self._piece_finders[key] = hit
+            while len(self._piece_finders) > 3:
+                self._piece_finders.pop(next(iter(self._piece_finders)))
+        return hit[1]
+
     def _hidden_patches(self, level: str | None) -> HiddenPatches | None:
         """The field's hidden patches (hidden.py) for this granularity's weight share, built on first use; None when
         the method does not use them or the features file has no `training_weight` (trained before it was kept)."""
@@ -411,13 +441,24 @@ class FeatureField:
         weight = self._tensors.get("training_weight")
         if relative is None or weight is None:
             return None
-        key = (float(relative), float(self.impl.HIDDEN_NORMAL_COS))
+        feature_cos = self.impl.hidden_feature_cos(level)  # a part level: the patches follow its features too
+        part = None if feature_cos is None else (level, float(feature_cos))
+        key = (float(relative), float(self.impl.HIDDEN_NORMAL_COS), part)
         if key not in self._hidden:
             nb = self._tensors.get("neighbors")
             nb = knn_neighbors(self.scene.means, 8) if nb is None else nb
             normals, flat, size = splat_normals(self.scene.unit_quats, self.scene.scales)
+            features = None if feature_cos is None else self._bank(level, None).numpy()  # [D, N]
             self._hidden[key] = HiddenPatches.build(
-                weight.float().numpy(), nb.numpy(), normals, flat, size, relative=key[0], normal_cos=key[1]
+                weight.float().numpy(),
+                nb.numpy(),
+                normals,
+                flat,
+                size,
+                relative=key[0],
+                normal_cos=key[1],
+                features=features,
+                feature_cos=feature_cos,
             )
         return self._hidden[key]
 

@@ -93,6 +93,11 @@ class FeatureMethod:
         whose features agree above this cosine (grow.py); None = no growth, the floater filter alone."""
         return None
 
+    def piece_cos(self, level: str | None) -> float | None:
+        """At this granularity, add back the selected pieces that growth dropped, touch nothing grown and are as
+        alike to the grown piece as this cosine (pieces.py: a part in several pieces); None = off."""
+        return None
+
     HIDDEN_WEIGHT: ClassVar[float | None] = None
     """Gaussians whose training weight is below this share of the scene's median follow the seen Gaussians of
     their surface instead of their features (hidden.py); None = off. Needs the stored `training_weight`."""
@@ -102,6 +107,11 @@ class FeatureMethod:
     def hidden_weight(self, level: str | None) -> float | None:
         """`HIDDEN_WEIGHT` where it applies (every granularity unless a method says otherwise)."""
         return self.HIDDEN_WEIGHT
+
+    def hidden_feature_cos(self, level: str | None) -> float | None:
+        """At a part granularity, hidden patches are linked only through pairs whose features agree above this
+        cosine, and they only add to a selection (hidden.py); None = the surface alone decides (objects)."""
+        return None
 
     def click_scale(self, evidence: ClickEvidence) -> float | None:
         """The scale a click without level or scale queries at; None = the method's default granularity."""
