@@ -31,9 +31,11 @@ from torch import Tensor
 
 MIN_CLUSTER_SHARE = 0.5
 """Share of a piece's Gaussians that must be in the clicked Gaussians' global cluster."""
-MEAN_SAMPLE = 4096
+MEAN_SAMPLE = 512
 """The grown piece's mean feature is taken over every ⌈G / this⌉-th grown Gaussian: a fixed sample rather than a
-gather of the whole part's features (tens of thousands of scattered columns at 1M Gaussians)."""
+gather of the whole part's features (tens of thousands of scattered columns at 1M Gaussians). The features of one
+part agree to a cosine of ~0.99, so 512 unit vectors fix their mean's direction to ~1e-3, far inside the cut; 4096
+cost 0.67 ms of a 1M fine click's 2.1 ms in this step (a gather of 24 rows at 4k scattered columns)."""
 
 
 class SeparatePieces:
