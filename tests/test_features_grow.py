@@ -103,6 +103,9 @@ def test_warm_up_builds_the_fine_levels_neighbour_graph(monkeypatch: pytest.Monk
     field = FeatureField(scene, "click", {"features": feats, "coarse_centroids": torch.zeros(0, 12)})
     field.warm_up()
     assert [key for key in field._growths] == [("fine", None)]  # not the coarse level, which does not grow
+    growth = field._growths[("fine", None)][1]
+    # and its agreeing graph at the cut a click uses, so the first fine click does not make it (1.3 s at 1M)
+    assert growth._graph is not None and growth._graph.cut == growth.edge_cut(0.95)
     monkeypatch.setattr(ClickMethod, "FINE_GROW_EDGE", None)
     plain = FeatureField(scene, "click", {"features": feats, "coarse_centroids": torch.zeros(0, 12)})
     assert not plain.warm_up()._growths

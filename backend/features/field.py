@@ -348,8 +348,9 @@ class FeatureField:
                     self._cells_in_block_order(level, scale)
             if self._use_floater_filter:  # the levels that grow from the click: their neighbour cosines (grow.py)
                 for level in self.levels:
-                    if self.impl.grow_edge_cos(level) is not None:
-                        self._growth(level, None, self._bank(level, None))
+                    edge_cos = self.impl.grow_edge_cos(level)
+                    if edge_cos is not None:  # the graph of the click's cut too (grow.py `prepare`)
+                        self._growth(level, None, self._bank(level, None)).prepare(edge_cos)
                     if self.impl.piece_cos(level) is not None:
                         self._pieces(level, None, self._bank(level, None))
                 for level in self.levels or (None,):
