@@ -137,6 +137,7 @@ class FeatureField:
         """The hidden patches (hidden.py) change the click's mask in place (`HiddenPatches.follow`); False runs
         them over the selection's ids (`follow_ids`, the benchmark's previous path)."""
         self._piece_finders: dict[tuple[str | None, float | None], tuple[Tensor, SeparatePieces]] = {}
+        self._neighbors32: np.ndarray | None = None  # `_neighbor_table`
 
     # ---- public API ----------------------------------------------------------------------------------------------
     @property
@@ -403,16 +404,23 @@ class FeatureField:
             self._floaters = FloaterFilter(self.scene.means.detach().cpu().numpy(), None if nb is None else nb.numpy())
         return self._floaters
 
+    def _neighbor_table(self) -> np.ndarray:  # [N, k] int32
+        """The 3D nearest neighbours the growth, the pieces and the hidden patches read: the features file's, else
+        computed, once per field, as one int32 table they share (each took its own copy: 32 MB per 1M Gaussians)."""
+        if self._neighbors32 is None:
+            nb = self._tensors.get("neighbors")
+            nb = knn_neighbors(self.scene.means, 8) if nb is None else nb
+            self._neighbors32 = np.ascontiguousarray(nb.numpy(), dtype=np.int32)
+        return self._neighbors32
+
     def _growth(self, level: str | None, scale: float | None, bank: Tensor) -> NeighbourGrowth:
         """The neighbour graph with this granularity's feature cosines, built on first use (grow.py)."""
         key = (level, scale)
         hit = self._growths.get(key)
         if hit is None or hit[0] is not bank:
-            nb = self._tensors.get("neighbors")
-            nb = knn_neighbors(self.scene.means, 8) if nb is None else nb
             # Laid out in the order of this granularity's `PrunedBank`, whose ascending positions a selection is.
             order = self._pruned_bank(level, scale, bank).perm if self.fast else None
-            hit = (bank, NeighbourGrowth(nb.numpy(), bank.T, order=order))
+            hit = (bank, NeighbourGrowth(self._neighbor_table(), bank.T, order=order))
             self._growths[key] = hit
             while len(self._growths) > 3:
                 self._growths.pop(next(iter(self._growths)))
@@ -423,13 +431,11 @@ class FeatureField:
         key = (level, scale)
         hit = self._piece_finders.get(key)
         if hit is None or hit[0] is not bank:
-            nb = self._tensors.get("neighbors")
-            nb = knn_neighbors(self.scene.means, 8) if nb is None else nb
             try:
                 labels = self.impl.cluster_labels(level, scale, lambda: bank.T)
             except KeyError:  # a features file without global clusters: the pieces go without that check
                 labels = None
-            hit = (bank, SeparatePieces(nb.numpy(), bank, labels))
+            hit = (bank, SeparatePieces(self._neighbor_table(), bank, labels))
             self._piece_finders[key] = hit
             while len(self._piece_finders) > 3:
                 self._piece_finders.pop(next(iter(self._piece_finders)))
@@ -446,13 +452,11 @@ class FeatureField:
         part = None if feature_cos is None else (level, float(feature_cos))
         key = (float(relative), float(self.impl.HIDDEN_NORMAL_COS), part)
         if key not in self._hidden:
-            nb = self._tensors.get("neighbors")
-            nb = knn_neighbors(self.scene.means, 8) if nb is None else nb
             normals, flat, size = splat_normals(self.scene.unit_quats, self.scene.scales)
             features = None if feature_cos is None else self._bank(level, None).numpy()  # [D, N]
             self._hidden[key] = HiddenPatches.build(
                 weight.float().numpy(),
-                nb.numpy(),
+                self._neighbor_table(),
                 normals,
                 flat,
                 size,
