@@ -1,6 +1,6 @@
-"""`NumpyRay` (the click's ray in NumPy, `RayCaster.weights` on a CPU scene) against `RayCaster.weights_torch` (the
-path before it): the same contributors in the same order with bit-identical weights, and therefore the same
-selections from `FeatureField.segment`, on random and tabletop scenes from several cameras."""
+"""`NumpyRay` (the click's ray in NumPy, `RayCaster.weights` on a CPU scene with `compiled` off) against
+`RayCaster.weights_torch` (the path before it): the same contributors in the same order with bit-identical weights,
+and therefore the same selections from `FeatureField.segment`, on random and tabletop scenes from several cameras."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def _same_ray(caster: RayCaster, cameras, rng: np.random.Generator) -> bool:
     # Inside the image and a little outside it (a drag can end off the canvas).
     pixel = (float(rng.uniform(-4, cam.width + 4)), float(rng.uniform(-4, cam.height + 4)))
     assert caster.fast
+    caster.compiled = False  # NumpyRay (the compiled kernel is compared with it in tests/test_ray_kernel.py)
     ids, w = caster.weights(cam, pixel)
     ref_ids, ref_w = caster.weights_torch(cam, pixel)
     assert ids.dtype == ref_ids.dtype and w.dtype == ref_w.dtype
@@ -56,6 +57,7 @@ def test_numpy_ray_equals_torch_on_a_tabletop_with_small_chunks():
 def test_torch_is_kept_where_numpy_does_not_apply():
     scene = random_scene(3000, seed=2)
     caster = RayCaster(scene)
+    caster.compiled = False
     cam = front_camera(64)
     caster.fast = False
     ids, w = caster.weights(cam, (32.5, 32.5))
@@ -96,6 +98,7 @@ def test_selections_equal_the_torch_ray_path(method):
     cams = orbit_cameras(synth, views=4, resolution=160, seed=1)
     rng = np.random.default_rng(5)
     caster = field._ray_caster()
+    caster.compiled = False  # NumpyRay (bit-identical weights)
     compared = 0
     for k in range(16):
         cam = cams[k % len(cams)]

@@ -339,7 +339,7 @@ class FeatureField:
     def warm_up(self) -> FeatureField:
         """Build the lazily made parts (ray caster, floater filter) now rather than on the first click."""
         with self._lock:
-            self._ray_caster()
+            self._ray_caster().warm_up()
             if self._use_floater_filter:
                 self._floater_filter()
             if self.fast:

@@ -19,6 +19,7 @@ from ..core.camera import Camera
 from ..core.scene import GaussianScene
 from .composite import composite
 from .projection import EPS2D, NEAR_PLANE, covariances, gaussian_alpha, project
+from .ray_kernel import KernelRay
 from .ray_numpy import NumpyRay
 
 # The 2D footprint of a Gaussian off the optical axis is stretched by up to 1/cos²θ (θ ≤ ~45° in practice);
@@ -103,6 +104,17 @@ class RayCaster:
         """On a CPU scene, `weights` runs the same arithmetic in NumPy (`NumpyRay`, ray_numpy.py: a fifth of the
         time, torch's per-operation cost being most of a click's); False keeps torch (`weights_torch`)."""
         self._numpy = NumpyRay(self, _STRETCH) if self.packed.device.type == "cpu" else None
+        self.compiled = True
+        """With `fast` on a CPU scene, `weights` runs the cast and blend as one compiled kernel (`KernelRay`,
+        ray_kernel.py: no per-operation cost at all; weights equal `NumpyRay`'s to float32 rounding); False runs
+        `NumpyRay` (bit-identical to torch, the previous path)."""
+        self._kernel = None if self._numpy is None else KernelRay(self._numpy)
+
+    def warm_up(self) -> RayCaster:
+        """Compile the click's kernel (or load it from numba's cache) now, so that the first click does not."""
+        if self._kernel is not None:
+            self._kernel.warm_up()
+        return self
 
     def _hit_chunks(self, o: Tensor, d: Tensor, focal: float) -> Tensor:  # → [H] chunk indices
         far = torch.linalg.norm(self.box_center - o, dim=1) + self.box_radius
@@ -144,7 +156,8 @@ class RayCaster:
         (`weights_reference`, which the tests compare this with)."""
         front = self.front
         if self.fast and not front and self._numpy is not None:
-            ids, w = self._numpy.weights(camera, pixel)
+            ray = self._kernel if self.compiled else self._numpy
+            ids, w = ray.weights(camera, pixel)
             return torch.from_numpy(ids), torch.from_numpy(w)
         cand = self.candidates(camera, pixel)
         if front and cand.numel() > 2 * front:
