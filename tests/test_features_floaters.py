@@ -33,10 +33,13 @@ def test_fast_path_matches_the_reference(keep_ratio: float, min_support: int) ->
         fast = np.sort(filt(selected, seeds))
         ref = np.sort(floater_filter_reference(filt, selected, seeds))
         assert np.array_equal(fast, ref), (trial, fast.size, ref.size)
+        filt.compiled = False  # the NumPy path (tests/test_floater_kernel.py compares the two exactly)
+        assert np.array_equal(np.sort(filt(selected, seeds)), ref), trial
         filt.keep_by_cell = False  # the previous path (occupied-cell indices) answers the same
         assert np.array_equal(np.sort(filt(selected, seeds)), ref), trial
-        filt.keep_by_cell = True
+        filt.keep_by_cell = filt.compiled = True
         assert not filt._keep.any() and (filt._local == -1).all()  # the reused tables are left clean
+        assert not filt._counts.any()
 
 
 def test_keep_ratio_one_keeps_only_what_touches_the_click() -> None:

@@ -341,7 +341,7 @@ class FeatureField:
         with self._lock:
             self._ray_caster().warm_up()
             if self._use_floater_filter:
-                self._floater_filter()
+                self._floater_filter().warm_up()
             if self.fast:
                 level, scale = self._granularity(None, None)
                 self._pruned_bank(level, scale, self._bank(level, scale))

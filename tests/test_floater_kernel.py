@@ -1,0 +1,81 @@
+"""The floater filter's compiled kernel (`FloaterFilter.compiled`, `_floater_kernels.filter_selection`) against its
+NumPy/SciPy path: the same ids in the same order, on random selections and on edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend.features.floaters import FloaterFilter
+from backend.synthetic import build_tabletop
+
+
+def _both(filt: FloaterFilter, selected, seeds, **kwargs) -> tuple[np.ndarray, np.ndarray]:
+    filt.compiled = True
+    fast = filt(selected, seeds, **kwargs)
+    filt.compiled = False
+    ref = filt(selected, seeds, **kwargs)
+    filt.compiled = True
+    assert not filt._counts.any() and (filt._local == -1).all()  # the scratch tables are left clean
+    return fast, ref
+
+
+@pytest.fixture(scope="module")
+def tabletop_filter():
+    synth = build_tabletop(seed=2, num_gaussians=20_000)
+    means = synth.scene.means.numpy()
+    return FloaterFilter(means).warm_up(), synth.object_labels
+
+
+@pytest.mark.parametrize("min_support", [1, 2, 3])
+def test_kernel_equals_numpy_on_random_selections(tabletop_filter, min_support: int) -> None:
+    filt, labels = tabletop_filter
+    filt.min_support = min_support
+    rng = np.random.default_rng(min_support)
+    n = labels.size
+    try:
+        for trial in range(30):
+            if trial % 3 == 0:  # an object and some stray Gaussians elsewhere
+                obj = rng.choice(np.unique(labels))
+                selected = np.flatnonzero((labels == obj) | (rng.random(n) < 0.01))
+            else:
+                selected = np.flatnonzero(rng.random(n) < rng.uniform(0.001, 0.8))
+            selected = selected if trial % 2 else rng.permutation(selected)  # any order: the output keeps it
+            seeds = rng.choice(n, int(rng.integers(0, 5)), replace=False)  # selected or not, or none
+            ratio = (None, 0.5, 1.0, float("inf"))[trial % 4]
+            cells = filt.cell_of[selected] if trial % 5 else None
+            fast, ref = _both(filt, selected, seeds, keep_ratio=ratio, cells=cells)
+            assert fast.dtype == np.int64
+            np.testing.assert_array_equal(fast, ref, err_msg=str(trial))
+    finally:
+        filt.min_support = 1
+
+
+def test_kernel_edge_cases(tabletop_filter) -> None:
+    filt, labels = tabletop_filter
+    n = labels.size
+    everything = np.arange(n)
+    for selected, seeds in (
+        (np.zeros(0, np.int64), np.zeros(0, np.int64)),  # nothing selected
+        (everything, np.zeros(0, np.int64)),  # all, no seeds: the biggest component
+        (everything, np.array([0, n - 1])),
+        (np.array([5]), np.array([5])),  # one Gaussian
+        (np.array([5, 9000]), np.array([77])),  # seeds outside the selection
+        (np.arange(0, n, 97), np.arange(0, n, 97)[:2]),  # sparse: many one-cell components
+    ):
+        for ratio in (None, float("inf")):
+            fast, ref = _both(filt, selected, seeds, keep_ratio=ratio)
+            np.testing.assert_array_equal(fast, ref)
+    filt.min_support = 1000  # no cell has enough support: nothing is kept
+    try:
+        fast, ref = _both(filt, everything, np.array([0]))
+        assert fast.size == ref.size == 0
+    finally:
+        filt.min_support = 1
+
+
+def test_a_selection_kept_whole_is_returned_as_is(tabletop_filter) -> None:
+    filt, labels = tabletop_filter
+    selected = np.flatnonzero(labels == labels[0])
+    kept = filt(selected, selected[:2], keep_ratio=0.0)
+    assert kept is selected or np.array_equal(kept, selected)
