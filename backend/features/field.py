@@ -355,7 +355,9 @@ class FeatureField:
                     if self.impl.piece_cos(level) is not None:
                         self._pieces(level, None, self._bank(level, None))
                 for level in self.levels or (None,):
-                    self._hidden_patches(level)
+                    patches = self._hidden_patches(level)
+                    if patches is not None:
+                        patches.warm_up()  # its compiled `follow`
         return self
 
     # ---- internals -------------------------------------------------------------------------------------------------
