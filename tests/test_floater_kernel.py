@@ -79,3 +79,36 @@ def test_a_selection_kept_whole_is_returned_as_is(tabletop_filter) -> None:
     selected = np.flatnonzero(labels == labels[0])
     kept = filt(selected, selected[:2], keep_ratio=0.0)
     assert kept is selected or np.array_equal(kept, selected)
+
+
+def test_segment_writes_the_same_mask_through_the_kernel():
+    """`FeatureField.segment` with the compiled filter writing the mask from block positions (`into_mask`) and the
+    hidden patches' kernel, against the NumPy paths, at both click levels and for SAGA."""
+    import torch
+
+    from backend.synthetic import orbit_cameras
+    from tests.test_ray_numpy import _tabletop_fields
+
+    synth, click, saga = _tabletop_fields(30_000)
+    weight = np.exp(np.random.default_rng(0).normal(1.0, 0.3, len(synth.object_labels))).astype(np.float32)
+    weight[synth.scene.means[:, 2].numpy() < 0.03] = 0.01  # the objects' bases and the table top are hidden
+    click._tensors["training_weight"] = torch.from_numpy(weight)
+    cams = orbit_cameras(synth, views=4, resolution=160, seed=3)
+    rng = np.random.default_rng(2)
+    compared = 0
+    for field in (click, saga):
+        field.warm_up()
+        for k in range(10):
+            cam = cams[k % len(cams)]
+            pixels = [(float(rng.uniform(20, 140)), float(rng.uniform(20, 140))) for _ in range(1 + k % 2)]
+            kwargs = {"level": ("coarse", "fine")[k % 2]} if field is click else {}
+            masks = []
+            for compiled in (True, False):
+                field._floater_filter().compiled = compiled
+                for patches in field._hidden.values():
+                    patches.compiled = compiled
+                masks.append(field.segment(cam, pixels[:1], pixels[1:], **kwargs).mask)
+            np.testing.assert_array_equal(masks[0], masks[1])
+            compared += masks[0].any()
+    assert compared >= 10
+    assert any(p.links.size for p in click._hidden.values())  # the hidden patches took part

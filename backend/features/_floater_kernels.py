@@ -18,8 +18,9 @@ from ..core.jit import kernel
 
 @kernel
 def filter_selection(
-    selected,  # [S] int64 Gaussian ids of the selection
-    cells,  # [S] int32 their cells, or [0]: read them from `cell_of`
+    selected,  # [S] int64 Gaussian ids of the selection, or with `perm` its block positions
+    perm,  # [N] int64 block position → Gaussian id, or [0]: `selected` holds ids
+    cells,  # with `perm`: [N] int32 the cells in block order; else [S] int32 the selection's cells, or [0]
     cell_of,  # [N] int32
     adj_indptr,  # [C + 1] int64
     adj_indices,  # [E] int32, each row ascending
@@ -28,13 +29,15 @@ def filter_selection(
     ratio,  # float: a component stays when at least ratio × the clicked one's size (inf: only clicked ones)
     counts,  # [C] int32 scratch, all 0 (and left so)
     label,  # [C] int32 scratch, all −1 (and left so)
-):  # → [S'] int64 the ids kept (the input itself when nothing is dropped)
+    mask,  # [N] bool, all False, set True at the kept ids; or [0]: return them
+):  # → [S'] int64 the ids kept, in the selection's order (the input itself when nothing is dropped); [0] with `mask`
     s_count = selected.size
+    by_position = perm.size > 0
     given = cells.size == s_count
     occupied = np.empty(min(s_count, counts.size), np.int64)
     num_occ = 0
     for s in range(s_count):
-        c = cells[s] if given else cell_of[selected[s]]
+        c = cells[selected[s]] if by_position else (cells[s] if given else cell_of[selected[s]])
         if counts[c] == 0:
             occupied[num_occ] = c
             num_occ += 1
@@ -84,17 +87,25 @@ def filter_selection(
             if size[k] >= ratio * main:
                 keep_comp[k] = True
             every = every and keep_comp[k]
-        if every:
+        if every and mask.size == 0 and not by_position:
             out = selected
         else:
-            kept = np.empty(s_count, np.int64)
+            kept = np.empty(0 if mask.size else s_count, np.int64)
             n = 0
             for s in range(s_count):
-                c = cells[s] if given else cell_of[selected[s]]
+                if by_position:
+                    i = perm[selected[s]]
+                    c = cells[selected[s]]
+                else:
+                    i = selected[s]
+                    c = cells[s] if given else cell_of[i]
                 k = label[c]
                 if k >= 0 and keep_comp[k]:
-                    kept[n] = selected[s]
-                    n += 1
+                    if mask.size:
+                        mask[i] = True
+                    else:
+                        kept[n] = i
+                        n += 1
             out = kept[:n]
     for i in range(num_occ):  # leave the scratch as it was found
         counts[occupied[i]] = 0

@@ -210,8 +210,6 @@ class FeatureField:
             pruned = self._pruned_bank(level, scale, bank)
             positions, _ = pruned.select_positions(pos_q, neg_q, thr)
             selected = pruned.perm[positions]
-            if use_filter and self.cells_in_block_order:
-                cells = self._cells_in_block_order(level, scale)[positions]  # ascending: a sequential read
             mask = None
         else:
             # NumPy from here on: its comparisons over 1M floats are several times cheaper than torch's on CPU.
@@ -242,16 +240,33 @@ class FeatureField:
                 keep = growth.keep_nodes(positions, seeds, edge_cos=growth.edge_cut(edge_cos))
                 if keep is not None and not keep.all():
                     selected, mask = selected[keep], None
-                    cells = None if cells is None else cells[keep]  # still in block order: no gather by id
+                    positions = positions[keep]  # still in block order: no gather by id
             else:
                 grown = growth(selected, seeds, edge_cos=growth.edge_cut(edge_cos))
                 if grown.size != selected.size:
-                    selected, mask, cells = grown, None, None
+                    selected, mask, positions = grown, None, None
             if piece_cos is not None and selected.size != before.size:
                 pieces = self._pieces(level, scale, self._bank(level, scale) if bank is None else bank)
                 extra = pieces(before, selected, seeds, piece_cos=growth.edge_cut(piece_cos))
-        if use_filter and selected.size:
-            kept = self._floater_filter()(selected, seeds, keep_ratio=self.impl.floater_keep_ratio(level), cells=cells)
+        floaters = self._floater_filter() if use_filter and selected.size else None
+        if floaters is not None and self._filter_into_mask(floaters, positions, extra):
+            # The compiled filter writes the click's mask from the block positions (`FloaterFilter.into_mask`).
+            out = np.zeros(self.num_gaussians, dtype=bool)
+            floaters.into_mask(
+                positions,
+                pruned.perm,
+                self._cells_in_block_order(level, scale),
+                seeds,
+                out,
+                keep_ratio=self.impl.floater_keep_ratio(level),
+            )
+            patches = self._hidden_patches(level)
+            if patches is not None:
+                patches.follow(out, seeds)  # in place
+        elif floaters is not None:
+            if positions is not None and self.cells_in_block_order:
+                cells = self._cells_in_block_order(level, scale)[positions]  # ascending: a sequential read
+            kept = floaters(selected, seeds, keep_ratio=self.impl.floater_keep_ratio(level), cells=cells)
             if extra is not None and extra.size:  # disjoint from `kept` (nothing grown): no sort needed
                 kept = np.concatenate([kept, extra])
             patches = self._hidden_patches(level)  # the hidden Gaussians follow their seen surface (hidden.py)
@@ -278,6 +293,18 @@ class FeatureField:
             threshold=thr,
             level=level,
             scale=scale,
+        )
+
+    def _filter_into_mask(self, floaters: FloaterFilter, positions: np.ndarray | None, extra) -> bool:
+        """Whether a click's floater filter can write its mask from the selection's block positions: the compiled
+        filter, the cells in block order, the selection still aligned with its positions and no further pieces to
+        add (the hidden patches, if any, then change that mask in place)."""
+        return (
+            floaters.compiled
+            and self.cells_in_block_order
+            and self.hidden_on_mask
+            and positions is not None
+            and extra is None
         )
 
     def auto_scale(

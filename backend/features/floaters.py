@@ -178,28 +178,62 @@ class FloaterFilter:
             return selected
         with self._lock:
             if self.compiled:
-                ratio = self.keep_ratio if keep_ratio is None else float(keep_ratio)
-                return filter_selection(
+                return self._kernel(
                     np.ascontiguousarray(selected, dtype=np.int64),
+                    self._none,
                     self._no_cells if cells is None else np.ascontiguousarray(cells, dtype=np.int32),
-                    self.cell_of,
-                    self.adj_indptr,
-                    self.adj_indices,
-                    np.ascontiguousarray(seeds, dtype=np.int64).reshape(-1),
-                    int(self.min_support),
-                    float(ratio),
-                    self._counts,
-                    self._local,
+                    seeds,
+                    keep_ratio,
+                    self._no_mask,
                 )
             return self._filter(selected, seeds, keep_ratio, cells)
 
+    def into_mask(
+        self,
+        positions: np.ndarray,  # [S] int64 ascending block positions of the selection
+        perm: np.ndarray,  # [N] int64 block position → Gaussian id (the `PrunedBank`'s)
+        block_cells: np.ndarray,  # [N] int32 `cell_of[perm]`
+        seeds: np.ndarray,  # [T] int Gaussian ids that were clicked
+        mask: np.ndarray,  # [N] bool all False: set True at the kept Gaussians
+        *,
+        keep_ratio: float | None = None,
+    ) -> np.ndarray:  # `mask`
+        """`__call__` for a selection held as block positions, writing the click's [N] mask directly (the compiled
+        kernel only): neither the selection's ids and cells are gathered nor its kept ids made, which at 1M Gaussians
+        cost as much as the filter itself."""
+        if positions.size:
+            with self._lock:
+                self._kernel(positions, perm, block_cells, seeds, keep_ratio, mask)
+        return mask
+
+    def _kernel(self, selected, perm, cells, seeds, keep_ratio, mask) -> np.ndarray:  # holding the lock
+        ratio = self.keep_ratio if keep_ratio is None else float(keep_ratio)
+        return filter_selection(
+            selected,
+            perm,
+            cells,
+            self.cell_of,
+            self.adj_indptr,
+            self.adj_indices,
+            np.ascontiguousarray(seeds, dtype=np.int64).reshape(-1),
+            int(self.min_support),
+            float(ratio),
+            self._counts,
+            self._local,
+            mask,
+        )
+
     _no_cells = np.zeros(0, np.int32)
+    _none = np.zeros(0, np.int64)
+    _no_mask = np.zeros(0, bool)
 
     def warm_up(self) -> FloaterFilter:
         """Compile the per-click kernel (or load it from numba's cache) now, so that the first click does not."""
         if self.num_gaussians:
-            self(np.zeros(1, np.int64), np.zeros(1, np.int64))
-            self(np.zeros(1, np.int64), np.zeros(1, np.int64), cells=self.cell_of[:1])
+            one = np.zeros(1, np.int64)
+            self(one, one)
+            self(one, one, cells=self.cell_of[:1])
+            self.into_mask(one, one, self.cell_of[:1], one, np.zeros(1, bool))
         return self
 
     def _filter(
