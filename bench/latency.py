@@ -6,10 +6,12 @@
   `FeatureField.cells_in_block_order`; the fine level's growth over the backbone from the seeds, then the rest,
   on the selection's block positions, `NeighbourGrowth.fast`; the coarse level's hidden patches changing the click's
   mask in place, `FeatureField.hidden_on_mask`; the floater filter's kept Gaussians from one per-cell table,
-  `FloaterFilter.keep_by_cell`),
-  the previous one (those six off) and the reference (torch ray, whole-bank product: field.fast = False), p50 and
+  `FloaterFilter.keep_by_cell`; the compiled kernels: the ray cast + blend, `RayCaster.compiled`, the floater
+  filter writing the click's mask from block positions, `FloaterFilter.compiled`, the hidden patches' `follow`,
+  `HiddenPatches.compiled`),
+  the previous one (those off) and the reference (torch ray, whole-bank product: field.fast = False), p50 and
   p95, the median share of the bank `PrunedBank` read, and how many clicks' selections differ between the new path
-  and the previous one (0: the ray's weights are bit-identical). Features are made from the tabletop's ground truth
+  and the previous one (0 expected: the ray kernel's weights differ from torch's only by float32 rounding). Features are made from the tabletop's ground truth
   (one direction per object and part, plus noise), SAGA's as one 32-d direction per object with a gate of ones, so
   the field's real code runs; the click field gets the scene's real 8 nearest neighbours (the floater filter's cells,
   the fine level's growth), as training stores them, and a `training_weight` with the objects' bases hidden
@@ -20,7 +22,8 @@
   previous path (off-grid scale, the gated and pruned banks built in the click) on a few clicks.
 - **CPU time of a coarse click** (`time.thread_time`, far below the wall clock on a loaded box) and its parts: the
   ray cast, blend and query, the blocked product, the floater filter, the hidden patches.
-- **Ray cast + blend** of a click in NumPy (`RayCaster.weights`) beside torch (`weights_torch`), and torch's
+- **Ray cast + blend** of a click as one compiled kernel (`RayCaster.weights`) beside NumPy (`compiled` off) and
+  torch (`weights_torch`), and torch's
   nearest-candidates-first blend (`front`) beside `weights_reference`.
 - **Look + chunk diff** per browser after a click (what `ClientView.on_change` does: the look's parts and
   `LayeredSplats.update`, beside the previous path, the look's array and the selection-aware `ChunkedSplats.update`,
@@ -32,8 +35,9 @@
 `saga_p50_ms`, `look_diff_p50_ms` (the first browser; `look_diff_next_browser_p50_ms` each further one),
 `bytes_per_object_change_fraction` (and p95s, previous and reference p50s,
 `saga_auto_p50_ms` and `saga_auto_first_p50_ms` with their p95s and previous path,
-selection mismatches, `click_coarse_cpu_*_ms`, `click_fine_cpu_*_ms` from bench/fine_click.py), `ray_numpy_p50_ms`,
-`ray_torch_p50_ms`, `ray_p50_ms` and `ray_reference_p50_ms`.
+selection mismatches, `click_coarse_cpu_*_ms` with `click_coarse_cpu_segment_previous_ms`, `click_fine_cpu_*_ms`
+from bench/fine_click.py), `ray_kernel_p50_ms` (and its CPU time), `ray_numpy_p50_ms`, `ray_torch_p50_ms`,
+`ray_p50_ms` and `ray_reference_p50_ms`.
 """
 
 from __future__ import annotations
@@ -213,6 +217,12 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
         field.fast, field._ray_caster().fast, field.cells_in_block_order = fast, newer, newer
         field.hidden_on_mask = newer
         field._floater_filter().keep_by_cell = newer
+        # The compiled kernels (backend/core/jit.py): the ray cast + blend, the floater filter writing the mask,
+        # the hidden patches' `follow`; off: NumPy's ray (torch's when `fast` is off too) and the NumPy/SciPy paths.
+        field._ray_caster().compiled = newer
+        field._floater_filter().compiled = newer
+        for patches in field._hidden.values():
+            patches.compiled = newer
         for _, pruned in field._pruned.values():
             pruned.vectorised = newer
         for _, growth in field._growths.values():
@@ -251,42 +261,60 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
 
     # Where a coarse click's CPU time goes (time.thread_time: the time this thread ran, which on a loaded box is far
     # below the wall clock): the ray, the blocked product, the floater filter, and the whole `segment`.
+    # The compiled path's parts: the ray kernel, the floater filter writing the mask from block positions
+    # (`FloaterFilter.into_mask`), the hidden patches' kernel; and the whole click on the previous path beside it.
     parts: dict[str, list[float]] = {"ray": [], "product": [], "floaters": [], "hidden": [], "segment": []}
+    previous_cpu: list[float] = []
     pruned = click._pruned_bank("coarse", None, click._bank("coarse", None))
     cells = click._cells_in_block_order("coarse", None)
     patches = click._hidden_patches("coarse")
+    filt = click._floater_filter()
     with compute_threads():
         for cam, px in zip(cameras, pixels, strict=True):
             t0 = time.thread_time()
             q, seeds = click._queries(cam, [px], "coarse", None)
             t1 = time.thread_time()
             positions, _ = pruned.select_positions(q, None, click.default_threshold("coarse"))
-            selected = pruned.perm[positions]
             t2 = time.thread_time()
-            kept = click._floater_filter()(selected, seeds, cells=cells[positions])
+            chosen = filt.into_mask(positions, pruned.perm, cells, seeds, np.zeros(click.num_gaussians, dtype=bool))
             t3 = time.thread_time()
-            chosen = np.zeros(click.num_gaussians, dtype=bool)
-            chosen[kept] = True
             patches.follow(chosen, seeds)
             t4 = time.thread_time()
             click.segment(cam, [px], level="coarse")
             t5 = time.thread_time()
             for key, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
                 parts[key].append(dt * 1e3)
+            use(click, "previous")
+            t6 = time.thread_time()
+            click.segment(cam, [px], level="coarse")
+            previous_cpu.append((time.thread_time() - t6) * 1e3)
+            use(click, "new")
     for key, values in parts.items():
         out[f"click_coarse_cpu_{key}_ms"] = percentile(values, 50)
+    out["click_coarse_cpu_segment_previous_ms"] = percentile(previous_cpu, 50)
     out.update(fine_click_parts(click, cameras, pixels))  # the same for a fine click, with its growth (fine_click.py)
 
     # The ray alone: in NumPy (`RayCaster.weights`, the default on a CPU) beside torch (`weights_torch`, the
     # previous path), then nearest candidates first (torch, `front`) beside blending every candidate.
-    ray: dict[str, list[float]] = {"numpy": [], "torch": [], "front": [], "every": []}
+    ray: dict[str, list[float]] = {"kernel": [], "numpy": [], "torch": [], "front": [], "every": []}
+    ray_cpu: dict[str, list[float]] = {"kernel": [], "numpy": []}
+
+    def numpy_ray(cam, px):  # `NumpyRay` (the path before the kernel)
+        caster.compiled = False
+        try:
+            return caster.weights(cam, px)
+        finally:
+            caster.compiled = True
+
     with compute_threads():  # as `FeatureField.segment` casts it: one torch thread on a busy machine
         for k, (cam, px) in enumerate(zip(cameras, pixels, strict=True)):
-            pair = [("numpy", caster.weights), ("torch", caster.weights_torch)]
-            for key, fn in pair if k % 2 else pair[::-1]:
-                t0 = time.perf_counter()
+            trio = [("kernel", caster.weights), ("numpy", numpy_ray), ("torch", caster.weights_torch)]
+            for key, fn in trio if k % 2 else trio[::-1]:
+                t0, c0 = time.perf_counter(), time.thread_time()
                 fn(cam, px)
                 ray[key].append((time.perf_counter() - t0) * 1e3)
+                if key in ray_cpu:
+                    ray_cpu[key].append((time.thread_time() - c0) * 1e3)
         caster.front = 256  # RayCaster.FRONT is 0 (off): this measures whether turning it on pays
         for k, (cam, px) in enumerate(zip(cameras, pixels, strict=True)):
             for front in (True, False) if k % 2 else (False, True):
@@ -295,6 +323,9 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
                 ray["front" if front else "every"].append((time.perf_counter() - t0) * 1e3)
         caster.front = 0
     out.update(bench_saga_auto(synth, cameras, pixels))
+    out["ray_kernel_p50_ms"] = percentile(ray["kernel"], 50)
+    out["ray_kernel_cpu_p50_ms"] = percentile(ray_cpu["kernel"], 50)
+    out["ray_numpy_cpu_p50_ms"] = percentile(ray_cpu["numpy"], 50)
     out["ray_numpy_p50_ms"] = percentile(ray["numpy"], 50)
     out["ray_torch_p50_ms"] = percentile(ray["torch"], 50)
     out["ray_p50_ms"] = percentile(ray["front"], 50)
@@ -377,7 +408,7 @@ def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
         prev, ref = r[f"{name}_previous_p50_ms"], r[f"{name}_reference_p50_ms"]
         note = (
             f"p95 {p95:.1f} ms; previous (ray in torch, per-block runs, cells gathered by id, growth by components, "
-            f"hidden patches over ids) "
+            f"hidden patches over ids, no compiled kernels) "
             f"p50 {prev:.1f} ms, "
             f"p95 {r[f'{name}_previous_p95_ms']:.1f} ms: "
             f"×{prev / max(p50, 1e-9):.2f} faster; reference (torch ray, whole-bank product) p50 {ref:.1f} ms: "
@@ -395,9 +426,11 @@ def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
             f"click, coarse: CPU time of a click p50, {label}",
             cpu["segment"],
             "ms",
-            f"time.thread_time: ray cast + blend + query {cpu['ray']:.1f}, blocked product {cpu['product']:.1f}, "
-            f"floater filter {cpu['floaters']:.1f}, hidden patches (mask + `HiddenPatches.follow`) "
-            f"{cpu['hidden']:.1f} (medians of each part)",
+            f"time.thread_time: ray cast + blend + query {cpu['ray']:.2f}, blocked product {cpu['product']:.2f}, "
+            f"floater filter writing the mask {cpu['floaters']:.2f}, hidden patches (`HiddenPatches.follow`) "
+            f"{cpu['hidden']:.2f} (medians of each part, compiled kernels); the previous path (no kernels) "
+            f"{r.get('click_coarse_cpu_segment_previous_ms', 0.0):.2f} ms: "
+            f"×{r.get('click_coarse_cpu_segment_previous_ms', 0.0) / max(cpu['segment'], 1e-9):.2f}",
             "click_coarse_cpu_segment_ms",
         )
     )
@@ -430,6 +463,20 @@ def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
                 "ms",
                 "",
                 "saga_auto_first_p50_ms",
+            )
+        )
+    if "ray_kernel_p50_ms" in r:
+        figures.append(
+            Figure(
+                "latency",
+                f"ray cast + blend of a click p50 (compiled kernel), {label}",
+                r["ray_kernel_p50_ms"],
+                "ms",
+                f"NumPy (the previous path) p50 {r['ray_numpy_p50_ms']:.2f} ms: "
+                f"×{r['ray_numpy_p50_ms'] / max(r['ray_kernel_p50_ms'], 1e-9):.2f}; CPU time p50 "
+                f"{r['ray_kernel_cpu_p50_ms']:.2f} ms, NumPy {r['ray_numpy_cpu_p50_ms']:.2f} ms; weights equal "
+                f"NumPy's to float32 rounding (tests/test_ray_kernel.py)",
+                "ray_kernel_p50_ms",
             )
         )
     figures.append(
