@@ -11,12 +11,12 @@
   `HiddenPatches.compiled`),
   the previous one (those off) and the reference (torch ray, whole-bank product: field.fast = False), p50 and
   p95, the median share of the bank `PrunedBank` read, and how many clicks' selections differ between the new path
-  and the previous one (0 expected: the ray kernel's weights differ from torch's only by float32 rounding). Features are made from the tabletop's ground truth
-  (one direction per object and part, plus noise), SAGA's as one 32-d direction per object with a gate of ones, so
-  the field's real code runs; the click field gets the scene's real 8 nearest neighbours (the floater filter's cells,
-  the fine level's growth), as training stores them, and a `training_weight` with the objects' bases hidden
-  (`_hidden_training_weight`), so a coarse click pays for the hidden patches' rule (features/hidden.py) as a
-  trained field's does.
+  and the previous one (0 expected: the ray kernel's weights differ from torch's only by float32 rounding).
+  Features are made from the tabletop's ground truth (one direction per object and part, plus noise), SAGA's as
+  one 32-d direction per object with a gate of ones, so the field's real code runs; the click field gets the
+  scene's real 8 nearest neighbours (the floater filter's cells, the fine level's growth), as training stores them,
+  and a `training_weight` with the objects' bases hidden (`_hidden_training_weight`), so a coarse click pays for
+  the hidden patches' rule (features/hidden.py) as a trained field's does.
 - **SAGA without a scale** (`bench_saga_auto`): the automatic scale on its grid, a click at a scale whose bank is
   not built (the exact unbuilt path) and the same click once the background builder has built it, beside the
   previous path (off-grid scale, the gated and pruned banks built in the click) on a few clicks.
