@@ -371,7 +371,7 @@ class FeatureField:
                 self._floater_filter().warm_up()
             if self.fast:
                 level, scale = self._granularity(None, None)
-                self._pruned_bank(level, scale, self._bank(level, scale))
+                self._pruned_bank(level, scale, self._bank(level, scale)).warm_up()  # and its compiled threshold
                 if self._use_floater_filter:
                     self._cells_in_block_order(level, scale)
             if self._use_floater_filter:  # the levels that grow from the click: their neighbour cosines (grow.py)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor
 
+from ._pruned_kernels import comparison_threshold, positions_above
 from .threads import single_threaded_blas
 
 MARGIN = 1e-4
@@ -91,6 +92,9 @@ class PrunedBank:
         self._key = self.phi[: self.bounds[k]] + 8.0 * np.repeat(np.arange(k), counts[:k])  # [N finite]
         self.vectorised = True
         """`live_runs` searches every block at once; False runs `live_runs_reference` (the benchmark's previous)."""
+        self.compiled = True
+        """Without negatives, the runs' products go into one buffer and one compiled kernel lists the positions above
+        the threshold (`_pruned_kernels.positions_above`); False compares run by run in NumPy (the reference)."""
         self.radius = np.zeros(k)  # [K] radians: the block's largest φ
         self.max_norm = np.zeros(k)  # [K]
         for blk in range(k):
@@ -183,6 +187,8 @@ class PrunedBank:
         pos = positives.detach().cpu().numpy().astype(np.float32)
         neg = None if negatives is None or negatives.shape[0] == 0 else negatives.detach().cpu().numpy()
         runs = self.live_runs(pos, threshold) if self.vectorised else self.live_runs_reference(pos, threshold)
+        if self.compiled and neg is None:
+            return self._select_compiled(pos, runs, threshold)
         picked: list[np.ndarray] = []
         read = 0
         with single_threaded_blas():
@@ -201,6 +207,36 @@ class PrunedBank:
                 picked.append(hit + lo)
         positions = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
         return positions, read / max(1, self.num_gaussians)
+
+    def _select_compiled(
+        self, pos: np.ndarray, runs: list[tuple[int, int]], threshold: float
+    ) -> tuple[np.ndarray, float]:  # pos [P, D] float32 → `select_positions`' answer without negatives
+        """The runs' products (the same BLAS calls as the NumPy path: the same bits) into one buffer, then one
+        kernel pass for the positions above the threshold."""
+        if not runs:
+            return np.zeros(0, dtype=np.int64), 0.0
+        bounds = np.array(runs, dtype=np.int64)  # [K, 2]
+        widths = bounds[:, 1] - bounds[:, 0]
+        read = int(widths.sum())
+        scores = np.empty(read, dtype=np.float32)
+        off = 0
+        with single_threaded_blas():
+            for (lo, hi), w in zip(runs, widths.tolist(), strict=True):
+                s = scores[off : off + w]
+                if w == 1:
+                    s[:] = _products(pos[0], self.bank, lo, hi)
+                else:
+                    np.matmul(pos[0], self.bank[:, lo:hi], out=s)
+                for row in pos[1:]:
+                    np.maximum(s, _products(row, self.bank, lo, hi), out=s)
+                off += w
+        positions = positions_above(scores, bounds[:, 0].copy(), widths, comparison_threshold(threshold))
+        return positions, read / max(1, self.num_gaussians)
+
+    def warm_up(self) -> PrunedBank:
+        """Compile the threshold kernel (or load it from numba's cache) now, so that the first click does not."""
+        positions_above(np.zeros(1, np.float32), np.zeros(1, np.int64), np.ones(1, np.int64), 0.5)
+        return self
 
 
 def _products(q: np.ndarray, bank: np.ndarray, lo: int, hi: int) -> np.ndarray:  # [D], [D, N] → [hi - lo]
