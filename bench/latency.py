@@ -8,7 +8,7 @@
   mask in place, `FeatureField.hidden_on_mask`; the floater filter's kept Gaussians from one per-cell table,
   `FloaterFilter.keep_by_cell`; the compiled kernels: the ray cast + blend, `RayCaster.compiled`, the floater
   filter writing the click's mask from block positions, `FloaterFilter.compiled`, the hidden patches' `follow`,
-  `HiddenPatches.compiled`),
+  `HiddenPatches.compiled`, the blocked product's threshold step, `PrunedBank.compiled`),
   the previous one (those off) and the reference (torch ray, whole-bank product: field.fast = False), p50 and
   p95, the median share of the bank `PrunedBank` read, and how many clicks' selections differ between the new path
   and the previous one (0 expected: the ray kernel's weights differ from torch's only by float32 rounding).
@@ -224,7 +224,7 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
         for patches in field._hidden.values():
             patches.compiled = newer
         for _, pruned in field._pruned.values():
-            pruned.vectorised = newer
+            pruned.vectorised = pruned.compiled = newer
         for _, growth in field._growths.values():
             growth.fast = newer
 
