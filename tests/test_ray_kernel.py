@@ -84,3 +84,27 @@ def test_selections_equal_the_numpy_ray_path():
             np.testing.assert_array_equal(results[0].mask, results[1].mask)
             compared += results[0].count > 0
     assert compared >= 12
+
+
+def test_group_boxes_hold_their_chunks_and_a_degenerate_group_is_always_tested():
+    from backend.render.ray_kernel import BOX_COLUMNS, group_boxes
+
+    rng = np.random.default_rng(0)
+    lo = rng.normal(size=(37, 3)).astype(np.float32)
+    boxes = np.zeros((37, BOX_COLUMNS), np.float32)
+    boxes[:, 0:3], boxes[:, 3:6] = lo, lo + rng.uniform(0, 0.5, (37, 3)).astype(np.float32)
+    boxes[:, 6:9] = 0.5 * (boxes[:, 0:3] + boxes[:, 3:6])
+    boxes[:, 9] = np.linalg.norm(0.5 * (boxes[:, 3:6] - boxes[:, 0:3]), axis=1)
+    boxes[:, 10] = rng.uniform(0, 0.1, 37)
+    boxes[20, 4] = np.inf  # a Gaussian with an infinite extent
+    groups = group_boxes(boxes, 8)  # 5 groups, the last one padded
+    assert groups.shape == (5, BOX_COLUMNS)
+    for g in range(5):
+        members = boxes[8 * g : 8 * g + 8]
+        if g == 2:
+            assert groups[g, 11] == 1
+            continue
+        assert groups[g, 11] == 0
+        assert (groups[g, 0:3] <= members[:, 0:3]).all() and (groups[g, 3:6] >= members[:, 3:6]).all()
+        far = np.linalg.norm(members[:, 6:9] - groups[g, 6:9], axis=1) + members[:, 9]
+        assert (groups[g, 9] >= far).all() and (groups[g, 10] >= members[:, 10]).all()

@@ -22,6 +22,44 @@ from ..core.camera import Camera
 from ..core.jit import kernel
 from .projection import ALPHA_MAX, ALPHA_MIN, EPS2D, FAR_PLANE, NEAR_PLANE, TRANSMITTANCE_MIN
 
+BOX_COLUMNS = 12
+GROUP = 16
+"""Chunks per group box: the ray is tested against ~250 group boxes at 1M Gaussians, then only against the chunks of
+the groups it crosses (~4k chunk boxes before)."""
+
+
+def group_boxes(boxes: np.ndarray, group: int) -> np.ndarray:  # [C, 12] → [⌈C / group⌉, 12]
+    """One box per `group` consecutive chunks that a ray meets whenever it meets one of their widened boxes: the
+    union of the boxes; a radius such that |centre − o| + radius bounds every chunk's |centreᶜ − o| + radiusᶜ (the
+    chunks' far sides, which set their margins); the largest low-pass reach; all rounded outwards (float64, then
+    a relative 1e-4 and an absolute 1e-6 of the group's size), so the float32 slab test cannot miss a grazing
+    ray that a chunk's own test would catch."""
+    c = len(boxes)
+    g = (c + group - 1) // group
+    pad = g * group - c
+    b = boxes.astype(np.float64)
+    if pad:
+        b = np.concatenate([b, np.repeat(b[-1:], pad, axis=0)])
+    b = b.reshape(g, group, BOX_COLUMNS)
+    lo = b[:, :, 0:3].min(1)
+    hi = b[:, :, 3:6].max(1)
+    slack = (
+        1e-4 * np.linalg.norm(hi - lo, axis=1, keepdims=True)
+        + 1e-6
+        + 1e-6 * np.abs(np.concatenate([lo, hi], 1)).max(1, keepdims=True)
+    )
+    centre = 0.5 * (lo + hi)
+    far = (np.linalg.norm(b[:, :, 6:9] - centre[:, None, :], axis=2) + b[:, :, 9]).max(1)
+    out = np.zeros((g, BOX_COLUMNS), dtype=np.float32)
+    out[:, 0:3] = np.nextafter((lo - slack).astype(np.float32), np.float32(-np.inf))
+    out[:, 3:6] = np.nextafter((hi + slack).astype(np.float32), np.float32(np.inf))
+    out[:, 6:9] = centre
+    out[:, 9] = (far * (1 + 1e-4) + slack[:, 0]).astype(np.float32)
+    out[:, 10] = (b[:, :, 10].max(1) * (1 + 1e-4)).astype(np.float32)
+    # A group holding a non-finite value (a degenerate Gaussian) has no box: its chunks are always tested.
+    out[:, 11] = ~np.isfinite(out[:, :11]).all(1)
+    return out
+
 
 class KernelRay:
     """`NumpyRay`'s click in one compiled kernel over the same arrays (no copy)."""
@@ -29,11 +67,15 @@ class KernelRay:
     def __init__(self, numpy_ray) -> None:  # numpy_ray: the caster's `NumpyRay` (its arrays, by axis and packed)
         r = numpy_ray
         self.packed = r.packed  # [C, chunk, 8]
-        self.box_lo = r.box_lo  # [3, C]
-        self.box_hi = r.box_hi  # [3, C]
-        self.box_center = np.ascontiguousarray(r.box_center)  # [C, 3]
-        self.box_radius = np.ascontiguousarray(r.box_radius)  # [C]
-        self.box_low_pass = np.ascontiguousarray(r.box_low_pass, dtype=np.float32)  # [C]
+        # Each chunk's box in one row (lo, hi, centre, radius, low-pass reach; 48 bytes), so the box test reads one
+        # row per chunk rather than five arrays.
+        self.boxes = np.zeros((len(r.box_radius), BOX_COLUMNS), dtype=np.float32)  # [C, 12]
+        self.boxes[:, 0:3] = r.box_lo.T
+        self.boxes[:, 3:6] = r.box_hi.T
+        self.boxes[:, 6:9] = r.box_center
+        self.boxes[:, 9] = r.box_radius
+        self.boxes[:, 10] = r.box_low_pass
+        self.groups = group_boxes(self.boxes, GROUP)  # [G, 12]
         self.stretch2 = np.float32(r.stretch2)
         self.cov3d = r.cov3d  # [N, 3, 3] by Morton position
         self.order = r.order  # [N] Morton position → Gaussian id
@@ -68,11 +110,8 @@ class KernelRay:
         )
         positions, weights = ray_blend(
             self.packed,
-            self.box_lo,
-            self.box_hi,
-            self.box_center,
-            self.box_radius,
-            self.box_low_pass,
+            self.boxes,
+            self.groups,
             self.stretch2,
             self.cov3d,
             self.opacity,
@@ -88,11 +127,8 @@ class KernelRay:
         tiny = np.zeros((1, 1, 8), np.float32)
         ray_blend(
             tiny,
-            np.zeros((3, 1), np.float32),
-            np.zeros((3, 1), np.float32),
-            np.zeros((1, 3), np.float32),
-            np.zeros(1, np.float32),
-            np.zeros(1, np.float32),
+            np.zeros((1, BOX_COLUMNS), np.float32),
+            np.zeros((1, BOX_COLUMNS), np.float32),
             np.float32(4.0),
             np.zeros((1, 3, 3), np.float32),
             np.zeros(1, np.float32),
@@ -106,11 +142,9 @@ class KernelRay:
 @kernel
 def ray_blend(
     packed,  # [C, chunk, 8] float32: x, y, z, |x|², level, reach², live, logit opacity (ray.py `RayCaster`)
-    box_lo,  # [3, C] float32
-    box_hi,  # [3, C] float32
-    box_center,  # [C, 3] float32
-    box_radius,  # [C] float32
-    box_low_pass,  # [C] float32: sqrt(EPS2D · level) · stretch
+    boxes,  # [C, 12] float32 per chunk: lo xyz, hi xyz, centre xyz, radius, sqrt(EPS2D · level) · stretch, 0
+    groups,  # [G, 12] float32 the same for each `GROUP` consecutive chunks, conservatively, then 1 where the
+    # group has no box (`group_boxes`)
     stretch2,  # float32
     cov3d,  # [N, 3, 3] float32 by Morton position
     opacity,  # [N] float32 sigmoid of the logit opacity, by Morton position
@@ -124,28 +158,37 @@ def ray_blend(
     fx, fy, cx, cy, width, height = view[0], view[1], view[2], view[3], view[4], view[5]
     lim_xp, lim_xn, lim_yp, lim_yn = view[6], view[7], view[8], view[9]
     px, py, focal = view[10], view[11], view[12]
-    # The chunk boxes the ray crosses (`NumpyRay._hit_chunks`).
+    # The chunk boxes the ray crosses (`NumpyRay._hit_chunks`), tested group by group: a group's box holds its
+    # chunks' boxes with their margins, so a chunk is tested only when its group's box is hit.
     inv = np.empty(3, np.float32)
     for k in range(3):
         inv[k] = f32(1.0) / (f32(1e-12) if abs(d[k]) < 1e-12 else d[k])
-    hit_chunks = np.empty(num_chunks, np.int64)
-    num_hit = 0
-    for c in range(num_chunks):
-        e0 = box_center[c, 0] - o[0]
-        e1 = box_center[c, 1] - o[1]
-        e2 = box_center[c, 2] - o[2]
-        far = f32(math.sqrt(e0 * e0 + e1 * e1 + e2 * e2)) + box_radius[c]
-        margin = box_low_pass[c] * far / focal
+
+    def box_hit(box):  # the slab test of one box widened by its low-pass reach at its far side (`_hit_chunks`)
+        e0 = box[6] - o[0]
+        e1 = box[7] - o[1]
+        e2 = box[8] - o[2]
+        far = f32(math.sqrt(e0 * e0 + e1 * e1 + e2 * e2)) + box[9]
+        margin = box[10] * far / focal
         t_near = f32(-np.inf)
         t_far = f32(np.inf)
         for k in range(3):
-            t0 = (box_lo[k, c] - margin - o[k]) * inv[k]
-            t1 = (box_hi[k, c] + margin - o[k]) * inv[k]
+            t0 = (box[k] - margin - o[k]) * inv[k]
+            t1 = (box[3 + k] + margin - o[k]) * inv[k]
             t_near = max(t_near, min(t0, t1))
             t_far = min(t_far, max(t0, t1))
-        if t_far >= t_near and t_far > f32(NEAR_PLANE):
-            hit_chunks[num_hit] = c
-            num_hit += 1
+        return t_far >= t_near and t_far > f32(NEAR_PLANE)
+
+    hit_chunks = np.empty(num_chunks, np.int64)
+    num_hit = 0
+    group = (num_chunks + groups.shape[0] - 1) // groups.shape[0]
+    for g in range(groups.shape[0]):
+        if groups[g, 11] == 0 and not box_hit(groups[g]):  # no chunk of the group can be hit
+            continue
+        for c in range(g * group, min((g + 1) * group, num_chunks)):
+            if box_hit(boxes[c]):
+                hit_chunks[num_hit] = c
+                num_hit += 1
     # Rows inside the crossed chunks whose reach sphere (widened by the low-pass) meets the ray, then each one's
     # projection and alpha at the pixel (`NumpyRay._candidates`, `_blend`). The tests are reordered so that the
     # cheap ones reject first (they are all required, so the order does not change who passes): of ~2k candidates
