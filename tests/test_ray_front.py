@@ -64,7 +64,12 @@ def test_front_zero_is_the_reference():
     scene = random_scene(5000, seed=1)
     caster = _CountingCaster(scene)
     caster.front = 0
+    caster.compiled = False  # NumpyRay: bit-identical to torch (the compiled kernel: tests/test_ray_kernel.py)
     cam = front_camera(64)
     ids, w = caster.weights(cam, (32.5, 32.5))
     ref_ids, ref_w = caster.weights_reference(cam, (32.5, 32.5))
     assert caster.front_blends == 0 and torch.equal(ids, ref_ids) and torch.equal(w, ref_w)
+    caster.compiled = True  # the kernel: the same contributors, weights to float32 rounding
+    ids, w = caster.weights(cam, (32.5, 32.5))
+    assert caster.front_blends == 0 and torch.equal(ids, ref_ids)
+    torch.testing.assert_close(w, ref_w, rtol=1e-5, atol=1e-7)
