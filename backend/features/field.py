@@ -237,7 +237,7 @@ class FeatureField:
         extra = None  # further pieces of the clicked part (pieces.py): added after the floater filter
         if edge_cos is not None and selected.size:
             growth = self._growth(level, scale, self._bank(level, scale) if bank is None else bank)
-            before = selected
+            before, keep = selected, None
             if positions is not None and growth.fast and growth.order is pruned.perm:  # the graph's own numbering
                 keep = growth.keep_nodes(positions, seeds, edge_cos=growth.edge_cut(edge_cos))
                 if keep is not None and not keep.all():
@@ -249,7 +249,12 @@ class FeatureField:
                     selected, mask, cells = grown, None, None
             if piece_cos is not None and selected.size != before.size:
                 pieces = self._pieces(level, scale, self._bank(level, scale) if bank is None else bank)
-                extra = pieces(before, selected, seeds, piece_cos=growth.edge_cut(piece_cos))
+                if keep is not None and pieces.fast:  # growth's mask over the selection's nodes: no marking by id
+                    extra = pieces.after_growth(
+                        before, keep, selected, positions, growth.rank, seeds, piece_cos=growth.edge_cut(piece_cos)
+                    )
+                else:
+                    extra = pieces(before, selected, seeds, piece_cos=growth.edge_cut(piece_cos))
         if use_filter and selected.size:
             kept = self._floater_filter()(selected, seeds, keep_ratio=self.impl.floater_keep_ratio(level), cells=cells)
             if extra is not None and extra.size:  # disjoint from `kept` (nothing grown): no sort needed
@@ -353,7 +358,7 @@ class FeatureField:
                     if edge_cos is not None:  # the graph of the click's cut too (grow.py `prepare`)
                         self._growth(level, None, self._bank(level, None)).prepare(edge_cos)
                     if self.impl.piece_cos(level) is not None:
-                        self._pieces(level, None, self._bank(level, None))
+                        self._pieces(level, None, self._bank(level, None)).prepare()
                 for level in self.levels or (None,):
                     self._hidden_patches(level)
         return self
