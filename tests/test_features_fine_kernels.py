@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from backend.features import grow
-from backend.features._grow_kernels import reach, strongest_links, strongest_links_reference
+from backend.features._grow_kernels import reach, search_buffers, strongest_links, strongest_links_reference
 from backend.features._pieces_kernels import dropped_pieces
 from backend.features.grow import NeighbourGrowth, grow_reference
 from backend.features.neighbors import knn_neighbors
@@ -87,7 +87,7 @@ def test_the_compiled_search_matches_the_reference(graph_seed: int, links: str) 
             keep = growth.keep_nodes(positions, seeds, edge_cos=edge)
             got = order[positions] if keep is None else order[positions[keep]]
             assert np.array_equal(np.sort(got), ref), (trial, edge)
-            assert not growth._buffers[0].any()  # the flags are clear again for the next click
+            assert (growth._buffers[0] == -1).all()  # the labels are clear again for the next click
             growth.compiled = False  # the previous path, the two SciPy searches, on the same graph
             previous = growth.keep_nodes(positions, seeds, edge_cos=edge)
             every = np.ones(positions.size, dtype=bool)  # None: every node kept
@@ -106,11 +106,10 @@ def test_the_compiled_search_as_python_gives_the_same_answer() -> None:
         start = rng.integers(0, nodes.size, 3)
         answers = []
         for fn in (reach, reach.py_func):
-            buffers = np.zeros(n, np.uint8), *(np.empty(n, np.int32) for _ in range(2))
-            buffers = (*buffers, np.empty(n, np.uint8), np.empty(n, np.int32))
+            buffers = search_buffers(n)
             keep = np.empty(nodes.size, dtype=bool)
             count = fn(nodes, start, graph.down, graph.up, graph.indptr, graph.indices, *buffers, keep)
-            assert count == keep.sum() and not buffers[0].any()
+            assert count == keep.sum() and (buffers[0] == -1).all()
             answers.append(keep)
         assert np.array_equal(answers[0], answers[1])
 

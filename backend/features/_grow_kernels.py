@@ -90,6 +90,12 @@ def strongest_links_reference(
     return out[0], out[1]
 
 
+def search_buffers(n: int) -> tuple[np.ndarray, ...]:
+    """`reach`'s reused arrays for a graph of `n` nodes: label (all −1 between clicks), link, found, queue, other."""
+    label = np.full(n, -1, dtype=np.int32)
+    return label, np.empty(n + 1, np.int32), np.empty(n + 1, np.uint8), np.empty(n, np.int32), np.empty(n, np.int32)
+
+
 @kernel
 def reach(
     nodes,  # [S] int ascending nodes: the selection
@@ -98,75 +104,81 @@ def reach(
     up,  # [N] int32
     indptr,  # [N + 1] row p of the agreeing graph is indices[indptr[p] : indptr[p + 1]]
     indices,  # [E] int32
-    flag,  # [N] uint8 reused, all 0 on entry and on return: 1 selected, 2 reached
-    label,  # [N] int32 reused: a selected node's fragment (written before it is read)
-    link,  # [N] int32 reused: union-find parent of each fragment (the first `fragments` entries)
-    found,  # [N] uint8 reused: a fragment's set holds a reached node
+    label,  # [N] int32 reused, all −1 on entry and on return: a selected node's fragment, −1 outside the selection
+    link,  # [N + 1] int32 reused: union-find parent of each fragment (the first `fragments` + 1 entries)
+    found,  # [N + 1] uint8 reused: a fragment's set is reached
     queue,  # [N] int32 reused
+    other,  # [N] int32 reused
     keep,  # [S] bool out: linked to a seed through agreeing selected nodes
 ):  # int: how many are kept
-    """Everything in the selection linked to a seed by agreeing edges between selected nodes (module docstring)."""
-    for p in nodes:
-        flag[p] = 1
+    """Everything in the selection linked to a seed by agreeing edges between selected nodes (module docstring).
+    A node's state is its label alone: −1 outside the selection, else its fragment, whose set is reached or not;
+    a node the last search reaches moves to one more fragment, reached by itself."""
     fragments = 0
-    for p in nodes:  # ascending: a node's earlier link is labelled before it
+    for p in nodes:  # ascending: a node's earlier link is labelled before it (and −1 if it is not selected)
         q = down[p]
-        if q >= 0 and flag[q] != 0:
+        if q >= 0 and label[q] >= 0:
             label[p] = label[q]
         else:
             label[p] = fragments
             link[fragments] = fragments
             fragments += 1
-    for p in nodes:  # the later links join fragments; a set's root is its lowest fragment
-        q = up[p]
-        if q >= 0 and flag[q] != 0:
-            a = label[p]
-            b = label[q]
-            if a == b:
-                continue
-            while link[a] != a:
-                link[a] = link[link[a]]
-                a = link[a]
-            while link[b] != b:
-                link[b] = link[link[b]]
-                b = link[b]
-            if a < b:
-                link[b] = a
-            elif b < a:
-                link[a] = b
+    for i in range(nodes.size):  # the later links' fragments, gathered first: independent reads overlap
+        q = up[nodes[i]]
+        queue[i] = label[q] if q >= 0 else -1
+    pairs = 0
+    for i in range(nodes.size):  # the pairs of fragments to join, without a branch (pairs ≤ i: in place)
+        b = queue[i]
+        a = label[nodes[i]]
+        other[pairs] = a
+        queue[pairs] = b
+        pairs += (b >= 0) & (a != b)
+    for i in range(pairs):  # the later links join fragments; a set's root is its lowest fragment
+        a = other[i]
+        b = queue[i]
+        while link[a] != a:
+            link[a] = link[link[a]]
+            a = link[a]
+        while link[b] != b:
+            link[b] = link[link[b]]
+            b = link[b]
+        if a < b:
+            link[b] = a
+        elif b < a:
+            link[a] = b
     for f in range(fragments):  # link[f] ≤ f: ascending, each fragment's link becomes its root in one step
         link[f] = link[link[f]]
         found[f] = 0
+    alone = fragments  # the fragment of the nodes reached one by one below
+    link[alone] = alone
+    found[alone] = 1
     for s in start:
         found[link[label[nodes[s]]]] = 1
     left = 0
-    for p in nodes:
-        if found[link[label[p]]] == 0:
-            queue[left] = p
-            left += 1
+    for p in nodes:  # the nodes whose set is not reached (without a branch)
+        queue[left] = p
+        left += found[link[label[p]]] == 0
     for i in range(left):  # a set one of whose members' rows links to a reached set is reached
         u = queue[i]
         r = link[label[u]]
         if found[r] != 0:
             continue
         for e in range(indptr[u], indptr[u + 1]):
-            q = indices[e]
-            if flag[q] != 0 and found[link[label[q]]] != 0:
+            c = label[indices[e]]
+            if c >= 0 and found[link[c]] != 0:
                 found[r] = 1
                 break
-    for p in nodes:
-        if found[link[label[p]]] != 0:
-            flag[p] = 2
     # Node by node from here: each node still left whose whole row links to a reached node, then a breadth-first
     # search over whole rows from those (the queue's entries already read are overwritten: w ≤ i).
     w = 0
     for i in range(left):
         u = queue[i]
-        if flag[u] == 2:
+        if found[link[label[u]]] != 0:
             continue
         for e in range(indptr[u], indptr[u + 1]):
-            if flag[indices[e]] == 2:
-                flag[u] = 2
+            c = label[indices[e]]
+            if c >= 0 and found[link[c]] != 0:
+                label[u] = alone
                 queue[w] = u
                 w += 1
                 break
@@ -176,14 +188,16 @@ def reach(
         head += 1
         for e in range(indptr[p], indptr[p + 1]):
             q = indices[e]
-            if flag[q] == 1:
-                flag[q] = 2
+            c = label[q]
+            if c >= 0 and found[link[c]] == 0:
+                label[q] = alone
                 queue[w] = q
                 w += 1
     count = 0
     for i in range(nodes.size):
         p = nodes[i]
-        keep[i] = flag[p] == 2
-        count += flag[p] == 2
-        flag[p] = 0
+        kept = found[link[label[p]]] != 0
+        keep[i] = kept
+        count += kept
+        label[p] = -1
     return count

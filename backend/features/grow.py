@@ -23,7 +23,7 @@ from scipy.sparse.csgraph import breadth_first_order, connected_components
 from torch import Tensor
 
 from ..core.jit import compile_now
-from ._grow_kernels import reach, strongest_links
+from ._grow_kernels import reach, search_buffers, strongest_links
 
 LENIENT_QUANTILE = 0.2
 """Share of a field's neighbour pairs that the edge cut may fail at most (`NeighbourGrowth.edge_cut`)."""
@@ -279,15 +279,9 @@ class NeighbourGrowth:
             )
         keep = np.empty(nodes.size, dtype=bool)
         with self._lock:
-            n = self.neighbors.shape[0]
             if self._buffers is None:
-                flag = np.zeros(n, dtype=np.uint8)  # all 0 between clicks: `reach` clears what it set
-                found = np.empty(n, dtype=np.uint8)
-                self._buffers = (flag, *(np.empty(n, dtype=np.int32) for _ in range(2)), found, np.empty(n, np.int32))
-            flag, label, link, found, queue = self._buffers
-            count = reach(
-                nodes, start, graph.down, graph.up, graph.indptr, graph.indices, flag, label, link, found, queue, keep
-            )
+                self._buffers = search_buffers(self.neighbors.shape[0])
+            count = reach(nodes, start, graph.down, graph.up, graph.indptr, graph.indices, *self._buffers, keep)
         return None if count == nodes.size else keep
 
     def _reached(
