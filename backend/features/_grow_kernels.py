@@ -4,16 +4,15 @@ A selection's rows of the agreeing graph lie scattered over the graph's arrays (
 together, not 3D neighbours), so a search that reads every selected node's row is bound by memory: at 1M Gaussians
 reading a 67k-node selection's rows alone takes ~0.9 ms. `reach` reads rows only where it must. Each node keeps
 two links, its most agreeing neighbour before it and after it in the graph's numbering (`strongest_links`); a sweep
-in ascending order joins a node to its earlier link's fragment (that link was labelled first), a second one joins
-the fragments through the later links (union-find over the fragments, a few thousand: small arrays), and these
-links, being agreeing edges between selected nodes, connect only what the whole graph connects. On the 1M latency
-benchmark's clicks they put ~98% of a selection in the seeds' set. The rest is closed over whole rows: one sweep
-joins a set that any of its members' rows links to a reached set, then every node still left is checked against
-its whole row and a breadth-first search over whole rows runs from those next to a reached node, so the answer is
-exactly the whole graph's (any path from a seed to a node left passes through a reached node last).
+in ascending order joins a node to its earlier link's fragment (that link was labelled first), and the later links
+join the fragments (union-find over the fragments, a few thousand: small arrays). These links, being agreeing
+edges between selected nodes, connect only what the whole graph connects; on the 1M latency benchmark's clicks
+they put ~98% of a selection in the seeds' set. The rest is closed over whole rows: each node outside the seeds'
+set joins its set with those of all its selected neighbours, unless its set has joined the seeds' meanwhile, so the
+answer is exactly the whole graph's (`reach`'s docstring) and a set is read only until it joins.
 
 References: `strongest_links_reference` (NumPy) and grow.py `grow_reference` (a plain search) for `reach`, which
-tests/test_features_grow_kernels.py compares on random graphs.
+tests/test_features_fine_kernels.py compares on random graphs.
 """
 
 from __future__ import annotations
@@ -91,29 +90,30 @@ def strongest_links_reference(
 
 
 def search_buffers(n: int) -> tuple[np.ndarray, ...]:
-    """`reach`'s reused arrays for a graph of `n` nodes: label (all −1 between clicks), link, found, queue, other."""
-    label = np.full(n, -1, dtype=np.int32)
-    return label, np.empty(n + 1, np.int32), np.empty(n + 1, np.uint8), np.empty(n, np.int32), np.empty(n, np.int32)
+    """`reach`'s reused arrays for a graph of `n` nodes: label (all −1 between clicks), link, queue, other."""
+    return np.full(n, -1, dtype=np.int32), np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, np.int32)
 
 
 @kernel
 def reach(
     nodes,  # [S] int ascending nodes: the selection
-    start,  # [T] int positions in `nodes` of the seeds
+    start,  # [T ≥ 1] int positions in `nodes` of the seeds
     down,  # [N] int32 (`strongest_links`)
     up,  # [N] int32
     indptr,  # [N + 1] row p of the agreeing graph is indices[indptr[p] : indptr[p + 1]]
     indices,  # [E] int32
     label,  # [N] int32 reused, all −1 on entry and on return: a selected node's fragment, −1 outside the selection
-    link,  # [N + 1] int32 reused: union-find parent of each fragment (the first `fragments` + 1 entries)
-    found,  # [N + 1] uint8 reused: a fragment's set is reached
+    link,  # [N] int32 reused: union-find parent of each fragment (the first `fragments` entries), never above it
     queue,  # [N] int32 reused
     other,  # [N] int32 reused
     keep,  # [S] bool out: linked to a seed through agreeing selected nodes
 ):  # int: how many are kept
     """Everything in the selection linked to a seed by agreeing edges between selected nodes (module docstring).
-    A node's state is its label alone: −1 outside the selection, else its fragment, whose set is reached or not;
-    a node the last search reaches moves to one more fragment, reached by itself."""
+
+    The sets are joined by union-find, each joined to the lower fragment's root, so link[f] ≤ f. After the links,
+    the seeds' sets are joined into one, and each node outside it, in turn, joins its set with every selected
+    neighbour's in its whole row, unless its set has meanwhile joined the seeds'. Exact: along any path from a seed,
+    an edge whose far node was read joins the two; a far node that was not read had already joined the seeds'."""
     fragments = 0
     for p in nodes:  # ascending: a node's earlier link is labelled before it (and −1 if it is not selected)
         q = down[p]
@@ -133,9 +133,13 @@ def reach(
         other[pairs] = a
         queue[pairs] = b
         pairs += (b >= 0) & (a != b)
-    for i in range(pairs):  # the later links join fragments; a set's root is its lowest fragment
-        a = other[i]
-        b = queue[i]
+    for i in range(pairs + start.size):  # the later links join fragments; then the seeds' fragments, into one
+        if i < pairs:
+            a = other[i]
+            b = queue[i]
+        else:
+            a = label[nodes[start[0]]]
+            b = label[nodes[start[i - pairs]]]
         while link[a] != a:
             link[a] = link[link[a]]
             a = link[a]
@@ -146,57 +150,43 @@ def reach(
             link[b] = a
         elif b < a:
             link[a] = b
-    for f in range(fragments):  # link[f] ≤ f: ascending, each fragment's link becomes its root in one step
+    for f in range(fragments):  # ascending, each fragment's link becomes its root in one step
         link[f] = link[link[f]]
-        found[f] = 0
-    alone = fragments  # the fragment of the nodes reached one by one below
-    link[alone] = alone
-    found[alone] = 1
-    for s in start:
-        found[link[label[nodes[s]]]] = 1
+    seeds = label[nodes[start[0]]]
     left = 0
-    for p in nodes:  # the nodes whose set is not reached (without a branch)
+    for p in nodes:  # the nodes outside the seeds' set (without a branch)
         queue[left] = p
-        left += found[link[label[p]]] == 0
-    for i in range(left):  # a set one of whose members' rows links to a reached set is reached
+        left += link[label[p]] != link[seeds]
+    for i in range(left):  # each joins its row's sets, unless its set has joined the seeds' meanwhile
         u = queue[i]
-        r = link[label[u]]
-        if found[r] != 0:
+        a = label[u]
+        while link[a] != a:
+            link[a] = link[link[a]]
+            a = link[a]
+        r = seeds
+        while link[r] != r:
+            link[r] = link[link[r]]
+            r = link[r]
+        if a == r:
             continue
         for e in range(indptr[u], indptr[u + 1]):
-            c = label[indices[e]]
-            if c >= 0 and found[link[c]] != 0:
-                found[r] = 1
-                break
-    # Node by node from here: each node still left whose whole row links to a reached node, then a breadth-first
-    # search over whole rows from those (the queue's entries already read are overwritten: w ≤ i).
-    w = 0
-    for i in range(left):
-        u = queue[i]
-        if found[link[label[u]]] != 0:
-            continue
-        for e in range(indptr[u], indptr[u + 1]):
-            c = label[indices[e]]
-            if c >= 0 and found[link[c]] != 0:
-                label[u] = alone
-                queue[w] = u
-                w += 1
-                break
-    head = 0
-    while head < w:
-        p = queue[head]
-        head += 1
-        for e in range(indptr[p], indptr[p + 1]):
-            q = indices[e]
-            c = label[q]
-            if c >= 0 and found[link[c]] == 0:
-                label[q] = alone
-                queue[w] = q
-                w += 1
+            b = label[indices[e]]
+            if b < 0:
+                continue
+            while link[b] != b:
+                link[b] = link[link[b]]
+                b = link[b]
+            if a < b:
+                link[b] = a
+            elif b < a:
+                link[a] = b
+                a = b
+    for f in range(fragments):
+        link[f] = link[link[f]]
     count = 0
     for i in range(nodes.size):
         p = nodes[i]
-        kept = found[link[label[p]]] != 0
+        kept = link[label[p]] == link[seeds]
         keep[i] = kept
         count += kept
         label[p] = -1
