@@ -277,6 +277,8 @@ class NeighbourGrowth:
             graph = AgreeingGraph(
                 0.0, np.zeros(2, dtype=index), none, np.zeros(0, dtype=np.int32), none, none, none, none
             )
+        nodes = nodes.astype(np.int64, copy=False)  # the types warm-up compiled for (a no-op on a click's positions)
+        start = start.astype(np.int64, copy=False)
         keep = np.empty(nodes.size, dtype=bool)
         with self._lock:
             if self._buffers is None:
