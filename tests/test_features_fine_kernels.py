@@ -66,7 +66,7 @@ def test_the_compiled_search_matches_the_reference(graph_seed: int, links: str) 
     n = len(nb)
     rng = np.random.default_rng(50 + graph_seed)
     order = rng.permutation(n)
-    growth = NeighbourGrowth(nb, feats, order=order)
+    growth = NeighbourGrowth(nb, feats, order=order).prepare(0.0)
     for trial in range(10):
         positions = np.flatnonzero(rng.random(n) < rng.uniform(0.1, 1.0))
         seeds = order[positions[rng.integers(0, positions.size, int(rng.integers(1, 5)))]]
@@ -98,7 +98,7 @@ def test_the_compiled_search_matches_the_reference(graph_seed: int, links: str) 
 def test_the_compiled_search_as_python_gives_the_same_answer() -> None:
     nb, feats = _random_graph(9)
     n = len(nb)
-    growth = NeighbourGrowth(nb, feats, order=np.random.default_rng(9).permutation(n))
+    growth = NeighbourGrowth(nb, feats, order=np.random.default_rng(9).permutation(n)).prepare(0.3)
     graph = growth._symmetric(0.3)
     rng = np.random.default_rng(9)
     for _ in range(5):
@@ -120,7 +120,7 @@ def test_a_selection_the_links_split_is_joined_through_whole_rows() -> None:
     n = 10
     nb = np.array([[max(i - 1, 0), min(i + 1, n - 1)] for i in range(n)])
     feats = F.normalize(torch.ones(n, 3), dim=1)
-    growth = NeighbourGrowth(nb, feats)
+    growth = NeighbourGrowth(nb, feats).prepare(0.5)
     graph = growth._symmetric(0.5)
     graph.down[:] = -1
     graph.up[:] = -1
@@ -240,11 +240,61 @@ def test_the_pieces_kernel_numbers_pieces_by_first_member() -> None:
         assert touch.tolist() == [False, True, False, False, False, False]
 
 
-def test_the_growth_kernel_module_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_compiled_paths_run_once_prepared_and_not_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A CLI click never warms the field up: it keeps the SciPy searches and the id path rather than paying numba's
+    # import and loading; after `prepare` (the field's warm-up) the kernels run.
+    from backend.features import pieces as pieces_module
+
     nb, feats = _random_graph(1)
-    growth = NeighbourGrowth(nb, feats)
-    assert growth.compiled and growth.fast
-    called = []
-    monkeypatch.setattr(grow, "reach", lambda *a: called.append(1) or reach(*a))
-    growth.keep_nodes(np.arange(0, len(nb), 2), np.array([0]), edge_cos=0.2)
-    assert called
+    n = len(nb)
+    calls: list[str] = []
+    monkeypatch.setattr(grow, "reach", lambda *a: calls.append("reach") or reach(*a))
+    monkeypatch.setattr(pieces_module, "dropped_pieces", lambda *a: calls.append("pieces") or dropped_pieces(*a))
+    order = np.random.default_rng(1).permutation(n)
+    growth = NeighbourGrowth(nb, feats, order=order)
+    finder = SeparatePieces(nb, feats.T)
+    positions, seeds = np.arange(0, n, 2), order[[0]]
+
+    def click() -> np.ndarray | None:
+        keep = growth.keep_nodes(positions, seeds, edge_cos=0.2)
+        assert keep is not None
+        selected = order[positions]
+        finder.after_growth(selected, keep, selected[keep], positions, growth.rank, seeds, piece_cos=0.2)
+        return keep
+
+    before = click()
+    assert calls == [] and growth._graph.down is None
+    growth.prepare(0.2)
+    finder.prepare()
+    assert calls == ["reach", "pieces"]  # each compiled once, on a tiny input
+    calls.clear()
+    assert np.array_equal(click(), before)
+    assert calls == ["reach", "pieces"]
+    growth.compiled = finder.fast = False  # the previous paths on demand
+    calls.clear()
+    assert np.array_equal(click(), before) and calls == []
+
+
+def test_a_field_without_warm_up_clicks_without_the_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.features.field import FeatureField
+    from backend.synthetic import build_tabletop, orbit_cameras
+
+    synth = build_tabletop(seed=0, num_gaussians=5_000)
+    n = len(synth.object_labels)
+    g = torch.Generator().manual_seed(2)
+    part = F.normalize(torch.randn(int(synth.part_labels.max()) + 1, 12, generator=g), dim=1)
+    obj = F.normalize(torch.randn(int(synth.object_labels.max()) + 1, 12, generator=g), dim=1)
+    feats = torch.cat([obj[synth.object_labels], part[synth.part_labels]], dim=1)
+    feats = feats + 0.05 * torch.randn(n, 24, generator=g)
+    tensors = {
+        "features": feats,
+        "coarse_centroids": torch.zeros(0, 12),
+        "neighbors": knn_neighbors(synth.scene.means, 8),
+    }
+    monkeypatch.setattr(grow, "reach", lambda *a: pytest.fail("the compiled search ran without warm-up"))
+    field = FeatureField(synth.scene, "click", tensors)
+    cam = orbit_cameras(synth, views=2, resolution=96, seed=0)[0]
+    masks = [field.segment(cam, [px], level="fine").mask for px in [(48.0, 48.0), (40.0, 52.0)]]
+    growth = field._growths[("fine", None)][1]
+    assert not growth._prepared and growth._buffers is None
+    assert any(m.any() for m in masks)

@@ -39,6 +39,7 @@ def test_keep_nodes_matches_the_reference(
     order = rng.permutation(n)
     growth = NeighbourGrowth(nb, feats, order=order)
     growth.compiled = compiled
+    growth.prepare(0.0)  # compiles the search (compiled) or only makes the graph (not)
     for trial in range(8):
         positions = np.flatnonzero(rng.random(n) < rng.uniform(0.2, 0.95))  # ascending, as a PrunedBank gives them
         seeds = rng.choice(n, int(rng.integers(1, 6)), replace=True)

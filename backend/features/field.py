@@ -249,7 +249,7 @@ class FeatureField:
                     selected, mask, cells = grown, None, None
             if piece_cos is not None and selected.size != before.size:
                 pieces = self._pieces(level, scale, self._bank(level, scale) if bank is None else bank)
-                if keep is not None and pieces.fast:  # growth's mask over the selection's nodes: no marking by id
+                if keep is not None:  # growth's mask over the selection's nodes: no marking by id
                     extra = pieces.after_growth(
                         before, keep, selected, positions, growth.rank, seeds, piece_cos=growth.edge_cut(piece_cos)
                     )

@@ -49,8 +49,8 @@ class AgreeingGraph(NamedTuple):
     indices: np.ndarray  # [E] int32 nodes
     component: np.ndarray  # [N] int32 connected component of each node
     sizes: np.ndarray  # [K] nodes per component
-    down: np.ndarray  # [N] int32 each node's most agreeing neighbour numbered before it, −1 none (_grow_kernels.py)
-    up: np.ndarray  # [N] int32 its most agreeing neighbour numbered after it, −1 none
+    down: np.ndarray | None  # [N] int32 each node's most agreeing neighbour numbered before it, −1 none
+    up: np.ndarray | None  # [N] int32 its most agreeing neighbour numbered after it (both: _grow_kernels.py)
 
 
 def _both_ways(
@@ -141,9 +141,11 @@ class NeighbourGrowth:
         """Search from the seeds (`compiled`, or over the backbone, then the rest: `_reached`); False runs
         `grow_components`."""
         self.compiled = True
-        """A selection in ascending order is searched by one compiled kernel (`_grow_kernels.reach`: the strongest
-        links first, then whole rows only where they leave nodes); False runs the two SciPy searches of `_reached`,
-        the previous path, kept for the benchmark's before/after."""
+        """Once `prepare` has compiled it, a selection in ascending order is searched by one compiled kernel
+        (`_grow_kernels.reach`: the strongest links first, then whole rows only where they leave nodes). Before that
+        (a CLI click, which never warms up: numba's import and loading would cost it ~0.7 s CPU) and with False, the
+        two SciPy searches of `_reached` run, the previous path, kept for the benchmark's before/after."""
+        self._prepared = False  # `prepare` compiled the search: the graphs carry their links from then on
         self._buffers: tuple[np.ndarray, ...] | None = None  # `reach`'s reused [N] arrays, made on first use
         # Reused per click: Gaussian → index in the current selection, −1 outside it; slot n stands for "no edge".
         self._inside = np.full(n + 1, -1, dtype=np.int32)
@@ -191,9 +193,12 @@ class NeighbourGrowth:
 
     def prepare(self, edge_cos: float) -> NeighbourGrowth:
         """Make the agreeing graph of the cut a click at `edge_cos` uses (`edge_cut`, then `_symmetric`) now, not in
-        that click: the field's warm-up calls it, since at 1M Gaussians it took the first fine click 1.3 s."""
+        that click: the field's warm-up calls it, since at 1M Gaussians it took the first fine click 1.3 s. With
+        `compiled`, also the graph's links (0.5 s at 1M) and the compiled search (numba: seconds the first time on a
+        machine, then loaded from its cache), which the clicks take from then on."""
+        self._prepared = self._prepared or self.compiled  # from now on the graphs carry the compiled search's links
         self._symmetric(self.edge_cut(edge_cos))
-        if self.compiled:  # compile (or load from numba's cache) the click's kernel now
+        if self._prepared:  # compile (or load from numba's cache) the click's kernel now, for this graph's types
             compile_now((self._search_compiled, (np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))))
         return self
 
@@ -229,7 +234,7 @@ class NeighbourGrowth:
         if start.size == 0:
             return None
         graph = self._symmetric(edge_cos)
-        if self.compiled and ascending:
+        if self.compiled and self._prepared and ascending:
             return self._search_compiled(nodes, start, graph)
         labels, sizes = graph.component, graph.sizes
         # A component of the whole agreeing graph that the selection holds entirely is reached whole from a seed in
@@ -442,18 +447,6 @@ class NeighbourGrowth:
             del strong
             _, component = connected_components(graph, directed=True, connection="strong")  # symmetric: components
             component = component.astype(np.int32)
-            down, up = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)
-            rank = np.arange(n, dtype=np.int32) if self.rank is None else self.rank
-            strongest_links(
-                self.neighbors,
-                self.cos,
-                rank,
-                np.float32(edge_cos),
-                down,
-                up,
-                np.empty(n, dtype=np.float32),
-                np.empty(n, dtype=np.float32),
-            )
             graph.data[:] = 1
             backbone.data[:] = 1
             rest = graph - backbone  # the entries outside the backbone (a subset of the graph: none is negative)
@@ -464,9 +457,15 @@ class NeighbourGrowth:
             indptr = indptr.astype(index)
             backbone_end = (backbone.indptr[1:] + rest.indptr[:-1]).astype(index)
             del backbone, rest
-            self._graph = AgreeingGraph(
-                edge_cos, indptr, backbone_end, indices, component, np.bincount(component), down, up
-            )
+            sizes = np.bincount(component)
+            self._graph = AgreeingGraph(edge_cos, indptr, backbone_end, indices, component, sizes, None, None)
+        if self._prepared and self._graph.down is None:  # the compiled search's links (`_grow_kernels.py`)
+            n = self.neighbors.shape[0]
+            down, up = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)
+            rank = np.arange(n, dtype=np.int32) if self.rank is None else self.rank
+            scratch = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)
+            strongest_links(self.neighbors, self.cos, rank, np.float32(edge_cos), down, up, *scratch)
+            self._graph = self._graph._replace(down=down, up=up)
         return self._graph
 
     def _agreeing_neighbours(self, edge_cos: float) -> np.ndarray:  # [N, k] int32

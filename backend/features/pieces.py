@@ -60,8 +60,10 @@ class SeparatePieces:
         self._grown = np.zeros(n, dtype=bool)  # reused: marks the grown piece
         self._lock = threading.Lock()
         self.fast = True
-        """The field hands over growth's mask over the selection's ascending nodes (`after_growth`); False runs
-        `__call__` over the ids (the previous path), kept for the benchmark's before/after."""
+        """Once `prepare` has compiled its kernel, `after_growth` works from growth's mask over the selection's
+        ascending nodes; before that (a CLI click, which never warms up) and with False, it runs `__call__` over the
+        ids (the previous path, kept for the benchmark's before/after)."""
+        self._prepared = False
 
     def __call__(
         self,
@@ -107,6 +109,7 @@ class SeparatePieces:
         one, no = np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
         args = (one, np.zeros(1, dtype=bool), no, no, self.neighbors, np.zeros(1, dtype=np.int32))
         compile_now((dropped_pieces, (*args, np.zeros(0, dtype=bool), no)))
+        self._prepared = True
         return self
 
     def after_growth(
@@ -125,6 +128,8 @@ class SeparatePieces:
         among the selection's (`_pieces_kernels.dropped_pieces`, with the pieces' union-find), so nothing is marked or
         cleared over the grown part (tens of thousands of scattered ids at 1M Gaussians); the work is proportional to
         what growth dropped."""
+        if not (self.fast and self._prepared):
+            return self(selected, grown, seeds, piece_cos=piece_cos)
         selected = np.asarray(selected, dtype=np.int64)
         empty = np.zeros(0, dtype=np.int64)
         dropped = np.flatnonzero(~keep)  # [R] positions in the selection
