@@ -93,8 +93,11 @@ class NeighbourGrowth:
     A click keeps the selected Gaussians reachable from the clicked ones through agreeing selected neighbours. The
     agreeing edges are made symmetric and labelled by connected component once per edge cut (`_symmetric`), each
     row listing its backbone first (`BACKBONE`: the node's most agreeing neighbours and the nodes that count it
-    among theirs). Per click, a seed's component that the selection holds whole is kept as it is and a component
-    without a seed is dropped; the seeds' partly held components are searched in two breadth-first searches
+    among theirs). Once `prepare` has compiled it (the field's warm-up), a selection in ascending order is searched
+    by one kernel (`_grow_kernels.reach`, over each node's strongest links before and after it, then whole rows
+    only where those leave nodes; `compiled`). Otherwise (the previous path), per click, a seed's component that
+    the selection holds whole is kept as it is and a component without a seed is dropped; the seeds' partly held
+    components are searched in two breadth-first searches
     (SciPy's `breadth_first_order`, in C, each from a virtual root): one over the selected members' backbone
     entries from the seeds, which reaches nearly all of what the whole graph would, then one over the whole rows of
     the members it left, from everything it reached. Any path the second search follows is a path of the agreeing
