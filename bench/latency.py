@@ -3,12 +3,13 @@
 - **Click → selection** (`FeatureField.segment`: rays, similarity, threshold, floater filter) for click features at
   the coarse and fine levels and for SAGA features, three paths: the new one (the ray in NumPy, `RayCaster.fast`;
   `PrunedBank.vectorised` runs; the floater filter reading its cells in block order,
-  `FeatureField.cells_in_block_order`; the fine level's growth over the backbone from the seeds, then the rest,
-  on the selection's block positions, `NeighbourGrowth.fast`; the coarse level's hidden patches changing the click's
-  mask in place, `FeatureField.hidden_on_mask`; the floater filter's kept Gaussians from one per-cell table,
-  `FloaterFilter.keep_by_cell`; the compiled kernels: the ray cast + blend, `RayCaster.compiled`, the floater
-  filter writing the click's mask from block positions, `FloaterFilter.compiled`, the hidden patches' `follow`,
-  `HiddenPatches.compiled`, the blocked product's threshold step, `PrunedBank.compiled`),
+  `FeatureField.cells_in_block_order`; the fine level's growth on the selection's block positions by one compiled
+  search, `NeighbourGrowth.fast` and `.compiled`, and its pieces from growth's mask, `SeparatePieces.fast`; the
+  coarse level's hidden patches changing the click's mask in place, `FeatureField.hidden_on_mask`; the floater
+  filter's kept Gaussians from one per-cell table, `FloaterFilter.keep_by_cell`; the compiled kernels: the ray cast +
+  blend, `RayCaster.compiled`, the floater filter writing the click's mask from block positions,
+  `FloaterFilter.compiled`, the hidden patches' `follow`, `HiddenPatches.compiled`, the blocked product's threshold
+  step, `PrunedBank.compiled`),
   the previous one (those off) and the reference (torch ray, whole-bank product: field.fast = False), p50 and
   p95, the median share of the bank `PrunedBank` read, and how many clicks' selections differ between the new path
   and the previous one (0 expected: the ray kernel's weights differ from torch's only by float32 rounding).
@@ -226,7 +227,9 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
         for _, pruned in field._pruned.values():
             pruned.vectorised = pruned.compiled = newer
         for _, growth in field._growths.values():
-            growth.fast = newer
+            growth.fast = growth.compiled = newer
+        for _, pieces in field._piece_finders.values():
+            pieces.fast = newer
 
     for name, field, kwargs in (
         ("click_coarse", click, {"level": "coarse"}),

@@ -276,11 +276,17 @@ def test_fine_click_parts_time_the_growth_beside_its_previous_path(tmp_path) -> 
             cameras.append(cam)
             pixels.append(px)
     r = fine_click_parts(field, cameras, pixels)
-    assert r["click_fine_grow_mismatches"] == 0  # the growth keeps what the components path keeps
-    parts = [r[f"click_fine_cpu_{k}_ms"] for k in ("ray", "product", "grow", "floaters")]
+    # the compiled growth keeps what the SciPy searches and the components path keep, its pieces the id path's
+    assert r["click_fine_grow_mismatches"] == 0 and r["click_fine_pieces_mismatches"] == 0
+    parts = [r[f"click_fine_cpu_{k}_ms"] for k in ("ray", "product", "grow", "floaters", "mask")]
     assert all(p > 0 for p in parts) and r["click_fine_cpu_segment_ms"] > 0 and r["click_fine_cpu_grow_previous_ms"] > 0
+    assert r["click_fine_cpu_grow_scipy_ms"] > 0 and r["click_fine_cpu_grow_p95_ms"] >= r["click_fine_cpu_grow_ms"]
     figures = fine_click_figures({**r, "clicks": len(pixels)}, "20k")
-    assert [f.key for f in figures] == ["click_fine_cpu_segment_ms", "click_fine_cpu_grow_ms"]
+    assert [f.key for f in figures] == [
+        "click_fine_cpu_segment_ms",
+        "click_fine_cpu_grow_ms",
+        "click_fine_cpu_pieces_ms",
+    ]
 
 
 # ---- bench/scale.py and bench/startup.py ----------------------------------------------------------------------------

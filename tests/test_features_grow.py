@@ -147,7 +147,7 @@ def test_the_symmetric_graph_lists_each_edge_both_ways() -> None:
     n, k = 300, 4
     nb = rng.integers(0, n, (n, k))
     growth = NeighbourGrowth(nb, F.normalize(torch.from_numpy(rng.normal(size=(n, 3))).float(), dim=1))
-    indptr, _, indices, component, sizes = growth._symmetric(0.2)[1:]
+    indptr, _, indices, component, sizes = growth._symmetric(0.2)[1:6]
     rows = [sorted(indices[indptr[i] : indptr[i + 1]].tolist()) for i in range(n)]
     expected: list[list[int]] = [[] for _ in range(n)]
     for i in range(n):

@@ -24,9 +24,13 @@ def _random_graph(seed: int, n: int = 500, k: int = 6) -> tuple[np.ndarray, torc
 
 @pytest.mark.parametrize("graph_seed", range(3))
 @pytest.mark.parametrize("backbone", [0, 1, 3])
-def test_keep_nodes_matches_the_reference(monkeypatch: pytest.MonkeyPatch, graph_seed: int, backbone: int) -> None:
+@pytest.mark.parametrize("compiled", [False, True])
+def test_keep_nodes_matches_the_reference(
+    monkeypatch: pytest.MonkeyPatch, graph_seed: int, backbone: int, compiled: bool
+) -> None:
     # Backbone 0: the first search reaches only the seeds and the second does everything; 1: it leaves much to the
-    # second; 3: the default. Each must give the plain reference's answer.
+    # second; 3: the default. Each must give the plain reference's answer, with the SciPy searches (compiled off,
+    # the previous path) and with the compiled kernel (which does not read the backbone).
     monkeypatch.setattr(grow, "BACKBONE", backbone)
     monkeypatch.setattr(grow, "ROWS", 41)
     nb, feats = _random_graph(graph_seed)
@@ -34,6 +38,8 @@ def test_keep_nodes_matches_the_reference(monkeypatch: pytest.MonkeyPatch, graph
     rng = np.random.default_rng(100 + graph_seed)
     order = rng.permutation(n)
     growth = NeighbourGrowth(nb, feats, order=order)
+    growth.compiled = compiled
+    growth.prepare(0.0)  # compiles the search (compiled) or only makes the graph (not)
     for trial in range(8):
         positions = np.flatnonzero(rng.random(n) < rng.uniform(0.2, 0.95))  # ascending, as a PrunedBank gives them
         seeds = rng.choice(n, int(rng.integers(1, 6)), replace=True)
@@ -56,6 +62,7 @@ def test_keep_nodes_on_a_knn_graph_whose_backbone_misses_some() -> None:
         torch.tensor([[1.0, 0.0, 0.0]]) + 0.4 * torch.randn(n, 3, generator=torch.Generator().manual_seed(3)), dim=1
     )
     growth = NeighbourGrowth(nb, feats, order=rng.permutation(n))
+    growth.compiled = False  # the two SciPy searches: the second one has work to do
     edge = float(np.quantile(growth.cos, 0.3))
     graph = growth._symmetric(edge)
     backbone_only = np.zeros(n + 1, dtype=np.int64)  # the backbone as its own CSR, to search it alone

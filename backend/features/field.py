@@ -235,7 +235,7 @@ class FeatureField:
         extra = None  # further pieces of the clicked part (pieces.py): added after the floater filter
         if edge_cos is not None and selected.size:
             growth = self._growth(level, scale, self._bank(level, scale) if bank is None else bank)
-            before = selected
+            before, keep = selected, None
             if positions is not None and growth.fast and growth.order is pruned.perm:  # the graph's own numbering
                 keep = growth.keep_nodes(positions, seeds, edge_cos=growth.edge_cut(edge_cos))
                 if keep is not None and not keep.all():
@@ -247,9 +247,14 @@ class FeatureField:
                     selected, mask, positions = grown, None, None
             if piece_cos is not None and selected.size != before.size:
                 pieces = self._pieces(level, scale, self._bank(level, scale) if bank is None else bank)
-                extra = pieces(before, selected, seeds, piece_cos=growth.edge_cut(piece_cos))
+                if keep is not None:  # growth's mask over the selection's nodes: no marking by id
+                    extra = pieces.after_growth(
+                        before, keep, selected, positions, growth.rank, seeds, piece_cos=growth.edge_cut(piece_cos)
+                    )
+                else:
+                    extra = pieces(before, selected, seeds, piece_cos=growth.edge_cut(piece_cos))
         floaters = self._floater_filter() if use_filter and selected.size else None
-        if floaters is not None and self._filter_into_mask(floaters, positions, extra):
+        if floaters is not None and self._filter_into_mask(floaters, positions):
             # The compiled filter writes the click's mask from the block positions (`FloaterFilter.into_mask`).
             out = np.zeros(self.num_gaussians, dtype=bool)
             floaters.into_mask(
@@ -260,6 +265,8 @@ class FeatureField:
                 out,
                 keep_ratio=self.impl.floater_keep_ratio(level),
             )
+            if extra is not None and extra.size:  # the further pieces, disjoint from what the filter kept
+                out[extra] = True
             patches = self._hidden_patches(level)
             if patches is not None:
                 patches.follow(out, seeds)  # in place
@@ -295,16 +302,15 @@ class FeatureField:
             scale=scale,
         )
 
-    def _filter_into_mask(self, floaters: FloaterFilter, positions: np.ndarray | None, extra) -> bool:
+    def _filter_into_mask(self, floaters: FloaterFilter, positions: np.ndarray | None) -> bool:
         """Whether a click's floater filter can write its mask from the selection's block positions: the compiled
-        filter, the cells in block order, the selection still aligned with its positions and no further pieces to
-        add (the hidden patches, if any, then change that mask in place)."""
+        filter, the cells in block order and the selection still aligned with its positions (the further pieces, if
+        any, are then set in that mask, and the hidden patches change it in place)."""
         return (
             floaters.compiled
             and self.cells_in_block_order
             and self.hidden_on_mask
             and positions is not None
-            and extra is None
         )
 
     def auto_scale(
@@ -380,7 +386,7 @@ class FeatureField:
                     if edge_cos is not None:  # the graph of the click's cut too (grow.py `prepare`)
                         self._growth(level, None, self._bank(level, None)).prepare(edge_cos)
                     if self.impl.piece_cos(level) is not None:
-                        self._pieces(level, None, self._bank(level, None))
+                        self._pieces(level, None, self._bank(level, None)).prepare()
                 for level in self.levels or (None,):
                     patches = self._hidden_patches(level)
                     if patches is not None:

@@ -22,6 +22,9 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 from torch import Tensor
 
+from ..core.jit import compile_now
+from ._grow_kernels import reach, search_buffers, strongest_links
+
 LENIENT_QUANTILE = 0.2
 """Share of a field's neighbour pairs that the edge cut may fail at most (`NeighbourGrowth.edge_cut`)."""
 ROWS = 1 << 16
@@ -46,6 +49,8 @@ class AgreeingGraph(NamedTuple):
     indices: np.ndarray  # [E] int32 nodes
     component: np.ndarray  # [N] int32 connected component of each node
     sizes: np.ndarray  # [K] nodes per component
+    down: np.ndarray | None  # [N] int32 each node's most agreeing neighbour numbered before it, −1 none
+    up: np.ndarray | None  # [N] int32 its most agreeing neighbour numbered after it (both: _grow_kernels.py)
 
 
 def _both_ways(
@@ -88,8 +93,11 @@ class NeighbourGrowth:
     A click keeps the selected Gaussians reachable from the clicked ones through agreeing selected neighbours. The
     agreeing edges are made symmetric and labelled by connected component once per edge cut (`_symmetric`), each
     row listing its backbone first (`BACKBONE`: the node's most agreeing neighbours and the nodes that count it
-    among theirs). Per click, a seed's component that the selection holds whole is kept as it is and a component
-    without a seed is dropped; the seeds' partly held components are searched in two breadth-first searches
+    among theirs). Once `prepare` has compiled it (the field's warm-up), a selection in ascending order is searched
+    by one kernel (`_grow_kernels.reach`, over each node's strongest links before and after it, then whole rows
+    only where those leave nodes; `compiled`). Otherwise (the previous path), per click, a seed's component that
+    the selection holds whole is kept as it is and a component without a seed is dropped; the seeds' partly held
+    components are searched in two breadth-first searches
     (SciPy's `breadth_first_order`, in C, each from a virtual root): one over the selected members' backbone
     entries from the seeds, which reaches nearly all of what the whole graph would, then one over the whole rows of
     the members it left, from everything it reached. Any path the second search follows is a path of the agreeing
@@ -133,7 +141,15 @@ class NeighbourGrowth:
         self.lenient_cos = float(np.partition(flat, cut)[cut]) if flat.size else 1.0
         """The `LENIENT_QUANTILE` quantile of the neighbour cosines: `edge_cut` never asks for more than this."""
         self.fast = True
-        """Search from the seeds over the backbone, then the rest (`_reached`); False runs `grow_components`."""
+        """Search from the seeds (`compiled`, or over the backbone, then the rest: `_reached`); False runs
+        `grow_components`."""
+        self.compiled = True
+        """Once `prepare` has compiled it, a selection in ascending order is searched by one compiled kernel
+        (`_grow_kernels.reach`: the strongest links first, then whole rows only where they leave nodes). Before that
+        (a CLI click, which never warms up: numba's import and loading would cost it ~0.7 s CPU) and with False, the
+        two SciPy searches of `_reached` run, the previous path, kept for the benchmark's before/after."""
+        self._prepared = False  # `prepare` compiled the search: the graphs carry their links from then on
+        self._buffers: tuple[np.ndarray, ...] | None = None  # `reach`'s reused [N] arrays, made on first use
         # Reused per click: Gaussian → index in the current selection, −1 outside it; slot n stands for "no edge".
         self._inside = np.full(n + 1, -1, dtype=np.int32)
         self._node = np.zeros(n, dtype=np.int32)  # reused by `_reached`: node → 1 + index in the search, 0 outside
@@ -174,13 +190,19 @@ class NeighbourGrowth:
                 start = inside[seeds]
             finally:
                 inside[nodes] = -1
-        keep = self._keep(nodes, start[start >= 0], edge_cos)
+        ascending = nodes.size < 2 or bool((nodes[1:] > nodes[:-1]).all())
+        keep = self._keep(nodes, start[start >= 0], edge_cos, ascending)
         return selected if keep is None else selected[keep]
 
     def prepare(self, edge_cos: float) -> NeighbourGrowth:
         """Make the agreeing graph of the cut a click at `edge_cos` uses (`edge_cut`, then `_symmetric`) now, not in
-        that click: the field's warm-up calls it, since at 1M Gaussians it took the first fine click 1.3 s."""
+        that click: the field's warm-up calls it, since at 1M Gaussians it took the first fine click 1.3 s. With
+        `compiled`, also the graph's links (0.5 s at 1M) and the compiled search (numba: seconds the first time on a
+        machine, then loaded from its cache), which the clicks take from then on."""
+        self._prepared = self._prepared or self.compiled  # from now on the graphs carry the compiled search's links
         self._symmetric(self.edge_cut(edge_cos))
+        if self._prepared:  # compile (or load from numba's cache) the click's kernel now, for this graph's types
+            compile_now((self._search_compiled, (np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))))
         return self
 
     def keep_nodes(
@@ -203,17 +225,20 @@ class NeighbourGrowth:
         if self.rank is not None:
             seeds = self.rank[seeds]
         at = np.minimum(np.searchsorted(nodes, seeds), nodes.size - 1)
-        return self._keep(nodes, at[nodes[at] == seeds], edge_cos)
+        return self._keep(nodes, at[nodes[at] == seeds], edge_cos, ascending=True)
 
     def _keep(
         self,
         nodes: np.ndarray,  # [S] int nodes of the graph: the selection
         start: np.ndarray,  # [T'] int positions in `nodes` of the selected seeds
         edge_cos: float,
+        ascending: bool,  # `nodes` strictly ascending: the compiled search can take them
     ) -> np.ndarray | None:  # [S] bool, None: all kept
         if start.size == 0:
             return None
         graph = self._symmetric(edge_cos)
+        if self.compiled and self._prepared and ascending:
+            return self._search_compiled(nodes, start, graph)
         labels, sizes = graph.component, graph.sizes
         # A component of the whole agreeing graph that the selection holds entirely is reached whole from a seed in
         # it (nothing links it to the rest), and one without a seed is never reached: only the seeds' components
@@ -245,6 +270,29 @@ class NeighbourGrowth:
         seeded = start[member[label[start]]]
         keep[search] = self._reached(nodes[search], np.searchsorted(search, seeded), graph)
         return keep
+
+    def _search_compiled(
+        self,
+        nodes: np.ndarray,  # [M] int ascending nodes of the graph (it is restricted to them)
+        start: np.ndarray,  # [T] int positions in `nodes` of the seeds
+        graph: AgreeingGraph | None = None,  # None: the current graph (warm-up: compiles on a tiny one)
+    ) -> np.ndarray | None:  # [M] bool: linked to a seed among `nodes`; None when all are
+        """`_grow_kernels.reach` with this growth's reused buffers (made on first use, under the lock)."""
+        if graph is None:  # warm-up: a one-node graph of the same types as the real one
+            graph = self._graph
+            index = np.int32 if graph is None else graph.indptr.dtype
+            none = np.full(1, -1, dtype=np.int32)
+            graph = AgreeingGraph(
+                0.0, np.zeros(2, dtype=index), none, np.zeros(0, dtype=np.int32), none, none, none, none
+            )
+        nodes = nodes.astype(np.int64, copy=False)  # the types warm-up compiled for (a no-op on a click's positions)
+        start = start.astype(np.int64, copy=False)
+        keep = np.empty(nodes.size, dtype=bool)
+        with self._lock:
+            if self._buffers is None:
+                self._buffers = search_buffers(self.neighbors.shape[0])
+            count = reach(nodes, start, graph.down, graph.up, graph.indptr, graph.indices, *self._buffers, keep)
+        return None if count == nodes.size else keep
 
     def _reached(
         self,
@@ -412,7 +460,15 @@ class NeighbourGrowth:
             indptr = indptr.astype(index)
             backbone_end = (backbone.indptr[1:] + rest.indptr[:-1]).astype(index)
             del backbone, rest
-            self._graph = AgreeingGraph(edge_cos, indptr, backbone_end, indices, component, np.bincount(component))
+            sizes = np.bincount(component)
+            self._graph = AgreeingGraph(edge_cos, indptr, backbone_end, indices, component, sizes, None, None)
+        if self._prepared and self._graph.down is None:  # the compiled search's links (`_grow_kernels.py`)
+            n = self.neighbors.shape[0]
+            down, up = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)
+            rank = np.arange(n, dtype=np.int32) if self.rank is None else self.rank
+            scratch = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)
+            strongest_links(self.neighbors, self.cos, rank, np.float32(edge_cos), down, up, *scratch)
+            self._graph = self._graph._replace(down=down, up=up)
         return self._graph
 
     def _agreeing_neighbours(self, edge_cos: float) -> np.ndarray:  # [N, k] int32

@@ -29,6 +29,9 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 from torch import Tensor
 
+from ..core.jit import compile_now
+from ._pieces_kernels import dropped_pieces
+
 MIN_CLUSTER_SHARE = 0.5
 """Share of a piece's Gaussians that must be in the clicked Gaussians' global cluster."""
 MEAN_SAMPLE = 512
@@ -56,6 +59,11 @@ class SeparatePieces:
         self._index = np.full(n, -1, dtype=np.int32)  # reused: Gaussian → index among the dropped ones, −1 outside
         self._grown = np.zeros(n, dtype=bool)  # reused: marks the grown piece
         self._lock = threading.Lock()
+        self.fast = True
+        """Once `prepare` has compiled its kernel, `after_growth` works from growth's mask over the selection's
+        ascending nodes; before that (a CLI click, which never warms up) and with False, it runs `__call__` over the
+        ids (the previous path, kept for the benchmark's before/after)."""
+        self._prepared = False
 
     def __call__(
         self,
@@ -93,6 +101,59 @@ class SeparatePieces:
             (np.ones(int(inside.sum()), dtype=np.int8), (src[inside], dst[inside])), shape=(rest.size, rest.size)
         )
         count, comp = connected_components(graph, directed=True, connection="weak")
+        return self._choose(rest, touch, comp, count, grown, target, piece_cos)
+
+    def prepare(self) -> SeparatePieces:
+        """Compile (or load from numba's cache) `after_growth`'s kernel now, on a one-Gaussian selection of the types a
+        click passes (`FeatureField.warm_up`), so that it never compiles inside a click."""
+        one, no = np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        args = (one, np.zeros(1, dtype=bool), no, no, self.neighbors, np.zeros(1, dtype=np.int32))
+        compile_now((dropped_pieces, (*args, np.zeros(0, dtype=bool), no)))
+        self._prepared = True
+        return self
+
+    def after_growth(
+        self,
+        selected: np.ndarray,  # [S] int ids the threshold selected
+        keep: np.ndarray,  # [S] bool: growth kept it (`NeighbourGrowth.keep_nodes`)
+        grown: np.ndarray,  # [G] int ids growth kept: selected[keep]
+        nodes: np.ndarray,  # [S] int ascending: the selection in the growth's numbering (PrunedBank positions)
+        rank: np.ndarray,  # [N] int the node of each Gaussian id
+        seeds: np.ndarray,  # [T] int ids that were clicked
+        *,
+        piece_cos: float,
+    ) -> np.ndarray:  # [P] ids of the pieces to add, in the selection's order (`__call__`'s answer)
+        """`__call__` for a selection that growth handed over as its mask over ascending nodes: what growth dropped
+        is where the mask is off, and whether a neighbour is selected, grown or dropped is a binary search of its node
+        among the selection's (`_pieces_kernels.dropped_pieces`, with the pieces' union-find), so nothing is marked or
+        cleared over the grown part (tens of thousands of scattered ids at 1M Gaussians); the work is proportional to
+        what growth dropped."""
+        if not (self.fast and self._prepared):
+            return self(selected, grown, seeds, piece_cos=piece_cos)
+        selected = np.asarray(selected, dtype=np.int64)
+        empty = np.zeros(0, dtype=np.int64)
+        dropped = np.flatnonzero(~keep)  # [R] positions in the selection
+        if dropped.size == 0 or dropped.size == selected.size:
+            return empty
+        target = self._target(np.asarray(seeds, dtype=np.int64))
+        if target is not None and target < 0:
+            return empty
+        rest = selected[dropped]  # [R] ids, in the selection's order
+        touch = np.empty(rest.size, dtype=bool)
+        comp = np.empty(rest.size, dtype=np.int64)
+        count = dropped_pieces(nodes, keep, dropped, rest, self.neighbors, rank, touch, comp)
+        return self._choose(rest, touch, comp, count, np.asarray(grown, dtype=np.int64), target, piece_cos)
+
+    def _choose(
+        self,
+        rest: np.ndarray,  # [R] int ids growth dropped
+        touch: np.ndarray,  # [R] bool: one of its neighbours is grown
+        comp: np.ndarray,  # [R] int its piece: connected to the others through neighbours growth dropped
+        count: int,  # how many pieces
+        grown: np.ndarray,  # [G] int ids growth kept
+        target: int | None,  # the clicked Gaussians' global cluster (`_target`), None: no check
+        piece_cos: float,
+    ) -> np.ndarray:  # [P] ids: the pieces that touch nothing grown and are the clicked part
         sizes = np.bincount(comp, minlength=count).astype(np.float64)
         touching = np.zeros(count, dtype=bool)
         touching[comp[touch]] = True
@@ -101,7 +162,7 @@ class SeparatePieces:
             same = np.bincount(comp, weights=self.clusters[rest] == target, minlength=count) / sizes
             keep &= same >= MIN_CLUSTER_SHARE
         if not keep.any():  # most clicks: every dropped piece touches the part; the features need not be read
-            return empty
+            return np.zeros(0, dtype=np.int64)
         mean = self.bank[:, grown[:: -(-grown.size // MEAN_SAMPLE)]].sum(1)  # [D]
         mean /= max(float(np.linalg.norm(mean)), 1e-12)
         keep &= np.bincount(comp, weights=mean @ self.bank[:, rest], minlength=count) / sizes >= piece_cos
