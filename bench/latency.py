@@ -27,13 +27,15 @@
   torch (`weights_torch`), and torch's
   nearest-candidates-first blend (`front`) beside `weights_reference`.
 - **Look + chunk diff** per browser after a click (what `ClientView.on_change` does: the look's parts and
-  `LayeredSplats.update`, beside the previous path, the look's array and the selection-aware `ChunkedSplats.update`,
-  and the one before it, comparing every chunk), a second layered browser shown the same look after the first (what
-  each further browser pays: the per-look counts and mixed rows already made), and **bytes per one-object change** as
-  a share of the whole splat buffer, for both (bench.viewer's figures, at the same size).
+  `LayeredSplats.update`, beside the same with its kernels' NumPy references (`compiled` False), the previous path,
+  the look's array and the selection-aware `ChunkedSplats.update`, and the one before it, comparing every chunk), a
+  second layered browser shown the same look after the first (what each further browser pays: the per-look counts
+  and mixed rows already made), and **bytes per one-object change** as a share of the whole splat buffer, for both
+  (bench.viewer's figures, at the same size).
 
 `splatseg bench --quick --section latency --json F` writes the keys `click_coarse_p50_ms`, `click_fine_p50_ms`,
-`saga_p50_ms`, `look_diff_p50_ms` (the first browser; `look_diff_next_browser_p50_ms` each further one),
+`saga_p50_ms`, `look_diff_p50_ms` (the first browser; `look_diff_next_browser_p50_ms` each further one;
+`look_diff_numpy_p50_ms` without the kernels),
 `bytes_per_object_change_fraction` (and p95s, previous and reference p50s,
 `saga_auto_p50_ms` and `saga_auto_first_p50_ms` with their p95s and previous path,
 selection mismatches, `click_coarse_cpu_*_ms` with `click_coarse_cpu_segment_previous_ms`, `click_fine_cpu_*_ms`
@@ -340,17 +342,19 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
     chunks = SplatChunks(synth.scene)
     layered = LayeredSplats(_CountingSceneApi(), chunks, session.rgba())
     second = LayeredSplats(_CountingSceneApi(), chunks, session.rgba())  # a second browser beside the first
+    numpy_layers = LayeredSplats(_CountingSceneApi(), chunks, session.rgba())  # the kernels' NumPy references
+    numpy_layers.compiled = False
     previous = ChunkedSplats(_CountingSceneApi(), chunks, session.rgba())
     full = ChunkedSplats(_CountingSceneApi(), chunks, session.rgba())
     full.incremental = False
-    for client in (layered, second):
+    for client in (layered, second, numpy_layers):
         client.prefetch(session.look_parts()[2], session.tint_layer())
     for s in (previous, full):
         s.prefetch_dim(session.look_layers()[2])
     clients = [layered, previous, full]
     # Wall time and this thread's CPU time: on a box loaded far beyond its cores the wall time of a few-ms step is
     # mostly waiting for a core; the CPU time is what the step itself costs.
-    spent: list[list[tuple[float, float]]] = [[], [], []]
+    spent: list[list[tuple[float, float]]] = [[], [], [], []]
     next_browser: list[tuple[float, float]] = []  # the second browser, after the first (the per-look counts made)
     shares: list[list[float]] = [[], [], []]  # bytes sent per click (these clicks' selections) / whole buffer
     for k, (cam, px) in enumerate(zip(cameras, pixels, strict=True)):
@@ -358,11 +362,17 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
         for action in ("click", "clear"):
             if action == "clear":
                 session.edit("clear")
-            turns = [0, 1, 2] if k % 2 else [1, 2, 0]  # alternate which goes first
+            # The layered client and its NumPy twin alternate first and second (the selection fresh in cache for
+            # both alike); the previous paths, whose ~20 ms update flushes the caches, come after them.
+            turns = [0, 3, 1, 2] if k % 2 else [3, 0, 1, 2]
             look = (0.0, 0.0)
             for j in turns:
                 t0, c0 = time.perf_counter(), time.thread_time()
-                if j == 0:  # the look's parts (what `ClientView` asks the session for) + the layered update
+                if j == 3:  # the same with the kernels' NumPy references (`LayeredSplats.compiled` False)
+                    parts, plain, dimmed = session.look_parts()
+                    stats = numpy_layers.update(parts, plain=plain, dimmed=dimmed)
+                    took = (time.perf_counter() - t0, time.thread_time() - c0)
+                elif j == 0:  # the look's parts (what `ClientView` asks the session for) + the layered update
                     parts, plain, dimmed = session.look_parts()
                     stats = layered.update(parts, plain=plain, dimmed=dimmed)
                     took = (time.perf_counter() - t0, time.thread_time() - c0)
@@ -380,8 +390,10 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
                     took = (look[0] + time.perf_counter() - t0, look[1] + time.thread_time() - c0)
                 if action == "click":
                     spent[j].append((took[0] * 1e3, took[1] * 1e3))
-                    shares[j].append(stats.share)
-    for key, times in zip(("look_diff", "look_diff_reference", "look_diff_full"), spent, strict=True):
+                    if j < 3:
+                        shares[j].append(stats.share)
+    keys = ("look_diff", "look_diff_reference", "look_diff_full", "look_diff_numpy")
+    for key, times in zip(keys, spent, strict=True):
         wall, cpu = [t[0] for t in times[2:]], [t[1] for t in times[2:]]
         out[f"{key}_p50_ms"] = percentile(wall, 50)
         out[f"{key}_p95_ms"] = percentile(wall, 95)
@@ -392,7 +404,7 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
     out["look_diff_next_browser_cpu_p50_ms"] = percentile([t[1] for t in next_browser[2:]], 50)
     out["click_bytes_fraction"] = float(np.mean(shares[0]))
     out["click_bytes_reference_fraction"] = float(np.mean(shares[1]))
-    del session, layered, second, previous, full, click, saga, synth
+    del session, layered, second, numpy_layers, previous, full, click, saga, synth
     b = bench_bytes(num_gaussians)
     out["bytes_per_object_change_fraction"] = b["change_mean"]
     out["bytes_first_selection_fraction"] = b["first_mean"]
@@ -512,13 +524,17 @@ def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
     )
     look_ratio = r["look_diff_reference_p50_ms"] / max(r["look_diff_p50_ms"], 1e-9)
     full_ratio = r["look_diff_full_p50_ms"] / max(r["look_diff_p50_ms"], 1e-9)
+    numpy_ratio = r["look_diff_numpy_p50_ms"] / max(r["look_diff_p50_ms"], 1e-9)
     figures.append(
         Figure(
             "latency",
             f"look + chunk diff after a click p50, {label}",
             r["look_diff_p50_ms"],
             "ms",
-            f"p95 {r['look_diff_p95_ms']:.1f} ms; layered splats (viewer/splat_layers.py); previous path "
+            f"p95 {r['look_diff_p95_ms']:.1f} ms; layered splats (viewer/splat_layers.py), compiled counts and "
+            f"blend (viewer/_layer_kernels.py); their NumPy references p50 {r['look_diff_numpy_p50_ms']:.2f} ms "
+            f"(p95 {r['look_diff_numpy_p95_ms']:.1f}, CPU p50 {r['look_diff_numpy_cpu_p50_ms']:.2f}): "
+            f"×{numpy_ratio:.2f}; previous path "
             f"(`ChunkedSplats`, selection-aware) p50 {r['look_diff_reference_p50_ms']:.1f} ms: ×{look_ratio:.1f}; "
             f"comparing every chunk {r['look_diff_full_p50_ms']:.1f} ms: ×{full_ratio:.1f}; CPU time p50 / p95 "
             f"{r['look_diff_cpu_p50_ms']:.2f} / {r['look_diff_cpu_p95_ms']:.2f} ms, previous "

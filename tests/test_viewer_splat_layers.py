@@ -32,10 +32,11 @@ def _selection(rng, kind: int, sel: np.ndarray, chunk_of: np.ndarray, num_chunks
     return out
 
 
-@pytest.mark.parametrize("seed", [3, 11])
-def test_layers_draw_what_the_reference_draws_over_random_clicks(seed: int):
+@pytest.mark.parametrize(("seed", "compiled"), [(3, True), (11, True), (3, False)])
+def test_layers_draw_what_the_reference_draws_over_random_clicks(seed: int, compiled: bool):
     """Clicks, clears, dim on and off, colourings and modes switched, the extra layers prefetched midway: after every
-    step the layered client draws exactly what the reference client draws, which is exactly the look."""
+    step the layered client draws exactly what the reference client draws, which is exactly the look (with the
+    compiled counts and row packing, and with their NumPy references)."""
     scene = random_scene(4000, seed=seed)
     chunks = SplatChunks(scene, num_chunks=32)
     base = base_rgba(scene.dc_colors, scene.opacities)
@@ -46,6 +47,7 @@ def test_layers_draw_what_the_reference_draws_over_random_clicks(seed: int):
     colors = label_colors(rng.integers(-1, 6, len(scene)))
     fast_api, ref_api = RecordingSceneApi(), RecordingSceneApi()
     fast = LayeredSplats(fast_api, chunks, base)
+    fast.compiled = compiled
     ref = ChunkedSplats(ref_api, chunks, base)
     sel = np.zeros(len(scene), bool)
     fast_bytes = ref_bytes = 0
@@ -198,8 +200,8 @@ def test_the_selected_counts_and_mixed_rows_are_made_once_per_look():
     for client in clients:
         client.update(lazy, plain=plain, dimmed=dimmed)
     counts = lazy._counts[1]
-    assert all(c.chunks.chunk_of_int32() is lazy._counts[0] for c in clients)
-    assert lazy.chunk_counts(chunks.chunk_of_int32(), chunks.num_chunks) is counts
+    assert all(c.chunks.chunk_ids() is lazy._counts[0] for c in clients)
+    assert lazy.chunk_counts(chunks.chunk_ids(), chunks.num_chunks) is counts
     by_chunk = [int(sel[chunks.order[chunks.chunk_slice(c)]].sum()) for c in range(chunks.num_chunks)]
     assert counts.tolist() == by_chunk
     buffers = [[node.buffer for node in client._mix_nodes.values()] for client in clients]

@@ -15,6 +15,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from ._layer_kernels import count_per_chunk
+
 ViewMode = Literal["highlight", "isolate", "hide", "clusters", "pca"]
 VIEW_MODES: dict[str, ViewMode] = {
     "Highlight selection": "highlight",
@@ -102,7 +104,7 @@ class Look(np.ndarray):
     def parts(self) -> tuple[np.ndarray | None, np.ndarray, np.ndarray] | None:  # (selection, rest, tinted)
         return self._parts
 
-    def chunk_counts(self, chunk_of: np.ndarray, num_chunks: int) -> np.ndarray:  # [N] int → [C] int64
+    def chunk_counts(self, chunk_of: np.ndarray, num_chunks: int) -> np.ndarray:  # [N] uint16/int32 → [C] int64
         """`selected_per_chunk` of this look's selection, made once (see `LookParts.chunk_counts`)."""
         if self._counts is None or self._counts[0] is not chunk_of:
             selection = None if self._parts is None else self._parts[0]
@@ -157,12 +159,12 @@ class LookParts:
             self._rgba = _as_look(words.view(np.uint8).reshape(-1, 4), self.selection, self.rest, self.tinted)
         return self._rgba
 
-    def chunk_counts(self, chunk_of: np.ndarray, num_chunks: int) -> np.ndarray:  # [N] int → [C] int64
+    def chunk_counts(self, chunk_of: np.ndarray, num_chunks: int) -> np.ndarray:  # [N] uint16/int32 → [C] int64
         """Selected Gaussians per chunk (`selected_per_chunk`), made once per look and kept for the next caller.
 
         The session hands every browser the same parts for a selection, and the browsers share the chunk layout
-        (`SplatChunks.chunk_of_int32`, compared by identity), so the one pass over the whole selection a click costs
-        (~1 ms at 1M Gaussians, most of a browser's look + diff) is paid once however many browsers are connected.
+        (`SplatChunks.chunk_ids`, compared by identity), so the one pass over the whole selection a click costs
+        (~0.35 ms at 1M Gaussians) is paid once however many browsers are connected.
         Two browsers asking at once may both make it: the result is the same."""
         counts = self._counts
         if counts is None or counts[0] is not chunk_of:
@@ -173,10 +175,23 @@ class LookParts:
 
 def selected_per_chunk(
     selection: np.ndarray | None,  # [N] bool, None = nothing selected
-    chunk_of: np.ndarray,  # [N] int: each Gaussian's chunk
+    chunk_of: np.ndarray,  # [N] uint16 or int32: each Gaussian's chunk
     num_chunks: int,
 ) -> np.ndarray:  # [C] int64
-    """How many Gaussians of each chunk `selection` holds: one pass over the selection (its ids), then only them."""
+    """How many Gaussians of each chunk `selection` holds: one compiled pass over the selection and the chunk ids
+    (`count_per_chunk`; ~0.35 ms at 1M Gaussians with uint16 ids where `selected_per_chunk_reference` takes ~1)."""
+    counts = np.zeros(num_chunks, np.int64)
+    if selection is not None:
+        count_per_chunk(selection.view(np.uint8), chunk_of, counts)
+    return counts
+
+
+def selected_per_chunk_reference(
+    selection: np.ndarray | None,  # [N] bool, None = nothing selected
+    chunk_of: np.ndarray,  # [N] int
+    num_chunks: int,
+) -> np.ndarray:  # [C] int64
+    """`selected_per_chunk` in NumPy: the selection's ids, their chunks, counted."""
     if selection is None:
         return np.zeros(num_chunks, np.int64)
     return np.bincount(np.take(chunk_of, np.flatnonzero(selection)), minlength=num_chunks)

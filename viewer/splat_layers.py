@@ -27,9 +27,13 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from .looks import LookParts, look_parts
+from ._layer_kernels import blend_runs
+from ._layer_kernels import warm_up as warm_up_kernels
+from .looks import LookParts, look_parts, selected_per_chunk_reference
 from .splats import BYTES_PER_GAUSSIAN, SplatChunks, UpdateStats, _alpha, _unpack, rgba_words
 
+Runs = tuple[np.ndarray, np.ndarray]
+"""Chunk-order row ranges [lo, hi) as two [K] int64 arrays (a chunk's rows are one run)."""
 LayerName = Literal["base", "dim", "tint", "mix"]
 LAYER_NAMES: tuple[LayerName, ...] = ("base", "dim", "tint", "mix")
 BASE, DIM, TINT, MIX = 0, 1, 2, 3
@@ -106,13 +110,15 @@ class LayeredSplats:
         self._mix_nodes: dict[int, _Handle] = {}
         self._batches = 0
         self._last: tuple[tuple[np.ndarray | None, np.ndarray, np.ndarray], tuple[Any, Any, Any]] | None = None
-        self._mix_pending: list[tuple[list[tuple[int, int]], np.ndarray]] = []
+        self._mix_pending: list[tuple[Runs, np.ndarray]] = []
         """Mixed chunks' words sent but not yet written into `_stored[MIX]` (chunk-order runs, their words
         concatenated): written only when read (`_flush_mix`), so a click after a clear never pays for it."""
         self._order32 = chunks.order.astype(np.int32)
         """The chunk-order permutation as int32: half the bytes to read when mixed chunks gather their selection."""
         self.incremental = True
         """Take the selection-aware path for `Look`s (False: compare every chunk)."""
+        self.compiled = True
+        """Count and pack with the compiled kernels (`_layer_kernels`); False: their NumPy references."""
         words = chunks.in_chunk_order(rgba_words(rgba))
         targets = np.where(self._chunk_all(_alpha(words) == 0), OFF, BASE).astype(np.int8)
         for i in np.flatnonzero(self._sizes > 0).tolist():
@@ -210,7 +216,10 @@ class LayeredSplats:
 
     # ---- updates -----------------------------------------------------------------------------------------------
     def prefetch(self, dimmed: np.ndarray, tinted: np.ndarray | None = None) -> int:  # [N, 4] uint8 each → bytes
-        """Send the `dim` (and `tint`) nodes ahead of the first selection, hidden (after the first frame)."""
+        """Send the `dim` (and `tint`) nodes ahead of the first selection, hidden (after the first frame), and compile
+        the click's kernels (or load them from numba's cache) so that the first click does not."""
+        if self.compiled:
+            warm_up_kernels()
         sent = 0
         for layer, look in ((DIM, dimmed), (TINT, tinted)):
             ref = self._ref(layer, look)
@@ -273,7 +282,7 @@ class LayeredSplats:
         targets[self._chunk_all(_alpha(words) == 0)] = OFF
         self._flush_mix()
         self._mix_ok = self._has[MIX] & self._chunk_all(self._stored[MIX] == words)
-        return targets, lambda runs: _runs(words, runs), (None, None)
+        return targets, MixedWords(words, None, None, self._order32), (None, None)
 
     def _targets_incremental(
         self, look: Any, parts: Any, last: Any, layers: tuple[Any, Any, Any], refs: list[Any]
@@ -291,7 +300,10 @@ class LayeredSplats:
         if selection is not None and len(selection) != n:
             return None
         # Selected Gaussians per chunk: made once per look and shared by every browser (`LookParts.chunk_counts`).
-        counts = look.chunk_counts(self.chunks.chunk_of_int32(), c)
+        if self.compiled:
+            counts = look.chunk_counts(self.chunks.chunk_ids(), c)
+        else:
+            counts = selected_per_chunk_reference(selection, self.chunks.chunk_of_int32(), c)
         rest_layer = BASE if rest is plain else DIM
         rest_words, tint_words = refs[rest_layer][1], refs[TINT][1]
         whole = counts == self._sizes
@@ -299,16 +311,8 @@ class LayeredSplats:
         zero_rest, zero_tint = self._zero_alpha(rest_words), self._zero_alpha(tint_words)
         targets[((counts == 0) | ~whole) & zero_rest & ((counts == 0) | zero_tint)] = OFF
         targets[whole & (counts > 0) & zero_tint] = OFF
-        order = self._order32
-
-        step = self._tint_step(rest_words, tint_words)
-
-        def mix_words(runs: list[tuple[int, int]]) -> np.ndarray:  # chunk-order runs → [M] words, concatenated
-            if selection is None:
-                return _runs(rest_words, runs)
-            # np.take: several times faster than fancy indexing for the one scattered gather (the selection).
-            return blend_words(np.take(selection, _runs(order, runs)), _runs(rest_words, runs), _runs(step, runs))
-
+        step = None if selection is None else self._tint_step(rest_words, tint_words)
+        mix_words = MixedWords(rest_words, selection, step, self._order32)
         if rest is not old_rest:
             self._mix_ok[:] = False  # every mix node mixes in the rest's colours
         # A chunk mixed before and now keeps its batch when its words are unchanged: they are remade for those
@@ -317,8 +321,8 @@ class LayeredSplats:
         if kept.size:
             self._flush_mix()
             runs = self._chunk_runs(kept)
-            starts = np.cumsum([0] + [hi - lo for lo, hi in runs[:-1]])
-            changed = np.add.reduceat(mix_words(runs) != _runs(self._stored[MIX], runs), starts) > 0
+            words = mix_words.words(runs) if self.compiled else mix_words.words_reference(runs)
+            changed = np.add.reduceat(words != _runs(self._stored[MIX], runs), _run_offsets(runs)) > 0
             self._mix_ok[kept[changed]] = False
         return targets, mix_words, (rest, layers[2])
 
@@ -408,7 +412,7 @@ class LayeredSplats:
         look: tuple[Any, tuple[Any, Any]],  # (the look, the (rest, tinted) looks its mixed words blend; None: its own)
         todo: np.ndarray,  # [K] chunk ids
         mix_words: Any,
-    ) -> tuple[list[tuple[int, int]], np.ndarray, np.ndarray]:  # (runs, [M] words, [M, 8] rows)
+    ) -> tuple[Runs, np.ndarray, np.ndarray]:  # (runs, [M] words, [M, 8] rows)
         """The buffer rows of the mixed chunks `todo` (geometry and the look's words, concatenated in chunk order).
 
         Made once per look and chunk set: a browser that sends the same mixed chunks from the same looks as the
@@ -417,31 +421,33 @@ class LayeredSplats:
         runs = self._chunk_runs(todo)
         shared = getattr(look[0], "shared", None)
         key = (self.chunks, *look[1])
+        name = "mixed_rows" if self.compiled else "mixed_rows_reference"
         if shared is not None:
-            made: Any = shared.get("mixed_rows")
+            made: Any = shared.get(name)
             if (
                 made is not None
                 and all(a is b for a, b in zip(made[0], key, strict=True))
                 and made[1] == todo.tobytes()
             ):
                 return runs, made[2], made[3]
-        words = mix_words(runs)
-        rows = _runs(self.chunks.geometry, runs)
-        rows[:, 7] = words
+        if self.compiled:
+            words, rows = mix_words.rows(self.chunks.geometry, runs)
+        else:
+            words, rows = mix_words.rows_reference(self.chunks.geometry, runs)
         if shared is not None:
-            shared["mixed_rows"] = (key, todo.tobytes(), words, rows)
+            shared[name] = (key, todo.tobytes(), words, rows)
         return runs, words, rows
 
-    def _chunk_runs(self, chunks: np.ndarray) -> list[tuple[int, int]]:  # [K] chunk ids → their [lo, hi) runs
+    def _chunk_runs(self, chunks: np.ndarray) -> Runs:  # [K] chunk ids → their [lo, hi) runs in chunk order
         bounds = self.chunks.bounds
-        return list(zip(bounds[chunks].tolist(), bounds[chunks + 1].tolist(), strict=True))
+        return bounds[chunks], bounds[chunks + 1]
 
     def _flush_mix(self) -> None:
         """Write the mixed chunks' words sent since the last flush into `_stored[MIX]`, oldest first."""
         stored = self._stored[MIX]
-        for runs, words in self._mix_pending:
+        for (los, his), words in self._mix_pending:
             end = 0
-            for lo, hi in runs:
+            for lo, hi in zip(los.tolist(), his.tolist(), strict=True):
                 stored[lo:hi] = words[end : end + hi - lo]
                 end += hi - lo
         self._mix_pending.clear()
@@ -481,7 +487,63 @@ def blend_words_reference(selected: np.ndarray, rest: np.ndarray, tint: np.ndarr
     return np.where(selected, tint, rest)
 
 
-def _runs(array: np.ndarray, runs: list[tuple[int, int]]) -> np.ndarray:  # [N, ...] → [sum of run lengths, ...]
+def _runs(array: np.ndarray, runs: Runs) -> np.ndarray:  # [N, ...] → [sum of run lengths, ...]
     """The rows of `array` in the runs [a, b), concatenated: one copy per run (a gather through an index array
     reads the index too and copies element by element)."""
-    return np.concatenate([array[a:b] for a, b in runs]) if runs else array[:0].copy()
+    los, his = runs
+    if not len(los):
+        return array[:0].copy()
+    return np.concatenate([array[a:b] for a, b in zip(los.tolist(), his.tolist(), strict=True)])
+
+
+def _run_offsets(runs: Runs) -> np.ndarray:  # [K] where each run starts in the concatenation
+    los, his = runs
+    return np.concatenate([[0], np.cumsum(his - los)[:-1]]).astype(np.int64)
+
+
+class MixedWords:
+    """What the mixed chunks' words are made from: the rest's words, and where `selection` holds a Gaussian, the
+    tinted word (`rest + step`, wrapping: `blend_words`). The incremental path's source; the full comparison's is the
+    look's own words with nothing to blend (`selection` None).
+
+    `words` gathers the selection and blends in one compiled pass over the runs (`blend_runs`), `rows` adds the
+    geometry (a copy per run); `words_reference` and `rows_reference` are the NumPy path (slices concatenated, a
+    gather of the selection, the blend) they are tested against."""
+
+    __slots__ = ("order", "rest", "selection", "step")
+
+    def __init__(
+        self,
+        rest: np.ndarray,  # [N] uint32 in chunk order
+        selection: np.ndarray | None,  # [N] bool in model order; None = the rest's words everywhere
+        step: np.ndarray | None,  # [N] uint32 in chunk order: tint - rest, wrapping (None with `selection`)
+        order: np.ndarray,  # [N] int32: chunk order → model order
+    ) -> None:
+        self.rest, self.selection, self.step, self.order = rest, selection, step, order
+
+    def rows(self, geometry: np.ndarray, runs: Runs) -> tuple[np.ndarray, np.ndarray]:  # → [M] words, [M, 8] rows
+        words = self.words(runs)
+        rows = _runs(geometry, runs)  # a memcpy per run
+        rows[:, 7] = words
+        return words, rows
+
+    def words(self, runs: Runs) -> np.ndarray:  # [M] uint32: the runs' words, concatenated
+        if self.selection is None or self.step is None:
+            return _runs(self.rest, runs)
+        los, his = runs
+        words = np.empty(int((his - los).sum()), np.uint32)
+        blend_runs(los, his, self.order, self.selection.view(np.uint8), self.rest, self.step, words)
+        return words
+
+    def words_reference(self, runs: Runs) -> np.ndarray:  # [M] uint32
+        if self.selection is None or self.step is None:
+            return _runs(self.rest, runs)
+        # np.take: several times faster than fancy indexing for the one scattered gather (the selection).
+        selected = np.take(self.selection, _runs(self.order, runs))
+        return blend_words(selected, _runs(self.rest, runs), _runs(self.step, runs))
+
+    def rows_reference(self, geometry: np.ndarray, runs: Runs) -> tuple[np.ndarray, np.ndarray]:
+        words = self.words_reference(runs)
+        rows = _runs(geometry, runs)
+        rows[:, 7] = words
+        return words, rows

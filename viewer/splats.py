@@ -137,6 +137,7 @@ class SplatChunks:
         self.geometry = pack_geometry(scene)[self.order]  # [N, 8] uint32 in chunk order
         """The static buffer words, already in chunk order: a chunk's buffer is a contiguous slice."""
         self._chunk_of: np.ndarray | None = None
+        self._chunk_ids: np.ndarray | None = None
 
     @property
     def num_chunks(self) -> int:
@@ -154,6 +155,14 @@ class SplatChunks:
         if self._chunk_of is None:
             self._chunk_of = self.chunk_of().astype(np.int32)
         return self._chunk_of
+
+    def chunk_ids(self) -> np.ndarray:  # [N] uint16 (int32 past 65536 chunks), kept: what a look counts chunks with
+        """`chunk_of` in the narrowest type that holds it: counting a selection per chunk reads it whole, so uint16
+        halves that pass's bytes (`looks.selected_per_chunk`)."""
+        if self._chunk_ids is None:
+            small = self.num_chunks <= np.iinfo(np.uint16).max + 1
+            self._chunk_ids = self.chunk_of_int32().astype(np.uint16) if small else self.chunk_of_int32()
+        return self._chunk_ids
 
     def in_chunk_order(self, words: np.ndarray) -> np.ndarray:  # [N] in model order → [N] in chunk order
         return words[self.order]

@@ -306,12 +306,7 @@ class FeatureField:
         """Whether a click's floater filter can write its mask from the selection's block positions: the compiled
         filter, the cells in block order and the selection still aligned with its positions (the further pieces, if
         any, are then set in that mask, and the hidden patches change it in place)."""
-        return (
-            floaters.compiled
-            and self.cells_in_block_order
-            and self.hidden_on_mask
-            and positions is not None
-        )
+        return floaters.compiled and self.cells_in_block_order and self.hidden_on_mask and positions is not None
 
     def auto_scale(
         self, camera: Camera, positives: Sequence[tuple[float, float]], *, from_masks: bool = True

@@ -23,6 +23,7 @@ from scipy.sparse.csgraph import breadth_first_order, connected_components
 from torch import Tensor
 
 from ..core.jit import compile_now
+from ._graph_kernels import backbone_first, symmetric_components
 from ._grow_kernels import reach, search_buffers, strongest_links
 
 LENIENT_QUANTILE = 0.2
@@ -85,6 +86,22 @@ def _concat_rows(
             shift = np.repeat(other, np.diff(ptr[s : t + 1]))
             indices[np.arange(first, last) + shift] = values[first:last]
     return a_ptr + b_ptr, indices
+
+
+def backbone_first_reference(
+    graph: csr_matrix,  # [N, N] the agreeing graph, rows sorted
+    backbone: csr_matrix,  # [N, N] its backbone, a sub-graph, rows sorted
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # indptr [N + 1], backbone_end [N], indices [E] int32
+    """`_graph_kernels.backbone_first` with SciPy: the entries outside the backbone as the matrices' difference, then
+    the two CSRs' rows one after the other."""
+    n = graph.shape[0]
+    graph, backbone = graph.copy(), backbone.copy()
+    graph.data[:] = 1
+    backbone.data[:] = 1
+    rest = graph - backbone  # the entries outside the backbone (a subset of the graph: none is negative)
+    indptr, indices = _concat_rows(backbone.indptr, backbone.indices, rest.indptr, rest.indices, n)
+    index = np.int32 if indices.size < 2**31 else np.int64  # a click reads int32 offsets where they fit
+    return indptr.astype(index), (backbone.indptr[1:] + rest.indptr[:-1]).astype(index), indices
 
 
 class NeighbourGrowth:
@@ -448,20 +465,33 @@ class NeighbourGrowth:
             del parts
             backbone = _both_ways(backbone_ptr, np.concatenate(strong), n)
             del strong
-            _, component = connected_components(graph, directed=True, connection="strong")  # symmetric: components
-            component = component.astype(np.int32)
-            graph.data[:] = 1
-            backbone.data[:] = 1
-            rest = graph - backbone  # the entries outside the backbone (a subset of the graph: none is negative)
-            del graph
-            # Row p: its backbone entries, then the rest; backbone_end[p] is where the backbone part ends.
-            indptr, indices = _concat_rows(backbone.indptr, backbone.indices, rest.indptr, rest.indices, n)
-            index = np.int32 if indices.size < 2**31 else np.int64  # a click reads int32 offsets where they fit
-            indptr = indptr.astype(index)
-            backbone_end = (backbone.indptr[1:] + rest.indptr[:-1]).astype(index)
-            del backbone, rest
-            sizes = np.bincount(component)
-            self._graph = AgreeingGraph(edge_cos, indptr, backbone_end, indices, component, sizes, None, None)
+            if self._prepared:
+                # Compiled (warm-up made them ready): a search labels the components without SciPy's float64 copy of
+                # the graph (the field's peak memory at 3M Gaussians, `_graph_kernels.py`), and the rows are merged
+                # backbone first row by row (`backbone_first_reference` is the SciPy path below).
+                _, component = symmetric_components(graph.indptr, graph.indices)
+                indptr, backbone_end, indices = backbone_first(
+                    graph.indptr, graph.indices, backbone.indptr, backbone.indices
+                )
+                del graph, backbone
+                self._graph = AgreeingGraph(
+                    edge_cos, indptr, backbone_end, indices, component, np.bincount(component), None, None
+                )
+            else:  # never warmed up (a CLI click): SciPy, no numba import
+                _, component = connected_components(graph, directed=True, connection="strong")  # symmetric: components
+                component = component.astype(np.int32)
+                graph.data[:] = 1
+                backbone.data[:] = 1
+                rest = graph - backbone  # the entries outside the backbone (a subset of the graph: none is negative)
+                del graph
+                # Row p: its backbone entries, then the rest; backbone_end[p] is where the backbone part ends.
+                indptr, indices = _concat_rows(backbone.indptr, backbone.indices, rest.indptr, rest.indices, n)
+                index = np.int32 if indices.size < 2**31 else np.int64  # a click reads int32 offsets where they fit
+                indptr = indptr.astype(index)
+                backbone_end = (backbone.indptr[1:] + rest.indptr[:-1]).astype(index)
+                del backbone, rest
+                sizes = np.bincount(component)
+                self._graph = AgreeingGraph(edge_cos, indptr, backbone_end, indices, component, sizes, None, None)
         if self._prepared and self._graph.down is None:  # the compiled search's links (`_grow_kernels.py`)
             n = self.neighbors.shape[0]
             down, up = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)

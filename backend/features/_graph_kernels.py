@@ -1,0 +1,133 @@
+"""Compiled kernels that lay out the growth's agreeing graph (`grow.py` `NeighbourGrowth._symmetric`) in O(N) extra
+memory: the field's warm-up builds it once, and at 3M Gaussians SciPy's steps set the server's peak memory.
+
+`symmetric_components`: connected components of a symmetric CSR graph as a breadth-first search. SciPy's
+`connected_components` first converts the graph to float64 data (8 bytes an edge: ~0.3 GB for the fine level's
+agreeing graph at 3M Gaussians, on top of the graph itself). A graph whose every edge is stored in both directions
+needs no weak / strong distinction: a search from each unlabelled node, in node order, labels each component in
+turn. The labels are numbered in order of each component's smallest node (SciPy's numbering differs; the partition
+is the same, and the tests compare partitions). `connected_components_reference` is the SciPy path.
+
+`backbone_first`: each row's backbone entries, then the row's other entries, from the whole graph and its backbone
+(a sub-graph), by merging their sorted rows; the SciPy path (`grow.py` `backbone_first_reference`: the difference of
+the two sparse matrices, which SciPy allocates for the sum of both sizes, then the two CSRs' rows concatenated) made
+three copies of the graph's entries where this writes one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse.csgraph import connected_components
+
+from ..core.jit import compile_now, kernel
+
+
+@kernel
+def _label_components(
+    indptr: np.ndarray,  # [N + 1] int: row p is indices[indptr[p] : indptr[p + 1]]
+    indices: np.ndarray,  # [E] int32 nodes
+    labels: np.ndarray,  # [N] int32 out, filled with -1
+    queue: np.ndarray,  # [N] int32 scratch
+) -> int:  # the number of components
+    n = labels.shape[0]
+    count = 0
+    for start in range(n):
+        if labels[start] >= 0:
+            continue
+        labels[start] = count
+        queue[0] = start
+        head, tail = 0, 1
+        while head < tail:
+            p = queue[head]
+            head += 1
+            for e in range(indptr[p], indptr[p + 1]):
+                q = indices[e]
+                if labels[q] < 0:
+                    labels[q] = count
+                    queue[tail] = q
+                    tail += 1
+        count += 1
+    return count
+
+
+def symmetric_components(
+    indptr: np.ndarray,  # [N + 1] int
+    indices: np.ndarray,  # [E] int nodes; every edge p → q also stored as q → p
+) -> tuple[int, np.ndarray]:  # (count, [N] int32 labels)
+    """The connected components of a graph stored in both directions: (count, labels), as SciPy returns them."""
+    n = len(indptr) - 1
+    labels = np.full(n, -1, dtype=np.int32)
+    queue = np.empty(n, dtype=np.int32)
+    count = _label_components(np.asarray(indptr), np.asarray(indices), labels, queue)
+    return int(count), labels
+
+
+@kernel
+def _merge_backbone_first(
+    graph_ptr: np.ndarray,  # [N + 1] int
+    graph: np.ndarray,  # [E] int32, sorted within each row
+    backbone_ptr: np.ndarray,  # [N + 1] int
+    backbone: np.ndarray,  # [B] int32, sorted within each row, each row a subset of the graph's
+    indptr: np.ndarray,  # [N + 1] out
+    backbone_end: np.ndarray,  # [N] out
+    indices: np.ndarray,  # [E] int32 out
+) -> int:  # entries written (E when the backbone is a sub-graph; -1 when there would be more)
+    n = backbone_end.shape[0]
+    m = 0
+    for p in range(n):
+        indptr[p] = m
+        lo, hi = backbone_ptr[p], backbone_ptr[p + 1]
+        for e in range(lo, hi):
+            if m == indices.shape[0]:
+                return -1  # more entries than the graph has: the backbone is not a sub-graph
+            indices[m] = backbone[e]
+            m += 1
+        backbone_end[p] = m
+        j = lo
+        for e in range(graph_ptr[p], graph_ptr[p + 1]):
+            q = graph[e]
+            while j < hi and backbone[j] < q:
+                j += 1
+            if j < hi and backbone[j] == q:
+                continue
+            if m == indices.shape[0]:
+                return -1
+            indices[m] = q
+            m += 1
+    indptr[n] = m
+    return m
+
+
+def backbone_first(
+    graph_ptr: np.ndarray,  # [N + 1] int
+    graph: np.ndarray,  # [E] int32 sorted rows
+    backbone_ptr: np.ndarray,  # [N + 1] int
+    backbone: np.ndarray,  # [B] int32 sorted rows, a sub-graph of `graph`
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # indptr [N + 1], backbone_end [N], indices [E] int32
+    """Row p of the result: p's backbone entries, then its other entries of the graph (both ascending);
+    indptr and backbone_end int32 where the entries' offsets fit, else int64."""
+    n = len(graph_ptr) - 1
+    index = np.int32 if len(graph) < 2**31 else np.int64
+    indptr, backbone_end = np.empty(n + 1, dtype=index), np.empty(n, dtype=index)
+    indices = np.empty(len(graph), dtype=np.int32)
+    written = _merge_backbone_first(graph_ptr, graph, backbone_ptr, backbone, indptr, backbone_end, indices)
+    if written != len(graph):
+        raise ValueError("the backbone is not a sub-graph of the graph")
+    return indptr, backbone_end, indices
+
+
+def connected_components_reference(graph) -> tuple[int, np.ndarray]:  # scipy CSR → (count, [N] labels)
+    count, labels = connected_components(graph, directed=True, connection="strong")
+    return int(count), labels
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the kernels for the index types the agreeing graph uses."""
+    for index in (np.int32, np.int64):
+        ptr = np.array([0, 1, 2], dtype=index)
+        entries = np.array([1, 0], dtype=np.int32)
+        compile_now((_label_components, (ptr, entries, np.full(2, -1, np.int32), np.empty(2, np.int32))))
+    ptr, entries = np.array([0, 1, 2], dtype=np.int32), np.array([1, 0], dtype=np.int32)
+    for out in (np.int32, np.int64):
+        outs = (np.empty(3, out), np.empty(2, out), np.empty(2, np.int32))
+        compile_now((_merge_backbone_first, (ptr, entries, ptr, entries, *outs)))
