@@ -168,7 +168,7 @@ class NeighbourGrowth:
         self._prepared = False  # `prepare` compiled the search: the graphs carry their links from then on
         self._buffers: tuple[np.ndarray, ...] | None = None  # `reach`'s reused [N] arrays, made on first use
         # Reused per click: Gaussian → index in the current selection, −1 outside it; slot n stands for "no edge".
-        self._inside = np.full(n + 1, -1, dtype=np.int32)
+        self._inside_ids: np.ndarray | None = None  # made on first use (`_inside`): block-position clicks never read it
         self._node = np.zeros(n, dtype=np.int32)  # reused by `_reached`: node → 1 + index in the search, 0 outside
         self._lock = threading.Lock()  # guards the reused buffers (the viewer clicks from several threads)
         self._agreeing: tuple[float, np.ndarray] | None = None  # (cut, [N, k] int32 neighbour or n where cos ≤ cut)
@@ -201,7 +201,7 @@ class NeighbourGrowth:
         if self.rank is not None:
             seeds = self.rank[seeds]
         with self._lock:
-            inside = self._inside
+            inside = self._inside()
             inside[nodes] = np.arange(selected.size, dtype=np.int32)
             try:
                 start = inside[seeds]
@@ -210,6 +210,11 @@ class NeighbourGrowth:
         ascending = nodes.size < 2 or bool((nodes[1:] > nodes[:-1]).all())
         keep = self._keep(nodes, start[start >= 0], edge_cos, ascending)
         return selected if keep is None else selected[keep]
+
+    def _inside(self) -> np.ndarray:  # [N + 1] int32, −1 between clicks (under the lock)
+        if self._inside_ids is None:
+            self._inside_ids = np.full(self.neighbors.shape[0] + 1, -1, dtype=np.int32)
+        return self._inside_ids
 
     def prepare(self, edge_cos: float) -> NeighbourGrowth:
         """Make the agreeing graph of the cut a click at `edge_cos` uses (`edge_cut`, then `_symmetric`) now, not in
@@ -411,7 +416,7 @@ class NeighbourGrowth:
             return selected
         agreeing = self._agreeing_neighbours(edge_cos)
         with self._lock:
-            inside = self._inside
+            inside = self._inside()
             inside[selected] = np.arange(selected.size, dtype=np.int32)
             try:
                 start = inside[np.asarray(seeds, dtype=np.int64)]

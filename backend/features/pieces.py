@@ -16,8 +16,10 @@ nearest neighbours), and a piece is added back when it
   the piece would have been grown into had it touched), and
 - lies mostly (≥ `MIN_CLUSTER_SHARE`) in the clicked Gaussians' global cluster (clusters.py: what all views' masks
   agree is one thing), where the field has clusters.
-The work is a few gathers over the selection and one small connected-components call over what growth dropped;
-the reused [N] buffers are never cleared in whole.
+After the field's warm-up the work is proportional to what growth dropped (`after_growth`: growth's mask says what
+it dropped, and a binary search among the selection's nodes what each neighbour is; one small compiled kernel,
+`_pieces_kernels.py`); the previous path (`__call__`) marks the grown ids in reused [N] buffers, never cleared in
+whole, and takes SciPy's connected components over what growth dropped.
 """
 
 from __future__ import annotations
