@@ -113,8 +113,9 @@ class LayeredSplats:
         self._mix_pending: list[tuple[Runs, np.ndarray]] = []
         """Mixed chunks' words sent but not yet written into `_stored[MIX]` (chunk-order runs, their words
         concatenated): written only when read (`_flush_mix`), so a click after a clear never pays for it."""
-        self._order32 = chunks.order.astype(np.int32)
-        """The chunk-order permutation as int32: half the bytes to read when mixed chunks gather their selection."""
+        self._order32 = chunks.order if chunks.order.dtype == np.int32 else chunks.order.astype(np.int32)
+        """The chunk-order permutation as int32 (the chunks' own, shared by every browser): half the bytes to read
+        when mixed chunks gather their selection."""
         self.incremental = True
         """Take the selection-aware path for `Look`s (False: compare every chunk)."""
         self.compiled = True
