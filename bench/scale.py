@@ -5,8 +5,9 @@ written as a PLY, and then a fresh process (so its peak RSS is the server's, not
 `splatseg view` does before a browser can draw: read the PLY (`load_scene`), pack the splat chunks and build every
 chunk's first node (`ChunkedSplats` over a byte-counting stand-in for viser: the bytes of the first frame), load
 click features (made from the tabletop's ground truth, stored where training stores them) and warm the field, then
-clicks (at pixels chosen when the scene was built, `click_pixels.json`: choosing them is the benchmark's work). Reported: PLY size, load seconds, time to the first frame's buffers, bytes for the first frame, click p50,
-and peak RSS, with the budget `peak RSS ≤ RSS after imports + RSS_BUDGET × PLY size`, and the resident set after
+clicks (at pixels chosen when the scene was built, `click_pixels.json`: choosing them is the benchmark's work).
+Reported: PLY size, load seconds, time to the first frame's buffers, bytes for the first frame, click p50, and peak
+RSS, with the budget `peak RSS ≤ RSS after imports + RSS_BUDGET × PLY size`, and the resident set after
 each stage (where the peak comes from). With `--browser`, `splatseg view` is then started on the scene as a user
 would and timed to Debian's headless chromium drawing the splats (software WebGL, so an upper bound), with that
 server's peak RSS.
