@@ -25,6 +25,11 @@ def test_the_counts_equal_the_bincount(dtype, density: float):
     np.testing.assert_array_equal(selected_per_chunk(None, chunk_of, c), np.zeros(c, np.int64))
 
 
+def test_the_counts_refuse_a_selection_of_another_size():
+    with pytest.raises(ValueError, match="selection of 10 Gaussians for a layout of 9"):
+        selected_per_chunk(np.ones(10, bool), np.zeros(9, np.uint16), 1)
+
+
 def test_the_counts_reach_the_widest_uint16_chunk_id():
     """Chunk 65535 (the largest uint16 id) is counted where it belongs, not wrapped to a negative index."""
     c = 65536
