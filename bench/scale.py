@@ -146,8 +146,8 @@ def bench_scale(num_gaussians: int, workdir: Path, *, browser: bool = False, tim
     t0 = time.perf_counter()
     if not (ply.is_file() and (folder / "object_labels.npy").is_file()):
         ply = write_sh3_scene(num_gaussians, folder)
-    _ensure_click_pixels(folder)
     build_s = time.perf_counter() - t0
+    _ensure_click_pixels(folder)
     proc = subprocess.run(
         [sys.executable, "-m", "bench.scale", "--child", str(folder)], capture_output=True, text=True, check=False
     )
