@@ -90,7 +90,8 @@ def test_no_runs_pack_nothing():
 
 def test_prefetch_compiles_the_kernels_before_any_click():
     """A fresh process: the kernels are not compiled by constructing a browser's splats (the first frame), and are
-    by `prefetch` (after the first frame), so no click pays numba's import and compilation."""
+    by `prefetch` (after the first frame), with the chunk ids they count with, so no click pays numba's import,
+    compilation or the ids."""
     import subprocess
     import sys
     import textwrap
@@ -113,8 +114,9 @@ def test_prefetch_compiles_the_kernels_before_any_click():
         looks = LookCache(base)
         splats = LayeredSplats(RecordingSceneApi(), SplatChunks(scene, num_chunks=4), base)
         before = compiled(count_per_chunk) or compiled(blend_runs) or "numba" in sys.modules
+        before = before or splats.chunks._chunk_ids is not None
         splats.prefetch(looks.layers("highlight")[1], looks.tinted("highlight"))
-        print(before, compiled(count_per_chunk) and compiled(blend_runs))
+        print(before, compiled(count_per_chunk) and compiled(blend_runs) and splats.chunks._chunk_ids is not None)
         """
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)

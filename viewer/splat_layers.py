@@ -218,9 +218,11 @@ class LayeredSplats:
     # ---- updates -----------------------------------------------------------------------------------------------
     def prefetch(self, dimmed: np.ndarray, tinted: np.ndarray | None = None) -> int:  # [N, 4] uint8 each → bytes
         """Send the `dim` (and `tint`) nodes ahead of the first selection, hidden (after the first frame), and compile
-        the click's kernels (or load them from numba's cache) so that the first click does not."""
+        the click's kernels (or load them from numba's cache) and the chunk ids they count with, so that the first
+        click does not."""
         if self.compiled:
             warm_up_kernels()
+            self.chunks.chunk_ids()
         sent = 0
         for layer, look in ((DIM, dimmed), (TINT, tinted)):
             ref = self._ref(layer, look)
