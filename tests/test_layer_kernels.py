@@ -25,6 +25,11 @@ def test_the_counts_equal_the_bincount(dtype, density: float):
     np.testing.assert_array_equal(selected_per_chunk(None, chunk_of, c), np.zeros(c, np.int64))
 
 
+def test_the_counts_refuse_a_selection_of_another_size():
+    with pytest.raises(ValueError, match="selection of 10 Gaussians for a layout of 9"):
+        selected_per_chunk(np.ones(10, bool), np.zeros(9, np.uint16), 1)
+
+
 def test_the_counts_reach_the_widest_uint16_chunk_id():
     """Chunk 65535 (the largest uint16 id) is counted where it belongs, not wrapped to a negative index."""
     c = 65536
@@ -81,3 +86,38 @@ def test_no_runs_pack_nothing():
     assert words.shape == (0,) and rows.shape == (0, 8)
     ref_words, ref_rows = mixed.rows_reference(np.zeros((100, 8), np.uint32), runs)
     assert ref_words.shape == (0,) and ref_rows.shape == (0, 8)
+
+
+def test_prefetch_compiles_the_kernels_before_any_click():
+    """A fresh process: the kernels are not compiled by constructing a browser's splats (the first frame), and are
+    by `prefetch` (after the first frame), with the chunk ids they count with, so no click pays numba's import,
+    compilation or the ids."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import sys
+        from tests.conftest import random_scene
+        from tests.helpers.splat_browser import RecordingSceneApi
+        from viewer._layer_kernels import blend_runs, count_per_chunk
+        from viewer.looks import LookCache, base_rgba
+        from viewer.splat_layers import LayeredSplats
+        from viewer.splats import SplatChunks
+
+        def compiled(fn):
+            return any(isinstance(c.cell_contents, list) and c.cell_contents for c in fn.__closure__)
+
+        scene = random_scene(500, seed=1)
+        base = base_rgba(scene.dc_colors, scene.opacities)
+        looks = LookCache(base)
+        splats = LayeredSplats(RecordingSceneApi(), SplatChunks(scene, num_chunks=4), base)
+        before = compiled(count_per_chunk) or compiled(blend_runs) or "numba" in sys.modules
+        before = before or splats.chunks._chunk_ids is not None
+        splats.prefetch(looks.layers("highlight")[1], looks.tinted("highlight"))
+        print(before, compiled(count_per_chunk) and compiled(blend_runs) and splats.chunks._chunk_ids is not None)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert out.stdout.split() == ["False", "True"], out.stderr[-2000:]

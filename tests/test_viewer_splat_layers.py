@@ -201,6 +201,7 @@ def test_the_selected_counts_and_mixed_rows_are_made_once_per_look():
         client.update(lazy, plain=plain, dimmed=dimmed)
     counts = lazy._counts[1]
     assert all(c.chunks.chunk_ids() is lazy._counts[0] for c in clients)
+    assert chunks.order.dtype == np.int32 and all(c._order32 is chunks.order for c in clients)  # no copy a browser
     assert lazy.chunk_counts(chunks.chunk_ids(), chunks.num_chunks) is counts
     by_chunk = [int(sel[chunks.order[chunks.chunk_slice(c)]].sum()) for c in range(chunks.num_chunks)]
     assert counts.tolist() == by_chunk

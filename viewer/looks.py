@@ -182,6 +182,8 @@ def selected_per_chunk(
     (`count_per_chunk`; ~0.35 ms at 1M Gaussians with uint16 ids where `selected_per_chunk_reference` takes ~1)."""
     counts = np.zeros(num_chunks, np.int64)
     if selection is not None:
+        if len(selection) != len(chunk_of):  # the kernel reads chunk_of at every selection index, unchecked
+            raise ValueError(f"a selection of {len(selection)} Gaussians for a layout of {len(chunk_of)}")
         count_per_chunk(selection.view(np.uint8), chunk_of, counts)
     return counts
 

@@ -113,8 +113,9 @@ class LayeredSplats:
         self._mix_pending: list[tuple[Runs, np.ndarray]] = []
         """Mixed chunks' words sent but not yet written into `_stored[MIX]` (chunk-order runs, their words
         concatenated): written only when read (`_flush_mix`), so a click after a clear never pays for it."""
-        self._order32 = chunks.order.astype(np.int32)
-        """The chunk-order permutation as int32: half the bytes to read when mixed chunks gather their selection."""
+        self._order32 = chunks.order if chunks.order.dtype == np.int32 else chunks.order.astype(np.int32)
+        """The chunk-order permutation as int32 (the chunks' own, shared by every browser): half the bytes to read
+        when mixed chunks gather their selection."""
         self.incremental = True
         """Take the selection-aware path for `Look`s (False: compare every chunk)."""
         self.compiled = True
@@ -217,9 +218,11 @@ class LayeredSplats:
     # ---- updates -----------------------------------------------------------------------------------------------
     def prefetch(self, dimmed: np.ndarray, tinted: np.ndarray | None = None) -> int:  # [N, 4] uint8 each → bytes
         """Send the `dim` (and `tint`) nodes ahead of the first selection, hidden (after the first frame), and compile
-        the click's kernels (or load them from numba's cache) so that the first click does not."""
+        the click's kernels (or load them from numba's cache) and the chunk ids they count with, so that the first
+        click does not."""
         if self.compiled:
             warm_up_kernels()
+            self.chunks.chunk_ids()
         sent = 0
         for layer, look in ((DIM, dimmed), (TINT, tinted)):
             ref = self._ref(layer, look)

@@ -12,6 +12,9 @@ is the same, and the tests compare partitions). `connected_components_reference`
 (a sub-graph), by merging their sorted rows; the SciPy path (`grow.py` `backbone_first_reference`: the difference of
 the two sparse matrices, which SciPy allocates for the sum of both sizes, then the two CSRs' rows concatenated) made
 three copies of the graph's entries where this writes one.
+
+Both run inside `NeighbourGrowth.prepare`, which the field's warm-up calls: they compile (or load from numba's cache)
+there, not in a click.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse.csgraph import connected_components
 
-from ..core.jit import compile_now, kernel
+from ..core.jit import kernel
 
 
 @kernel
@@ -119,15 +122,3 @@ def backbone_first(
 def connected_components_reference(graph) -> tuple[int, np.ndarray]:  # scipy CSR → (count, [N] labels)
     count, labels = connected_components(graph, directed=True, connection="strong")
     return int(count), labels
-
-
-def warm_up() -> None:
-    """Compile (or load from numba's cache) the kernels for the index types the agreeing graph uses."""
-    for index in (np.int32, np.int64):
-        ptr = np.array([0, 1, 2], dtype=index)
-        entries = np.array([1, 0], dtype=np.int32)
-        compile_now((_label_components, (ptr, entries, np.full(2, -1, np.int32), np.empty(2, np.int32))))
-    ptr, entries = np.array([0, 1, 2], dtype=np.int32), np.array([1, 0], dtype=np.int32)
-    for out in (np.int32, np.int64):
-        outs = (np.empty(3, out), np.empty(2, out), np.empty(2, np.int32))
-        compile_now((_merge_backbone_first, (ptr, entries, ptr, entries, *outs)))
