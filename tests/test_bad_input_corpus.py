@@ -146,6 +146,32 @@ def _drop_label_keys(scene: Path, scratch: Path) -> None:
     )
 
 
+def _neighbors(change: Callable[[np.ndarray], np.ndarray]) -> Setup:
+    """The features file's neighbour table changed (the compiled kernels index with it unchecked)."""
+
+    def setup(scene: Path, scratch: Path) -> None:
+        import safetensors.torch
+        import torch
+
+        from backend.workspace import Workspace
+
+        ws = Workspace(scene)
+        path = ws.path("features/click.safetensors")
+        tensors = safetensors.torch.load_file(str(path))
+        tensors["neighbors"] = torch.from_numpy(np.ascontiguousarray(change(tensors["neighbors"].numpy())))
+        ws.save_tensors(
+            "features/click.safetensors", tensors, made_by="train", params={}, inputs={"model": _model(scene)}
+        )
+
+    return setup
+
+
+def _point_past_the_end(nb: np.ndarray) -> np.ndarray:
+    nb = nb.copy()
+    nb[5, 2] = 10**6
+    return nb
+
+
 def _huge_camera(scene: Path, scratch: Path) -> None:
     cams = json.loads((scene / "cameras.json").read_text())
     for cam in cams:
@@ -225,6 +251,10 @@ CASES: list[tuple[str, Setup | None, list[str], str]] = [
     ("query --threshold nan", None, ["query", S, "mug", "--threshold", "nan"], "--threshold"),
     ("PLY with more vertices than its header", _lie_about_vertex_count, EXPORT, "header says"),
     ("features without label keys", _drop_label_keys, SEG, "lacks"),
+    ("neighbours past the last Gaussian", _neighbors(_point_past_the_end), [*SEG, "--level", "fine"], "outside"),
+    ("neighbours negative", _neighbors(lambda nb: nb - 1), [*SEG, "--level", "fine"], "outside"),
+    ("neighbours as floats", _neighbors(lambda nb: nb.astype(np.float32)), SEG, "integer table"),
+    ("neighbours one column per row", _neighbors(lambda nb: nb.reshape(-1)), SEG, "integer table"),
 ]
 
 

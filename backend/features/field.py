@@ -77,6 +77,25 @@ def _check_tensors(method: str, tensors: dict[str, Tensor], n: int) -> None:
     for key in ("coarse_labels", "fine_labels", "training_weight"):
         if key in tensors and tuple(tensors[key].shape) != (tensors["features"].shape[0],):
             raise SplatsegError(f"the {method} features' {key} has shape {tuple(tensors[key].shape)}; {rerun}")
+    neighbors = tensors.get("neighbors")
+    if neighbors is not None:
+        # The growth, pieces, hidden-patch and floater kernels index with this table unchecked (numba does no
+        # bounds checks), so a wrong entry must stop here rather than read outside the arrays.
+        rows = tensors["features"].shape[0]
+        if (
+            neighbors.ndim != 2
+            or neighbors.shape[0] != rows
+            or not 1 <= neighbors.shape[1] <= 64
+            or neighbors.dtype.is_floating_point
+            or neighbors.dtype.is_complex
+            or neighbors.dtype == torch.bool
+        ):
+            raise SplatsegError(
+                f"the {method} features' neighbors is not an [N, k] integer table (shape {tuple(neighbors.shape)}, "
+                f"{neighbors.dtype}); {rerun}"
+            )
+        if neighbors.numel() and (int(neighbors.min()) < 0 or int(neighbors.max()) >= rows):
+            raise SplatsegError(f"the {method} features' neighbors point outside the {rows} Gaussians; {rerun}")
 
 
 class FeatureField:
