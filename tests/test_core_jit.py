@@ -26,3 +26,22 @@ def test_kernel_runs_compiled():
 
     assert isinstance(_cumulative.__wrapped__, type(_cumulative.py_func))
     assert any(isinstance(v, numba.core.registry.CPUDispatcher) for v in _cumulative.__closure__[0].cell_contents)
+
+
+def test_kernel_compiles_without_a_cache_where_numba_has_nowhere_to_write_one(monkeypatch):
+    import numba
+
+    real = numba.njit
+
+    def njit(*args, cache=False, **kwargs):
+        if cache:
+            raise RuntimeError("cannot cache function: no locator available for file")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", njit)
+
+    @kernel
+    def double(x):
+        return x * 2
+
+    assert double(21) == 42

@@ -33,13 +33,20 @@ def kernel(fn: F) -> F:
         if not compiled:
             with _LOCK:
                 if not compiled:
-                    import numba
-
-                    compiled.append(numba.njit(cache=True, nogil=True)(fn))
+                    compiled.append(_compile(fn))
         return compiled[0](*args)
 
     call.py_func = fn  # type: ignore[attr-defined]
     return call  # type: ignore[return-value]
+
+
+def _compile(fn: Callable[..., Any]) -> Callable[..., Any]:
+    import numba
+
+    try:
+        return numba.njit(cache=True, nogil=True)(fn)
+    except RuntimeError:  # no writable place for numba's cache (a read-only install, no home): compile each time
+        return numba.njit(nogil=True)(fn)
 
 
 def compile_now(*kernels_and_args: tuple[Callable[..., Any], tuple[Any, ...]]) -> None:
