@@ -165,23 +165,3 @@ def test_the_batch_gate_equals_the_all_pairs_agreement() -> None:
     f = cache.fine[pick]
     expected = (f[:, None] == f[None, :]) & (both >= 2) & (agree < 0.5) & ~torch.eye(64, dtype=torch.bool)
     assert merged.any() and torch.equal(merged, expected)
-
-
-def test_a_gaussian_keeps_its_feature_cluster_only_where_its_views_name_it() -> None:
-    from backend.features.click import vote_checked_labels
-
-    # masks 0, 1 belong to cluster 0 (the lid), 2 to cluster 1 (the spout), 3 to no cluster (merged masks).
-    mask_cluster = torch.tensor([0, 0, 1, -1])
-    votes = torch.tensor(
-        [
-            [0, 1, 3, -1],  # a lid Gaussian: its views name the lid
-            [3, 3, 2, -1],  # a body Gaussian by the lid whose feature says lid; its views name the spout once
-            [3, 3, -1, -1],  # only merged masks: no cluster named, the feature decides
-            [-1, -1, -1, -1],  # no vote at all
-            [0, 2, -1, -1],  # a tie between lid and spout: the feature's cluster is among the most named
-        ],
-        dtype=torch.int32,
-    )
-    labels = torch.tensor([0, 0, 0, 1, 0])
-    assert vote_checked_labels(labels, votes, mask_cluster, 2).tolist() == [0, -1, 0, 1, 0]
-    assert vote_checked_labels(labels, votes, mask_cluster, 2, chunk=2).tolist() == [0, -1, 0, 1, 0]

@@ -104,9 +104,6 @@ class ClickConfig:
     """Push (not only stop pulling) the pairs `fine_agreement` finds merged in this view."""
     fine_agreement_min_views: int = 3
     fine_vote_hops: int = 3
-    fine_cluster_votes: bool = False
-    """A Gaussian keeps its fine global cluster only where its own views' masks name that cluster most often
-    (`vote_checked_labels`)."""
     """A Gaussian without a vote in a reference view borrows its colour-weighted neighbours' (`fill_votes`), this
     many hops; 0 = own votes only."""
     fine_cluster_agreement: float | None = 0.6
@@ -170,7 +167,6 @@ def compute_global_clusters(
     cache: ContributionCache,
     config: ClickConfig,
     fine_masks_ok: Tensor | None = None,  # [num_masks] bool: masks the fine clusters may be found among
-    votes: Tensor | None = None,  # [N, V'] int32 fine-mask votes (`fine_agreement`), for `fine_cluster_votes`
 ) -> dict[str, GlobalClusters]:
     """Mask-average rendered features over all masks of all views → HDBSCAN per level → Gaussian assignment."""
     rendered = cache.render_all(features)  # [R, D]
@@ -183,40 +179,7 @@ def compute_global_clusters(
         centroids = cluster_centroids(mask_feats, counts, min_cluster_size=config.min_cluster_size)
         gauss = level_features(features.detach(), level, config.coarse_dim)
         labels = assign_to_clusters(gauss, centroids, confidence=config.gfl_confidence)
-        if level == "fine" and votes is not None and config.fine_cluster_votes and centroids.shape[0] > 0:
-            mask_cluster = assign_to_clusters(mask_feats, centroids, confidence=config.gfl_confidence)
-            mask_cluster = torch.where(counts > 0, mask_cluster, torch.full_like(mask_cluster, -1))
-            labels = vote_checked_labels(labels, votes, mask_cluster, centroids.shape[0])
         out[level] = GlobalClusters(centroids=centroids, labels=labels)
-    return out
-
-
-def vote_checked_labels(
-    labels: Tensor,  # [N] int64 cluster by feature, -1 = none
-    votes: Tensor,  # [N, V'] int32 global fine-mask id per reference view, -1 = no vote
-    mask_cluster: Tensor,  # [num_masks] int64 cluster of each mask, -1 = none
-    num_clusters: int,
-    *,
-    chunk: int = 1 << 17,
-) -> Tensor:  # [N] int64
-    """Keep a Gaussian's feature cluster only where its own views name that cluster most often (among its votes for
-    masks that belong to a cluster); a Gaussian no such vote reaches keeps its feature cluster.
-
-    A part whose masks form no cluster of their own (a teapot's body, merged with its lid, spout or handle in most
-    views) otherwise has its Gaussians near the lid assigned to the lid's cluster, and GFL pulls them into it."""
-    out = labels.clone()
-    for s in range(0, labels.shape[0], chunk):
-        v = votes[s : s + chunk].long()  # [n, V']
-        vc = torch.where(v >= 0, mask_cluster[v.clamp(min=0)], torch.full_like(v, -1))  # [n, V']
-        tally = torch.zeros(v.shape[0], num_clusters + 1)
-        tally.scatter_add_(1, vc + 1, torch.ones_like(vc, dtype=tally.dtype))
-        tally = tally[:, 1:]  # drop the "no cluster" column
-        has = tally.sum(1) > 0
-        best = tally.max(1, keepdim=True).values
-        own = out[s : s + chunk]
-        own_tally = tally.gather(1, own.clamp(min=0)[:, None]).squeeze(1)
-        named = own_tally >= best.squeeze(1)  # ties: any most-named cluster
-        out[s : s + chunk] = torch.where((own >= 0) & has & ~named, torch.full_like(own, -1), own)
     return out
 
 
@@ -262,7 +225,7 @@ def train_click(
     bar = tqdm(range(config.iterations), desc="train click", unit="it", disable=not progress, dynamic_ncols=True)
     for it in bar:
         if it >= gfl_first and (it - gfl_first) % config.gfl_every == 0:
-            clusters = compute_global_clusters(feats.detach(), cache, config, fine_masks_ok, votes)
+            clusters = compute_global_clusters(feats.detach(), cache, config, fine_masks_ok)
             assigned = {level: torch.nonzero(c.labels >= 0).squeeze(1) for level, c in clusters.items()}
         if not order:
             order = [usable[i] for i in torch.randperm(len(usable), generator=g).tolist()]
@@ -314,7 +277,7 @@ def train_click(
     final = unit_halves(feats.detach(), cd)
     if config.fill_unseen and config.iterations >= config.fill_min_iterations:
         final = fill_unseen_features(final, cache, neighbors, config)
-    clusters = compute_global_clusters(final, cache, config, fine_masks_ok, votes)
+    clusters = compute_global_clusters(final, cache, config, fine_masks_ok)
     for level, c in clusters.items():
         assigned = int((c.labels >= 0).sum())
         log.info("%s: %d global clusters, %d of %d Gaussians assigned", level, c.num_clusters, assigned, n)
