@@ -105,6 +105,7 @@ def test_filled_votes_match_the_reference_and_keep_own_votes() -> None:
     for w in (None, weights):
         got = fill_votes(votes, neighbors, w, hops=2)
         assert torch.equal(got, fill_votes_reference(votes, neighbors, w, hops=2))
+        assert torch.equal(got, fill_votes(votes, neighbors, w, hops=2, chunk=7))  # chunks read the same hop
         own = votes >= 0
         assert torch.equal(got[own], votes[own])
         assert (got >= 0).sum() > own.sum()

@@ -68,6 +68,7 @@ def fill_votes(
     weights: Tensor | None = None,  # [N, k] float neighbour weights (colour affinity); None = all 1
     *,
     hops: int = 3,
+    chunk: int = 8192,
 ) -> Tensor:  # [N, V'] int32: every missing vote that a neighbour can lend filled
     """A Gaussian without a vote in a view borrows the vote most of its neighbours' weight holds, `hops` times.
 
@@ -81,17 +82,24 @@ def fill_votes(
         missing = torch.nonzero((out < 0).any(1)).squeeze(1)
         if missing.numel() == 0:
             break
-        nbv = out.index_select(0, nb[missing].reshape(-1)).reshape(missing.numel(), nb.shape[1], -1)  # [U, k, V']
-        nbv = nbv.permute(0, 2, 1)  # [U, V', k]
-        wm = w[missing][:, None, :] * (nbv >= 0).float()  # [U, V', k]
-        # score of each candidate j: the weight of the neighbours voting as j does
-        score = ((nbv[..., :, None] == nbv[..., None, :]).float() * wm[..., None, :]).sum(-1)  # [U, V', k]
-        score = torch.where(nbv >= 0, score, torch.full_like(score, -1.0))
-        best = score.max(-1, keepdim=True).values  # [U, V', 1]
-        pick = torch.where((score == best) & (best > 0), nbv, torch.full_like(nbv, -1)).max(-1).values  # [U, V']
-        own = out[missing]
-        out[missing] = torch.where(own >= 0, own, pick.to(out.dtype))
+        prev = out.clone()  # every hop reads the previous hop's votes only
+        for s in range(0, missing.numel(), chunk):  # [n, V', k, k] comparisons: chunked, 8192 · 32 · 64 floats
+            rows = missing[s : s + chunk]
+            out[rows] = _fill_rows(prev, rows, nb, w)
     return out
+
+
+def _fill_rows(votes: Tensor, rows: Tensor, nb: Tensor, w: Tensor) -> Tensor:  # [n] ids → [n, V'] int32
+    nbv = votes.index_select(0, nb[rows].reshape(-1)).reshape(rows.numel(), nb.shape[1], -1)  # [n, k, V']
+    nbv = nbv.permute(0, 2, 1)  # [n, V', k]
+    wm = w[rows][:, None, :] * (nbv >= 0).float()  # [n, V', k]
+    # score of each candidate j: the weight of the neighbours voting as j does
+    score = ((nbv[..., :, None] == nbv[..., None, :]).float() * wm[..., None, :]).sum(-1)  # [n, V', k]
+    score = torch.where(nbv >= 0, score, torch.full_like(score, -1.0))
+    best = score.max(-1, keepdim=True).values  # [n, V', 1]
+    pick = torch.where((score == best) & (best > 0), nbv, torch.full_like(nbv, -1)).max(-1).values  # [n, V']
+    own = votes[rows]
+    return torch.where(own >= 0, own, pick.to(own.dtype))
 
 
 def fill_votes_reference(votes: Tensor, neighbors: Tensor, weights: Tensor | None = None, *, hops: int = 3) -> Tensor:
