@@ -58,6 +58,7 @@ def two_level_contrastive(
     margin_coarse: float,
     margin_fine: float,
     hard_negatives: bool = False,
+    fine_gate: tuple[Tensor | None, ...] | None = None,  # [B, B] bool: (pulls to drop, pushes to drop, pushes to add)
 ) -> tuple[Tensor, Tensor]:  # (coarse loss, fine loss)
     """Click-Gaussian's contrastive loss at both levels with the granularity prior.
 
@@ -67,6 +68,10 @@ def two_level_contrastive(
     coarse half, and counting them would dilute the few sibling pairs (a mug's coffee against its body) to nothing
     in the average. They see the coarse half through a stop-gradient: pushing two parts apart must not tear the
     object's shared coarse feature.
+
+    `fine_gate` removes fine pairs that the other views contradict (`features.fine_agreement`): pulls of pairs
+    this view merged, pushes of pairs this view split; its optional third mask adds pushes (pairs of one coarse
+    mask that this view merged but the others keep apart).
     """
     coarse = rendered[:, :coarse_dim]
     same_coarse = same_group(coarse_labels)
@@ -76,12 +81,22 @@ def two_level_contrastive(
     detached = torch.cat([coarse.detach(), rendered[:, coarse_dim:]], dim=1)
     sim_f_sg = cosine_matrix(detached)
     same_fine = same_group(fine_labels)
+    negative = same_coarse & ~same_fine
+    positive = same_fine
+    if fine_gate is not None:
+        drop_pull, drop_push, add_push = (*fine_gate, None, None, None)[:3]
+        if drop_pull is not None:
+            positive = positive & ~drop_pull
+        if drop_push is not None:
+            negative = negative & ~drop_push
+        if add_push is not None:
+            negative = negative | (add_push & same_coarse & ~positive)
     loss_f = pair_contrastive(
         sim_f,
-        same_fine,
+        positive,
         margin=margin_fine,
         negative_sim=sim_f_sg,
-        negative=same_coarse & ~same_fine,
+        negative=negative,
         hard_negatives=hard_negatives,
     )
     return loss_c, loss_f
