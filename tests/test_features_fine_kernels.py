@@ -298,3 +298,65 @@ def test_a_field_without_warm_up_clicks_without_the_kernels(monkeypatch: pytest.
     growth = field._growths[("fine", None)][1]
     assert not growth._prepared and growth._buffers is None
     assert any(m.any() for m in masks)
+
+
+def _fast_paths(field, on: bool) -> None:
+    """Every fast path of a click (compiled kernels, block positions, masks in place) on, or all off (the previous
+    paths, each held to its own reference by the tests above and in test_*_kernel.py)."""
+    field.cells_in_block_order = field.hidden_on_mask = on
+    field._ray_caster().compiled = field._floater_filter().compiled = on
+    field._floater_filter().keep_by_cell = on
+    for patches in field._hidden.values():
+        patches.compiled = on
+    for _, pruned in field._pruned.values():
+        pruned.vectorised = pruned.compiled = on
+    for _, growth in field._growths.values():
+        growth.fast = growth.compiled = on
+    for _, pieces in field._piece_finders.values():
+        pieces.fast = on
+
+
+def test_a_fine_click_selects_the_same_on_the_fast_paths_as_on_the_previous_ones(monkeypatch) -> None:
+    # The fast paths meet inside `FeatureField.segment`: growth's mask over the block positions, the pieces it
+    # dropped (over the WHOLE thresholded selection's positions), the floater filter writing the mask from the grown
+    # positions. Each is tested alone above; this holds the whole click to the previous paths, with pieces found.
+    from backend.features.field import FeatureField
+    from backend.synthetic import build_tabletop, orbit_cameras
+
+    synth = build_tabletop(seed=1, num_gaussians=20_000)
+    g = torch.Generator().manual_seed(2)
+    n = len(synth.object_labels)
+    coarse = F.normalize(torch.randn(int(synth.object_labels.max()) + 1, 12, generator=g), dim=1)
+    fine = F.normalize(torch.randn(int(synth.part_labels.max()) + 1, 12, generator=g), dim=1)
+    feats = torch.cat(
+        [
+            F.normalize(coarse[synth.object_labels] + 0.1 * torch.randn(n, 12, generator=g), dim=1),
+            F.normalize(fine[synth.part_labels] + 0.5 * torch.randn(n, 12, generator=g), dim=1),
+        ],
+        dim=1,
+    )
+    tensors = {
+        "features": feats,
+        "coarse_centroids": torch.zeros(0, 12),
+        "neighbors": knn_neighbors(synth.scene.means, 8),
+        "fine_labels": torch.from_numpy(synth.part_labels.astype(np.int64)),
+    }
+    field = FeatureField(synth.scene, "click", tensors).warm_up()
+    dropped = []
+    real = SeparatePieces.after_growth
+
+    def spy(self, selected, keep, *args, **kwargs):
+        dropped.append(int((~keep).sum()))
+        return real(self, selected, keep, *args, **kwargs)
+
+    monkeypatch.setattr(SeparatePieces, "after_growth", spy)
+    differ = 0
+    for cam in orbit_cameras(synth, views=3, resolution=96, seed=1):
+        for y in range(8, 96, 11):
+            for x in range(8, 96, 11):
+                _fast_paths(field, True)
+                new = field.segment(cam, [(float(x), float(y))], level="fine").mask
+                _fast_paths(field, False)
+                differ += not np.array_equal(new, field.segment(cam, [(float(x), float(y))], level="fine").mask)
+    assert sum(d > 0 for d in dropped) >= 3  # growth dropped something and the pieces step ran on it
+    assert differ == 0

@@ -254,7 +254,7 @@ class FeatureField:
         extra = None  # further pieces of the clicked part (pieces.py): added after the floater filter
         if edge_cos is not None and selected.size:
             growth = self._growth(level, scale, self._bank(level, scale) if bank is None else bank)
-            before, keep = selected, None
+            before, before_positions, keep = selected, positions, None
             if positions is not None and growth.fast and growth.order is pruned.perm:  # the graph's own numbering
                 keep = growth.keep_nodes(positions, seeds, edge_cos=growth.edge_cut(edge_cos))
                 if keep is not None and not keep.all():
@@ -267,8 +267,14 @@ class FeatureField:
             if piece_cos is not None and selected.size != before.size:
                 pieces = self._pieces(level, scale, self._bank(level, scale) if bank is None else bank)
                 if keep is not None:  # growth's mask over the selection's nodes: no marking by id
-                    extra = pieces.after_growth(
-                        before, keep, selected, positions, growth.rank, seeds, piece_cos=growth.edge_cut(piece_cos)
+                    extra = pieces.after_growth(  # over the whole thresholded selection's positions
+                        before,
+                        keep,
+                        selected,
+                        before_positions,
+                        growth.rank,
+                        seeds,
+                        piece_cos=growth.edge_cut(piece_cos),
                     )
                 else:
                     extra = pieces(before, selected, seeds, piece_cos=growth.edge_cut(piece_cos))

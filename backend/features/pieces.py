@@ -132,6 +132,8 @@ class SeparatePieces:
         what growth dropped."""
         if not (self.fast and self._prepared):
             return self(selected, grown, seeds, piece_cos=piece_cos)
+        if not len(selected) == len(keep) == len(nodes):  # the kernel reads them unchecked, aligned
+            raise ValueError(f"after_growth: {len(selected)} selected, {len(keep)} flags, {len(nodes)} nodes")
         selected = np.asarray(selected, dtype=np.int64)
         empty = np.zeros(0, dtype=np.int64)
         dropped = np.flatnonzero(~keep)  # [R] positions in the selection
