@@ -148,6 +148,11 @@ def _drop_label_keys(scene: Path, scratch: Path) -> None:
 
 def _neighbors(change: Callable[[np.ndarray], np.ndarray]) -> Setup:
     """The features file's neighbour table changed (the compiled kernels index with it unchecked)."""
+    return _features_tensor("neighbors", change)
+
+
+def _features_tensor(key: str, change: Callable[[np.ndarray], np.ndarray]) -> Setup:
+    """One tensor of the features file changed (as `_neighbors` does for the neighbour table)."""
 
     def setup(scene: Path, scratch: Path) -> None:
         import safetensors.torch
@@ -158,7 +163,7 @@ def _neighbors(change: Callable[[np.ndarray], np.ndarray]) -> Setup:
         ws = Workspace(scene)
         path = ws.path("features/click.safetensors")
         tensors = safetensors.torch.load_file(str(path))
-        tensors["neighbors"] = torch.from_numpy(np.ascontiguousarray(change(tensors["neighbors"].numpy())))
+        tensors[key] = torch.from_numpy(np.ascontiguousarray(change(tensors[key].numpy())))
         ws.save_tensors(
             "features/click.safetensors", tensors, made_by="train", params={}, inputs={"model": _model(scene)}
         )
@@ -254,6 +259,9 @@ CASES: list[tuple[str, Setup | None, list[str], str]] = [
     ("neighbours past the last Gaussian", _neighbors(_point_past_the_end), [*SEG, "--level", "fine"], "outside"),
     ("neighbours negative", _neighbors(lambda nb: nb - 1), [*SEG, "--level", "fine"], "outside"),
     ("neighbours as floats", _neighbors(lambda nb: nb.astype(np.float32)), SEG, "integer table"),
+    ("uncovered share too short", _features_tensor("uncovered_share", lambda s: s[:100]), SEG, "uncovered_share"),
+    ("uncovered share too long", _features_tensor("uncovered_share", lambda s: np.tile(s, 2)), SEG, "uncovered_share"),
+    ("uncovered share as a column", _features_tensor("uncovered_share", lambda s: s[:, None]), SEG, "uncovered_share"),
     ("neighbours one column per row", _neighbors(lambda nb: nb.reshape(-1)), SEG, "integer table"),
 ]
 

@@ -74,7 +74,7 @@ def _check_tensors(method: str, tensors: dict[str, Tensor], n: int) -> None:
         raise SplatsegError(f"the {method} features file lacks {', '.join(missing)}; {rerun}")
     if tensors["features"].ndim != 2:
         raise SplatsegError(f"the {method} features are not a [N, D] array; {rerun}")
-    for key in ("coarse_labels", "fine_labels", "training_weight"):
+    for key in ("coarse_labels", "fine_labels", "training_weight", "uncovered_share"):
         if key in tensors and tuple(tensors[key].shape) != (tensors["features"].shape[0],):
             raise SplatsegError(f"the {method} features' {key} has shape {tuple(tensors[key].shape)}; {rerun}")
     neighbors = tensors.get("neighbors")
