@@ -171,6 +171,12 @@ def _features_tensor(key: str, change: Callable[[np.ndarray], np.ndarray]) -> Se
     return setup
 
 
+def _huge_label(labels: np.ndarray) -> np.ndarray:
+    labels = labels.copy()
+    labels[7] = 2**31 - 1  # a cluster id that would size a 16 GB count
+    return labels
+
+
 def _point_past_the_end(nb: np.ndarray) -> np.ndarray:
     nb = nb.copy()
     nb[5, 2] = 10**6
@@ -262,6 +268,9 @@ CASES: list[tuple[str, Setup | None, list[str], str]] = [
     ("uncovered share too short", _features_tensor("uncovered_share", lambda s: s[:100]), SEG, "uncovered_share"),
     ("uncovered share too long", _features_tensor("uncovered_share", lambda s: np.tile(s, 2)), SEG, "uncovered_share"),
     ("uncovered share as a column", _features_tensor("uncovered_share", lambda s: s[:, None]), SEG, "uncovered_share"),
+    ("fine label past the centroids", _features_tensor("fine_labels", _huge_label), SEG, "fine_labels"),
+    ("coarse label below -1", _features_tensor("coarse_labels", lambda lab: lab - 2), SEG, "coarse_labels"),
+    ("labels as floats", _features_tensor("fine_labels", lambda lab: lab.astype(np.float32)), SEG, "fine_labels"),
     ("neighbours one column per row", _neighbors(lambda nb: nb.reshape(-1)), SEG, "integer table"),
 ]
 

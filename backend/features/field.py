@@ -77,6 +77,19 @@ def _check_tensors(method: str, tensors: dict[str, Tensor], n: int) -> None:
     for key in ("coarse_labels", "fine_labels", "training_weight", "uncovered_share"):
         if key in tensors and tuple(tensors[key].shape) != (tensors["features"].shape[0],):
             raise SplatsegError(f"the {method} features' {key} has shape {tuple(tensors[key].shape)}; {rerun}")
+    for level in ("coarse", "fine"):
+        labels, centroids = tensors.get(f"{level}_labels"), tensors.get(f"{level}_centroids")
+        if labels is None or centroids is None:
+            continue
+        # A cluster id indexes and sizes arrays (the pieces step's `np.bincount` of the clicked clusters): one past
+        # the centroids would read outside them, a huge one would allocate by it.
+        if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+            raise SplatsegError(f"the {method} features' {level}_labels are {labels.dtype}, not cluster ids; {rerun}")
+        if labels.numel() and (int(labels.min()) < -1 or int(labels.max()) >= centroids.shape[0]):
+            raise SplatsegError(
+                f"the {method} features' {level}_labels name clusters outside the {centroids.shape[0]} "
+                f"{level} centroids; {rerun}"
+            )
     neighbors = tensors.get("neighbors")
     if neighbors is not None:
         # The growth, pieces, hidden-patch and floater kernels index with this table unchecked (numba does no
