@@ -399,6 +399,11 @@ class FeatureField:
         self, selected: np.ndarray, seeds: np.ndarray, *, keep_ratio: float | None = None
     ) -> np.ndarray:  # [S] ids → [S'] ids kept
         """The selected Gaussians connected to the clicked ones (see floaters.py)."""
+        n = self.num_gaussians
+        for what, ids in (("selected", np.asarray(selected)), ("seeds", np.asarray(seeds))):
+            # The compiled filter indexes with them unchecked (numba does no bounds checks): the caller's ids stop here.
+            if ids.size and (ids.dtype.kind not in "iu" or int(ids.min()) < 0 or int(ids.max()) >= n):
+                raise SplatsegError(f"floater_filter: {what} must be Gaussian ids in 0..{n - 1}")
         with self._lock:
             return self._floater_filter()(selected, seeds, keep_ratio=keep_ratio)
 
