@@ -74,9 +74,19 @@ def _check_tensors(method: str, tensors: dict[str, Tensor], n: int) -> None:
         raise SplatsegError(f"the {method} features file lacks {', '.join(missing)}; {rerun}")
     if tensors["features"].ndim != 2:
         raise SplatsegError(f"the {method} features are not a [N, D] array; {rerun}")
-    for key in ("coarse_labels", "fine_labels", "training_weight", "uncovered_share"):
+    for key in ("coarse_labels", "fine_labels", "training_weight", "uncovered_share", "auto_scale"):
         if key in tensors and tuple(tensors[key].shape) != (tensors["features"].shape[0],):
             raise SplatsegError(f"the {method} features' {key} has shape {tuple(tensors[key].shape)}; {rerun}")
+    dim = tensors["features"].shape[1]
+    for key in ("gate_weight", "gate_bias"):  # SAGA's scale gate: one weight and one bias per feature channel
+        if key in tensors and tensors[key].numel() != dim:
+            count = tensors[key].numel()
+            raise SplatsegError(f"the {method} features' {key} has {count} values for {dim} channels; {rerun}")
+    quantiles = tensors.get("quantiles")
+    if quantiles is not None:  # SAGA's scale → quantile table: ascending finite scales (np.interp's table)
+        q = quantiles.double().reshape(-1)
+        if quantiles.ndim != 1 or q.numel() < 2 or not bool(torch.isfinite(q).all()) or bool((q[1:] < q[:-1]).any()):
+            raise SplatsegError(f"the {method} features' quantiles are not an ascending table of scales; {rerun}")
     for level in ("coarse", "fine"):
         labels, centroids = tensors.get(f"{level}_labels"), tensors.get(f"{level}_centroids")
         if labels is None or centroids is None:
