@@ -148,6 +148,11 @@ def _drop_label_keys(scene: Path, scratch: Path) -> None:
 
 def _neighbors(change: Callable[[np.ndarray], np.ndarray]) -> Setup:
     """The features file's neighbour table changed (the compiled kernels index with it unchecked)."""
+    return _features_tensor("neighbors", change)
+
+
+def _features_tensor(key: str, change: Callable[[np.ndarray], np.ndarray], method: str = "click") -> Setup:
+    """One tensor of the features file changed (as `_neighbors` does for the neighbour table)."""
 
     def setup(scene: Path, scratch: Path) -> None:
         import safetensors.torch
@@ -155,15 +160,23 @@ def _neighbors(change: Callable[[np.ndarray], np.ndarray]) -> Setup:
 
         from backend.workspace import Workspace
 
+        if method != "click":
+            assert main(["train", str(scene), "--method", method, "--iterations", "3"]) == 0
         ws = Workspace(scene)
-        path = ws.path("features/click.safetensors")
+        path = ws.path(f"features/{method}.safetensors")
         tensors = safetensors.torch.load_file(str(path))
-        tensors["neighbors"] = torch.from_numpy(np.ascontiguousarray(change(tensors["neighbors"].numpy())))
+        tensors[key] = torch.from_numpy(np.ascontiguousarray(change(tensors[key].numpy())))
         ws.save_tensors(
-            "features/click.safetensors", tensors, made_by="train", params={}, inputs={"model": _model(scene)}
+            f"features/{method}.safetensors", tensors, made_by="train", params={}, inputs={"model": _model(scene)}
         )
 
     return setup
+
+
+def _huge_label(labels: np.ndarray) -> np.ndarray:
+    labels = labels.copy()
+    labels[7] = 2**31 - 1  # a cluster id that would size a 16 GB count
+    return labels
 
 
 def _point_past_the_end(nb: np.ndarray) -> np.ndarray:
@@ -193,6 +206,7 @@ def _selection(make: Callable[[Path], None]) -> Setup:
 
 S, V, T = "{scene}", "{view}", "{tmp}"
 SEG = ["segment", S, "--view", V, "--pixel", "16,16", "--method", "click"]
+SAGA = ["segment", S, "--view", V, "--pixel", "16,16", "--method", "saga"]
 EXPORT = ["export", S, "--selection", f"{T}/sel.npy", "-o", f"{T}/out.ply"]
 
 CASES: list[tuple[str, Setup | None, list[str], str]] = [
@@ -254,6 +268,18 @@ CASES: list[tuple[str, Setup | None, list[str], str]] = [
     ("neighbours past the last Gaussian", _neighbors(_point_past_the_end), [*SEG, "--level", "fine"], "outside"),
     ("neighbours negative", _neighbors(lambda nb: nb - 1), [*SEG, "--level", "fine"], "outside"),
     ("neighbours as floats", _neighbors(lambda nb: nb.astype(np.float32)), SEG, "integer table"),
+    ("uncovered share too short", _features_tensor("uncovered_share", lambda s: s[:100]), SEG, "uncovered_share"),
+    ("uncovered share too long", _features_tensor("uncovered_share", lambda s: np.tile(s, 2)), SEG, "uncovered_share"),
+    ("uncovered share as a column", _features_tensor("uncovered_share", lambda s: s[:, None]), SEG, "uncovered_share"),
+    ("fine label past the centroids", _features_tensor("fine_labels", _huge_label), SEG, "fine_labels"),
+    ("coarse label below -1", _features_tensor("coarse_labels", lambda lab: lab - 2), SEG, "coarse_labels"),
+    ("labels as floats", _features_tensor("fine_labels", lambda lab: lab.astype(np.float32)), SEG, "fine_labels"),
+    ("saga gate of 3 channels", _features_tensor("gate_weight", lambda w: w[:3], "saga"), SAGA, "gate_weight"),
+    ("saga gate bias of 3 channels", _features_tensor("gate_bias", lambda b: b[:3], "saga"), SAGA, "gate_bias"),
+    ("saga quantiles empty", _features_tensor("quantiles", lambda q: q[:0], "saga"), SAGA, "quantiles"),
+    ("saga quantiles NaN", _features_tensor("quantiles", lambda q: q * np.nan, "saga"), SAGA, "quantiles"),
+    ("saga quantiles descending", _features_tensor("quantiles", lambda q: q[::-1], "saga"), SAGA, "quantiles"),
+    ("saga auto scale too short", _features_tensor("auto_scale", lambda a: a[:10], "saga"), SAGA, "auto_scale"),
     ("neighbours one column per row", _neighbors(lambda nb: nb.reshape(-1)), SEG, "integer table"),
 ]
 

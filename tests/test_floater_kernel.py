@@ -112,3 +112,32 @@ def test_segment_writes_the_same_mask_through_the_kernel():
             compared += masks[0].any()
     assert compared >= 10
     assert any(p.links.size for p in click._hidden.values())  # the hidden patches took part
+
+
+def test_clicked_ids_outside_the_scene_are_refused_before_the_kernel(tabletop_filter) -> None:
+    """The kernel reads `cell_of` at each clicked id unchecked (numba does no bounds checks): an id past the scene
+    or negative stops in Python, and the scratch tables stay clean."""
+    filt, labels = tabletop_filter
+    n = labels.size
+    selected = np.arange(0, n, 7, dtype=np.int64)
+    for bad in (np.array([n]), np.array([3, -1]), np.array([2**40])):
+        with pytest.raises(ValueError, match="outside"):
+            filt(selected, bad)
+        with pytest.raises(ValueError, match="outside"):
+            filt.into_mask(selected, np.arange(n), filt.cell_of, bad, np.zeros(n, bool))
+    assert not filt._counts.any() and (filt._local == -1).all()
+
+
+def test_field_floater_filter_refuses_ids_outside_the_scene() -> None:
+    """`FeatureField.floater_filter` is public: a caller's ids outside the scene are an error, not a kernel's read."""
+    from backend.core.errors import SplatsegError
+    from tests.test_ray_numpy import _tabletop_fields
+
+    _, click, _ = _tabletop_fields(3000)
+    n = click.num_gaussians
+    assert click.floater_filter(np.arange(0, n, 3), np.array([0])).size > 0
+    for selected, seeds in ((np.array([n]), np.array([0])), (np.array([-2]), np.array([0])), (np.arange(5), [n])):
+        with pytest.raises(SplatsegError, match="Gaussian ids"):
+            click.floater_filter(selected, np.asarray(seeds))
+    with pytest.raises(SplatsegError, match="Gaussian ids"):
+        click.floater_filter(np.array([0.5, 1.0]), np.array([0]))

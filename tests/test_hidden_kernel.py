@@ -61,3 +61,21 @@ def test_kernel_follow_on_a_seen_selection_without_votes() -> None:
     assert fast.tolist() == ref.tolist() == only_hidden.tolist()
     fast, ref = _both(patches, mask, np.array([0]))  # a clicked hidden Gaussian keeps its patch
     assert fast.tolist() == ref.tolist() == mask.tolist()
+
+
+def test_clicked_ids_outside_the_scene_are_refused_before_the_kernel() -> None:
+    """The kernel reads `hidden` and `patch` at each clicked id unchecked (numba does no bounds checks): an id past the
+    scene or negative stops in Python, the mask unchanged."""
+    rng = np.random.default_rng(5)
+    n = 500
+    nb = rng.integers(0, n, size=(n, 6))
+    normals = np.tile(np.array([[0.0, 0.0, 1.0]], np.float32), (n, 1))
+    pairs = surface_pairs(nb, normals, np.ones(n, bool), np.ones(n), 0.3)
+    patches = HiddenPatches(rng.random(n) < 0.5, pairs).warm_up()
+    assert patches.links.size
+    mask = rng.random(n) < 0.5
+    for bad in (np.array([n]), np.array([1, -1]), np.array([2**40])):
+        out = mask.copy()
+        with pytest.raises(ValueError, match="outside"):
+            patches.follow(out, bad)
+        np.testing.assert_array_equal(out, mask)

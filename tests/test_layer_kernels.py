@@ -30,6 +30,23 @@ def test_the_counts_refuse_a_selection_of_another_size():
         selected_per_chunk(np.ones(10, bool), np.zeros(9, np.uint16), 1)
 
 
+def test_the_counts_refuse_a_selection_that_is_not_a_bool_mask():
+    """The kernel reads the selection's bytes: an int64 mask of the right length has 8 bytes a flag."""
+    with pytest.raises(ValueError, match="bool mask"):
+        selected_per_chunk(np.ones(9, np.int64), np.zeros(9, np.uint16), 1)
+
+
+def test_the_mixed_words_refuse_a_selection_off_the_layout():
+    """`blend_runs` reads the selection at every `order` entry: a shorter one, or one of another type, is refused."""
+    n = 100
+    rest, step, order = np.zeros(n, np.uint32), np.ones(n, np.uint32), np.arange(n, dtype=np.int32)
+    for selection in (np.ones(n - 1, bool), np.ones(n, np.int64), np.ones((n, 1), bool)):
+        with pytest.raises(ValueError, match="for a layout of"):
+            MixedWords(rest, selection, step, order)
+    words = MixedWords(rest, np.ones(n, bool), step, order).words((np.array([0]), np.array([n])))
+    np.testing.assert_array_equal(words, np.ones(n, np.uint32))
+
+
 def test_the_counts_reach_the_widest_uint16_chunk_id():
     """Chunk 65535 (the largest uint16 id) is counted where it belongs, not wrapped to a negative index."""
     c = 65536

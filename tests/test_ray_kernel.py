@@ -108,3 +108,12 @@ def test_group_boxes_hold_their_chunks_and_a_degenerate_group_is_always_tested()
         assert (groups[g, 0:3] <= members[:, 0:3]).all() and (groups[g, 3:6] >= members[:, 3:6]).all()
         far = np.linalg.norm(members[:, 6:9] - groups[g, 6:9], axis=1) + members[:, 9]
         assert (groups[g, 9] >= far).all() and (groups[g, 10] >= members[:, 10]).all()
+
+
+def test_kernel_ray_on_chunk_counts_that_do_not_fill_the_last_group():
+    """17 and 19 chunks make 2 groups of 16 boxes: the kernel must walk 16 chunks a group (⌈C / G⌉ = 9 or 10 there
+    left chunks 9–15 under the second group's box, and missed contributors on 1 ray in 3)."""
+    for n, chunk in ((136, 8), (600, 32)):
+        caster = RayCaster(random_scene(n, seed=5, spread=1.0), chunk=chunk).warm_up()
+        assert caster._kernel.groups.shape[0] == 2 and caster.packed.shape[0] % 16
+        assert _compare(caster, [front_camera(64, distance=3.0)], np.random.default_rng(0), 150) > 25

@@ -57,6 +57,17 @@ def test_viewport_roundtrip_and_viser_rotation_convention():
     assert math.isclose(vp["fov"], math.radians(50), rel_tol=1e-9)
 
 
+def test_a_non_finite_screen_position_is_refused():
+    """The browser's click position is untrusted: NaN or infinite stops before it joins a prompt."""
+    from backend.core.errors import SplatsegError
+
+    cam = camera_from_viewport(position=np.zeros(3), wxyz=np.array([1.0, 0, 0, 0]), fov_y=1.0, width=64, height=48)
+    assert screen_to_pixel(cam, (0.5, 0.25)) == (32.0, 12.0)
+    for bad in ((math.nan, 0.5), (0.5, math.inf), (-math.inf, math.nan)):
+        with pytest.raises(SplatsegError, match="screen position"):
+            screen_to_pixel(cam, bad)
+
+
 def test_up_direction_and_initial_view():
     cams = [
         look_at(

@@ -73,8 +73,14 @@ def camera_from_handle(handle, *, name: str = "browser") -> Camera:  # handle: v
 
 
 def screen_to_pixel(camera: Camera, screen_pos: tuple[float, float]) -> tuple[float, float]:
-    """viser's [0, 1] screen position → pixel position in `camera` (pixel centres at integer + 0.5)."""
-    return float(screen_pos[0]) * camera.width, float(screen_pos[1]) * camera.height
+    """viser's [0, 1] screen position → pixel position in `camera` (pixel centres at integer + 0.5).
+
+    The position is the browser's word: a NaN or infinite one is refused here, before it joins a prompt (whose every
+    re-run would then fail on it) or reaches the click's integer pixel lookups."""
+    x, y = float(screen_pos[0]), float(screen_pos[1])
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise SplatsegError("the browser reported an invalid screen position; reload the page")
+    return x * camera.width, y * camera.height
 
 
 def viewport_of(camera: Camera) -> dict[str, object]:

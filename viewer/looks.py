@@ -184,6 +184,8 @@ def selected_per_chunk(
     if selection is not None:
         if len(selection) != len(chunk_of):  # the kernel reads chunk_of at every selection index, unchecked
             raise ValueError(f"a selection of {len(selection)} Gaussians for a layout of {len(chunk_of)}")
+        if selection.dtype != np.bool_:  # its bytes are the kernel's flags: another type has more bytes than flags
+            raise ValueError(f"a selection is a bool mask, not {selection.dtype}")
         count_per_chunk(selection.view(np.uint8), chunk_of, counts)
     return counts
 

@@ -522,6 +522,9 @@ class MixedWords:
         step: np.ndarray | None,  # [N] uint32 in chunk order: tint - rest, wrapping (None with `selection`)
         order: np.ndarray,  # [N] int32: chunk order → model order
     ) -> None:
+        # `blend_runs` reads the selection's bytes at every `order` entry unchecked (numba does no bounds checks).
+        if selection is not None and (selection.dtype != np.bool_ or selection.shape != order.shape):
+            raise ValueError(f"a selection {selection.shape} {selection.dtype} for a layout of {order.shape}")
         self.rest, self.selection, self.step, self.order = rest, selection, step, order
 
     def rows(self, geometry: np.ndarray, runs: Runs) -> tuple[np.ndarray, np.ndarray]:  # → [M] words, [M, 8] rows

@@ -95,6 +95,9 @@ def segment_command(
     field = load_field(scene, method, workspace=workspace)  # type: ignore[arg-type]
     field.warm_up()  # build the ray caster and the floater filter first: "milliseconds" is the click itself
     result, report = _segment_once(field, camera, view, pixels, negatives, level, scale, threshold)
+    # A SAGA click at an unbuilt scale has its bank built in a daemon thread; a process that exits while that
+    # thread is inside torch aborts (exit 134, "terminate called without an active exception") after its output.
+    field.wait_for_banks()
     if mask_out is not None:
         from ..io.selection import save_selection
 
@@ -157,6 +160,7 @@ def run_batch(args: argparse.Namespace) -> int:
             p.threshold if p.threshold is not None else args.threshold,
         )
         print_report(report)
+    field.wait_for_banks()  # as `segment`: the process must not exit while the bank builder runs
     return 0
 
 

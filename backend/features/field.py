@@ -74,9 +74,32 @@ def _check_tensors(method: str, tensors: dict[str, Tensor], n: int) -> None:
         raise SplatsegError(f"the {method} features file lacks {', '.join(missing)}; {rerun}")
     if tensors["features"].ndim != 2:
         raise SplatsegError(f"the {method} features are not a [N, D] array; {rerun}")
-    for key in ("coarse_labels", "fine_labels", "training_weight"):
+    for key in ("coarse_labels", "fine_labels", "training_weight", "uncovered_share", "auto_scale"):
         if key in tensors and tuple(tensors[key].shape) != (tensors["features"].shape[0],):
             raise SplatsegError(f"the {method} features' {key} has shape {tuple(tensors[key].shape)}; {rerun}")
+    dim = tensors["features"].shape[1]
+    for key in ("gate_weight", "gate_bias"):  # SAGA's scale gate: one weight and one bias per feature channel
+        if key in tensors and tensors[key].numel() != dim:
+            count = tensors[key].numel()
+            raise SplatsegError(f"the {method} features' {key} has {count} values for {dim} channels; {rerun}")
+    quantiles = tensors.get("quantiles")
+    if quantiles is not None:  # SAGA's scale → quantile table: ascending finite scales (np.interp's table)
+        q = quantiles.double().reshape(-1)
+        if quantiles.ndim != 1 or q.numel() < 2 or not bool(torch.isfinite(q).all()) or bool((q[1:] < q[:-1]).any()):
+            raise SplatsegError(f"the {method} features' quantiles are not an ascending table of scales; {rerun}")
+    for level in ("coarse", "fine"):
+        labels, centroids = tensors.get(f"{level}_labels"), tensors.get(f"{level}_centroids")
+        if labels is None or centroids is None:
+            continue
+        # A cluster id indexes and sizes arrays (the pieces step's `np.bincount` of the clicked clusters): one past
+        # the centroids would read outside them, a huge one would allocate by it.
+        if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+            raise SplatsegError(f"the {method} features' {level}_labels are {labels.dtype}, not cluster ids; {rerun}")
+        if labels.numel() and (int(labels.min()) < -1 or int(labels.max()) >= centroids.shape[0]):
+            raise SplatsegError(
+                f"the {method} features' {level}_labels name clusters outside the {centroids.shape[0]} "
+                f"{level} centroids; {rerun}"
+            )
     neighbors = tensors.get("neighbors")
     if neighbors is not None:
         # The growth, pieces, hidden-patch and floater kernels index with this table unchecked (numba does no
@@ -386,6 +409,11 @@ class FeatureField:
         self, selected: np.ndarray, seeds: np.ndarray, *, keep_ratio: float | None = None
     ) -> np.ndarray:  # [S] ids → [S'] ids kept
         """The selected Gaussians connected to the clicked ones (see floaters.py)."""
+        n = self.num_gaussians
+        for what, ids in (("selected", np.asarray(selected)), ("seeds", np.asarray(seeds))):
+            # The compiled filter indexes with them unchecked (numba does no bounds checks): the caller's ids stop here.
+            if ids.size and (ids.dtype.kind not in "iu" or int(ids.min()) < 0 or int(ids.max()) >= n):
+                raise SplatsegError(f"floater_filter: {what} must be Gaussian ids in 0..{n - 1}")
         with self._lock:
             return self._floater_filter()(selected, seeds, keep_ratio=keep_ratio)
 

@@ -208,6 +208,10 @@ class FloaterFilter:
 
     def _kernel(self, selected, perm, cells, seeds, keep_ratio, mask) -> np.ndarray:  # holding the lock
         ratio = self.keep_ratio if keep_ratio is None else float(keep_ratio)
+        seeds = np.ascontiguousarray(seeds, dtype=np.int64).reshape(-1)
+        # The kernel reads cell_of at each seed unchecked (numba does no bounds checks); a few ids: checked here.
+        if seeds.size and (int(seeds.min()) < 0 or int(seeds.max()) >= self.num_gaussians):
+            raise ValueError(f"floater filter: a clicked id outside the {self.num_gaussians} Gaussians")
         return filter_selection(
             selected,
             perm,
@@ -215,7 +219,7 @@ class FloaterFilter:
             self.cell_of,
             self.adj_indptr,
             self.adj_indices,
-            np.ascontiguousarray(seeds, dtype=np.int64).reshape(-1),
+            seeds,
             int(self.min_support),
             float(ratio),
             self._counts,

@@ -225,6 +225,9 @@ class HiddenPatches:
             return mask
         if self.compiled and mask.dtype == np.bool_ and mask.flags.c_contiguous and mask.size == self.hidden.size:
             clicked = np.zeros(0, np.int64) if seeds is None else np.ascontiguousarray(seeds, dtype=np.int64)
+            # The kernel reads `hidden` and `patch` at each clicked id unchecked (numba does no bounds checks).
+            if clicked.size and (int(clicked.min()) < 0 or int(clicked.max()) >= mask.size):
+                raise ValueError(f"hidden patches: a clicked id outside the {mask.size} Gaussians")
             follow_mask(
                 mask,
                 self.hidden,

@@ -181,7 +181,9 @@ def ray_blend(
 
     hit_chunks = np.empty(num_chunks, np.int64)
     num_hit = 0
-    group = (num_chunks + groups.shape[0] - 1) // groups.shape[0]
+    # `group_boxes(boxes, GROUP)`'s grouping: GROUP chunks a group (not ⌈C / G⌉, which is smaller when G < 16 and
+    # C is not a multiple of 16: the chunks past it were then tested under the next group's box and missed).
+    group = GROUP
     for g in range(groups.shape[0]):
         if groups[g, 11] == 0 and not box_hit(groups[g]):  # no chunk of the group can be hit
             continue
