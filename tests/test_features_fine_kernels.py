@@ -25,6 +25,38 @@ def _random_graph(seed: int, n: int = 400, k: int = 6) -> tuple[np.ndarray, torc
     return nb, F.normalize(torch.from_numpy(rng.normal(size=(n, 3))).float(), dim=1)
 
 
+def _tabletop_click_field(seed: int, fine_noise: float, fine_labels: bool = False):
+    """A warmed-up click field over a 20k tabletop: features made from its ground truth (one 12-d direction per object
+    and per part, plus noise), its real 8 nearest neighbours, and (optionally) the parts as fine cluster labels."""
+    from backend.features.field import FeatureField
+    from backend.synthetic import build_tabletop
+
+    synth = build_tabletop(seed=seed, num_gaussians=20_000)
+    g = torch.Generator().manual_seed(seed + 1)
+    n = len(synth.object_labels)
+    if fine_labels:  # the order the fields were drawn in (each test's field as it was)
+        coarse = F.normalize(torch.randn(int(synth.object_labels.max()) + 1, 12, generator=g), dim=1)
+        fine = F.normalize(torch.randn(int(synth.part_labels.max()) + 1, 12, generator=g), dim=1)
+    else:
+        fine = F.normalize(torch.randn(int(synth.part_labels.max()) + 1, 12, generator=g), dim=1)
+        coarse = F.normalize(torch.randn(int(synth.object_labels.max()) + 1, 12, generator=g), dim=1)
+    feats = torch.cat(
+        [
+            F.normalize(coarse[synth.object_labels] + 0.1 * torch.randn(n, 12, generator=g), dim=1),
+            F.normalize(fine[synth.part_labels] + fine_noise * torch.randn(n, 12, generator=g), dim=1),
+        ],
+        dim=1,
+    )
+    tensors = {
+        "features": feats,
+        "coarse_centroids": torch.zeros(0, 12),
+        "neighbors": knn_neighbors(synth.scene.means, 8),
+    }
+    if fine_labels:
+        tensors["fine_labels"] = torch.from_numpy(synth.part_labels.astype(np.int64))
+    return synth, FeatureField(synth.scene, "click", tensors).warm_up()
+
+
 def _links(growth: NeighbourGrowth, cut: float, fn=strongest_links) -> tuple[np.ndarray, np.ndarray]:
     n = growth.neighbors.shape[0]
     down, up = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)
@@ -145,27 +177,9 @@ def _dispatcher(fn):
 def test_warm_up_compiles_the_fine_clicks_kernels_for_the_types_a_click_passes() -> None:
     # After the field's warm-up, a fine click (growth and pieces on the fast path) adds no signature to the kernels:
     # nothing compiles inside a click.
-    from backend.features.field import FeatureField
-    from backend.synthetic import build_tabletop, orbit_cameras
+    from backend.synthetic import orbit_cameras
 
-    synth = build_tabletop(seed=0, num_gaussians=20_000)
-    g = torch.Generator().manual_seed(1)
-    centres = F.normalize(torch.randn(int(synth.part_labels.max()) + 1, 12, generator=g), dim=1)
-    coarse = F.normalize(torch.randn(int(synth.object_labels.max()) + 1, 12, generator=g), dim=1)
-    n = len(synth.object_labels)
-    feats = torch.cat(
-        [
-            F.normalize(coarse[synth.object_labels] + 0.1 * torch.randn(n, 12, generator=g), dim=1),
-            F.normalize(centres[synth.part_labels] + 0.4 * torch.randn(n, 12, generator=g), dim=1),
-        ],
-        dim=1,
-    )
-    tensors = {
-        "features": feats,
-        "coarse_centroids": torch.zeros(0, 12),
-        "neighbors": knn_neighbors(synth.scene.means, 8),
-    }
-    field = FeatureField(synth.scene, "click", tensors).warm_up()
+    synth, field = _tabletop_click_field(seed=0, fine_noise=0.4)
     signatures = {fn: list(_dispatcher(fn).signatures) for fn in (reach, dropped_pieces)}
     cam = orbit_cameras(synth, views=2, resolution=96, seed=0)[0]
     growth = field._growths[("fine", None)][1]
@@ -320,28 +334,9 @@ def test_a_fine_click_selects_the_same_on_the_fast_paths_as_on_the_previous_ones
     # The fast paths meet inside `FeatureField.segment`: growth's mask over the block positions, the pieces it
     # dropped (over the WHOLE thresholded selection's positions), the floater filter writing the mask from the grown
     # positions. Each is tested alone above; this holds the whole click to the previous paths, with pieces found.
-    from backend.features.field import FeatureField
-    from backend.synthetic import build_tabletop, orbit_cameras
+    from backend.synthetic import orbit_cameras
 
-    synth = build_tabletop(seed=1, num_gaussians=20_000)
-    g = torch.Generator().manual_seed(2)
-    n = len(synth.object_labels)
-    coarse = F.normalize(torch.randn(int(synth.object_labels.max()) + 1, 12, generator=g), dim=1)
-    fine = F.normalize(torch.randn(int(synth.part_labels.max()) + 1, 12, generator=g), dim=1)
-    feats = torch.cat(
-        [
-            F.normalize(coarse[synth.object_labels] + 0.1 * torch.randn(n, 12, generator=g), dim=1),
-            F.normalize(fine[synth.part_labels] + 0.5 * torch.randn(n, 12, generator=g), dim=1),
-        ],
-        dim=1,
-    )
-    tensors = {
-        "features": feats,
-        "coarse_centroids": torch.zeros(0, 12),
-        "neighbors": knn_neighbors(synth.scene.means, 8),
-        "fine_labels": torch.from_numpy(synth.part_labels.astype(np.int64)),
-    }
-    field = FeatureField(synth.scene, "click", tensors).warm_up()
+    synth, field = _tabletop_click_field(seed=1, fine_noise=0.5, fine_labels=True)
     dropped = []
     real = SeparatePieces.after_growth
 
