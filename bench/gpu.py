@@ -93,7 +93,8 @@ def _cuda_test_files() -> list[str]:
 def _cuda_tests(plan: Plan) -> dict[str, Any]:
     files = _cuda_test_files()
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", "-rP", *plan.pytest_args, *files],
+        [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", "-rP", *plan.pytest_args]
+        + files,
         cwd=REPO,
         capture_output=True,
         text=True,
