@@ -85,16 +85,13 @@ def _gsplat_build(plan: Plan) -> dict[str, Any]:
 def _cuda_test_files() -> list[str]:
     """The test modules that hold CUDA tests: only these are collected, so the GPU machine needs the packages they
     import and not every test's (pycolmap, playwright)."""
-    return sorted(
-        str(p.relative_to(REPO)) for p in (REPO / "tests").glob("test_*.py") if "mark.cuda" in p.read_text()
-    )
+    return sorted(str(p.relative_to(REPO)) for p in (REPO / "tests").glob("test_*.py") if "mark.cuda" in p.read_text())
 
 
 def _cuda_tests(plan: Plan) -> dict[str, Any]:
-    files = _cuda_test_files()
+    args = ["-q", "-m", "cuda", "-p", "no:cacheprovider", "-rP", *plan.pytest_args, *_cuda_test_files()]
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", "-rP", *plan.pytest_args]
-        + files,
+        [sys.executable, "-m", "pytest", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
