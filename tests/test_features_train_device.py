@@ -5,6 +5,7 @@ bit-identical numbers to the CPU path when the device path is right. This is wha
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -76,7 +77,14 @@ CLICK = ClickConfig(
 SAGA = SagaConfig(iterations=12, batch_pixels=96, knn_sample=512)
 
 
-@pytest.mark.parametrize(("method", "config"), [("click", CLICK), ("saga", SAGA)])
+CLICK_OTHER_BRANCHES = dataclasses.replace(CLICK, knn_colour_sigma=None, fine_part_level=True, hard_negatives=True)
+
+
+@pytest.mark.parametrize(
+    ("method", "config"),
+    [("click", CLICK), ("click", CLICK_OTHER_BRANCHES), ("saga", SAGA)],
+    ids=["click", "click2", "saga"],
+)
 def test_training_on_a_device_matches_the_cpu_bit_for_bit(
     method: str, config, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

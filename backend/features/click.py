@@ -222,9 +222,9 @@ def train_click(
     votes, fine_masks_ok = None, None
     if any(x is not None for x in (config.fine_agreement, config.fine_split_agreement, config.fine_cluster_agreement)):
         votes = gaussian_fine_votes(host)  # [N, V'] (CPU)
-        if config.fine_vote_hops > 0:
-            weights_host = None if knn_weights is None else knn_weights.cpu()
-            votes = fill_votes(votes, neighbors.cpu(), weights_host, hops=config.fine_vote_hops)
+        if config.fine_vote_hops > 0:  # the heavy part ([N, V', k, k] comparisons): on the device
+            hop_weights = torch.ones(neighbors.shape, device=device) if knn_weights is None else knn_weights
+            votes = fill_votes(votes.to(device), neighbors, hop_weights, hops=config.fine_vote_hops).cpu()
         if config.fine_cluster_agreement is not None:
             agreement = mask_agreement(host, votes, min_views=config.fine_agreement_min_views, seed=config.seed)
             fine_masks_ok = ~(agreement < config.fine_cluster_agreement)  # NaN (not measured) stays
