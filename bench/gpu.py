@@ -10,9 +10,9 @@ Steps, each timed against one deadline (a step that would start after it is reco
 3. a `--render server` frame at 1M: what `viewer/server_frames.py` does per frame (upload the look and the
    selection, render colour + the selection channel with gsplat, tint, copy to the host);
 4. feature training on the GPU (bench/gpu_training.py): a small CUDA smoke training first (a device bug fails in
-   seconds, its traceback's last frames in the JSON), a small scene's click training on the CPU and on the GPU (the
-   ratio), then `train_features(device="cuda")` at 1M Gaussians / 200 views, click, then SAGA when time allows:
-   precompute / train / total seconds and the GPU's peak memory;
+   seconds, its traceback's last frames in the JSON), then `train_features(device="cuda")` for click at 1M Gaussians
+   / 200 views, then, when the step's time allows, a small scene's click training on the CPU and on the GPU (the
+   ratio) and SAGA at 1M: precompute / train / total seconds and the GPU's peak memory;
 5. click latency on the GPU machine: the click path is CPU code by design (one ray, one product over the
    blocked bank), so this is `bench.latency` at 1M on that machine's cores.
 
