@@ -189,12 +189,18 @@ def _server_frame(plan: Plan) -> dict[str, Any]:
     return {"server_frame_1m_p50_ms": p50, "server_frame_1m_p95_ms": p95}
 
 
-def _training(plan: Plan, publish: Callable[[dict[str, Any]], None], *, on_gpu: bool) -> dict[str, Any]:
+def _training(
+    plan: Plan, publish: Callable[[dict[str, Any]], None], *, on_gpu: bool, gsplat_ok: bool
+) -> dict[str, Any]:
+    """The training step (bench/gpu_training.py). Its scenes' masks are rendered with gsplat, or with the torch
+    renderer on the GPU when gsplat's build failed (slower, but the training is still measured)."""
     from .gpu_training import DRY_RUN_SIZES, Sizes, training_step
 
     if not on_gpu:
         return {"gpu_training": "not measured: no CUDA GPU here"}
-    return training_step(Sizes() if plan.device == "cuda" else DRY_RUN_SIZES, publish)
+    if plan.device != "cuda":
+        return training_step(DRY_RUN_SIZES, publish)
+    return training_step(Sizes(backend="gsplat" if gsplat_ok else "torch"), publish)
 
 
 def _click(size: int) -> dict[str, Any]:
@@ -278,7 +284,7 @@ def run(
         "cuda_tests": lambda: _cuda_tests(plan),
         "render": lambda: _render_timings(plan),
         "server_frame": lambda: _server_frame(plan),
-        "training": lambda: _training(plan, publish, on_gpu=on_gpu),
+        "training": lambda: _training(plan, publish, on_gpu=on_gpu, gsplat_ok=result.get("gsplat_build") == "ok"),
         "click": lambda: _click(click_size),
     }
     steps = [(name, every[name]) for name in STEPS if name in only and (on_gpu or name not in GPU_STEPS[:3])]
