@@ -283,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scene", type=Path, help="scene folder (or model file)")
     p.add_argument("--method", choices=["click", "saga"], default="click", help="Click-Gaussian (default) or SAGA")
     p.add_argument("--iterations", type=_positive_int, default=None, help="training steps (default: the method's)")
+    p.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="where to train: auto (default) = the CUDA GPU when torch sees one, else the CPU",
+    )
     _add_workspace(p)
     p.set_defaults(func=cmd_train)
 

@@ -9,8 +9,10 @@ Steps, each timed against one deadline (a step that would start after it is reco
 2. gsplat render time of the tabletop at 1M and 3M Gaussians, 1280×720 (p50 of 20 frames after 3 warm-ups);
 3. a `--render server` frame at 1M: what `viewer/server_frames.py` does per frame (upload the look and the
    selection, render colour + the selection channel with gsplat, tint, copy to the host);
-4. feature training on the GPU: not measured, and said so in the JSON: `train_features` has no device option (the
-   contributions cache and the optimiser run where the scene is loaded, on the CPU);
+4. feature training on the GPU (bench/gpu_training.py): a small CUDA smoke training first (a device bug fails in
+   seconds, its traceback's last frames in the JSON), then `train_features(device="cuda")` for click at 1M Gaussians
+   / 200 views, then, when the step's time allows, a small scene's click training on the CPU and on the GPU (the
+   ratio) and SAGA at 1M: precompute / train / total seconds and the GPU's peak memory;
 5. click latency on the GPU machine: the click path is CPU code by design (one ray, one product over the
    blocked bank), so this is `bench.latency` at 1M on that machine's cores.
 
@@ -20,7 +22,10 @@ Without CUDA it says so in one line and exits 1 having measured nothing, unless 
 sizes with the torch renderer in place of gsplat (and only collects the CUDA tests), which is how the script's
 plumbing is checked on a machine without a GPU (its figures mean nothing).
 
-`bench/gpu.sh [--json OUT] [--cpu-parts | --dry-run] [--click-size N]`
+`--only STEP[,STEP]` runs just those steps (cuda_tests, render, server_frame, training, click; gsplat's build
+comes first whenever one of the first four is asked for).
+
+`bench/gpu.sh [--json OUT] [--cpu-parts | --dry-run] [--click-size N] [--only STEP[,STEP]]`
 """
 
 from __future__ import annotations
@@ -184,8 +189,18 @@ def _server_frame(plan: Plan) -> dict[str, Any]:
     return {"server_frame_1m_p50_ms": p50, "server_frame_1m_p95_ms": p95}
 
 
-def _training() -> dict[str, Any]:
-    return {"gpu_training": "not measured: train_features has no device option (it trains on the CPU)"}
+def _training(
+    plan: Plan, publish: Callable[[dict[str, Any]], None], *, on_gpu: bool, gsplat_ok: bool
+) -> dict[str, Any]:
+    """The training step (bench/gpu_training.py). Its scenes' masks are rendered with gsplat, or with the torch
+    renderer on the GPU when gsplat's build failed (slower, but the training is still measured)."""
+    from .gpu_training import DRY_RUN_SIZES, Sizes, training_step
+
+    if not on_gpu:
+        return {"gpu_training": "not measured: no CUDA GPU here"}
+    if plan.device != "cuda":
+        return training_step(DRY_RUN_SIZES, publish)
+    return training_step(Sizes(backend="gsplat" if gsplat_ok else "torch"), publish)
 
 
 def _click(size: int) -> dict[str, Any]:
@@ -206,6 +221,10 @@ def readme_rows(result: dict[str, Any]) -> list[str]:
         "server_frame_1m_p50_ms": "`--render server` frame, 1M Gaussians p50",
         "gpu_machine_click_coarse_p50_ms": "click → selection (coarse) on the GPU machine's CPU",
     }
+    training = {
+        "large_click": "feature training on the GPU, click, 1M Gaussians / 200 views",
+        "large_saga": "feature training on the GPU, SAGA, 1M Gaussians / 200 views",
+    }
     machine = ("dry run, CPU, toy sizes: " if result.get("dry_run") else "") + result["machine"]
     if result.get("gsplat_build") == "ok":
         build = f"{result['gsplat_build_s']:.0f} s"
@@ -213,6 +232,21 @@ def readme_rows(result: dict[str, Any]) -> list[str]:
     for key, name in names.items():
         if isinstance(result.get(key), (int, float)):
             rows.append(f"| gpu | {name} | {result[key]:.3g} ms | {machine} |")
+    for part, name in training.items():
+        key = f"gpu_training_{part}"
+        if isinstance(result.get(f"{key}_total_s"), (int, float)):
+            note = (
+                f"{result[f'{key}_num_gaussians']} Gaussians, {result[f'{key}_views']} views, "
+                f"{result[f'{key}_iterations']} iterations: precompute {result[f'{key}_precompute_s']:.1f} s, "
+                f"train {result[f'{key}_train_s']:.1f} s, peak GPU memory {result.get(f'{key}_peak_gpu_mb', 0):.0f} MB"
+            )
+            rows.append(f"| gpu | {name} | {result[f'{key}_total_s']:.1f} s | {note}; {machine} |")
+    if isinstance(result.get("gpu_training_ratio_cpu_over_device"), (int, float)):
+        cpu_s, dev_s = result["gpu_training_ratio_click_cpu_train_s"], result["gpu_training_ratio_click_dev_train_s"]
+        rows.append(
+            f"| gpu | click training, 100k Gaussians / 40 views: CPU ÷ GPU (train phase) | "
+            f"{result['gpu_training_ratio_cpu_over_device']:.1f}× | CPU {cpu_s:.1f} s, GPU {dev_s:.1f} s; {machine} |"
+        )
     if "cuda_tests_summary" in result:
         rows.append(
             f"| gpu | CUDA tests (`pytest -m cuda`) | rc {result['cuda_tests_rc']} | {result['cuda_tests_summary']} |"
@@ -220,22 +254,41 @@ def readme_rows(result: dict[str, Any]) -> list[str]:
     return rows
 
 
-def run(*, cpu_parts: bool, click_size: int, dry_run: bool = False, json_out: Path | None = None) -> dict | None:
-    """Every step in order, each started only before the deadline; the JSON is rewritten after each step."""
+STEPS = ("cuda_tests", "render", "server_frame", "training", "click")
+GPU_STEPS = STEPS[:4]
+"""The steps that need the GPU (and gsplat's build before them)."""
+
+
+def run(
+    *,
+    cpu_parts: bool,
+    click_size: int,
+    dry_run: bool = False,
+    json_out: Path | None = None,
+    only: tuple[str, ...] = STEPS,
+) -> dict | None:
+    """Every step in order (those in `only`), each started only before the deadline; the JSON is rewritten after
+    each step (and by the training step after each of its parts)."""
     has_cuda = torch.cuda.is_available()
     if not has_cuda and not (cpu_parts or dry_run):
         return None
     plan = DRY_RUN if dry_run else Plan()
-    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = []
-    if has_cuda or dry_run:
-        steps += [
-            ("cuda_tests", lambda: _cuda_tests(plan)),
-            ("render", lambda: _render_timings(plan)),
-            ("server_frame", lambda: _server_frame(plan)),
-        ]
-    steps += [("training", _training), ("click", lambda: _click(click_size))]
     result: dict[str, Any] = {"machine": machine_description(), "dry_run": dry_run, "skipped": [], "errors": {}}
-    if has_cuda or dry_run:
+
+    def publish(partial: dict[str, Any]) -> None:
+        result.update(partial)
+        _write(result, json_out)
+
+    on_gpu = has_cuda or dry_run
+    every: dict[str, Callable[[], dict[str, Any]]] = {
+        "cuda_tests": lambda: _cuda_tests(plan),
+        "render": lambda: _render_timings(plan),
+        "server_frame": lambda: _server_frame(plan),
+        "training": lambda: _training(plan, publish, on_gpu=on_gpu, gsplat_ok=result.get("gsplat_build") == "ok"),
+        "click": lambda: _click(click_size),
+    }
+    steps = [(name, every[name]) for name in STEPS if name in only and (on_gpu or name not in GPU_STEPS[:3])]
+    if on_gpu and any(name in GPU_STEPS for name in only):
         _run_step(result, "gsplat_build", lambda: _gsplat_build(plan), json_out)
     start = time.perf_counter()  # the deadline counts from after the one-time build
     for name, step in steps:
@@ -256,9 +309,23 @@ def _run_step(result: dict[str, Any], name: str, step: Callable[[], dict[str, An
     except Exception as e:  # one failing step must not lose the others' figures
         result["errors"][name] = f"{type(e).__name__}: {e}"
     result[f"{name}_s"] = time.perf_counter() - t0
+    _write(result, json_out)
+
+
+def _write(result: dict[str, Any], json_out: Path | None) -> None:
     result["readme_rows"] = readme_rows(result)
     if json_out is not None:  # a step that overruns gpu.sh's hard limit keeps the earlier ones' figures
         write_text_atomic(json_out, json.dumps(result, indent=1))
+
+
+def _steps(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in STEPS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown step {unknown[0] if unknown else text!r}; choose from {', '.join(STEPS)}"
+        )
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,8 +335,11 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--cpu-parts", action="store_true", help="without CUDA: run the steps that need no GPU")
     mode.add_argument("--dry-run", action="store_true", help="every step on the CPU at toy sizes (checks plumbing)")
     p.add_argument("--click-size", type=int, default=1_000_000, help="Gaussians for the click step")
+    p.add_argument("--only", type=_steps, default=STEPS, help=f"comma-separated steps to run ({', '.join(STEPS)})")
     args = p.parse_args(argv)
-    result = run(cpu_parts=args.cpu_parts, click_size=args.click_size, dry_run=args.dry_run, json_out=args.json)
+    result = run(
+        cpu_parts=args.cpu_parts, click_size=args.click_size, dry_run=args.dry_run, json_out=args.json, only=args.only
+    )
     if result is None:
         print(
             "bench/gpu.sh: no CUDA GPU here (torch.cuda.is_available() is False); nothing measured "

@@ -3,6 +3,7 @@ processes (a child that dies must be an error, never a hang)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -167,7 +168,43 @@ def test_dry_run_runs_every_step_on_the_cpu(tmp_path, capsys) -> None:
     for key in ("gsplat_render_1m_p50_ms", "gsplat_render_3m_p50_ms", "server_frame_1m_p50_ms"):
         assert result[key] > 0, key
     assert result["gpu_machine_click_coarse_p50_ms"] > 0
-    assert len(result["readme_rows"]) == 5 and all("dry run" in row for row in result["readme_rows"][:4])
+    # the training step: smoke (click, SAGA), the CPU / device ratio, the large scene (click, SAGA), all trained
+    for part in ("smoke_click", "smoke_saga", "ratio_click_cpu", "ratio_click_dev", "large_click", "large_saga"):
+        assert result[f"gpu_training_{part}_total_s"] > 0 and result[f"gpu_training_{part}_iterations"] > 0, part
+        assert f"gpu_training_{part}_error" not in result, part
+    assert result["gpu_training_large_click_views"] == 4 and result["gpu_training_ratio_cpu_over_device"] > 0
+    rows = result["readme_rows"]
+    assert len(rows) == 8 and all("dry run" in row for row in rows[:7])
+    assert sum("feature training on the GPU" in row for row in rows) == 2
+
+
+def test_only_runs_the_named_steps(tmp_path, capsys) -> None:
+    out = tmp_path / "gpu.json"
+    assert gpu_main(["--json", str(out), "--dry-run", "--only", "server_frame"]) == 0
+    result = json.loads(out.read_text())
+    assert result["server_frame_1m_p50_ms"] > 0 and "server_frame_s" in result
+    for step in ("cuda_tests", "render", "training", "click"):
+        assert f"{step}_s" not in result, step
+    with pytest.raises(SystemExit) as e:
+        gpu_main(["--json", str(out), "--dry-run", "--only", "server_frame,warp"])
+    assert e.value.code == 2 and "unknown step 'warp'" in capsys.readouterr().err
+
+
+def test_a_failing_training_part_keeps_its_traceback_and_the_others_run(tmp_path) -> None:
+    """A device bug in one part is recorded with its last frames, and the next part still runs; a failing smoke
+    training ends the step."""
+    from bench.gpu_training import DRY_RUN_SIZES, SceneSize, training_step
+
+    broken = dataclasses.replace(DRY_RUN_SIZES, ratio=SceneSize(3000, 3, 48, 6, 0))  # 0 pixels a view: nothing
+    published: list[dict] = []
+    out = training_step(broken, published.append, workdir=tmp_path)
+    assert "Error" in out["gpu_training_ratio_click_cpu_error"]
+    assert "File" in out["gpu_training_ratio_click_cpu_traceback"]
+    assert out["gpu_training_large_click_total_s"] > 0 and "gpu_training_ratio_cpu_over_device" not in out
+    assert len(published) >= 6 and published[-1]["gpu_training_large_saga_total_s"] > 0
+    smoke_broken = dataclasses.replace(DRY_RUN_SIZES, smoke=SceneSize(3000, 3, 48, 4, 0))
+    with pytest.raises(Exception):  # noqa: B017 - whatever the smoke raises ends the step
+        training_step(smoke_broken, workdir=tmp_path)
 
 
 def test_the_shell_script_runs_the_module(tmp_path) -> None:
@@ -182,7 +219,7 @@ def test_cpu_parts_write_the_json(tmp_path, capsys) -> None:
     assert gpu_main(["--json", str(out), "--cpu-parts", "--click-size", "20000"]) == 0
     result = json.loads(out.read_text())
     assert result["errors"] == {}, result["errors"]
-    assert result["gpu_machine_click_coarse_p50_ms"] > 0 and "not measured" in result["gpu_training"]
+    assert result["gpu_machine_click_coarse_p50_ms"] > 0 and "no CUDA GPU" in result["gpu_training"]
     assert any("click → selection" in row for row in result["readme_rows"])
 
 
@@ -196,6 +233,13 @@ def test_readme_rows_name_only_measured_figures() -> None:
     ]
     built = readme_rows({"machine": "m", "gsplat_build": "ok", "gsplat_build_s": 301.4})
     assert built == ["| gpu | gsplat CUDA build (first use; cached after) | 301 s | m |"]
+    large = {"total_s": 61.25, "num_gaussians": 1000000, "views": 200, "iterations": 1200}
+    large |= {"precompute_s": 12.0, "train_s": 40.0, "peak_gpu_mb": 5120.0}
+    trained = readme_rows({"machine": "m"} | {f"gpu_training_large_click_{k}": v for k, v in large.items()})
+    assert trained == [
+        "| gpu | feature training on the GPU, click, 1M Gaussians / 200 views | 61.2 s | 1000000 Gaussians, "
+        "200 views, 1200 iterations: precompute 12.0 s, train 40.0 s, peak GPU memory 5120 MB; m |"
+    ]
 
 
 def test_format_load_times_reads_every_format(tmp_path) -> None:

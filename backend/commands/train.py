@@ -11,11 +11,18 @@ from ..features.train import train_features
 
 
 def run(args: argparse.Namespace) -> int:
-    return train_command(args.scene, method=args.method, iterations=args.iterations, workspace=args.workspace)
+    return train_command(
+        args.scene, method=args.method, iterations=args.iterations, workspace=args.workspace, device=args.device
+    )
 
 
 def train_command(
-    scene: Path, *, method: str = "click", iterations: int | None = None, workspace: Path | None = None
+    scene: Path,
+    *,
+    method: str = "click",
+    iterations: int | None = None,
+    workspace: Path | None = None,
+    device: str = "auto",
 ) -> int:
     """`splatseg train`: progress and the memory budget on stderr, the summary line on stdout."""
     handler = logging.StreamHandler(sys.stderr)
@@ -25,7 +32,9 @@ def train_command(
     previous = package.level
     package.setLevel(logging.INFO)
     try:
-        report = train_features(scene, method=method, iterations=iterations, workspace=workspace, progress=True)
+        report = train_features(
+            scene, method=method, iterations=iterations, workspace=workspace, progress=True, device=device
+        )
     finally:
         package.removeHandler(handler)
         package.setLevel(previous)

@@ -168,16 +168,19 @@ def compute_global_clusters(
     config: ClickConfig,
     fine_masks_ok: Tensor | None = None,  # [num_masks] bool: masks the fine clusters may be found among
 ) -> dict[str, GlobalClusters]:
-    """Mask-average rendered features over all masks of all views → HDBSCAN per level → Gaussian assignment."""
-    rendered = cache.render_all(features)  # [R, D]
+    """Mask-average rendered features over all masks of all views → HDBSCAN per level → Gaussian assignment.
+
+    The rendering runs where the cache is; the averages, HDBSCAN and the assignment on the CPU (the clusters are
+    returned there)."""
+    rendered = cache.render_all(features).cpu()  # [R, D]
     out = {}
     for level, rows_mask in (("coarse", cache.coarse), ("fine", cache.fine)):
         feats = level_features(rendered, level, config.coarse_dim)
-        mask_feats, counts = mask_average_features(feats, rows_mask, cache.num_masks)
+        mask_feats, counts = mask_average_features(feats, rows_mask.cpu(), cache.num_masks)
         if level == "fine" and fine_masks_ok is not None:
-            counts = torch.where(fine_masks_ok, counts, torch.zeros_like(counts))
+            counts = torch.where(fine_masks_ok.cpu(), counts, torch.zeros_like(counts))
         centroids = cluster_centroids(mask_feats, counts, min_cluster_size=config.min_cluster_size)
-        gauss = level_features(features.detach(), level, config.coarse_dim)
+        gauss = level_features(features.detach().cpu(), level, config.coarse_dim)
         labels = assign_to_clusters(gauss, centroids, confidence=config.gfl_confidence)
         out[level] = GlobalClusters(centroids=centroids, labels=labels)
     return out
@@ -191,17 +194,24 @@ def train_click(
     progress: bool = True,
     init: Tensor | None = None,  # [N, D] starting features (default: random unit halves)
 ) -> ClickResult:
+    """Train where the cache is (`ContributionCache.to`; `neighbors` must be there too). Random draws come from
+    one CPU generator whatever the device, so a GPU run draws the same pixels and Gaussians as a CPU run; the
+    fine votes, HDBSCAN and the unseen fill run on the CPU. The result's tensors are on the CPU."""
     from tqdm import tqdm
 
+    device = cache.device
+    host = cache.to("cpu")  # the same cache when training on the CPU
     if config.fine_part_level:
-        cache = dataclasses.replace(cache, fine=part_labels(cache))
+        fine = part_labels(host)
+        host = dataclasses.replace(host, fine=fine)
+        cache = dataclasses.replace(cache, fine=fine.to(device))
     g = torch.Generator().manual_seed(config.seed)
     n, cd = cache.num_gaussians, config.coarse_dim
     if init is None:
         init = unit_halves(torch.randn(n, config.dim, generator=g), cd)
-    feats = torch.nn.Parameter(init.clone().float())
+    feats = torch.nn.Parameter(init.clone().float().to(device))
     opt = torch.optim.Adam([feats], lr=config.lr)
-    neighbors = neighbors.long()
+    neighbors = neighbors.long().to(device)
     knn_weights = None
     if config.knn_colour_sigma is not None and cache.colors is not None:
         knn_weights = colour_affinity(neighbors, cache.colors, config.knn_colour_sigma)  # [N, k]
@@ -211,13 +221,15 @@ def train_click(
         raise ValueError("no view has pixels covered by masks and Gaussians; nothing to train on")
     votes, fine_masks_ok = None, None
     if any(x is not None for x in (config.fine_agreement, config.fine_split_agreement, config.fine_cluster_agreement)):
-        votes = gaussian_fine_votes(cache)  # [N, V']
-        if config.fine_vote_hops > 0:
-            votes = fill_votes(votes, neighbors, knn_weights, hops=config.fine_vote_hops)
+        votes = gaussian_fine_votes(host)  # [N, V'] (CPU)
+        if config.fine_vote_hops > 0:  # the heavy part ([N, V', k, k] comparisons): on the device
+            hop_weights = torch.ones(neighbors.shape, device=device) if knn_weights is None else knn_weights
+            votes = fill_votes(votes.to(device), neighbors, hop_weights, hops=config.fine_vote_hops).cpu()
         if config.fine_cluster_agreement is not None:
-            agreement = mask_agreement(cache, votes, min_views=config.fine_agreement_min_views, seed=config.seed)
+            agreement = mask_agreement(host, votes, min_views=config.fine_agreement_min_views, seed=config.seed)
             fine_masks_ok = ~(agreement < config.fine_cluster_agreement)  # NaN (not measured) stays
             log.info("fine clusters from %d of %d masks", int(fine_masks_ok.sum()), cache.num_masks)
+        votes = votes.to(device)
     gfl_first = math.ceil(config.gfl_start * config.iterations)
     clusters: dict[str, GlobalClusters] | None = None
     order: list[int] = []
@@ -225,14 +237,14 @@ def train_click(
     bar = tqdm(range(config.iterations), desc="train click", unit="it", disable=not progress, dynamic_ncols=True)
     for it in bar:
         if it >= gfl_first and (it - gfl_first) % config.gfl_every == 0:
-            clusters = compute_global_clusters(feats.detach(), cache, config, fine_masks_ok)
+            clusters = _on(compute_global_clusters(feats.detach(), cache, config, fine_masks_ok), device)
             assigned = {level: torch.nonzero(c.labels >= 0).squeeze(1) for level, c in clusters.items()}
         if not order:
             order = [usable[i] for i in torch.randperm(len(usable), generator=g).tolist()]
         view = order.pop()
         rows = cache.rows(view)
         count = rows.stop - rows.start
-        pick = torch.randperm(count, generator=g)[: config.batch_pixels] + rows.start  # [B]
+        pick = (torch.randperm(count, generator=g)[: config.batch_pixels] + rows.start).to(device)  # [B]
 
         rendered, gathered = cache.render(feats, pick, return_gathered=True)  # [B, D], [B, K, D]
         coarse_labels, fine_labels = cache.coarse[pick], cache.fine[pick]
@@ -251,11 +263,11 @@ def train_click(
         )
         sphere = losses.hypersphere(gathered.reshape(-1, config.dim), splits=(cd, config.fine_dim))
         rnorm = losses.rendered_norm(rendered, splits=(cd, config.fine_dim))
-        sample = torch.randint(0, n, (min(config.knn_sample, n),), generator=g)
+        sample = torch.randint(0, n, (min(config.knn_sample, n),), generator=g).to(device)
         knn = losses.knn_smoothness(feats, neighbors, sample, knn_weights)
         loss = loss_c + loss_f + config.weight_sphere * sphere + config.weight_rendered_norm * rnorm
         loss = loss + config.weight_knn * knn
-        gfl = torch.zeros(())
+        gfl = feats.new_zeros(())
         if clusters is not None:
             gfl = _gfl_loss(feats, clusters, assigned, config, g)
             loss = loss + config.weight_gfl * gfl
@@ -274,10 +286,10 @@ def train_click(
             history.append({"iteration": it, **record})
             bar.set_postfix(loss=f"{record['loss']:.3f}", gfl=f"{record['gfl']:.3f}")
 
-    final = unit_halves(feats.detach(), cd)
+    final = unit_halves(feats.detach(), cd).cpu()
     if config.fill_unseen and config.iterations >= config.fill_min_iterations:
-        final = fill_unseen_features(final, cache, neighbors, config)
-    clusters = compute_global_clusters(final, cache, config, fine_masks_ok)
+        final = fill_unseen_features(final, host, neighbors.cpu(), config)
+    clusters = compute_global_clusters(final.to(device), cache, config, fine_masks_ok)  # on the CPU
     for level, c in clusters.items():
         assigned = int((c.labels >= 0).sum())
         log.info("%s: %d global clusters, %d of %d Gaussians assigned", level, c.num_clusters, assigned, n)
@@ -299,7 +311,7 @@ def _fine_gate(
         i, j = torch.nonzero(torch.triu((fine[:, None] == fine[None, :]) & (fine[:, None] >= 0), 1), as_tuple=True)
         agree, both = pair_agreement(fv[i], fv[j])
         hit = (both >= config.fine_agreement_min_views) & (agree < config.fine_agreement)
-        merged = torch.zeros(b, b, dtype=torch.bool)
+        merged = torch.zeros(b, b, dtype=torch.bool, device=pick.device)
         merged[i[hit], j[hit]] = True
         merged[j[hit], i[hit]] = True
     split = None
@@ -331,6 +343,10 @@ def fill_unseen_features(
     return unit_halves(filled, config.coarse_dim)
 
 
+def _on(clusters: dict[str, GlobalClusters], device: torch.device) -> dict[str, GlobalClusters]:
+    return {level: GlobalClusters(c.centroids.to(device), c.labels.to(device)) for level, c in clusters.items()}
+
+
 def _gfl_loss(
     feats: Tensor,
     clusters: dict[str, GlobalClusters],
@@ -346,7 +362,7 @@ def _gfl_loss(
         if members.numel() == 0 or c.num_clusters == 0:
             continue
         count = min(config.gfl_sample, members.numel())
-        pick = members[torch.randint(0, members.numel(), (count,), generator=g)]
+        pick = members[torch.randint(0, members.numel(), (count,), generator=g).to(members.device)]
         f = level_features(feats.index_select(0, pick), level, cd)
         push = None
         if level == "fine":  # the fine push must not move the coarse half (as for fine negatives)
@@ -374,10 +390,11 @@ class ClickMethod(FeatureMethod):
     @classmethod
     def train(cls, cache: ContributionCache, neighbors: Tensor, config: ClickConfig, progress: bool) -> dict:
         result = train_click(cache, neighbors, config, progress=progress)
+        host = cache.to("cpu")
         tensors: dict[str, Tensor] = {
             "features": result.features,
-            "uncovered_share": uncovered_share(cache),
-            "training_weight": training_weight(cache),
+            "uncovered_share": uncovered_share(host),
+            "training_weight": training_weight(host),
         }
         for level, c in result.clusters.items():
             tensors[f"{level}_labels"] = c.labels.to(torch.int32)

@@ -266,6 +266,21 @@ class ContributionCache:
     def rows(self, view: int) -> slice:
         return slice(int(self.view_start[view]), int(self.view_start[view + 1]))
 
+    @property
+    def device(self) -> torch.device:
+        return self.ids.device
+
+    def to(self, device: torch.device | str) -> ContributionCache:
+        """The cache with its per-pixel and per-mask tensors on `device` (the same object's tensors where they are
+        there already). The offsets `view_start` and `mask_start` stay on the CPU: they are read as Python ints
+        (`rows`), which on a GPU would wait for the device each time."""
+        moved = {
+            f.name: getattr(self, f.name).to(device)
+            for f in dataclasses.fields(self)
+            if isinstance(getattr(self, f.name), Tensor) and f.name not in ("view_start", "mask_start")
+        }
+        return dataclasses.replace(self, cover=[c.to(device) for c in self.cover], **moved)
+
     def memory_bytes(self) -> int:
         tensors = [self.ids, self.weights, self.pixels, self.coarse, self.fine, *self.cover]
         return sum(t.numel() * t.element_size() for t in tensors)
@@ -306,7 +321,7 @@ class ContributionCache:
             return torch.cat(parts)
 
     def visibility(self) -> Tensor:  # [N] float32: total cached weight of each Gaussian over all views
-        out = torch.zeros(self.num_gaussians)
+        out = torch.zeros(self.num_gaussians, device=self.ids.device)
         out.index_add_(0, self.ids.reshape(-1).long(), self.weights.reshape(-1).float())
         return out
 

@@ -123,12 +123,12 @@ def scale_correspondence(
     small = mask_scales < scale  # [M]
     cov_small = cover[:, small].float()  # [B, Ms]
     large = cover & ~small[None, :]
-    inf = torch.full(large.shape, np.inf)
+    inf = torch.full(large.shape, np.inf, device=cover.device)
     by_size = torch.where(large, mask_scales[None, :].float().expand_as(large), inf)
     smallest = by_size.argmin(dim=1)  # [B]
     use_large = large.any(1) & ~cov_small.bool().any(1)
     one_hot = torch.zeros_like(cover, dtype=torch.float32)
-    one_hot[torch.arange(cover.shape[0]), smallest] = 1.0
+    one_hot[torch.arange(cover.shape[0], device=cover.device), smallest] = 1.0
     one_hot = one_hot * use_large[:, None]
     groups = torch.cat([cov_small, one_hot], dim=1)  # [B, Ms + M]
     return (groups @ groups.T) > 0
@@ -162,7 +162,7 @@ def saga_pair_loss(
     averaging per scale, separated parts better but let whole objects fall apart in our tests.)
     """
     b = gt.shape[-1]
-    off = 1.0 - torch.eye(b, dtype=sim.dtype)
+    off = 1.0 - torch.eye(b, dtype=sim.dtype, device=sim.device)
     gt_f = gt.to(sim.dtype)
     pos = gt_f * off  # [S, B, B]
     neg = (1.0 - gt_f) * off
@@ -232,17 +232,23 @@ def train_saga(
     *,
     progress: bool = True,
 ) -> SagaResult:
+    """Train where the cache is (`ContributionCache.to`; `neighbors` must be there too). Random draws come from
+    one CPU generator whatever the device (the scales are drawn and the gate initialised on the CPU), so a GPU run
+    draws what a CPU run draws. The result's tensors are on the CPU."""
     from tqdm import tqdm
 
+    device = cache.device
+    host = cache.to("cpu")  # the same cache when training on the CPU
     g = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)  # the gate's initial weights
     n = cache.num_gaussians
     try:
-        quantiles = QuantileTable.fit(cache.mask_scale.numpy())
+        quantiles = QuantileTable.fit(host.mask_scale.numpy())
     except ValueError:  # no mask hit an opaque pixel: train on unit scales (the warnings say why it means little)
         quantiles = QuantileTable(np.array([1.0, 1.0]))
-    feats = torch.nn.Parameter(F.normalize(torch.randn(n, config.dim, generator=g), dim=1))
-    gate = ScaleGate(config.dim)
+    feats = torch.nn.Parameter(F.normalize(torch.randn(n, config.dim, generator=g), dim=1).to(device))
+    gate = ScaleGate(config.dim).to(device)
+    neighbors = neighbors.to(device)
     opt = torch.optim.Adam([{"params": [feats], "lr": config.lr}, {"params": gate.parameters(), "lr": config.gate_lr}])
     neighbors = neighbors.long()
     usable = [  # a view without masks (M = 0) has no pairs to contrast
@@ -258,23 +264,24 @@ def train_saga(
             order = [usable[i] for i in torch.randperm(len(usable), generator=g).tolist()]
         view = order.pop()
         rows = cache.rows(view)
-        local = torch.randperm(rows.stop - rows.start, generator=g)[: config.batch_pixels]  # [B]
+        local = torch.randperm(rows.stop - rows.start, generator=g)[: config.batch_pixels].to(device)  # [B]
         pick = local + rows.start
         cover = cache.cover[view][local]  # [B, M]
-        scales_v = view_scales(cache, view)
+        scales_v = view_scales(host, view)  # CPU: the scales are drawn there
         scales = sample_scales(scales_v, config.scales_per_step, g)  # [S]
-        gt = torch.stack([scale_correspondence(cover, scales_v, float(s)) for s in scales])  # [S, B, B]
+        scales_d = scales_v.to(device)
+        gt = torch.stack([scale_correspondence(cover, scales_d, float(s)) for s in scales])  # [S, B, B]
         if config.uncovered_segment:
             bare = ~cover.any(1)  # [B]
             gt = gt | (bare[:, None] & bare[None, :])[None]
 
         rendered = cache.render(feats, pick, unit_features=True)  # [B, D]
-        gates = gate(torch.from_numpy(quantiles(scales)))  # [S, D]
+        gates = gate(torch.from_numpy(quantiles(scales)).to(device))  # [S, D]
         scaled = F.normalize(rendered[None] * gates[:, None, :], dim=-1)  # [S, B, D]
         sim = scaled @ scaled.transpose(1, 2)  # [S, B, B]
         contrast = saga_pair_loss(sim, gt, weight_changing=config.weight_changing)
         rnorm = losses.rendered_norm(rendered)
-        sample = torch.randint(0, n, (min(config.knn_sample, n),), generator=g)
+        sample = torch.randint(0, n, (min(config.knn_sample, n),), generator=g).to(device)
         knn = losses.knn_smoothness(F.normalize(feats, dim=1), neighbors, sample)
         loss = contrast + config.weight_rendered_norm * rnorm + config.weight_knn * knn
 
@@ -286,8 +293,8 @@ def train_saga(
             history.append({"iteration": it, **record})
             bar.set_postfix(loss=f"{record['loss']:.3f}")
     return SagaResult(
-        features=F.normalize(feats.detach(), dim=1),
-        gate=gate.eval(),
+        features=F.normalize(feats.detach(), dim=1).cpu(),
+        gate=gate.cpu().eval(),
         quantiles=quantiles,
         config=config,
         history=history,
@@ -319,9 +326,10 @@ class SagaMethod(FeatureMethod):
     @classmethod
     def train(cls, cache: ContributionCache, neighbors: Tensor, config: SagaConfig, progress: bool) -> dict:
         result = train_saga(cache, neighbors, config, progress=progress)
+        host = cache.to("cpu")
         return {
-            "auto_scale": object_scales(cache),
-            "uncovered_share": uncovered_share(cache),
+            "auto_scale": object_scales(host),
+            "uncovered_share": uncovered_share(host),
             "features": result.features,
             "gate_weight": result.gate.linear.weight.detach(),
             "gate_bias": result.gate.linear.bias.detach(),

@@ -85,11 +85,18 @@ def train_features(
     k: int = DEFAULT_K,
     seed: int = 0,
     progress: bool = True,
+    device: str | torch.device = "cpu",
 ) -> TrainReport:
     """Train `method`'s features for SCENE from the workspace's masks (only `views`, when given: the benchmark
-    holds some out) and save them; returns a report."""
+    holds some out) and save them; returns a report.
+
+    `device` ("cpu", "cuda", "auto" = cuda when there is one, or any torch device): where the contributions are
+    precomputed (the scene's tensors) and where the cache, the features, the optimiser and each step's work live.
+    Pixel sampling, the 3D neighbours, HDBSCAN and the fine votes stay on the CPU; the saved tensors are always
+    on the CPU, and a GPU run draws the same random pixels and Gaussians as a CPU run (one CPU generator)."""
     start = time.perf_counter()
     method_class(method)  # SplatsegError for an unknown name, before anything is read
+    device = training_device(device)
     if iterations is not None and iterations <= 0:
         raise SplatsegError(f"--iterations must be positive, got {iterations}")
     scene_dir = scene_dir_of(scene_path)
@@ -127,7 +134,7 @@ def train_features(
         t0 = time.perf_counter()
         with torch.no_grad():
             cache = build_cache(
-                scene,
+                scene.to(device),
                 cameras,
                 stats.observe(_trimmed(masks.read_view(v), config.min_overhang) for v in names),
                 pixels_per_view=pixels_per_view,
@@ -135,10 +142,13 @@ def train_features(
                 seed=seed,
                 progress=progress,
             )
-            neighbors = knn_neighbors(scene.means, KNN)
+            neighbors = knn_neighbors(scene.means, KNN)  # [N, k] int32, CPU (scipy), saved as is
+            cache = cache.to(device)
+        _sync(device)
         precompute = time.perf_counter() - t0
         t1 = time.perf_counter()
-        tensors = _run(method, cache, neighbors, config, progress)
+        tensors = _run(method, cache, neighbors.to(device), config, progress)
+        _sync(device)
         trained = time.perf_counter() - t1
     tensors["neighbors"] = neighbors
     for key in ("features", "gate_weight", "gate_bias"):
@@ -184,8 +194,36 @@ def _trimmed(view, min_overhang: float):
 
 
 def _run(method: str, cache, neighbors, config, progress: bool) -> dict[str, Any]:
-    """Train and return the tensors to save (store.py lists them)."""
-    return method_class(method).train(cache, neighbors, config, progress)
+    """Train and return the tensors to save (store.py lists them), on the CPU whatever the device."""
+    tensors = method_class(method).train(cache, neighbors, config, progress)
+    return {key: value.detach().cpu() for key, value in tensors.items()}
+
+
+DEVICES = ("auto", "cpu", "cuda")
+"""What `splatseg train --device` offers."""
+
+
+def training_device(device: str | torch.device) -> torch.device:
+    """ "auto" → cuda when torch sees a CUDA GPU, else cpu; "cuda" without one is a SplatsegError (checked before
+    anything is read or computed)."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise SplatsegError(f"--device {device}: not a device; choose one of {', '.join(DEVICES)}") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SplatsegError(
+            f"--device {device}: torch sees no CUDA GPU here (torch.cuda.is_available() is False); "
+            "use --device cpu (or auto)"
+        )
+    return dev
+
+
+def _sync(device: torch.device) -> None:
+    """Wait for the GPU's queued work, so the reported phase times are the work's and not its queueing's."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _config(method: str, config, iterations: int | None, seed: int):
