@@ -133,6 +133,7 @@ class NeighbourGrowth:
         features: Tensor,  # [N, D] unit features of the level
         *,
         order: np.ndarray | None = None,  # [N] int: the Gaussians in the order the search lays its graph out
+        rank: np.ndarray | None = None,  # [N] int32: order's inverse; given, `features` come in that order too
         chunk: int = 1 << 16,
     ) -> None:
         self.neighbors = np.ascontiguousarray(neighbors, dtype=np.int32)  # int32: half the bytes of int64 to gather
@@ -141,15 +142,24 @@ class NeighbourGrowth:
         """Node p of the search's graph is Gaussian order[p]. `FeatureField` passes its `PrunedBank`'s order: a
         selection then reads the graph's rows in runs (ascending block positions), and agreeing neighbours, alike
         in feature, sit close to each other there, so the per-click gathers stay in cache."""
-        self.rank = None
-        if self.order is not None:
+        in_order = rank is not None
+        """`features` row p is Gaussian order[p] (the field's `PrunedBank` copy, its only one): read through `rank`."""
+        if in_order and (self.order is None or len(rank) != n or rank.dtype != np.int32):
+            raise ValueError("NeighbourGrowth: `rank` is the int32 inverse of `order`")
+        self.rank = rank
+        if self.order is not None and rank is None:
             self.rank = np.empty(n, dtype=np.int32)  # [N] Gaussian id → node
             self.rank[self.order] = np.arange(n, dtype=np.int32)
         cos = np.empty((n, k), dtype=np.float32)
         with torch.no_grad():
             for s in range(0, n, chunk):
-                f = features[s : s + chunk].float()  # [C, D]
-                rows = torch.from_numpy(self.neighbors[s : s + chunk].reshape(-1)).long()
+                ids = self.neighbors[s : s + chunk].reshape(-1)
+                if in_order:  # the same values as the Gaussian-order bank's rows, gathered from the blocked copy
+                    f = features.index_select(0, torch.from_numpy(self.rank[s : s + chunk]).long()).float()
+                    rows = torch.from_numpy(self.rank[ids]).long()
+                else:
+                    f = features[s : s + chunk].float()  # [C, D]
+                    rows = torch.from_numpy(ids).long()
                 g = features.index_select(0, rows).float().reshape(f.shape[0], k, -1)
                 cos[s : s + chunk] = torch.einsum("cd,ckd->ck", f, g).numpy()
         self.cos = cos  # [N, k]

@@ -85,6 +85,8 @@ class PrunedBank:
         phi[~finite] = 0.0
         order = np.lexsort((phi, labels))
         self.perm = order  # [N] block position → Gaussian id
+        self.rank = np.empty(n, dtype=np.int32 if n < 2**31 else np.int64)  # [N] Gaussian id → block position
+        self.rank[order] = np.arange(n, dtype=self.rank.dtype)
         self.bank = np.ascontiguousarray(b[:, order])  # [D, N] grouped by block, by φ inside a block
         self.phi = phi[order]  # [N] radians, ascending inside each block
         # φ offset by 8 per block (φ ≤ π, and a search bound θ ± reach stays within [−π, 2π]): one sorted key over
@@ -232,6 +234,27 @@ class PrunedBank:
                 off += w
         positions = positions_above(scores, bounds[:, 0].copy(), widths, comparison_threshold(threshold))
         return positions, read / max(1, self.num_gaussians)
+
+    def in_gaussian_order(self) -> np.ndarray:  # [D, N] float32, a copy
+        """The bank as it was given (column i is Gaussian i's feature, the same bits): the field keeps only this
+        blocked copy, and the rare readers of the whole bank in Gaussian order (PCA colours, a click's scores) get
+        it put back."""
+        return np.ascontiguousarray(self.bank[:, self.rank])
+
+    def scores(self, queries: np.ndarray) -> np.ndarray:  # [P, D] → [N] float32 in Gaussian order
+        """max_p q_p·f for every Gaussian, the whole-bank product (`FeatureField._scores`) over the blocked copy: a
+        column's product does not depend on where it sits (the runs of `select_positions` rely on it too), so the
+        scores are the given bank's, put back in Gaussian order."""
+        q = np.asarray(queries, dtype=np.float32)
+        out = np.zeros(self.num_gaussians, dtype=np.float32)
+        if q.shape[0] == 0:
+            return out
+        with single_threaded_blas():
+            s = q[0] @ self.bank
+            for row in q[1:]:
+                np.maximum(s, row @ self.bank, out=s)
+        out[self.perm] = s
+        return out
 
     def warm_up(self) -> PrunedBank:
         """Compile the threshold kernel (or load it from numba's cache) now, so that the first click does not."""
