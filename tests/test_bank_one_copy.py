@@ -35,6 +35,11 @@ def test_the_blocked_copy_gives_back_the_bank_and_its_scores_bit_for_bit(n, dim,
     bank = _bank(n, dim, seed=n + dim, adversarial=adversarial)
     pruned = PrunedBank(bank, blocks=16, sample=1000)
     np.testing.assert_array_equal(pruned.in_gaussian_order(), bank.numpy())  # NaN where NaN: the same bits
+    handed = bank.clone()
+    in_place = PrunedBank(handed, blocks=16, sample=1000, in_place=True)  # regrouped where it is: no second copy
+    assert np.shares_memory(in_place.bank, handed.numpy())
+    for name in ("bank", "perm", "rank", "phi", "bounds", "radius", "max_norm", "_key"):
+        np.testing.assert_array_equal(getattr(in_place, name), getattr(pruned, name), err_msg=name)
     assert pruned.rank.dtype == np.int32
     np.testing.assert_array_equal(pruned.perm[pruned.rank], np.arange(n))
     g = torch.Generator().manual_seed(1)

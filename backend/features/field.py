@@ -481,7 +481,7 @@ class FeatureField:
 
     def _build_banks(self, key: tuple[str | None, float | None]) -> tuple[PrunedBank, np.ndarray | None]:
         """The background builder's work for one granularity (no lock held; reads only the features)."""
-        pruned = PrunedBank(self.impl.build_bank(*key))  # the bank in Gaussian order is not kept
+        pruned = PrunedBank(self.impl.build_bank(*key), in_place=True)  # the bank in Gaussian order is not kept
         floaters = self._floaters  # built by `warm_up` or an earlier click; else the first click makes the cells
         return pruned, None if floaters is None else floaters.cell_of[pruned.perm]
 
@@ -595,14 +595,14 @@ class FeatureField:
     def _pruned_bank(self, level: str | None, scale: float | None, bank: Tensor | None = None) -> PrunedBank:
         """The blocked copy of the granularity's bank, built on first use per granularity (a second or more at 1M
         Gaussians); kept within `bank_budget` bytes (a person clicks many times at a few scales). It is the field's
-        only copy: the method forgets the bank in Gaussian order once it is made (`_bank`). `bank` is that bank when
-        the caller has it."""
+        only copy: made from a bank built for it and regrouped in place (`PrunedBank(in_place=True)`: the bank's
+        bytes are not held twice), and the method forgets any bank in Gaussian order it cached (`_bank`). `bank` is
+        not read (the benchmarks' older calls pass it)."""
         key = (level, scale)
         hit = self._pruned.get(key)
         if hit is None:
-            pruned = PrunedBank(self.impl.bank(level, scale) if bank is None else bank)
-            del bank
             self.impl.forget_bank(level, scale)
+            pruned = PrunedBank(self.impl.build_bank(level, scale), in_place=True)
             hit = (None, pruned)  # (no bank in Gaussian order, its `PrunedBank`): see `_bank`
             self._block_cells.pop(key, None)
             for old in self._pruned.put(key, hit):
