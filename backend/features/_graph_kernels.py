@@ -13,11 +13,13 @@ is the same, and the tests compare partitions). `connected_components_reference`
 the two sparse matrices, which SciPy allocates for the sum of both sizes, then the two CSRs' rows concatenated) made
 three copies of the graph's entries where this writes one.
 
-`both_ways` and `backbone_first_in_place` build that graph with one copy of its entries where SciPy's
-transpose, concatenation and `sum_duplicates` (`grow.py` `_both_ways`, the reference) made three, each with an int8
-data array: at 3M Gaussians that assembly was the field's peak memory.
+`both_ways` writes the symmetric graph itself (each edge and its reverse, once per row, rows ascending) by a count
+and a fill, one copy of its entries where SciPy's transpose, concatenation and `sum_duplicates` (`grow.py`
+`_both_ways`, the reference) made three, each with an int8 data array: at 3M Gaussians that assembly was the
+field's peak memory. `backbone_first_in_place` then reorders its rows backbone first where they are (`backbone_first`,
+which writes a second copy, is its reference in the tests).
 
-All run inside `NeighbourGrowth.prepare`, which the field's warm-up calls: they compile (or load from numba's cache)
+All but `backbone_first` run inside `NeighbourGrowth.prepare`, which the field's warm-up calls: they compile (or load from numba's cache)
 there, not in a click.
 """
 
