@@ -19,8 +19,8 @@ and a fill, one copy of its entries where SciPy's transpose, concatenation and `
 field's peak memory. `backbone_first_in_place` then reorders its rows backbone first where they are (`backbone_first`,
 which writes a second copy, is its reference in the tests).
 
-All but `backbone_first` run inside `NeighbourGrowth.prepare`, which the field's warm-up calls: they compile (or load from numba's cache)
-there, not in a click.
+All but `backbone_first` run inside `NeighbourGrowth.prepare`, which the field's warm-up calls: they compile (or
+load from numba's cache) there, not in a click.
 """
 
 from __future__ import annotations
