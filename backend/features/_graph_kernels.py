@@ -13,8 +13,14 @@ is the same, and the tests compare partitions). `connected_components_reference`
 the two sparse matrices, which SciPy allocates for the sum of both sizes, then the two CSRs' rows concatenated) made
 three copies of the graph's entries where this writes one.
 
-Both run inside `NeighbourGrowth.prepare`, which the field's warm-up calls: they compile (or load from numba's cache)
-there, not in a click.
+`both_ways` writes the symmetric graph itself (each edge and its reverse, once per row, rows ascending) by a count
+and a fill, one copy of its entries where SciPy's transpose, concatenation and `sum_duplicates` (`grow.py`
+`_both_ways`, the reference) made three, each with an int8 data array: at 3M Gaussians that assembly was the
+field's peak memory. `backbone_first_in_place` then reorders its rows backbone first where they are (`backbone_first`,
+which writes a second copy, is its reference in the tests).
+
+All but `backbone_first` run inside `NeighbourGrowth.prepare`, which the field's warm-up calls: they compile (or
+load from numba's cache) there, not in a click.
 """
 
 from __future__ import annotations
@@ -117,6 +123,142 @@ def backbone_first(
     if written != len(graph):
         raise ValueError("the backbone is not a sub-graph of the graph")
     return indptr, backbone_end, indices
+
+
+@kernel
+def _count_both_ways(
+    forward_ptr: np.ndarray,  # [N + 1] int: row p's out-edges are forward[forward_ptr[p] : forward_ptr[p + 1]]
+    forward: np.ndarray,  # [F] int32 nodes
+    count: np.ndarray,  # [N] int64 out, zeroed: the entries of each row of the symmetric graph
+) -> None:
+    n = count.shape[0]
+    for p in range(n):
+        lo, hi = forward_ptr[p], forward_ptr[p + 1]
+        for e in range(lo, hi):
+            q = forward[e]
+            seen = False  # a repeated out-edge (a padded neighbour table) counts once
+            for f in range(lo, e):
+                if forward[f] == q:
+                    seen = True
+                    break
+            if seen:
+                continue
+            count[p] += 1  # q in row p
+            if q == p:
+                continue  # a self-loop is one entry
+            mutual = False  # p in row q: already there when q → p is an out-edge of q
+            for f in range(forward_ptr[q], forward_ptr[q + 1]):
+                if forward[f] == p:
+                    mutual = True
+                    break
+            if not mutual:
+                count[q] += 1
+
+
+@kernel
+def _fill_both_ways(
+    forward_ptr: np.ndarray,  # [N + 1] int
+    forward: np.ndarray,  # [F] int32
+    indptr: np.ndarray,  # [N + 1] int: `_count_both_ways`' counts, accumulated
+    cursor: np.ndarray,  # [N] int64 scratch
+    indices: np.ndarray,  # [E] int32 out
+) -> None:
+    n = cursor.shape[0]
+    for p in range(n):
+        cursor[p] = indptr[p]
+    for p in range(n):  # the same walk as `_count_both_ways`, writing where it counted
+        lo, hi = forward_ptr[p], forward_ptr[p + 1]
+        for e in range(lo, hi):
+            q = forward[e]
+            seen = False
+            for f in range(lo, e):
+                if forward[f] == q:
+                    seen = True
+                    break
+            if seen:
+                continue
+            indices[cursor[p]] = q
+            cursor[p] += 1
+            if q == p:
+                continue
+            mutual = False
+            for f in range(forward_ptr[q], forward_ptr[q + 1]):
+                if forward[f] == p:
+                    mutual = True
+                    break
+            if not mutual:
+                indices[cursor[q]] = p
+                cursor[q] += 1
+    for p in range(n):
+        indices[indptr[p] : indptr[p + 1]].sort()
+
+
+def both_ways(
+    forward_ptr: np.ndarray,  # [N + 1] int
+    forward: np.ndarray,  # [F] int32 nodes in 0..N-1, grouped by source
+) -> tuple[np.ndarray, np.ndarray]:  # indptr [N + 1] (int32 where the entries fit, else int64), indices [E] int32
+    """Each directed edge and its reverse in one CSR, each entry once per row, rows ascending: what `grow.py`
+    `_both_ways` makes with SciPy (a CSC transpose, the two concatenated, `sum_duplicates`: three copies of the
+    entries and an int8 data array beside each), written once: a count, then a fill, in O(N) scratch."""
+    n = len(forward_ptr) - 1
+    count = np.zeros(n, dtype=np.int64)
+    _count_both_ways(forward_ptr, forward, count)
+    total = int(count.sum())
+    indptr = np.zeros(n + 1, dtype=np.int32 if total < 2**31 else np.int64)
+    np.cumsum(count, out=indptr[1:])
+    del count
+    indices = np.empty(total, dtype=np.int32)
+    _fill_both_ways(forward_ptr, forward, indptr, np.empty(n, dtype=np.int64), indices)
+    return indptr, indices
+
+
+@kernel
+def _backbone_first_in_place(
+    indptr: np.ndarray,  # [N + 1] int
+    indices: np.ndarray,  # [E] int32, sorted within each row; rewritten: each row's backbone entries first
+    backbone_ptr: np.ndarray,  # [N + 1] int
+    backbone: np.ndarray,  # [B] int32, sorted within each row, each row a subset of the graph's
+    backbone_end: np.ndarray,  # [N] out
+    scratch: np.ndarray,  # [longest row] int32
+) -> int:  # 0, or -1 when the backbone is not a sub-graph
+    n = backbone_end.shape[0]
+    for p in range(n):
+        lo, hi = indptr[p], indptr[p + 1]
+        j, b_hi = backbone_ptr[p], backbone_ptr[p + 1]
+        w = lo
+        m = 0
+        for e in range(lo, hi):
+            q = indices[e]
+            while j < b_hi and backbone[j] < q:
+                j += 1
+            if j < b_hi and backbone[j] == q:
+                indices[w] = q  # w ≤ e: the entries still to read are not overwritten
+                w += 1
+            else:
+                scratch[m] = q
+                m += 1
+        if w - lo != b_hi - backbone_ptr[p]:
+            return -1
+        backbone_end[p] = w
+        for i in range(m):
+            indices[w + i] = scratch[i]
+    return 0
+
+
+def backbone_first_in_place(
+    indptr: np.ndarray,  # [N + 1] int
+    indices: np.ndarray,  # [E] int32 sorted rows; reordered in place
+    backbone_ptr: np.ndarray,  # [N + 1] int
+    backbone: np.ndarray,  # [B] int32 sorted rows, a sub-graph
+) -> np.ndarray:  # backbone_end [N], indptr's dtype
+    """`backbone_first` without a second copy of the entries: each row of `indices` is reordered in place, its
+    backbone entries first (ascending), then its others (ascending)."""
+    n = len(indptr) - 1
+    backbone_end = np.empty(n, dtype=indptr.dtype)
+    longest = int(np.diff(indptr).max()) if n else 0
+    if _backbone_first_in_place(indptr, indices, backbone_ptr, backbone, backbone_end, np.empty(longest, np.int32)):
+        raise ValueError("the backbone is not a sub-graph of the graph")
+    return backbone_end
 
 
 def connected_components_reference(graph) -> tuple[int, np.ndarray]:  # scipy CSR → (count, [N] labels)

@@ -1,7 +1,7 @@
 """The field's prepared banks per granularity: an LRU bounded by bytes, and a background builder that fills it.
 
 A SAGA bank is made for one scale: the gated, normalised features ([D, N] float32, 128 MB at 1M Gaussians and
-32 channels) and their `PrunedBank` (a permuted copy of the same size, plus ~28 bytes a Gaussian), a few seconds
+32 channels) regrouped in place into its `PrunedBank` (the field's only copy, plus ~28 bytes a Gaussian), a few seconds
 of CPU at 1M. A person clicks many times at a few scales (the automatic scale is on a grid, `auto_scale.py`; the
 slider rests between moves), so the banks are kept while they fit in `BankCache.budget` bytes. A click at a scale
 whose bank is not built does not wait for it: it takes the exact path over the ungated features
@@ -21,8 +21,8 @@ import numpy as np
 from torch import Tensor
 
 DEFAULT_BUDGET = 1 << 30
-"""Bytes of prepared banks a field keeps (1 GiB: at 1M Gaussians about three SAGA scales, each its gated bank
-and `PrunedBank`; at 200k about eighteen). The `keep` most recent entries stay whatever their size."""
+"""Bytes of prepared banks a field keeps (1 GiB: at 1M Gaussians about six SAGA scales, each its gated bank kept
+once, as its `PrunedBank`; at 200k about thirty). The `keep` most recent entries stay whatever their size."""
 
 
 def nbytes(value: Any) -> int:

@@ -385,7 +385,7 @@ class ClickMethod(FeatureMethod):
     def __init__(self, features: Tensor, tensors: dict[str, Tensor]) -> None:  # features [N, D]
         super().__init__(features, tensors)
         self.coarse_dim = int(tensors.get("coarse_centroids", torch.zeros(0, features.shape[1] // 2)).shape[1])
-        self._banks = {level: self._level(features, level).T.contiguous() for level in LEVELS}  # level → [Dl, N]
+        self._banks: dict[str, Tensor] = {}  # level → [Dl, N], made on first use (`bank`), dropped by `forget_bank`
 
     @classmethod
     def train(cls, cache: ContributionCache, neighbors: Tensor, config: ClickConfig, progress: bool) -> dict:
@@ -470,7 +470,17 @@ class ClickMethod(FeatureMethod):
         return self.FINE_HIDDEN_FEATURE_COS if level == "fine" else None
 
     def bank(self, level: str | None, scale: float | None) -> Tensor:  # [Dl, N]
+        if level not in self._banks:
+            self._banks[level] = self.build_bank(level, scale)
         return self._banks[level]
+
+    def build_bank(self, level: str | None, scale: float | None) -> Tensor:  # [Dl, N] unit columns
+        if level not in LEVELS:
+            raise KeyError(level)
+        return self._level(self.features, level).T.contiguous()
+
+    def forget_bank(self, level: str | None, scale: float | None) -> None:
+        self._banks.pop(level, None)
 
     def query(self, blended: Tensor, level: str | None, scale: float | None) -> Tensor:  # [D] → [Dl] unit
         return self._level(blended[None, :], level)[0]

@@ -161,8 +161,8 @@ class FeatureField:
         """Select through `PrunedBank` (exact, reads only the blocks that can pass); False runs the reference
         product over every Gaussian (kept for tests and the benchmark's before/after)."""
         self._pruned = BankCache(DEFAULT_BUDGET)
-        """(level, scale) → (bank, its `PrunedBank`), least recently used evicted beyond `BankCache.budget` bytes
-        (bank_cache.py; `bank_budget` sets it)."""
+        """(level, scale) → (None, the bank's `PrunedBank`: the field's only copy of it, `_bank`), least recently used
+        evicted beyond `BankCache.budget` bytes (bank_cache.py; `bank_budget` sets it)."""
         self.build_in_background: bool = True
         """A click at a granularity whose `PrunedBank` is not built, for a method that can select without it (SAGA's
         `select_unbuilt`), takes that exact path and has the bank built in the background (`BankBuilder`); False
@@ -233,14 +233,10 @@ class FeatureField:
         pos_q, seeds = self._queries(camera, positives, level, scale, rays)
         neg_q = self._queries(camera, negatives, level, scale)[0] if negatives else None
         unbuilt = self.fast and pos_q.shape[0] > 0 and self._unbuilt(level, scale)
-        bank = None if unbuilt else self._bank(level, scale)  # [D, N]
 
-        def score_fn(pos_q=pos_q, bank=bank) -> np.ndarray:  # [N] float32
-            if bank is None:  # the click took the unbuilt path: the bank now (or from the background builder)
-                with self._lock:
-                    bank = self._bank(level, scale)
-            scores = self._scores(pos_q, bank)
-            return scores.zero_().numpy() if pos_q.shape[0] == 0 else scores.numpy()
+        def score_fn(pos_q=pos_q) -> np.ndarray:  # [N] float32
+            with self._lock:  # the prepared bank now (an unbuilt click's: the background builder's, or made here)
+                return self._scores_at(pos_q, level, scale).numpy()
 
         use_filter = self._use_floater_filter if filter_floaters is None else filter_floaters
         cells = None
@@ -249,7 +245,7 @@ class FeatureField:
             selected = self.impl.select_unbuilt(pos_q, neg_q, thr, level, scale)
             mask = None
         elif self.fast and pos_q.shape[0]:
-            pruned = self._pruned_bank(level, scale, bank)
+            pruned = self._pruned_bank(level, scale)
             positions, _ = pruned.select_positions(pos_q, neg_q, thr)
             selected = pruned.perm[positions]
             mask = None
@@ -258,7 +254,7 @@ class FeatureField:
             s = score_fn()
             mask = s > thr
             if neg_q is not None and neg_q.shape[0]:
-                mask &= self._scores(neg_q, bank).numpy() <= s
+                mask &= self._scores_at(neg_q, level, scale).numpy() <= s
             selected = np.flatnonzero(mask)
 
             def score_fn(s=s) -> np.ndarray:  # already computed
@@ -276,7 +272,7 @@ class FeatureField:
         piece_cos = self.impl.piece_cos(level) if use_filter else None
         extra = None  # further pieces of the clicked part (pieces.py): added after the floater filter
         if edge_cos is not None and selected.size:
-            growth = self._growth(level, scale, self._bank(level, scale) if bank is None else bank)
+            growth = self._growth(level, scale)
             before, before_positions, keep = selected, positions, None
             if positions is not None and growth.fast and growth.order is pruned.perm:  # the graph's own numbering
                 keep = growth.keep_nodes(positions, seeds, edge_cos=growth.edge_cut(edge_cos))
@@ -288,7 +284,7 @@ class FeatureField:
                 if grown.size != selected.size:
                     selected, mask, positions = grown, None, None
             if piece_cos is not None and selected.size != before.size:
-                pieces = self._pieces(level, scale, self._bank(level, scale) if bank is None else bank)
+                pieces = self._pieces(level, scale)
                 if keep is not None:  # growth's mask over the selection's nodes: no marking by id
                     extra = pieces.after_growth(  # over the whole thresholded selection's positions
                         before,
@@ -394,7 +390,8 @@ class FeatureField:
 
     def gaussian_features(self, level: str | None = None, scale: float | None = None) -> Tensor:  # [N, D] unit
         """Every Gaussian's normalised feature at a level (click) or scale (SAGA): for PCA colouring and
-        segment-everything. A read-only view of the field's cache (transposed storage): copy before changing it."""
+        segment-everything. A read-only view of the method's cache (transposed storage), or, once the field keeps the
+        granularity's bank only in its `PrunedBank`, a copy put back in Gaussian order: copy before changing it."""
         level, scale = self._granularity(level, scale)
         with self._lock:
             return self._bank(level, scale).T
@@ -425,16 +422,16 @@ class FeatureField:
                 self._floater_filter().warm_up()
             if self.fast:
                 level, scale = self._granularity(None, None)
-                self._pruned_bank(level, scale, self._bank(level, scale)).warm_up()  # and its compiled threshold
+                self._pruned_bank(level, scale).warm_up()  # and its compiled threshold
                 if self._use_floater_filter:
                     self._cells_in_block_order(level, scale)
             if self._use_floater_filter:  # the levels that grow from the click: their neighbour cosines (grow.py)
                 for level in self.levels:
                     edge_cos = self.impl.grow_edge_cos(level)
                     if edge_cos is not None:  # the graph of the click's cut too (grow.py `prepare`)
-                        self._growth(level, None, self._bank(level, None)).prepare(edge_cos)
+                        self._growth(level, None).prepare(edge_cos)
                     if self.impl.piece_cos(level) is not None:
-                        self._pieces(level, None, self._bank(level, None)).prepare()
+                        self._pieces(level, None).prepare()
                 for level in self.levels or (None,):
                     patches = self._hidden_patches(level)
                     if patches is not None:
@@ -445,9 +442,25 @@ class FeatureField:
     def _granularity(self, level: str | None, scale: float | None) -> tuple[str | None, float | None]:
         return self.impl.granularity(level, scale)
 
-    def _bank(self, level: str | None, scale: float | None) -> Tensor:  # [D, N] unit columns
-        hit = self._pruned.get((level, scale))  # the bank a cached `PrunedBank` was built from
-        return self.impl.bank(level, scale) if hit is None else hit[0]
+    def _bank(self, level: str | None, scale: float | None) -> Tensor:  # [D, N] unit columns, Gaussian order
+        """The granularity's bank in Gaussian order: the method's (which caches it) until a `PrunedBank` is made of
+        it; from then on the field keeps only that blocked copy (one copy of each bank: 144 bytes a Gaussian for the
+        click levels, 0.43 GB at 3M), and this puts its columns back in Gaussian order, a copy the caller does not
+        keep. A click never calls it on the fast path."""
+        hit = self._pruned.get((level, scale))
+        return self.impl.bank(level, scale) if hit is None else torch.from_numpy(hit[1].in_gaussian_order())
+
+    def _bank_rows(self, level: str | None, scale: float | None) -> int:  # D
+        hit = self._pruned.get((level, scale))
+        return self.impl.bank(level, scale).shape[0] if hit is None else hit[1].bank.shape[0]
+
+    def _scores_at(self, queries: Tensor, level: str | None, scale: float | None) -> Tensor:  # [P, D] → [N]
+        """`_scores` against the granularity's bank: its `PrunedBank` when there is one (the same bits, put back in
+        Gaussian order), else the method's bank."""
+        hit = self._pruned.get((level, scale))
+        if hit is None:
+            return self._scores(queries, self._bank(level, scale))
+        return torch.from_numpy(hit[1].scores(queries.detach().cpu().numpy()))
 
     @property
     def bank_budget(self) -> int:
@@ -466,16 +479,16 @@ class FeatureField:
         """True when this click should take the method's unbuilt path: its `PrunedBank` is not ready."""
         return self.build_in_background and self.impl.selects_unbuilt and (level, scale) not in self._pruned
 
-    def _build_banks(self, key: tuple[str | None, float | None]) -> tuple[Tensor, PrunedBank, np.ndarray | None]:
+    def _build_banks(self, key: tuple[str | None, float | None]) -> tuple[PrunedBank, np.ndarray | None]:
         """The background builder's work for one granularity (no lock held; reads only the features)."""
-        bank = self.impl.build_bank(*key)
-        pruned = PrunedBank(bank)
+        pruned = PrunedBank(self.impl.build_bank(*key), in_place=True)  # the bank in Gaussian order is not kept
         floaters = self._floaters  # built by `warm_up` or an earlier click; else the first click makes the cells
-        return bank, pruned, None if floaters is None else floaters.cell_of[pruned.perm]
+        return pruned, None if floaters is None else floaters.cell_of[pruned.perm]
 
     def _store_banks(self, key: tuple[str | None, float | None], built) -> None:  # under the click lock
-        bank, pruned, cells = built
-        for old in self._pruned.put(key, (bank, pruned)):
+        pruned, cells = built
+        self.impl.forget_bank(*key)
+        for old in self._pruned.put(key, (None, pruned)):
             self._block_cells.pop(old, None)
         self._block_cells.pop(key, None)
         if cells is not None:
@@ -496,29 +509,51 @@ class FeatureField:
             self._neighbors32 = np.ascontiguousarray(nb.numpy(), dtype=np.int32)
         return self._neighbors32
 
-    def _growth(self, level: str | None, scale: float | None, bank: Tensor) -> NeighbourGrowth:
-        """The neighbour graph with this granularity's feature cosines, built on first use (grow.py)."""
+    def _source(self, level: str | None, scale: float | None) -> PrunedBank | Tensor:
+        """What the growth and the pieces read a granularity's features from: its `PrunedBank` (made now on the fast
+        path), else the bank in Gaussian order (`fast` off and none made)."""
+        if self.fast:
+            return self._pruned_bank(level, scale)
+        hit = self._pruned.get((level, scale))
+        return self._bank(level, scale) if hit is None else hit[1]
+
+    def _growth(self, level: str | None, scale: float | None, bank: Tensor | None = None) -> NeighbourGrowth:
+        """The neighbour graph with this granularity's feature cosines, built on first use (grow.py). `bank` is not
+        read (the benchmarks' older calls pass it)."""
         key = (level, scale)
+        source = self._source(level, scale)
         hit = self._growths.get(key)
-        if hit is None or hit[0] is not bank:
-            # Laid out in the order of this granularity's `PrunedBank`, whose ascending positions a selection is.
-            order = self._pruned_bank(level, scale, bank).perm if self.fast else None
-            hit = (bank, NeighbourGrowth(self._neighbor_table(), bank.T, order=order))
+        if hit is None or hit[0] is not source:
+            if isinstance(source, PrunedBank):
+                # Laid out in the order of this granularity's `PrunedBank`, whose ascending positions a selection
+                # is; the features are read from its blocked copy (row p of its transpose is Gaussian perm[p]).
+                growth = NeighbourGrowth(
+                    self._neighbor_table(), torch.from_numpy(source.bank).T, order=source.perm, rank=source.rank
+                )
+            else:
+                growth = NeighbourGrowth(self._neighbor_table(), source.T)
+            hit = (source, growth)
             self._growths[key] = hit
             while len(self._growths) > 3:
                 self._growths.pop(next(iter(self._growths)))
         return hit[1]
 
-    def _pieces(self, level: str | None, scale: float | None, bank: Tensor) -> SeparatePieces:
-        """The neighbour graph with this granularity's features and global clusters (pieces.py), built on first use."""
+    def _pieces(self, level: str | None, scale: float | None, bank: Tensor | None = None) -> SeparatePieces:
+        """The neighbour graph with this granularity's features and global clusters (pieces.py), built on first use.
+        `bank` is not read (the benchmarks' older calls pass it)."""
         key = (level, scale)
+        source = self._source(level, scale)
         hit = self._piece_finders.get(key)
-        if hit is None or hit[0] is not bank:
+        if hit is None or hit[0] is not source:
             try:
-                labels = self.impl.cluster_labels(level, scale, lambda: bank.T)
+                labels = self.impl.cluster_labels(level, scale, lambda: self._bank(level, scale).T)
             except KeyError:  # a features file without global clusters: the pieces go without that check
                 labels = None
-            hit = (bank, SeparatePieces(self._neighbor_table(), bank, labels))
+            if isinstance(source, PrunedBank):  # its blocked copy, column rank[i] for Gaussian i
+                pieces = SeparatePieces(self._neighbor_table(), source.bank, labels, columns=source.rank)
+            else:
+                pieces = SeparatePieces(self._neighbor_table(), source, labels)
+            hit = (source, pieces)
             self._piece_finders[key] = hit
             while len(self._piece_finders) > 3:
                 self._piece_finders.pop(next(iter(self._piece_finders)))
@@ -536,7 +571,13 @@ class FeatureField:
         key = (float(relative), float(self.impl.HIDDEN_NORMAL_COS), part)
         if key not in self._hidden:
             normals, flat, size = splat_normals(self.scene.unit_quats, self.scene.scales)
-            features = None if feature_cos is None else self._bank(level, None).numpy()  # [D, N]
+            features, columns = None, None  # [D, N], [N] Gaussian i's column (None: column i)
+            if feature_cos is not None:
+                pruned = self._pruned.get((level, None))
+                if pruned is None:
+                    features = self._bank(level, None).numpy()
+                else:  # the blocked copy itself, read at each Gaussian's column
+                    features, columns = pruned[1].bank, pruned[1].rank
             self._hidden[key] = HiddenPatches.build(
                 weight.float().numpy(),
                 self._neighbor_table(),
@@ -546,17 +587,23 @@ class FeatureField:
                 relative=key[0],
                 normal_cos=key[1],
                 features=features,
+                feature_columns=columns,
                 feature_cos=feature_cos,
             )
         return self._hidden[key]
 
-    def _pruned_bank(self, level: str | None, scale: float | None, bank: Tensor) -> PrunedBank:
-        """The blocked copy of `bank`, built on first use per granularity (a second or more at 1M Gaussians); kept
-        within `bank_budget` bytes (a person clicks many times at a few scales)."""
+    def _pruned_bank(self, level: str | None, scale: float | None, bank: Tensor | None = None) -> PrunedBank:
+        """The blocked copy of the granularity's bank, built on first use per granularity (a second or more at 1M
+        Gaussians); kept within `bank_budget` bytes (a person clicks many times at a few scales). It is the field's
+        only copy: made from a bank built for it and regrouped in place (`PrunedBank(in_place=True)`: the bank's
+        bytes are not held twice), and the method forgets any bank in Gaussian order it cached (`_bank`). `bank` is
+        not read (the benchmarks' older calls pass it)."""
         key = (level, scale)
         hit = self._pruned.get(key)
-        if hit is None or hit[0] is not bank:
-            hit = (bank, PrunedBank(bank))
+        if hit is None:
+            self.impl.forget_bank(level, scale)
+            pruned = PrunedBank(self.impl.build_bank(level, scale), in_place=True)
+            hit = (None, pruned)  # (no bank in Gaussian order, its `PrunedBank`): see `_bank`
             self._block_cells.pop(key, None)
             for old in self._pruned.put(key, hit):
                 self._block_cells.pop(old, None)
@@ -603,7 +650,7 @@ class FeatureField:
             top = torch.argsort(w, descending=True)[:4]  # the Gaussians that make most of the clicked pixel
             seeds.append(ids[top].numpy())
         if not rows:
-            d = self._bank(level, scale).shape[0]
+            d = self._bank_rows(level, scale)
             return torch.zeros(0, d), np.zeros(0, dtype=np.int64)
         return torch.stack(rows), np.concatenate(seeds).astype(np.int64)
 

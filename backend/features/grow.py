@@ -23,7 +23,7 @@ from scipy.sparse.csgraph import breadth_first_order, connected_components
 from torch import Tensor
 
 from ..core.jit import compile_now
-from ._graph_kernels import backbone_first, symmetric_components
+from ._graph_kernels import backbone_first_in_place, both_ways, symmetric_components
 from ._grow_kernels import reach, search_buffers, strongest_links
 
 LENIENT_QUANTILE = 0.2
@@ -104,6 +104,33 @@ def backbone_first_reference(
     return indptr.astype(index), (backbone.indptr[1:] + rest.indptr[:-1]).astype(index), indices
 
 
+def _symmetric_scipy(
+    edge_cos: float,
+    n: int,
+    forward_ptr: np.ndarray,  # [N + 1] int64
+    forward: np.ndarray,  # [F] int32 agreeing neighbours (nodes), grouped by node
+    backbone_ptr: np.ndarray,  # [N + 1] int64
+    strong: np.ndarray,  # [B] int32 each node's backbone among them
+) -> AgreeingGraph:  # without the compiled search's links
+    """`NeighbourGrowth._symmetric`'s graph with SciPy: each CSR made symmetric by a transpose (`_both_ways`), the
+    components by `connected_components`, the rows put backbone first as the matrices' difference. The path of a
+    field that never warmed up (no numba import), and the reference the compiled one is compared with."""
+    graph = _both_ways(forward_ptr, forward, n)
+    backbone = _both_ways(backbone_ptr, strong, n)
+    _, component = connected_components(graph, directed=True, connection="strong")  # symmetric: components
+    component = component.astype(np.int32)
+    graph.data[:] = 1
+    backbone.data[:] = 1
+    rest = graph - backbone  # the entries outside the backbone (a subset of the graph: none is negative)
+    del graph
+    # Row p: its backbone entries, then the rest; backbone_end[p] is where the backbone part ends.
+    indptr, indices = _concat_rows(backbone.indptr, backbone.indices, rest.indptr, rest.indices, n)
+    index = np.int32 if indices.size < 2**31 else np.int64  # a click reads int32 offsets where they fit
+    backbone_end = (backbone.indptr[1:] + rest.indptr[:-1]).astype(index)
+    sizes = np.bincount(component)
+    return AgreeingGraph(edge_cos, indptr.astype(index), backbone_end, indices, component, sizes, None, None)
+
+
 class NeighbourGrowth:
     """The k-nearest-neighbour graph of one scene with each edge's feature cosine at one level.
 
@@ -133,6 +160,7 @@ class NeighbourGrowth:
         features: Tensor,  # [N, D] unit features of the level
         *,
         order: np.ndarray | None = None,  # [N] int: the Gaussians in the order the search lays its graph out
+        rank: np.ndarray | None = None,  # [N] int32: order's inverse; given, `features` come in that order too
         chunk: int = 1 << 16,
     ) -> None:
         self.neighbors = np.ascontiguousarray(neighbors, dtype=np.int32)  # int32: half the bytes of int64 to gather
@@ -141,15 +169,24 @@ class NeighbourGrowth:
         """Node p of the search's graph is Gaussian order[p]. `FeatureField` passes its `PrunedBank`'s order: a
         selection then reads the graph's rows in runs (ascending block positions), and agreeing neighbours, alike
         in feature, sit close to each other there, so the per-click gathers stay in cache."""
-        self.rank = None
-        if self.order is not None:
+        in_order = rank is not None
+        """`features` row p is Gaussian order[p] (the field's `PrunedBank` copy, its only one): read through `rank`."""
+        if in_order and (self.order is None or len(rank) != n or rank.dtype != np.int32):
+            raise ValueError("NeighbourGrowth: `rank` is the int32 inverse of `order`")
+        self.rank = rank
+        if self.order is not None and rank is None:
             self.rank = np.empty(n, dtype=np.int32)  # [N] Gaussian id → node
             self.rank[self.order] = np.arange(n, dtype=np.int32)
         cos = np.empty((n, k), dtype=np.float32)
         with torch.no_grad():
             for s in range(0, n, chunk):
-                f = features[s : s + chunk].float()  # [C, D]
-                rows = torch.from_numpy(self.neighbors[s : s + chunk].reshape(-1)).long()
+                ids = self.neighbors[s : s + chunk].reshape(-1)
+                if in_order:  # the same values as the Gaussian-order bank's rows, gathered from the blocked copy
+                    f = features.index_select(0, torch.from_numpy(self.rank[s : s + chunk]).long()).float()
+                    rows = torch.from_numpy(self.rank[ids]).long()
+                else:
+                    f = features[s : s + chunk].float()  # [C, D]
+                    rows = torch.from_numpy(ids).long()
                 g = features.index_select(0, rows).float().reshape(f.shape[0], k, -1)
                 cos[s : s + chunk] = torch.einsum("cd,ckd->ck", f, g).numpy()
         self.cos = cos  # [N, k]
@@ -447,56 +484,42 @@ class NeighbourGrowth:
             keep = max(0, min(BACKBONE, k))
             forward_ptr = np.zeros(n + 1, dtype=np.int64)
             backbone_ptr = np.zeros(n + 1, dtype=np.int64)
-            parts, strong = [], []
+            # Written slice by slice, then cut to length (not a list of parts concatenated: a second copy of them).
+            forward, strong = np.empty(n * k, dtype=np.int32), np.empty(n * keep, dtype=np.int32)
             for a in range(0, n, ROWS):  # node p's agreeing neighbours, as nodes, and its backbone among them
                 rows = slice(a, a + ROWS) if self.order is None else self.order[a : a + ROWS]
                 cos = self.cos[rows]  # [R, k]
                 agree = cos > edge_cos
                 ends = self.neighbors[rows]
                 ends = ends if self.rank is None else self.rank[ends]  # [R, k] nodes
-                forward_ptr[a + 1 : a + 1 + len(agree)] = agree.sum(1)
-                parts.append(ends[agree])
+                stop = a + len(agree)
+                forward_ptr[a + 1 : stop + 1] = forward_ptr[a] + np.cumsum(agree.sum(1))
+                forward[forward_ptr[a] : forward_ptr[stop]] = ends[agree]
                 # The BACKBONE most agreeing of them (ties by column): a stable sort of −cos, agreeing ones only.
                 best = np.zeros_like(agree)
                 if keep:
                     rank = np.argsort(np.where(agree, -cos, np.inf), axis=1, kind="stable")[:, :keep]
                     np.put_along_axis(best, rank, True, axis=1)
                     best &= agree
-                backbone_ptr[a + 1 : a + 1 + len(agree)] = best.sum(1)
-                strong.append(ends[best])
-            np.cumsum(forward_ptr, out=forward_ptr)
-            np.cumsum(backbone_ptr, out=backbone_ptr)
-            graph = _both_ways(forward_ptr, np.concatenate(parts), n)
-            del parts
-            backbone = _both_ways(backbone_ptr, np.concatenate(strong), n)
-            del strong
+                backbone_ptr[a + 1 : stop + 1] = backbone_ptr[a] + np.cumsum(best.sum(1))
+                strong[backbone_ptr[a] : backbone_ptr[stop]] = ends[best]
+            forward, strong = forward[: forward_ptr[n]], strong[: backbone_ptr[n]]
             if self._prepared:
-                # Compiled (warm-up made them ready): a search labels the components without SciPy's float64 copy of
-                # the graph (the field's peak memory at 3M Gaussians, `_graph_kernels.py`), and the rows are merged
-                # backbone first row by row (`backbone_first_reference` is the SciPy path below).
-                _, component = symmetric_components(graph.indptr, graph.indices)
-                indptr, backbone_end, indices = backbone_first(
-                    graph.indptr, graph.indices, backbone.indptr, backbone.indices
-                )
-                del graph, backbone
-                self._graph = AgreeingGraph(
-                    edge_cos, indptr, backbone_end, indices, component, np.bincount(component), None, None
-                )
-            else:  # never warmed up (a CLI click): SciPy, no numba import
-                _, component = connected_components(graph, directed=True, connection="strong")  # symmetric: components
-                component = component.astype(np.int32)
-                graph.data[:] = 1
-                backbone.data[:] = 1
-                rest = graph - backbone  # the entries outside the backbone (a subset of the graph: none is negative)
-                del graph
-                # Row p: its backbone entries, then the rest; backbone_end[p] is where the backbone part ends.
-                indptr, indices = _concat_rows(backbone.indptr, backbone.indices, rest.indptr, rest.indices, n)
-                index = np.int32 if indices.size < 2**31 else np.int64  # a click reads int32 offsets where they fit
-                indptr = indptr.astype(index)
-                backbone_end = (backbone.indptr[1:] + rest.indptr[:-1]).astype(index)
-                del backbone, rest
+                # Compiled (warm-up made them ready): the graph and its backbone written once each (`both_ways`),
+                # the rows put backbone first in place, the components labelled by a search, where SciPy's
+                # transposes, copies and float64 data (`_symmetric_scipy`, the reference) set the field's peak
+                # memory at 3M Gaussians (`_graph_kernels.py`).
+                indptr, indices = both_ways(forward_ptr, forward)
+                del forward
+                b_ptr, b_indices = both_ways(backbone_ptr, strong)
+                del strong
+                backbone_end = backbone_first_in_place(indptr, indices, b_ptr, b_indices)
+                del b_ptr, b_indices
+                _, component = symmetric_components(indptr, indices)
                 sizes = np.bincount(component)
                 self._graph = AgreeingGraph(edge_cos, indptr, backbone_end, indices, component, sizes, None, None)
+            else:  # never warmed up (a CLI click): SciPy, no numba import
+                self._graph = _symmetric_scipy(edge_cos, n, forward_ptr, forward, backbone_ptr, strong)
         if self._prepared and self._graph.down is None:  # the compiled search's links (`_grow_kernels.py`)
             n = self.neighbors.shape[0]
             down, up = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)

@@ -108,6 +108,7 @@ def feature_pairs(
     bank: np.ndarray,  # [D, N] unit features, one column per Gaussian (the field's bank layout)
     feature_cos: float,
     chunk: int = 1 << 20,
+    columns: np.ndarray | None = None,  # [N] int: Gaussian i's column of `bank` (None: column i)
 ) -> tuple[np.ndarray, np.ndarray]:  # the pairs whose features agree above `feature_cos`
     """The surface pairs whose two Gaussians' features agree (cosine above `feature_cos`): one gather per feature
     row and chunk of pairs (rows of the [N, D] transpose would be strided reads, 6× slower for 4M pairs at 1M)."""
@@ -115,6 +116,8 @@ def feature_pairs(
     keep = np.zeros(a.size, dtype=bool)
     for s in range(0, a.size, chunk):
         ia, ib = a[s : s + chunk], b[s : s + chunk]
+        if columns is not None:  # the field's `PrunedBank` copy: the same values at other columns
+            ia, ib = columns[ia], columns[ib]
         cos = np.zeros(ia.size, dtype=np.float32)
         for row in bank:
             cos += row[ia] * row[ib]
@@ -189,6 +192,7 @@ class HiddenPatches:
         normal_cos: float,
         features: np.ndarray | None = None,  # [D, N] unit features of a part level (the field's bank)
         feature_cos: float | None = None,
+        feature_columns: np.ndarray | None = None,  # [N] Gaussian i's column of `features` (None: column i)
     ) -> HiddenPatches:
         """The patches of a field; with `features` and `feature_cos`, those of a part level (`feature_pairs`,
         `keep_selected`)."""
@@ -196,7 +200,7 @@ class HiddenPatches:
         pairs = surface_pairs(neighbors, normals, flat, size, normal_cos, touching=hidden)
         if features is None or feature_cos is None:
             return cls(hidden, pairs)
-        return cls(hidden, feature_pairs(pairs, features, feature_cos), keep_selected=True)
+        return cls(hidden, feature_pairs(pairs, features, feature_cos, columns=feature_columns), keep_selected=True)
 
     def __call__(
         self,

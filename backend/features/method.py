@@ -124,6 +124,10 @@ class FeatureMethod:
         """`bank` made without touching the method's caches (the field's background builder calls it unlocked)."""
         raise NotImplementedError
 
+    def forget_bank(self, level: str | None, scale: float | None) -> None:
+        """Drop `bank`'s cached copy for this granularity: the field has made its blocked copy (`PrunedBank`) and keeps
+        only that one; a later `bank` call builds it again."""
+
     selects_unbuilt: ClassVar[bool] = False
     """True when `select_unbuilt` answers a click exactly without the bank (the field then never builds a bank in
     a click: see bank_cache.py)."""

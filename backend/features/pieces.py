@@ -49,13 +49,17 @@ class SeparatePieces:
     def __init__(
         self,
         neighbors: np.ndarray,  # [N, k] int nearest 3D neighbours
-        bank: Tensor,  # [D, N] unit features of the level, one column per Gaussian (the field's bank)
+        bank: Tensor | np.ndarray,  # [D, N] unit features of the level, one column per Gaussian (or `columns`)
         clusters: np.ndarray | None = None,  # [N] int global cluster per Gaussian, −1 = none; None = no check
+        *,
+        columns: np.ndarray | None = None,  # [N] int: Gaussian i's column of `bank` (None: column i)
     ) -> None:
         self.neighbors = np.ascontiguousarray(neighbors, dtype=np.int32)  # int32: half the bytes of int64 (grow.py)
         # [D, N] as the field stores it: a set of columns is D sequential gathers, where rows of the transposed
         # view would be one strided read per Gaussian and feature (10× slower at 300k Gaussians).
-        self.bank = np.ascontiguousarray(bank.detach().float().cpu().numpy())
+        self.bank = np.ascontiguousarray(bank.detach().float().cpu().numpy() if isinstance(bank, Tensor) else bank)
+        self.columns = columns
+        """The field passes its `PrunedBank`'s blocked copy (its only copy of the bank) and that bank's `rank`."""
         self.clusters = None if clusters is None else np.asarray(clusters, dtype=np.int64)
         n = self.neighbors.shape[0]
         self._index = np.full(n, -1, dtype=np.int32)  # reused: Gaussian → index among the dropped ones, −1 outside
@@ -167,10 +171,13 @@ class SeparatePieces:
             keep &= same >= MIN_CLUSTER_SHARE
         if not keep.any():  # most clicks: every dropped piece touches the part; the features need not be read
             return np.zeros(0, dtype=np.int64)
-        mean = self.bank[:, grown[:: -(-grown.size // MEAN_SAMPLE)]].sum(1)  # [D]
+        mean = self._columns(grown[:: -(-grown.size // MEAN_SAMPLE)]).sum(1)  # [D]
         mean /= max(float(np.linalg.norm(mean)), 1e-12)
-        keep &= np.bincount(comp, weights=mean @ self.bank[:, rest], minlength=count) / sizes >= piece_cos
+        keep &= np.bincount(comp, weights=mean @ self._columns(rest), minlength=count) / sizes >= piece_cos
         return rest[keep[comp]]
+
+    def _columns(self, ids: np.ndarray) -> np.ndarray:  # [S] int Gaussian ids → [D, S] their features
+        return self.bank[:, ids if self.columns is None else self.columns[ids]]
 
     def _target(self, seeds: np.ndarray) -> int | None:
         """The clicked Gaussians' most common global cluster; None without clusters, −1 when no seed has one."""

@@ -40,15 +40,22 @@ class PrunedBank:
         sample: int = 20_000,
         iterations: int = 6,
         seed: int = 0,
+        in_place: bool = False,
     ) -> None:
+        """`in_place`: the caller hands `bank` over (nothing else reads it again): its columns are regrouped where
+        they are, one row at a time, instead of into a copy, so the bank's bytes are never held twice (the field's
+        warm-up peak at 3M Gaussians). The same bits either way."""
         b = bank.detach().cpu().numpy().astype(np.float32, copy=False)  # [D, N]
         n = b.shape[1]
+        step = 1 << 17  # columns per slice of the passes over the whole bank (bounds their temporaries)
         self.num_gaussians = n
         rng = np.random.default_rng(seed)
         # Non-finite features have no angle: such columns go to one extra block that every query reads in full
         # (an infinite one can pass the reference's `>` test, a NaN never does), and stay out of the clustering,
         # which they would poison.
-        finite = np.isfinite(b).all(axis=0)  # [N]
+        finite = np.empty(n, dtype=bool)  # [N]
+        for s in range(0, n, step):  # in slices: `np.isfinite(b)` whole is a [D, N] bool temporary
+            finite[s : s + step] = np.isfinite(b[:, s : s + step]).all(axis=0)
         usable = np.flatnonzero(finite)
         k = max(1, min(blocks, usable.size))
         pick = rng.choice(usable, size=min(sample, usable.size), replace=False) if usable.size else np.zeros(1, int)
@@ -64,7 +71,6 @@ class PrunedBank:
                 centroids[live] = sums[live] / norms[live]
             centroids = centroids.astype(np.float32)
             labels = np.empty(n, dtype=np.int64)
-            step = 1 << 17
             for s in range(0, n, step):  # every Gaussian to its nearest centroid, in slices to bound the memory
                 labels[s : s + step] = np.argmax(centroids @ b[:, s : s + step], axis=0)
         labels[~finite] = k  # the dead block
@@ -85,7 +91,14 @@ class PrunedBank:
         phi[~finite] = 0.0
         order = np.lexsort((phi, labels))
         self.perm = order  # [N] block position → Gaussian id
-        self.bank = np.ascontiguousarray(b[:, order])  # [D, N] grouped by block, by φ inside a block
+        self.rank = np.empty(n, dtype=np.int32 if n < 2**31 else np.int64)  # [N] Gaussian id → block position
+        self.rank[order] = np.arange(n, dtype=self.rank.dtype)
+        if in_place and b.flags.c_contiguous:
+            for row in b:  # one row's temporary at a time
+                row[:] = row[order]
+            self.bank = b  # [D, N] grouped by block, by φ inside a block
+        else:
+            self.bank = np.ascontiguousarray(b[:, order])
         self.phi = phi[order]  # [N] radians, ascending inside each block
         # φ offset by 8 per block (φ ≤ π, and a search bound θ ± reach stays within [−π, 2π]): one sorted key over
         # every finite block, so a click finds all its runs with two vectorised searches (`live_runs`).
@@ -232,6 +245,27 @@ class PrunedBank:
                 off += w
         positions = positions_above(scores, bounds[:, 0].copy(), widths, comparison_threshold(threshold))
         return positions, read / max(1, self.num_gaussians)
+
+    def in_gaussian_order(self) -> np.ndarray:  # [D, N] float32, a copy
+        """The bank as it was given (column i is Gaussian i's feature, the same bits): the field keeps only this
+        blocked copy, and the rare readers of the whole bank in Gaussian order (PCA colours, a click's scores) get
+        it put back."""
+        return np.ascontiguousarray(self.bank[:, self.rank])
+
+    def scores(self, queries: np.ndarray) -> np.ndarray:  # [P, D] → [N] float32 in Gaussian order
+        """max_p q_p·f for every Gaussian, the whole-bank product (`FeatureField._scores`) over the blocked copy: a
+        column's product does not depend on where it sits (the runs of `select_positions` rely on it too), so the
+        scores are the given bank's, put back in Gaussian order."""
+        q = np.asarray(queries, dtype=np.float32)
+        out = np.zeros(self.num_gaussians, dtype=np.float32)
+        if q.shape[0] == 0:
+            return out
+        with single_threaded_blas():
+            s = q[0] @ self.bank
+            for row in q[1:]:
+                np.maximum(s, row @ self.bank, out=s)
+        out[self.perm] = s
+        return out
 
     def warm_up(self) -> PrunedBank:
         """Compile the threshold kernel (or load it from numba's cache) now, so that the first click does not."""

@@ -461,6 +461,9 @@ class SagaMethod(FeatureMethod):
             self._scale_banks.move_to_end(key)
         return bank
 
+    def forget_bank(self, level: str | None, scale: float | None) -> None:
+        self._scale_banks.pop(round(float(scale), 9), None)
+
     def build_bank(self, level: str | None, scale: float | None) -> Tensor:  # [D, N] unit gated columns
         """The gated bank at `scale` (rounded as `bank` keys it), built without touching any cache: the field's
         background builder calls it outside the click lock."""
