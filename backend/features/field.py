@@ -182,6 +182,9 @@ class FeatureField:
         them over the selection's ids (`follow_ids`, the benchmark's previous path)."""
         self._piece_finders: dict[tuple[str | None, float | None], tuple[Tensor, SeparatePieces]] = {}
         self._neighbors32: np.ndarray | None = None  # `_neighbor_table`
+        self.pieces_by_node: bool = True
+        """The fine level's pieces read the features at the selection's `PrunedBank` positions, ascending
+        (`SeparatePieces.after_growth`'s `block_bank`); False at the Gaussian ids (the previous path)."""
         self.blend_compiled: bool = True
         """A click's rays are blended into its clicked feature and seeds by one compiled pass on a CPU field
         (`_query_kernels.blend_ray`, compiled at `warm_up`; equal to torch's blend to float32 rounding); False
@@ -304,6 +307,7 @@ class FeatureField:
                         growth.rank,
                         seeds,
                         piece_cos=growth.edge_cut(piece_cos),
+                        block_bank=pruned.bank if self.pieces_by_node else None,
                     )
                 else:
                     extra = pieces(before, selected, seeds, piece_cos=growth.edge_cut(piece_cos))
