@@ -97,6 +97,9 @@ class PrunedBank:
         array: `live_bounds`), their products go into one buffer and one more kernel lists the positions above the
         threshold (`positions_above`); False searches with `live_runs` and compares run by run in NumPy (the
         reference)."""
+        self.runs_compiled = True
+        """With `compiled`, False searches the runs with `live_runs` (NumPy) before the compiled threshold step (the
+        benchmark's path before `live_bounds`)."""
         self.radius = np.zeros(k)  # [K] radians: the block's largest φ
         self.max_norm = np.zeros(k)  # [K]
         for blk in range(k):
@@ -199,7 +202,7 @@ class PrunedBank:
         reads it for the selection in ascending order instead of gathering it at scattered ids."""
         pos = positives.detach().cpu().numpy().astype(np.float32)
         neg = None if negatives is None or negatives.shape[0] == 0 else negatives.detach().cpu().numpy()
-        if self.compiled and self.vectorised and neg is None:
+        if self.compiled and self.vectorised and self.runs_compiled and neg is None:
             return self._select_compiled(pos, self.live_bounds(pos, threshold), threshold)
         runs = self.live_runs(pos, threshold) if self.vectorised else self.live_runs_reference(pos, threshold)
         if self.compiled and neg is None:
