@@ -77,3 +77,10 @@ def test_clicks_select_the_same_gaussians_as_the_torch_blend():
             np.testing.assert_array_equal(results[0].mask, results[1].mask)
             compared += results[0].count > 0
     assert compared >= 12
+
+
+def test_an_id_outside_the_features_raises():
+    feats = np.zeros((10, 3), np.float32)
+    for bad in (10, -1):
+        with pytest.raises(IndexError):
+            _kernel(np.array([0, bad], np.int64), np.ones(2, np.float32), feats)

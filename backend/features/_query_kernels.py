@@ -22,12 +22,15 @@ SEEDS = 4
 
 @kernel
 def blend_ray(
-    ids,  # [L] int64 the ray's contributors (Gaussian ids, valid: the caster's own)
+    ids,  # [L] int64 the ray's contributors (Gaussian ids)
     weights,  # [L] float32 their blend weights, front to back
     features,  # [N, D] float32
     blended,  # [D] float32 out: Σ weights[i] · features[ids[i]], summed in order, in float32
     seeds,  # [min(L, SEEDS)] int64 out: the ids of the heaviest weights, heaviest first, ties to the earlier one
 ):  # → float32 Σ weights, summed in order
+    for i in range(ids.size):  # numba checks no bounds: a bad id raises rather than reads outside `features`
+        if ids[i] < 0 or ids[i] >= features.shape[0]:
+            raise IndexError("blend_ray: a contributor id outside the features")
     for d in range(blended.size):
         blended[d] = np.float32(0.0)
     total = np.float32(0.0)
