@@ -73,7 +73,14 @@ def fine_click_parts(field, cameras: list, pixels: list) -> dict[str, float]:
                 if grown.size != selected.size:
                     if fast:
                         extra[fast] = pieces.after_growth(
-                            selected, keep, grown, positions, growth.rank, seeds, piece_cos=piece_cut
+                            selected,
+                            keep,
+                            grown,
+                            positions,
+                            growth.rank,
+                            seeds,
+                            piece_cos=piece_cut,
+                            block_bank=pruned.bank,  # as `FeatureField.segment` passes it (`pieces_by_node`)
                         )
                     else:
                         extra[fast] = pieces(selected, grown, seeds, piece_cos=piece_cut)

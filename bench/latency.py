@@ -8,8 +8,10 @@
   coarse level's hidden patches changing the click's mask in place, `FeatureField.hidden_on_mask`; the floater
   filter's kept Gaussians from one per-cell table, `FloaterFilter.keep_by_cell`; the compiled kernels: the ray cast +
   blend, `RayCaster.compiled`, the floater filter writing the click's mask from block positions,
-  `FloaterFilter.compiled`, the hidden patches' `follow`, `HiddenPatches.compiled`, the blocked product's threshold
-  step, `PrunedBank.compiled`),
+  `FloaterFilter.compiled`, the hidden patches' `follow`, `HiddenPatches.compiled`, the blocked product's run
+  search and threshold step, `PrunedBank.compiled`, the ray's blend into the clicked feature and seeds,
+  `FeatureField.blend_compiled`; the fine level's pieces reading the features by node,
+  `FeatureField.pieces_by_node`),
   the previous one (those off) and the reference (torch ray, whole-bank product: field.fast = False), p50 and
   p95, the median share of the bank `PrunedBank` read, and how many clicks' selections differ between the new path
   and the previous one (0 expected: the ray kernel's weights differ from torch's only by float32 rounding).
@@ -21,6 +23,8 @@
 - **SAGA without a scale** (`bench_saga_auto`): the automatic scale on its grid, a click at a scale whose bank is
   not built (the exact unbuilt path) and the same click once the background builder has built it, beside the
   previous path (off-grid scale, the gated and pruned banks built in the click) on a few clicks.
+- **This session's parts** (`session_parts`): a coarse and a fine click's CPU time with the compiled run search,
+  the ray's compiled blend and the pieces read by node, beside the same clicks without them, interleaved.
 - **CPU time of a coarse click** (`time.thread_time`, far below the wall clock on a loaded box) and its parts: the
   ray cast, blend and query, the blocked product, the floater filter, the hidden patches.
 - **Ray cast + blend** of a click as one compiled kernel (`RayCaster.weights`) beside NumPy (`compiled` off) and
@@ -38,7 +42,9 @@
 `look_diff_numpy_p50_ms` without the kernels),
 `bytes_per_object_change_fraction` (and p95s, previous and reference p50s,
 `saga_auto_p50_ms` and `saga_auto_first_p50_ms` with their p95s and previous path,
-selection mismatches, `click_coarse_cpu_*_ms` with `click_coarse_cpu_segment_previous_ms`, `click_fine_cpu_*_ms`
+selection mismatches, `click_{coarse,fine}_cpu_session_ms` with `_before_ms`
+and `click_{coarse,fine}_session_mismatches` (`session_parts`),
+`click_coarse_cpu_*_ms` with `click_coarse_cpu_segment_previous_ms`, `click_fine_cpu_*_ms`
 from bench/fine_click.py), `ray_kernel_p50_ms` (and its CPU time), `ray_numpy_p50_ms`, `ray_torch_p50_ms`,
 `ray_p50_ms` and `ray_reference_p50_ms`.
 """
@@ -175,6 +181,38 @@ def bench_saga_auto(synth, cameras, pixels, *, previous_clicks: int = 3) -> dict
     }
 
 
+def session_parts(field, cameras, pixels) -> dict[str, float]:
+    """A click's CPU time with this session's parts (the compiled run search, `PrunedBank.runs_compiled`; the
+    compiled blend of the ray into the query and seeds, `FeatureField.blend_compiled`; the pieces reading the
+    features by node, `FeatureField.pieces_by_node`) beside the same click without them ("before"), interleaved,
+    per level, and how many selections differ (0 expected: the blend equals torch's to float32 rounding)."""
+    out: dict[str, float] = {}
+    prunes = [pruned for _, pruned in field._pruned.values()]
+
+    def parts(on: bool) -> None:
+        field.blend_compiled = field.pieces_by_node = on
+        for pruned in prunes:
+            pruned.runs_compiled = on
+
+    for level in ("coarse", "fine"):
+        cpu: dict[bool, list[float]] = {True: [], False: []}
+        mismatched = 0
+        for rep in range(2):
+            for k, (cam, px) in enumerate(zip(cameras, pixels, strict=True)):
+                masks = {}
+                for on in (True, False) if (k + rep) % 2 else (False, True):
+                    parts(on)
+                    c0 = time.thread_time()
+                    masks[on] = field.segment(cam, [px], level=level).mask
+                    cpu[on].append((time.thread_time() - c0) * 1e3)
+                mismatched += rep == 0 and not np.array_equal(masks[True], masks[False])
+        parts(True)
+        out[f"click_{level}_cpu_session_ms"] = percentile(cpu[True], 50)
+        out[f"click_{level}_cpu_session_before_ms"] = percentile(cpu[False], 50)
+        out[f"click_{level}_session_mismatches"] = mismatched
+    return out
+
+
 def _time_clicks(field, cameras, pixels, **kwargs) -> list[float]:
     out = []
     for cam, px in zip(cameras, pixels, strict=True):
@@ -223,6 +261,7 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
         # The compiled kernels (backend/core/jit.py): the ray cast + blend, the floater filter writing the mask,
         # the hidden patches' `follow`; off: NumPy's ray (torch's when `fast` is off too) and the NumPy/SciPy paths.
         field._ray_caster().compiled = newer
+        field.blend_compiled = field.pieces_by_node = newer  # the ray's blend compiled; pieces read by node
         field._floater_filter().compiled = newer
         for patches in field._hidden.values():
             patches.compiled = newer
@@ -297,6 +336,7 @@ def bench_latency(num_gaussians: int, *, clicks: int, workdir: Path) -> dict[str
     for key, values in parts.items():
         out[f"click_coarse_cpu_{key}_ms"] = percentile(values, 50)
     out["click_coarse_cpu_segment_previous_ms"] = percentile(previous_cpu, 50)
+    out.update(session_parts(click, cameras, pixels))
     out.update(fine_click_parts(click, cameras, pixels))  # the same for a fine click, with its growth (fine_click.py)
 
     # The ray alone: in NumPy (`RayCaster.weights`, the default on a CPU) beside torch (`weights_torch`, the
@@ -449,6 +489,22 @@ def latency_figures(r: dict[str, Any], label: str) -> list[Figure]:
             "click_coarse_cpu_segment_ms",
         )
     )
+    for level in ("coarse", "fine"):
+        if f"click_{level}_cpu_session_ms" in r:
+            new, before = r[f"click_{level}_cpu_session_ms"], r[f"click_{level}_cpu_session_before_ms"]
+            figures.append(
+                Figure(
+                    "latency",
+                    f"click, {level}: CPU time with this session's parts p50, {label}",
+                    new,
+                    "ms",
+                    f"the compiled run search, the ray's compiled blend into the query and seeds, the pieces read "
+                    f"by node; without them (interleaved, same clicks) {before:.2f} ms: "
+                    f"×{before / max(new, 1e-9):.2f}; "
+                    f"{int(r[f'click_{level}_session_mismatches'])} of {int(r['clicks'])} selections differ",
+                    f"click_{level}_cpu_session_ms",
+                )
+            )
     figures += fine_click_figures(r, label)
     if "saga_auto_p50_ms" in r:
         figures.append(

@@ -333,6 +333,26 @@ def test_fine_click_parts_time_the_growth_beside_its_previous_path(tmp_path) -> 
     ]
 
 
+def test_session_parts_time_the_click_with_and_without_them(tmp_path) -> None:
+    from backend.features.field import load_field
+    from bench.latency import session_parts
+    from bench.viewer import _click_pixels, write_click_scene
+
+    synth, cams = write_click_scene(tmp_path / "scene", 20_000)
+    field = load_field(tmp_path / "scene", method="click", scene=synth.scene).warm_up()
+    cameras, pixels = [], []
+    for ci, cam in enumerate(cams[:2]):
+        for px in _click_pixels(synth.scene, cam, synth.object_labels, 2, seed=ci):
+            cameras.append(cam)
+            pixels.append(px)
+    r = session_parts(field, cameras, pixels)
+    for level in ("coarse", "fine"):
+        assert r[f"click_{level}_session_mismatches"] == 0  # the same selections with and without them
+        assert r[f"click_{level}_cpu_session_ms"] > 0 and r[f"click_{level}_cpu_session_before_ms"] > 0
+    assert field.blend_compiled and field.pieces_by_node  # left on
+    assert all(pruned.runs_compiled for _, pruned in field._pruned.values())
+
+
 # ---- bench/scale.py and bench/startup.py ----------------------------------------------------------------------------
 def test_scale_bench_reports_where_the_peak_comes_from(tmp_path) -> None:
     from bench.scale import bench_scale

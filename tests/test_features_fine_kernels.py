@@ -213,6 +213,7 @@ def test_the_pieces_after_growth_match_the_id_path_and_the_reference(with_cluste
     rank[order] = np.arange(n, dtype=np.int32)
     finder = SeparatePieces(nb, feats.T, clusters)
     growth = NeighbourGrowth(nb, feats, order=order)
+    block_bank = np.ascontiguousarray(feats.T.numpy()[:, order])  # [D, N] column p = Gaussian order[p]
     found = 0
     for trial in range(12):
         positions = np.flatnonzero(rng.random(n) < 0.5)  # ascending nodes, as a PrunedBank gives them
@@ -228,6 +229,11 @@ def test_the_pieces_after_growth_match_the_id_path_and_the_reference(with_cluste
         for cut in (0.0, 0.6, 0.9):
             fast = finder.after_growth(selected, keep, grown, positions, rank, seeds, piece_cos=cut)
             assert np.array_equal(fast, finder(selected, grown, seeds, piece_cos=cut)), (trial, cut)  # same order
+            # The features read by node from the bank in the growth's numbering (a PrunedBank's): the same answer.
+            by_node = finder.after_growth(
+                selected, keep, grown, positions, rank, seeds, piece_cos=cut, block_bank=block_bank
+            )
+            assert np.array_equal(by_node, fast), (trial, cut)
             ref = pieces_reference(nb, feats.numpy(), clusters, selected, grown, seeds, piece_cos=cut)
             assert np.array_equal(np.sort(fast), ref), (trial, cut)
             found += fast.size

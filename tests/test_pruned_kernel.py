@@ -21,6 +21,11 @@ def _both(pruned: PrunedBank, pos, thr) -> np.ndarray:
     pruned.compiled = False
     ref, ref_read = pruned.select_positions(pos, None, thr)
     pruned.compiled = True
+    pruned.runs_compiled = False  # the runs from `live_runs` (NumPy), the threshold still compiled
+    listed, listed_read = pruned.select_positions(pos, None, thr)
+    pruned.runs_compiled = True
+    np.testing.assert_array_equal(listed, fast)
+    assert listed_read == fast_read
     assert fast.dtype == np.int64
     np.testing.assert_array_equal(fast, ref)
     assert fast_read == ref_read

@@ -36,12 +36,41 @@ def test_vectorised_runs_are_inside_the_reference_and_hold_every_passing_column(
         for thr in (0.3, 0.85, 0.97):
             fast = pruned.live_runs(q, thr)
             ref = pruned.live_runs_reference(q, thr)
+            compiled = pruned.live_bounds(q, thr)  # the kernel's search: the vectorised runs exactly
+            assert compiled.dtype == np.int64 and compiled.shape == (len(fast), 2)
+            assert [tuple(r) for r in compiled.tolist()] == fast
             got, want = _covered(fast, n), _covered(ref, n)
             assert not (got & ~want).any()  # never more than the loop read
             with np.errstate(invalid="ignore"):
                 passing = np.nan_to_num((q @ b).max(0), nan=-np.inf) > thr - MARGIN
             assert not (passing & ~got).any()  # never a column that can pass left out
             assert all(a < z for a, z in fast)
+
+
+def test_compiled_runs_on_edge_cases():
+    """`live_bounds` (compiled) equals `live_runs` on empty blocks, a block of one column, NaN and zero queries,
+    thresholds every member passes (reach π) and none can (reach −1), several queries at once."""
+    g = torch.Generator().manual_seed(11)
+    bank = F.normalize(torch.randn(6, 700, generator=g), dim=0)
+    bank[:, 3] = float("nan")
+    bank[:, 5] = 0.0
+    pruned = PrunedBank(bank, blocks=200, sample=300)  # more centroids than the sample fills: empty blocks
+    assert (pruned.bounds[1:] == pruned.bounds[:-1]).any() or (np.diff(pruned.bounds) == 1).any()
+    b = np.nan_to_num(pruned.bank.astype(np.float64))
+    queries = [
+        b[:, :1].T,
+        b[:, 10:14].T,
+        np.zeros((1, 6)),
+        np.full((1, 6), np.nan),
+        np.vstack([b[:, 20], np.full(6, np.nan)]),
+        -b[:, 30:31].T * 3.0,
+    ]
+    for q in queries:
+        for thr in (-2.0, -0.5, 0.0, 0.6, 0.999, 1.5, np.float64(0.9)):
+            with np.errstate(invalid="ignore"):
+                fast = pruned.live_runs(q, thr)
+                compiled = pruned.live_bounds(q, thr)
+            assert [tuple(r) for r in compiled.tolist()] == fast
 
 
 def test_lone_column_products_round_as_the_whole_bank():

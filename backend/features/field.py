@@ -31,6 +31,8 @@ from ..masks.maskset import MaskSet
 from ..masks.prepare import MASKS_NAME
 from ..render import RayCaster
 from ..workspace import Workspace
+from ._query_kernels import SEEDS, blend_ray
+from ._query_kernels import warm_up as warm_up_blend
 from .bank_cache import DEFAULT_BUDGET, BankBuilder, BankCache
 from .coverage import drop_uncovered
 from .floaters import FloaterFilter
@@ -180,6 +182,13 @@ class FeatureField:
         them over the selection's ids (`follow_ids`, the benchmark's previous path)."""
         self._piece_finders: dict[tuple[str | None, float | None], tuple[Tensor, SeparatePieces]] = {}
         self._neighbors32: np.ndarray | None = None  # `_neighbor_table`
+        self.pieces_by_node: bool = True
+        """The fine level's pieces read the features at the selection's `PrunedBank` positions, ascending
+        (`SeparatePieces.after_growth`'s `block_bank`); False at the Gaussian ids (the previous path)."""
+        self.blend_compiled: bool = True
+        """A click's rays are blended into its clicked feature and seeds by one compiled pass on a CPU field
+        (`_query_kernels.blend_ray`, compiled at `warm_up`; equal to torch's blend to float32 rounding); False
+        blends in torch (the previous path)."""
 
     # ---- public API ----------------------------------------------------------------------------------------------
     @property
@@ -294,6 +303,7 @@ class FeatureField:
                         growth.rank,
                         seeds,
                         piece_cos=growth.edge_cut(piece_cos),
+                        block_bank=pruned.bank if self.pieces_by_node else None,
                     )
                 else:
                     extra = pieces(before, selected, seeds, piece_cos=growth.edge_cut(piece_cos))
@@ -418,6 +428,8 @@ class FeatureField:
         """Build the lazily made parts (ray caster, floater filter) now rather than on the first click."""
         with self._lock:
             self._ray_caster().warm_up()
+            if self.blend_compiled:
+                warm_up_blend()
             if self._use_floater_filter:
                 self._floater_filter().warm_up()
             if self.fast:
@@ -639,20 +651,47 @@ class FeatureField:
         scale: float | None,
         rays: list[tuple[Tensor, Tensor]] | None = None,  # `_rays(camera, pixels)` when already cast
     ) -> tuple[Tensor, np.ndarray]:  # [P', D] unit clicked features (rays that hit), seeds [T] Gaussian ids
+        rays = self._rays(camera, pixels) if rays is None else rays
+        cpu = self.features.device.type == "cpu" and all(ids.device.type == "cpu" for ids, _ in rays)
+        rows, seeds = (self._blend_compiled if self.blend_compiled and cpu else self._blend_torch)(rays, level, scale)
+        if not rows:
+            d = self._bank_rows(level, scale)
+            return torch.zeros(0, d), np.zeros(0, dtype=np.int64)
+        return torch.stack(rows), np.concatenate(seeds).astype(np.int64, copy=False)
+
+    def _blend_compiled(
+        self, rays: list[tuple[Tensor, Tensor]], level: str | None, scale: float | None
+    ) -> tuple[list[Tensor], list[np.ndarray]]:  # per ray that hits: its query [D'], its seeds [≤ 4] ids
+        """`_blend_torch` by one compiled pass per ray (`_query_kernels.blend_ray`, CPU tensors only)."""
+        feats = self.features.numpy()  # [N, D] float32, shared
         rows, seeds = [], []
-        for ids, w in self._rays(camera, pixels) if rays is None else rays:
+        for ids, w in rays:
+            if ids.numel() == 0:
+                continue
+            blended = np.empty(feats.shape[1], dtype=np.float32)
+            top = np.empty(min(SEEDS, ids.numel()), dtype=np.int64)
+            i64 = np.ascontiguousarray(ids.numpy(), dtype=np.int64)
+            if blend_ray(i64, np.ascontiguousarray(w.numpy(), dtype=np.float32), feats, blended, top) <= 1e-6:
+                continue
+            rows.append(self.impl.query(torch.from_numpy(blended), level, scale))
+            seeds.append(top)
+        return rows, seeds
+
+    def _blend_torch(
+        self, rays: list[tuple[Tensor, Tensor]], level: str | None, scale: float | None
+    ) -> tuple[list[Tensor], list[np.ndarray]]:  # per ray that hits: its query [D'], its seeds [≤ 4] ids
+        """Each ray's weighted feature made into the method's query, and its 4 heaviest contributors (the seeds)."""
+        rows, seeds = [], []
+        for ids, w in rays:
             if ids.numel() == 0 or float(w.sum()) <= 1e-6:
                 continue
             ids = ids.cpu()
             w = w.cpu().float()
             f = self.features.index_select(0, ids)  # [L, D]
             rows.append(self.impl.query((w[:, None] * f).sum(0), level, scale))
-            top = torch.argsort(w, descending=True)[:4]  # the Gaussians that make most of the clicked pixel
+            top = torch.argsort(w, descending=True)[:SEEDS]  # the Gaussians that make most of the clicked pixel
             seeds.append(ids[top].numpy())
-        if not rows:
-            d = self._bank_rows(level, scale)
-            return torch.zeros(0, d), np.zeros(0, dtype=np.int64)
-        return torch.stack(rows), np.concatenate(seeds).astype(np.int64)
+        return rows, seeds
 
     @staticmethod
     def _scores(queries: Tensor, bank: Tensor) -> Tensor:  # [P, D] @ [D, N] → [N] max over queries

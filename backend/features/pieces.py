@@ -128,12 +128,15 @@ class SeparatePieces:
         seeds: np.ndarray,  # [T] int ids that were clicked
         *,
         piece_cos: float,
+        block_bank: np.ndarray | None = None,  # [D, N] this finder's bank with column p = Gaussian order[p]
     ) -> np.ndarray:  # [P] ids of the pieces to add, in the selection's order (`__call__`'s answer)
         """`__call__` for a selection that growth handed over as its mask over ascending nodes: what growth dropped
         is where the mask is off, and whether a neighbour is selected, grown or dropped is a binary search of its node
         among the selection's (`_pieces_kernels.dropped_pieces`, with the pieces' union-find), so nothing is marked or
         cleared over the grown part (tens of thousands of scattered ids at 1M Gaussians); the work is proportional to
-        what growth dropped."""
+        what growth dropped. With `block_bank` (the `PrunedBank`'s columns, in the nodes' numbering: the same
+        values) the features are read at the nodes, ascending, rather than at scattered ids: the grown part's mean
+        sample, 512 columns × D rows, measured 0.26 ms of a 1M fine click gathered by id and 0.06–0.15 ms so."""
         if not (self.fast and self._prepared):
             return self(selected, grown, seeds, piece_cos=piece_cos)
         if not len(selected) == len(keep) == len(nodes):  # the kernel reads them unchecked, aligned
@@ -150,7 +153,11 @@ class SeparatePieces:
         touch = np.empty(rest.size, dtype=bool)
         comp = np.empty(rest.size, dtype=np.int64)
         count = dropped_pieces(nodes, keep, dropped, rest, self.neighbors, rank, touch, comp)
-        return self._choose(rest, touch, comp, count, np.asarray(grown, dtype=np.int64), target, piece_cos)
+        if block_bank is None:
+            return self._choose(rest, touch, comp, count, np.asarray(grown, dtype=np.int64), target, piece_cos)
+        # The same columns by node: grown[i] is the Gaussian at the i-th kept node, rest[j] at the j-th dropped one.
+        columns = (block_bank, nodes, keep, dropped)
+        return self._choose(rest, touch, comp, count, np.asarray(grown, dtype=np.int64), target, piece_cos, columns)
 
     def _choose(
         self,
@@ -161,6 +168,7 @@ class SeparatePieces:
         grown: np.ndarray,  # [G] int ids growth kept
         target: int | None,  # the clicked Gaussians' global cluster (`_target`), None: no check
         piece_cos: float,
+        columns: tuple[np.ndarray, ...] | None = None,  # the bank by node, the nodes, growth's mask, rest's positions
     ) -> np.ndarray:  # [P] ids: the pieces that touch nothing grown and are the clicked part
         sizes = np.bincount(comp, minlength=count).astype(np.float64)
         touching = np.zeros(count, dtype=bool)
@@ -171,9 +179,15 @@ class SeparatePieces:
             keep &= same >= MIN_CLUSTER_SHARE
         if not keep.any():  # most clicks: every dropped piece touches the part; the features need not be read
             return np.zeros(0, dtype=np.int64)
-        mean = self._columns(grown[:: -(-grown.size // MEAN_SAMPLE)]).sum(1)  # [D]
+        if columns is None:  # by Gaussian id (through the blocked bank's rank when the bank is blocked)
+            sample, rest_f = self._columns(grown[:: -(-grown.size // MEAN_SAMPLE)]), self._columns(rest)
+        else:  # made only when some piece is left to compare: the same columns read by node, ascending
+            bank, nodes, grown_mask, dropped = columns
+            grown_at = nodes[grown_mask]
+            sample, rest_f = bank[:, grown_at[:: -(-grown_at.size // MEAN_SAMPLE)]], bank[:, nodes[dropped]]
+        mean = sample.sum(1)  # [D]
         mean /= max(float(np.linalg.norm(mean)), 1e-12)
-        keep &= np.bincount(comp, weights=mean @ self._columns(rest), minlength=count) / sizes >= piece_cos
+        keep &= np.bincount(comp, weights=mean @ rest_f, minlength=count) / sizes >= piece_cos
         return rest[keep[comp]]
 
     def _columns(self, ids: np.ndarray) -> np.ndarray:  # [S] int Gaussian ids → [D, S] their features

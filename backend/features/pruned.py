@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor
 
-from ._pruned_kernels import comparison_threshold, positions_above
+from ._pruned_kernels import block_runs, comparison_threshold, positions_above
 from .threads import single_threaded_blas
 
 MARGIN = 1e-4
@@ -106,8 +106,13 @@ class PrunedBank:
         self.vectorised = True
         """`live_runs` searches every block at once; False runs `live_runs_reference` (the benchmark's previous)."""
         self.compiled = True
-        """Without negatives, the runs' products go into one buffer and one compiled kernel lists the positions above
-        the threshold (`_pruned_kernels.positions_above`); False compares run by run in NumPy (the reference)."""
+        """Without negatives, the runs are searched by one compiled kernel (`_pruned_kernels.block_runs`, as an
+        array: `live_bounds`), their products go into one buffer and one more kernel lists the positions above the
+        threshold (`positions_above`); False searches with `live_runs` and compares run by run in NumPy (the
+        reference)."""
+        self.runs_compiled = True
+        """With `compiled`, False searches the runs with `live_runs` (NumPy) before the compiled threshold step (the
+        benchmark's path before `live_bounds`)."""
         self.radius = np.zeros(k)  # [K] radians: the block's largest φ
         self.max_norm = np.zeros(k)  # [K]
         for blk in range(k):
@@ -156,6 +161,17 @@ class PrunedBank:
             runs.append((int(self.bounds[k]), int(self.bounds[k + 1])))
         return runs
 
+    def live_bounds(self, queries: np.ndarray, threshold: float) -> np.ndarray:  # [P, D] → [R, 2] int64 runs
+        """`live_runs` as one [R, 2] array (first column, end), searched by one compiled kernel: the same runs."""
+        theta, reach = self._reach(queries, threshold)
+        k = self.centroids.shape[0]
+        out = np.empty((k + 1, 2), dtype=np.int64)
+        num = block_runs(theta, reach, self.radius, self.bounds[:k], self.bounds[1 : k + 1], self._key, out)
+        if self.bounds[k + 1] > self.bounds[k]:  # the non-finite block, always read
+            out[num] = self.bounds[k], self.bounds[k + 1]
+            num += 1
+        return out[:num]
+
     def live_runs_reference(self, queries: np.ndarray, threshold: float) -> list[tuple[int, int]]:
         """`live_runs` one block and one query at a time (the loop before the vectorised search)."""
         theta, reach = self._reach(queries, threshold)
@@ -199,9 +215,11 @@ class PrunedBank:
         reads it for the selection in ascending order instead of gathering it at scattered ids."""
         pos = positives.detach().cpu().numpy().astype(np.float32)
         neg = None if negatives is None or negatives.shape[0] == 0 else negatives.detach().cpu().numpy()
+        if self.compiled and self.vectorised and self.runs_compiled and neg is None:
+            return self._select_compiled(pos, self.live_bounds(pos, threshold), threshold)
         runs = self.live_runs(pos, threshold) if self.vectorised else self.live_runs_reference(pos, threshold)
         if self.compiled and neg is None:
-            return self._select_compiled(pos, runs, threshold)
+            return self._select_compiled(pos, np.array(runs, dtype=np.int64).reshape(-1, 2), threshold)
         picked: list[np.ndarray] = []
         read = 0
         with single_threaded_blas():
@@ -222,19 +240,19 @@ class PrunedBank:
         return positions, read / max(1, self.num_gaussians)
 
     def _select_compiled(
-        self, pos: np.ndarray, runs: list[tuple[int, int]], threshold: float
-    ) -> tuple[np.ndarray, float]:  # pos [P, D] float32 → `select_positions`' answer without negatives
+        self, pos: np.ndarray, bounds: np.ndarray, threshold: float
+    ) -> tuple[np.ndarray, float]:  # pos [P, D] float32, bounds [K, 2] int64 runs → `select_positions`' answer
         """The runs' products (the same BLAS calls as the NumPy path: the same bits) into one buffer, then one
-        kernel pass for the positions above the threshold."""
-        if not runs:
+        kernel pass for the positions above the threshold (without negatives)."""
+        if not bounds.shape[0]:
             return np.zeros(0, dtype=np.int64), 0.0
-        bounds = np.array(runs, dtype=np.int64)  # [K, 2]
-        widths = bounds[:, 1] - bounds[:, 0]
+        lows = bounds[:, 0].copy()
+        widths = bounds[:, 1] - lows
         read = int(widths.sum())
         scores = np.empty(read, dtype=np.float32)
         off = 0
         with single_threaded_blas():
-            for (lo, hi), w in zip(runs, widths.tolist(), strict=True):
+            for lo, hi, w in zip(lows.tolist(), bounds[:, 1].tolist(), widths.tolist(), strict=True):
                 s = scores[off : off + w]
                 if w == 1:
                     s[:] = _products(pos[0], self.bank, lo, hi)
@@ -243,7 +261,7 @@ class PrunedBank:
                 for row in pos[1:]:
                     np.maximum(s, _products(row, self.bank, lo, hi), out=s)
                 off += w
-        positions = positions_above(scores, bounds[:, 0].copy(), widths, comparison_threshold(threshold))
+        positions = positions_above(scores, lows, widths, comparison_threshold(threshold))
         return positions, read / max(1, self.num_gaussians)
 
     def in_gaussian_order(self) -> np.ndarray:  # [D, N] float32, a copy
@@ -270,6 +288,7 @@ class PrunedBank:
     def warm_up(self) -> PrunedBank:
         """Compile the threshold kernel (or load it from numba's cache) now, so that the first click does not."""
         positions_above(np.zeros(1, np.float32), np.zeros(1, np.int64), np.ones(1, np.int64), 0.5)
+        self.live_bounds(np.zeros((1, self.centroids.shape[1]), np.float32), 0.5)
         return self
 
 
