@@ -81,8 +81,6 @@ class ClickConfig:
     gfl_confidence: float = 0.75
     """A Gaussian joins a global cluster only when its cosine to the centroid is at least this."""
     gfl_sample: int = 8192
-    gfl_levels: tuple[str, ...] = LEVELS
-    """The levels whose Gaussians GFL pulls to their global cluster (the clusters of both are still found)."""
     min_cluster_size: int = 3
     uncovered_segment: bool = True
     """A view's opaque pixels that no mask covers count as one segment of that view: pulled together and pushed
@@ -110,7 +108,9 @@ class ClickConfig:
     fine_agreement_min_views: int = 3
     """A pair seen together in fewer reference views keeps what its own view says."""
     fine_vote_weight: float = 0.1
-    """A Gaussian votes in a view only where its cached blend weight there reaches this (`gaussian_fine_votes`)."""
+    """A Gaussian votes in a view only where its cached blend weight there reaches this (`gaussian_fine_votes`).
+    At 0.5 only 37% of the tabletop quick cell's Gaussians voted at all and the small parts were judged on almost
+    no views; at 0.1, 70% (README, "Fine residuals, cluster evidence and denser votes")."""
     fine_vote_hops: int = 3
     """A Gaussian without a vote in a reference view borrows its colour-weighted neighbours' (`fill_votes`), this
     many hops; 0 = own votes only."""
@@ -385,8 +385,6 @@ def _gfl_loss(
     cd = config.coarse_dim
     total = feats.new_zeros(())
     for level, margin in (("coarse", config.margin_coarse), ("fine", config.margin_fine)):
-        if level not in config.gfl_levels:
-            continue
         c, members = clusters[level], assigned[level]
         if members.numel() == 0 or c.num_clusters == 0:
             continue
