@@ -107,10 +107,11 @@ class ClickConfig:
     """Push (not only stop pulling) the pairs `fine_agreement` finds merged in this view."""
     fine_agreement_min_views: int = 3
     """A pair seen together in fewer reference views keeps what its own view says."""
-    fine_vote_weight: float = 0.1
+    fine_vote_weight: float = 0.2
     """A Gaussian votes in a view only where its cached blend weight there reaches this (`gaussian_fine_votes`).
     At 0.5 only 37% of the tabletop quick cell's Gaussians voted at all and the small parts were judged on almost
-    no views; at 0.1, 70% (README, "Fine residuals, cluster evidence and denser votes")."""
+    no views; at 0.2, 62% (0.1: 70%, but a thin part's edge Gaussians then vote for their neighbour's mask: the
+    shelf's lamp pole lost 0.23; README, "Fine residuals, cluster evidence and denser votes")."""
     fine_vote_hops: int = 3
     """A Gaussian without a vote in a reference view borrows its colour-weighted neighbours' (`fill_votes`), this
     many hops; 0 = own votes only."""
