@@ -26,7 +26,9 @@ from torch import Tensor
 
 from ..core.errors import SplatsegError
 from . import losses
+from .cluster_evidence import checked_labels, cluster_presence
 from .clusters import GlobalClusters, assign_to_clusters, cluster_centroids, mask_average_features
+from .containment import container_masks, residual_pairs
 from .contrib_cache import ContributionCache
 from .coverage import training_weight, uncovered_share
 from .fine_agreement import (
@@ -36,6 +38,7 @@ from .fine_agreement import (
     mask_agreement,
     pair_agreement,
     pixel_agreement,
+    reference_views,
 )
 from .fine_levels import part_labels
 from .method import FeatureMethod
@@ -104,6 +107,11 @@ class ClickConfig:
     """Push (not only stop pulling) the pairs `fine_agreement` finds merged in this view."""
     fine_agreement_min_views: int = 3
     """A pair seen together in fewer reference views keeps what its own view says."""
+    fine_vote_weight: float = 0.2
+    """A Gaussian votes in a view only where its cached blend weight there reaches this (`gaussian_fine_votes`).
+    At 0.5 only 37% of the tabletop quick cell's Gaussians voted at all and the small parts were judged on almost
+    no views; at 0.2, 62% (0.1: 70%, but a thin part's edge Gaussians then vote for their neighbour's mask: the
+    shelf's lamp pole lost 0.23; README, "Fine residuals, cluster evidence and denser votes")."""
     fine_vote_hops: int = 3
     """A Gaussian without a vote in a reference view borrows its colour-weighted neighbours' (`fill_votes`), this
     many hops; 0 = own votes only."""
@@ -111,6 +119,15 @@ class ClickConfig:
     """Fine global clusters are found among the fine masks whose pixel pairs agree at least this much on average
     (`mask_agreement`): masks that merge two parts would otherwise form a cluster of their own between the two and
     pull both into it. None = every mask."""
+    fine_residual_pull: bool = False
+    """Pull the pixel pairs whose finest mask contains another mask of the view (the rest of a whole whose parts
+    have masks: often several unmasked parts at once, `containment.py`), and find fine global clusters among such
+    masks too; False = those pairs are neither pulled nor pushed among themselves (their pushes against the
+    masked parts stay) and containers form no fine cluster."""
+    fine_cluster_evidence: float | None = 0.5
+    """A Gaussian stays in its fine global cluster only where at most this share of the views that say anything
+    deny it (the cluster has a mask there, the Gaussian's vote is another mask: `cluster_evidence.py`); None =
+    the feature alone decides, as Click-Gaussian does."""
     knn_colour_sigma: float | None = 0.1
     """Weight each neighbour pair of the smoothness term by its colour affinity (`propagate.colour_affinity`,
     this σ), so touching parts of different colours are not pulled together across their seam; None = all 1."""
@@ -167,6 +184,7 @@ def compute_global_clusters(
     cache: ContributionCache,
     config: ClickConfig,
     fine_masks_ok: Tensor | None = None,  # [num_masks] bool: masks the fine clusters may be found among
+    votes: Tensor | None = None,  # [N, V'] int32 fine-mask votes (`fine_agreement`), for `fine_cluster_evidence`
 ) -> dict[str, GlobalClusters]:
     """Mask-average rendered features over all masks of all views → HDBSCAN per level → Gaussian assignment.
 
@@ -182,7 +200,19 @@ def compute_global_clusters(
         centroids = cluster_centroids(mask_feats, counts, min_cluster_size=config.min_cluster_size)
         gauss = level_features(features.detach().cpu(), level, config.coarse_dim)
         labels = assign_to_clusters(gauss, centroids, confidence=config.gfl_confidence)
+        if level == "fine" and votes is not None and config.fine_cluster_evidence is not None and len(centroids):
+            mask_cluster = assign_to_clusters(mask_feats, centroids, confidence=config.gfl_confidence)
+            mask_cluster = torch.where(counts > 0, mask_cluster, torch.full_like(mask_cluster, -1))
+            presence = cluster_presence(mask_cluster, _mask_columns(cache), len(centroids), votes.shape[1])
+            labels = checked_labels(labels, votes, mask_cluster, presence, max_against=config.fine_cluster_evidence)
         out[level] = GlobalClusters(centroids=centroids, labels=labels)
+    return out
+
+
+def _mask_columns(cache: ContributionCache) -> Tensor:  # [num_masks] int64 vote column of its view, -1 = none
+    out = torch.full((cache.num_masks,), -1, dtype=torch.int64)
+    for col, v in enumerate(reference_views(cache.num_views)):
+        out[int(cache.mask_start[v]) : int(cache.mask_start[v + 1])] = col
     return out
 
 
@@ -219,9 +249,10 @@ def train_click(
     usable = [v for v in range(cache.num_views) if cache.rows(v).stop - cache.rows(v).start >= 2]
     if not usable:
         raise ValueError("no view has pixels covered by masks and Gaussians; nothing to train on")
-    votes, fine_masks_ok = None, None
-    if any(x is not None for x in (config.fine_agreement, config.fine_split_agreement, config.fine_cluster_agreement)):
-        votes = gaussian_fine_votes(host)  # [N, V'] (CPU)
+    votes, host_votes, fine_masks_ok = None, None, None
+    gated = (config.fine_agreement, config.fine_split_agreement, config.fine_cluster_agreement)
+    if any(x is not None for x in (*gated, config.fine_cluster_evidence)):
+        votes = gaussian_fine_votes(host, min_weight=config.fine_vote_weight)  # [N, V'] (CPU)
         if config.fine_vote_hops > 0:  # the heavy part ([N, V', k, k] comparisons): on the device
             hop_weights = torch.ones(neighbors.shape, device=device) if knn_weights is None else knn_weights
             votes = fill_votes(votes.to(device), neighbors, hop_weights, hops=config.fine_vote_hops).cpu()
@@ -229,7 +260,13 @@ def train_click(
             agreement = mask_agreement(host, votes, min_views=config.fine_agreement_min_views, seed=config.seed)
             fine_masks_ok = ~(agreement < config.fine_cluster_agreement)  # NaN (not measured) stays
             log.info("fine clusters from %d of %d masks", int(fine_masks_ok.sum()), cache.num_masks)
-        votes = votes.to(device)
+        host_votes, votes = votes, votes.to(device)  # the clusters' evidence reads them on the CPU
+    container = None
+    if not config.fine_residual_pull:
+        container = container_masks(host)  # [num_masks] bool (CPU)
+        fine_masks_ok = ~container if fine_masks_ok is None else fine_masks_ok & ~container
+        log.info("%d of %d masks contain another mask of their view", int(container.sum()), cache.num_masks)
+        container = container.to(device)  # the steps index it with the batch's fine labels
     gfl_first = math.ceil(config.gfl_start * config.iterations)
     clusters: dict[str, GlobalClusters] | None = None
     order: list[int] = []
@@ -237,7 +274,7 @@ def train_click(
     bar = tqdm(range(config.iterations), desc="train click", unit="it", disable=not progress, dynamic_ncols=True)
     for it in bar:
         if it >= gfl_first and (it - gfl_first) % config.gfl_every == 0:
-            clusters = _on(compute_global_clusters(feats.detach(), cache, config, fine_masks_ok), device)
+            clusters = _on(compute_global_clusters(feats.detach(), cache, config, fine_masks_ok, host_votes), device)
             assigned = {level: torch.nonzero(c.labels >= 0).squeeze(1) for level, c in clusters.items()}
         if not order:
             order = [usable[i] for i in torch.randperm(len(usable), generator=g).tolist()]
@@ -248,6 +285,10 @@ def train_click(
 
         rendered, gathered = cache.render(feats, pick, return_gathered=True)  # [B, D], [B, K, D]
         coarse_labels, fine_labels = cache.coarse[pick], cache.fine[pick]
+        gate = None if votes is None else _fine_gate(cache, votes, pick, config)
+        if container is not None:
+            rest = residual_pairs(fine_labels, container)  # [B, B]
+            gate = (rest, None, None) if gate is None else (_or(gate[0], rest), *gate[1:])
         if config.uncovered_segment:
             coarse_labels = uncovered_as_segment(coarse_labels, cache.num_masks)
             fine_labels = uncovered_as_segment(fine_labels, cache.num_masks)
@@ -259,7 +300,7 @@ def train_click(
             margin_coarse=config.margin_coarse,
             margin_fine=config.margin_fine,
             hard_negatives=config.hard_negatives,
-            fine_gate=None if votes is None else _fine_gate(cache, votes, pick, config),
+            fine_gate=gate,
         )
         sphere = losses.hypersphere(gathered.reshape(-1, config.dim), splits=(cd, config.fine_dim))
         rnorm = losses.rendered_norm(rendered, splits=(cd, config.fine_dim))
@@ -289,11 +330,15 @@ def train_click(
     final = unit_halves(feats.detach(), cd).cpu()
     if config.fill_unseen and config.iterations >= config.fill_min_iterations:
         final = fill_unseen_features(final, host, neighbors.cpu(), config)
-    clusters = compute_global_clusters(final.to(device), cache, config, fine_masks_ok)  # on the CPU
+    clusters = compute_global_clusters(final.to(device), cache, config, fine_masks_ok, host_votes)  # on the CPU
     for level, c in clusters.items():
         assigned = int((c.labels >= 0).sum())
         log.info("%s: %d global clusters, %d of %d Gaussians assigned", level, c.num_clusters, assigned, n)
     return ClickResult(features=final, clusters=clusters, config=config, history=history)
+
+
+def _or(a: Tensor | None, b: Tensor) -> Tensor:
+    return b if a is None else a | b
 
 
 def _fine_gate(

@@ -34,7 +34,7 @@ def gaussian_fine_votes(
 ) -> Tensor:  # [N, V'] int32 global fine-mask id per reference view, -1 = no vote
     """Per Gaussian and reference view: the fine mask holding most of its cached blend weight in that view, when
     that weight is at least `min_weight` (about one sampled pixel's worth of a front Gaussian); else −1."""
-    refs = _reference_views(cache.num_views, max_views)
+    refs = reference_views(cache.num_views, max_views)
     n = cache.num_gaussians
     out = torch.full((n, len(refs)), -1, dtype=torch.int32)
     for col, v in enumerate(refs):
@@ -126,7 +126,7 @@ def gaussian_fine_votes_reference(
     cache: ContributionCache, *, max_views: int = MAX_REFERENCE_VIEWS, min_weight: float = 0.5
 ) -> Tensor:  # [N, V'] int32
     """`gaussian_fine_votes` with dictionaries, one cached pixel at a time (for the test)."""
-    refs = _reference_views(cache.num_views, max_views)
+    refs = reference_views(cache.num_views, max_views)
     out = torch.full((cache.num_gaussians, len(refs)), -1, dtype=torch.int32)
     for col, v in enumerate(refs):
         acc: dict[int, dict[int, float]] = {}
@@ -203,7 +203,8 @@ def front_votes(cache: ContributionCache, votes: Tensor, rows: Tensor) -> Tensor
     return votes.index_select(0, cache.ids[rows, 0].long())
 
 
-def _reference_views(num_views: int, max_views: int) -> list[int]:
+def reference_views(num_views: int, max_views: int = MAX_REFERENCE_VIEWS) -> list[int]:
+    """The views that get a vote column (all, or `max_views` spread evenly), in column order."""
     if num_views <= max_views:
         return list(range(num_views))
     return sorted({round(float(x)) for x in np.linspace(0, num_views - 1, max_views)})
