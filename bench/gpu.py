@@ -328,8 +328,15 @@ def _steps(text: str) -> tuple[str, ...]:
     return names
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (as `splatseg`'s): the script's log stays readable on a GPU machine."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="bench/gpu.sh", description=__doc__.splitlines()[0])
+    p = _Parser(prog="bench/gpu.sh", description=__doc__.splitlines()[0])
     p.add_argument("--json", type=Path, default=Path("bench-gpu.json"), help="where to write the figures")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--cpu-parts", action="store_true", help="without CUDA: run the steps that need no GPU")

@@ -190,6 +190,15 @@ def test_only_runs_the_named_steps(tmp_path, capsys) -> None:
     assert e.value.code == 2 and "unknown step 'warp'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [["--only", "nonsense"], ["--only", ","], ["--click-size", "many"]])
+def test_a_usage_error_is_one_line(argv, tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        gpu_main(["--json", str(tmp_path / "gpu.json"), *argv])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and err.startswith("bench/gpu.sh: error: "), err
+    assert "--help" in err and not (tmp_path / "gpu.json").exists()
+
+
 def test_a_failing_training_part_keeps_its_traceback_and_the_others_run(tmp_path) -> None:
     """A device bug in one part is recorded with its last frames, and the next part still runs; a failing smoke
     training ends the step."""
