@@ -80,6 +80,17 @@ def _check_tensors(method: str, tensors: dict[str, Tensor], n: int) -> None:
         if key in tensors and tuple(tensors[key].shape) != (tensors["features"].shape[0],):
             raise SplatsegError(f"the {method} features' {key} has shape {tuple(tensors[key].shape)}; {rerun}")
     dim = tensors["features"].shape[1]
+    if dim == 0:  # a [N, 0] array would load and select nothing, silently
+        raise SplatsegError(f"the {method} features have no channels; {rerun}")
+    for level, widths in (("coarse", range(1, dim)), ("fine", (dim,))):
+        # Click's coarse half is the features' first columns (the centroids' width says how many), its fine level
+        # the whole vector: a file whose features are narrower than its centroids mixes the halves, silently.
+        centroids = tensors.get(f"{level}_centroids")
+        if centroids is not None and (centroids.ndim != 2 or centroids.shape[1] not in widths):
+            raise SplatsegError(
+                f"the {method} features' {level}_centroids have shape {tuple(centroids.shape)} for features of "
+                f"{dim} channels; {rerun}"
+            )
     for key in ("gate_weight", "gate_bias"):  # SAGA's scale gate: one weight and one bias per feature channel
         if key in tensors and tensors[key].numel() != dim:
             count = tensors[key].numel()
