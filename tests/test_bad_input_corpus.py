@@ -179,6 +179,12 @@ def _huge_label(labels: np.ndarray) -> np.ndarray:
     return labels
 
 
+def _one_nan(features: np.ndarray) -> np.ndarray:
+    features = features.copy()
+    features[11, 3] = np.nan  # one Gaussian: every ray through it blended to NaN, its clicks selecting nothing
+    return features
+
+
 def _point_past_the_end(nb: np.ndarray) -> np.ndarray:
     nb = nb.copy()
     nb[5, 2] = 10**6
@@ -277,6 +283,8 @@ CASES: list[tuple[str, Setup | None, list[str], str]] = [
     ("click features of 0 channels", _features_tensor("features", lambda f: f[:, :0]), SEG, "no channels"),
     ("click features narrower than the coarse half", _features_tensor("features", lambda f: f[:, :2]), SEG, "coarse"),
     ("click features narrower than the fine centroids", _features_tensor("features", lambda f: f[:, :13]), SEG, "fine"),
+    ("click features with a NaN", _features_tensor("features", _one_nan), SEG, "NaN or infinite"),
+    ("saga gate bias infinite", _features_tensor("gate_bias", lambda b: b + np.inf, "saga"), SAGA, "gate_bias"),
     ("saga gate of 3 channels", _features_tensor("gate_weight", lambda w: w[:3], "saga"), SAGA, "gate_weight"),
     ("saga gate bias of 3 channels", _features_tensor("gate_bias", lambda b: b[:3], "saga"), SAGA, "gate_bias"),
     ("saga quantiles empty", _features_tensor("quantiles", lambda q: q[:0], "saga"), SAGA, "quantiles"),

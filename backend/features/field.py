@@ -68,6 +68,14 @@ class SegmentResult:
         return int(self.mask.sum())
 
 
+def _all_finite(tensor: Tensor, step: int = 1 << 22) -> bool:
+    """In slices: `torch.isfinite` of the whole features would be a bool temporary of N × D bytes."""
+    if not (tensor.dtype.is_floating_point or tensor.dtype.is_complex):
+        return True
+    flat = tensor.reshape(-1)
+    return all(bool(torch.isfinite(flat[s : s + step]).all()) for s in range(0, flat.numel(), step))
+
+
 def _check_tensors(method: str, tensors: dict[str, Tensor], n: int) -> None:
     """A features file from disk has every tensor its method stores (a bare `features` would select nothing)."""
     rerun = f"run `splatseg train SCENE --method {method}` again"
@@ -79,6 +87,11 @@ def _check_tensors(method: str, tensors: dict[str, Tensor], n: int) -> None:
     for key in ("coarse_labels", "fine_labels", "training_weight", "uncovered_share", "auto_scale"):
         if key in tensors and tuple(tensors[key].shape) != (tensors["features"].shape[0],):
             raise SplatsegError(f"the {method} features' {key} has shape {tuple(tensors[key].shape)}; {rerun}")
+    for key in ("features", "gate_weight", "gate_bias"):  # `splatseg train` never writes a non-finite one
+        if key in tensors and not _all_finite(tensors[key]):
+            # One NaN or infinite feature blends into every ray it is on: the clicks there select nothing, silently.
+            what = "features hold" if key == "features" else f"features' {key} holds"
+            raise SplatsegError(f"the {method} {what} NaN or infinite values; {rerun}")
     dim = tensors["features"].shape[1]
     if dim == 0:  # a [N, 0] array would load and select nothing, silently
         raise SplatsegError(f"the {method} features have no channels; {rerun}")
