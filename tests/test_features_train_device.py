@@ -126,3 +126,15 @@ def test_device_choice(tmp_path, capsys) -> None:
     assert main(["train", str(tmp_path / "nowhere"), "--device", "cuda"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--device cuda" in err and "Traceback" not in err
+
+
+def test_a_device_without_room_is_one_line_and_writes_nothing(tmp_path_factory) -> None:
+    """Training a scene too large for the GPU stops with one line that says what to do (not CUDA's traceback), and
+    leaves no features file."""
+    tiny: TinyScene = prepared_tiny_scene(tmp_path_factory)
+    folder = tmp_path_factory.mktemp("small-device") / "scene"
+    shutil.copytree(tiny.folder, folder)
+    with pytest.raises(SplatsegError, match=r"ran out of memory.*--device cpu") as e, EmulatedDevice(memory=4096):
+        train_features(folder, device=DEVICE, method="click", pixels_per_view=300, progress=False)
+    assert "\n" not in str(e.value)
+    assert not list(folder.rglob("*.safetensors"))

@@ -130,26 +130,34 @@ def train_features(
         cache_budget_bytes(len(names), pixels_per_view, k) / 2**20,
     )
     stats = MaskStats()
-    with compute_threads():
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            cache = build_cache(
-                scene.to(device),
-                cameras,
-                stats.observe(_trimmed(masks.read_view(v), config.min_overhang) for v in names),
-                pixels_per_view=pixels_per_view,
-                k=k,
-                seed=seed,
-                progress=progress,
-            )
-            neighbors = knn_neighbors(scene.means, KNN)  # [N, k] int32, CPU (scipy), saved as is
-            cache = cache.to(device)
-        _sync(device)
-        precompute = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        tensors = _run(method, cache, neighbors.to(device), config, progress)
-        _sync(device)
-        trained = time.perf_counter() - t1
+    try:
+        with compute_threads():
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                cache = build_cache(
+                    scene.to(device),
+                    cameras,
+                    stats.observe(_trimmed(masks.read_view(v), config.min_overhang) for v in names),
+                    pixels_per_view=pixels_per_view,
+                    k=k,
+                    seed=seed,
+                    progress=progress,
+                )
+                neighbors = knn_neighbors(scene.means, KNN)  # [N, k] int32, CPU (scipy), saved as is
+                cache = cache.to(device)
+            _sync(device)
+            precompute = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            tensors = _run(method, cache, neighbors.to(device), config, progress)
+            _sync(device)
+            trained = time.perf_counter() - t1
+    except torch.OutOfMemoryError as e:  # a scene too large for the GPU: one line, nothing written yet
+        if device.type == "cpu":
+            raise
+        raise SplatsegError(
+            f"--device {device}: the device ran out of memory ({str(e).splitlines()[0][:160]}); "
+            "train with --device cpu, or free the GPU's memory"
+        ) from None
     tensors["neighbors"] = neighbors
     for key in ("features", "gate_weight", "gate_bias"):
         if key in tensors:

@@ -86,11 +86,32 @@ def _run(func, args: tuple, kwargs: dict[str, Any]) -> Any:
     out = func(*inner_args, **inner_kwargs)
     if to_cpu or not (on_device or to_device):
         return out
+    if _memory[0] is not None:  # a small device: an array larger than its memory fails as CUDA's allocator fails
+        big = [o.nbytes for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor) and o.nbytes > _memory[0]]
+        if big:
+            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {big[0]} bytes (emulated)")
     return tree_map(lambda o: OnDevice(o) if type(o) is torch.Tensor else o, out)
 
 
+_memory: list[int | None] = [None]
+"""The active `EmulatedDevice`'s memory in bytes (None: unlimited)."""
+
+
 class EmulatedDevice(TorchDispatchMode):
-    """While active, tensors created on `DEVICE` (factories, `.to(DEVICE)`) are `OnDevice` tensors."""
+    """While active, tensors created on `DEVICE` (factories, `.to(DEVICE)`) are `OnDevice` tensors. `memory`
+    (bytes): a device tensor larger than it raises `torch.OutOfMemoryError`, as a GPU without room for it does."""
+
+    def __init__(self, memory: int | None = None) -> None:
+        super().__init__()
+        self.memory = memory
+
+    def __enter__(self):
+        _memory[0] = self.memory
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        _memory[0] = None
+        return super().__exit__(*exc)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         return _run(func, args, kwargs or {})
