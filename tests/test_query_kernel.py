@@ -84,3 +84,17 @@ def test_an_id_outside_the_features_raises():
     for bad in (10, -1):
         with pytest.raises(IndexError):
             _kernel(np.array([0, bad], np.int64), np.ones(2, np.float32), feats)
+
+
+def test_arrays_that_do_not_line_up_raise():
+    """numba reads past an array's end silently: fewer weights than ids, more seeds than ids or a blended feature
+    wider than the features must raise rather than read or write outside them."""
+    feats = np.zeros((10, 3), np.float32)
+    ids = np.array([0, 1, 2], np.int64)
+    for weights, blended, seeds in (
+        (np.ones(2, np.float32), np.empty(3, np.float32), np.empty(3, np.int64)),
+        (np.ones(3, np.float32), np.empty(3, np.float32), np.empty(4, np.int64)),
+        (np.ones(3, np.float32), np.empty(5, np.float32), np.empty(3, np.int64)),
+    ):
+        with pytest.raises(IndexError, match="not aligned"):
+            blend_ray(ids, weights, feats, blended, seeds)

@@ -28,6 +28,8 @@ def blend_ray(
     blended,  # [D] float32 out: Σ weights[i] · features[ids[i]], summed in order, in float32
     seeds,  # [min(L, SEEDS)] int64 out: the ids of the heaviest weights, heaviest first, ties to the earlier one
 ):  # → float32 Σ weights, summed in order
+    if weights.size != ids.size or seeds.size > ids.size or blended.size != features.shape[1]:
+        raise IndexError("blend_ray: the ray's ids, weights, seeds or blended feature are not aligned")
     for i in range(ids.size):  # numba checks no bounds: a bad id raises rather than reads outside `features`
         if ids[i] < 0 or ids[i] >= features.shape[0]:
             raise IndexError("blend_ray: a contributor id outside the features")
