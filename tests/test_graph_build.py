@@ -125,3 +125,17 @@ def test_the_compiled_build_holds_less_than_half_of_scipys_peak() -> None:
     assert graph.indices.size > 5 * n  # a real graph (most of the 8 neighbours agree)
     assert peaks[True] < 0.6 * peaks[False]
     assert peaks[True] < 3.5 * held[True]
+
+
+def test_both_ways_refuses_nodes_and_offsets_outside_the_graph() -> None:
+    """numba reads and counts past an array's end silently: a node past N or below 0, or offsets past the entries,
+    must raise instead."""
+    ptr = np.array([0, 2, 3, 4], np.int64)
+    for forward in (np.array([1, 3, 0, 1], np.int32), np.array([1, -1, 0, 1], np.int32)):
+        with pytest.raises(ValueError, match="outside"):
+            both_ways(ptr, forward)
+    for bad_ptr in (np.array([0, 2, 3, 9], np.int64), np.array([0, 3, 2, 4], np.int64), np.array([1, 2, 3, 4])):
+        with pytest.raises(ValueError, match="offset table"):
+            both_ways(bad_ptr, np.array([1, 2, 0, 1], np.int32))
+    indptr, indices = both_ways(ptr, np.array([1, 2, 0, 1], np.int32))  # the same shape, in range: fine
+    assert indptr[-1] == indices.size

@@ -201,6 +201,13 @@ def both_ways(
     `_both_ways` makes with SciPy (a CSC transpose, the two concatenated, `sum_duplicates`: three copies of the
     entries and an int8 data array beside each), written once: a count, then a fill, in O(N) scratch."""
     n = len(forward_ptr) - 1
+    # numba checks no bounds: a node outside 0..N-1 or offsets past `forward` would be read and counted outside
+    # the arrays (one pass over the entries, a few ms at 1M Gaussians, once per graph).
+    if n < 0 or (n and (forward_ptr[0] != 0 or np.any(np.diff(forward_ptr) < 0) or forward_ptr[-1] > forward.size)):
+        raise ValueError("both_ways: forward_ptr is not an ascending offset table into forward")
+    used = forward[: int(forward_ptr[-1])] if n else forward[:0]
+    if used.size and (int(used.min()) < 0 or int(used.max()) >= n):
+        raise ValueError(f"both_ways: a node outside 0..{n - 1}")
     count = np.zeros(n, dtype=np.int64)
     _count_both_ways(forward_ptr, forward, count)
     total = int(count.sum())
