@@ -125,3 +125,50 @@ def test_a_warmed_field_keeps_one_copy_and_selects_as_a_field_that_never_blocked
             selected += expected.count
     assert selected > 0
     assert field.impl._banks == {}  # no click brought them back
+
+
+@pytest.mark.parametrize("method", ["click", "saga"])
+def test_banks_evicted_and_rebuilt_select_as_the_reference(method: str) -> None:
+    """One bank kept at a time: each click at another granularity evicts the previous `PrunedBank` and rebuilds it
+    later (a new block order); the growth, pieces and hidden pairs made over the old one must not be read with the
+    new one's rank, and scores read after the eviction are still the bank's."""
+    from backend.synthetic import build_tabletop, orbit_cameras
+
+    synth = build_tabletop(seed=0, num_gaussians=8000)
+    g = torch.Generator().manual_seed(7)
+    lab = torch.from_numpy(synth.part_labels.astype(np.int64))
+    dim = 24 if method == "click" else 32
+    raw = torch.randn(int(lab.max()) + 1, dim, generator=g)[lab] + 0.3 * torch.randn(len(lab), dim, generator=g)
+    if method == "click":
+        feats = torch.cat([F.normalize(raw[:, :12], dim=1), F.normalize(raw[:, 12:], dim=1)], dim=1)
+        tensors = {"features": feats, "coarse_centroids": torch.zeros(0, 12)}
+        grains = [{"level": "coarse"}, {"level": "fine"}]
+    else:
+        tensors = {
+            "features": F.normalize(raw, dim=1),
+            "gate_weight": torch.randn(32, 1, generator=g),
+            "gate_bias": torch.zeros(32),
+            "quantiles": torch.linspace(0.01, 1.0, 50),
+        }
+        grains = [{"scale": 0.05}, {"scale": 0.2}, {"scale": 0.6}]
+    field = FeatureField(synth.scene, method, dict(tensors))
+    field.build_in_background = False
+    field._pruned.keep, field._pruned.budget = 1, 1  # every new granularity evicts the last one's bank
+    field.warm_up()
+    plain = FeatureField(synth.scene, method, dict(tensors))
+    plain.fast = False
+    cam = orbit_cameras(synth, views=1, resolution=96, seed=0)[0]
+    rng = np.random.default_rng(0)
+    pixels = [(float(x), float(y)) for x, y in rng.uniform(0.25, 0.75, (3, 2)) * (cam.width, cam.height)]
+    held, selected = [], 0
+    for _ in range(2):
+        for i, px in enumerate(pixels):
+            for grain in grains:
+                neg = [pixels[i - 1]] if i == 0 else []
+                got, expected = field.segment(cam, [px], neg, **grain), plain.segment(cam, [px], neg, **grain)
+                np.testing.assert_array_equal(got.mask, expected.mask)
+                held.append((got, expected))
+                selected += expected.count
+    assert selected > 0 and len(field._pruned) == 1
+    for got, expected in held:  # most of their banks are evicted by now
+        np.testing.assert_array_equal(got.scores, expected.scores)
