@@ -142,3 +142,20 @@ def test_a_fine_click_keeps_only_the_piece_it_touches() -> None:
     fine = field.segment(cam, [on_a], level="fine", threshold=0.5)
     assert np.array_equal(fine.mask, labels == 0)
     assert field.segment(cam, [on_a], level="fine", threshold=0.5, filter_floaters=False).mask[labels == 1].all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64, torch.bfloat16])
+def test_the_load_check_finds_any_nan_or_infinity(dtype) -> None:
+    """`_all_finite` (load_field's check of the features) sums in float64: one NaN or infinity anywhere, or both
+    infinities (which cancel to NaN), is found; the largest finite values are not taken for overflow."""
+    from backend.features.field import _all_finite
+
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        x = torch.randn(5000, 8).to(dtype)
+        x[4321, 5] = bad
+        assert not _all_finite(x), (dtype, bad)
+    x = torch.randn(20, 3).to(dtype)
+    x[0, 0], x[1, 0] = float("inf"), -float("inf")
+    assert not _all_finite(x)
+    assert _all_finite(torch.full((100_000, 2), torch.finfo(dtype).max, dtype=dtype))
+    assert _all_finite(torch.randn(3000, 24).to(dtype)) and _all_finite(torch.zeros(5, 0, dtype=dtype))

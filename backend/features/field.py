@@ -69,10 +69,15 @@ class SegmentResult:
 
 
 def _all_finite(tensor: Tensor, step: int = 1 << 22) -> bool:
-    """In slices: `torch.isfinite` of the whole features would be a bool temporary of N × D bytes."""
+    """Whether every value is finite, without an N × D temporary. float32 / float16 (what a features file holds):
+    one float64 sum, which a NaN or an infinity makes non-finite and finite values cannot overflow (45 ms for
+    3M × 24 where `isfinite` in slices took 700 ms); other dtypes: `isfinite` in slices."""
     if not (tensor.dtype.is_floating_point or tensor.dtype.is_complex):
         return True
     flat = tensor.reshape(-1)
+    if tensor.dtype in (torch.float32, torch.float16):
+        with np.errstate(invalid="ignore", over="ignore"):  # inf + −inf is NaN: what this looks for
+            return bool(np.isfinite(np.add.reduce(flat.numpy(), dtype=np.float64)))
     return all(bool(torch.isfinite(flat[s : s + step]).all()) for s in range(0, flat.numel(), step))
 
 
