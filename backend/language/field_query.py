@@ -114,7 +114,7 @@ class FieldIndex:
         self.clusters = dict(clusters or {})
         self.levels = field.levels
         self.num_gaussians = field.num_gaussians
-        # fp16 on a GPU (untested here: no GPU on the machine this was written on); float32 on CPU.
+        # fp16 on a GPU (tests/test_language_field_cuda.py holds it to the CPU's float32 answer); float32 on CPU.
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         self._features = {lvl: field.features[lvl].to(self.device, dtype).contiguous() for lvl in self.levels}
