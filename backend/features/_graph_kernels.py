@@ -126,12 +126,16 @@ def backbone_first(
 
 
 @kernel
-def _count_both_ways(
+def _walk_both_ways(
     forward_ptr: np.ndarray,  # [N + 1] int: row p's out-edges are forward[forward_ptr[p] : forward_ptr[p + 1]]
     forward: np.ndarray,  # [F] int32 nodes
-    count: np.ndarray,  # [N] int64 out, zeroed: the entries of each row of the symmetric graph
+    cursor: np.ndarray,  # [N] int64: advanced by one per entry of each row of the symmetric graph
+    indices: np.ndarray,  # [E] int32 out, written at `cursor` when `write`
+    write: bool,
 ) -> None:
-    n = count.shape[0]
+    """One walk, run twice: with `write` False and `cursor` zeroed it counts each row's entries; with `write` and
+    `cursor` at each row's start it writes them there (the same order, so the fill lands where the count said)."""
+    n = cursor.shape[0]
     for p in range(n):
         lo, hi = forward_ptr[p], forward_ptr[p + 1]
         for e in range(lo, hi):
@@ -143,7 +147,9 @@ def _count_both_ways(
                     break
             if seen:
                 continue
-            count[p] += 1  # q in row p
+            if write:
+                indices[cursor[p]] = q
+            cursor[p] += 1  # q in row p
             if q == p:
                 continue  # a self-loop is one entry
             mutual = False  # p in row q: already there when q → p is an out-edge of q
@@ -152,44 +158,14 @@ def _count_both_ways(
                     mutual = True
                     break
             if not mutual:
-                count[q] += 1
+                if write:
+                    indices[cursor[q]] = p
+                cursor[q] += 1
 
 
 @kernel
-def _fill_both_ways(
-    forward_ptr: np.ndarray,  # [N + 1] int
-    forward: np.ndarray,  # [F] int32
-    indptr: np.ndarray,  # [N + 1] int: `_count_both_ways`' counts, accumulated
-    cursor: np.ndarray,  # [N] int64 scratch
-    indices: np.ndarray,  # [E] int32 out
-) -> None:
-    n = cursor.shape[0]
-    for p in range(n):
-        cursor[p] = indptr[p]
-    for p in range(n):  # the same walk as `_count_both_ways`, writing where it counted
-        lo, hi = forward_ptr[p], forward_ptr[p + 1]
-        for e in range(lo, hi):
-            q = forward[e]
-            seen = False
-            for f in range(lo, e):
-                if forward[f] == q:
-                    seen = True
-                    break
-            if seen:
-                continue
-            indices[cursor[p]] = q
-            cursor[p] += 1
-            if q == p:
-                continue
-            mutual = False
-            for f in range(forward_ptr[q], forward_ptr[q + 1]):
-                if forward[f] == p:
-                    mutual = True
-                    break
-            if not mutual:
-                indices[cursor[q]] = p
-                cursor[q] += 1
-    for p in range(n):
+def _sort_rows(indptr: np.ndarray, indices: np.ndarray) -> None:  # [N + 1], [E]: each row sorted in place
+    for p in range(indptr.shape[0] - 1):
         indices[indptr[p] : indptr[p + 1]].sort()
 
 
@@ -208,14 +184,15 @@ def both_ways(
     used = forward[: int(forward_ptr[-1])] if n else forward[:0]
     if used.size and (int(used.min()) < 0 or int(used.max()) >= n):
         raise ValueError(f"both_ways: a node outside 0..{n - 1}")
-    count = np.zeros(n, dtype=np.int64)
-    _count_both_ways(forward_ptr, forward, count)
-    total = int(count.sum())
+    cursor = np.zeros(n, dtype=np.int64)
+    _walk_both_ways(forward_ptr, forward, cursor, np.empty(0, dtype=np.int32), False)  # count
+    total = int(cursor.sum())
     indptr = np.zeros(n + 1, dtype=np.int32 if total < 2**31 else np.int64)
-    np.cumsum(count, out=indptr[1:])
-    del count
+    np.cumsum(cursor, out=indptr[1:])
     indices = np.empty(total, dtype=np.int32)
-    _fill_both_ways(forward_ptr, forward, indptr, np.empty(n, dtype=np.int64), indices)
+    cursor[:] = indptr[:-1]
+    _walk_both_ways(forward_ptr, forward, cursor, indices, True)  # fill, where the count said
+    _sort_rows(indptr, indices)
     return indptr, indices
 
 
