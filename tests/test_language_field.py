@@ -30,7 +30,7 @@ from backend.language.ground_truth import GroundTruthEncoder, part_code_colors
 from backend.language.relevancy import CANONICAL_NEGATIVES, relevancy
 from backend.synthetic import build_tabletop, write_synthetic_scene
 from backend.workspace import Workspace
-from tests.helpers.language_support import TINY_NAME, register_tiny, tiny_clip
+from tests.helpers.language_support import TINY_NAME, TextTable, register_tiny, tiny_clip
 
 
 @pytest.fixture(scope="module")
@@ -114,30 +114,12 @@ def test_field_relevancy_matches_relevancy_of_the_decoded_features() -> None:
     assert torch.all(fast[~valid] == 0.5)  # invalid rows are zeroed later by the index
 
 
-class _TextTable:
-    """An encoder with fixed random text embeddings (for index tests that need no images)."""
-
-    name, source, fingerprint = "x", "z", "y"
-    embed_dim = 24
-
-    @property
-    def identity(self):
-        return {"clip_model": self.name, "clip_weights": self.fingerprint, "clip_source": self.source}
-
-    def encode_text(self, texts):
-        rows = []
-        for t in texts:
-            gen = torch.Generator().manual_seed(sum(map(ord, t)))
-            rows.append(F.normalize(torch.randn(self.embed_dim, generator=gen), dim=0))
-        return torch.stack(rows)
-
-
 def test_quantized_query_matches_the_exact_one_when_the_codebook_is_exact() -> None:
     field = _random_field(300)
     for lvl in field.levels:
         book, codes = quantize(field.features[lvl], field.valid, 1000)  # more entries than Gaussians: exact
         field.codebooks[lvl], field.codes[lvl] = book, codes
-    enc = _TextTable()
+    enc = TextTable()
     fast, exact = FieldIndex(enc, field), FieldIndex(enc, field, quantized=False)
     assert fast.quantized and not exact.quantized
     for text in ("a red mug", "lamp", "something else"):

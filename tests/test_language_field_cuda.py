@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from backend.language.field import LanguageField, quantize
 from backend.language.field_query import DEFAULT_THRESHOLD, FieldIndex
+from tests.helpers.language_support import TextTable
 
 pytestmark = [
     pytest.mark.cuda,
@@ -18,24 +19,6 @@ pytestmark = [
 ]
 
 DIM, LATENT = 32, 8
-
-
-class _TextTable:
-    """Fixed random unit text embeddings, one per text (no CLIP weights needed)."""
-
-    name, source, fingerprint = "x", "z", "y"
-    embed_dim = DIM
-
-    @property
-    def identity(self):
-        return {"clip_model": self.name, "clip_weights": self.fingerprint, "clip_source": self.source}
-
-    def encode_text(self, texts):
-        rows = []
-        for t in texts:
-            gen = torch.Generator().manual_seed(sum(map(ord, t)))
-            rows.append(F.normalize(torch.randn(self.embed_dim, generator=gen), dim=0))
-        return torch.stack(rows)
 
 
 def _field(n: int, *, quantized: bool, seed: int = 0) -> LanguageField:
@@ -57,7 +40,7 @@ def _field(n: int, *, quantized: bool, seed: int = 0) -> LanguageField:
 def compare_devices(device: str, *, quantized: bool, n: int = 200_000) -> float:
     """Query the same field on the CPU and on `device`; returns the largest relevancy gap (asserting the rest)."""
     field = _field(n, quantized=quantized)
-    enc = _TextTable()
+    enc = TextTable(DIM)
     cpu, other = FieldIndex(enc, field, quantized=quantized), FieldIndex(enc, field, device=device, quantized=quantized)
     assert other._features["fine"].dtype == (torch.float16 if device == "cuda" else torch.float32)
     worst = 0.0

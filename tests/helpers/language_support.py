@@ -5,6 +5,7 @@
 - `ColourEncoder`: a stand-in whose image embedding is a soft colour histogram of the lit pixels and whose text
   "r,g,b" embeds that colour. With it a query has a right answer (the cluster of that colour), which tests that
   the visibility, cropping and rendering put the right Gaussians in front of the encoder.
+- `TextTable`: fixed random unit text embeddings, one per text, for index tests that need no images.
 """
 
 from __future__ import annotations
@@ -80,3 +81,23 @@ class ColourEncoder:
                 continue
             rows.append(self._rbf(colour)[0])
         return F.normalize(torch.stack(rows), dim=-1)
+
+
+class TextTable:
+    """An encoder with fixed random text embeddings (for index tests that need no images)."""
+
+    name, source, fingerprint = "x", "z", "y"
+
+    def __init__(self, embed_dim: int = 24) -> None:
+        self.embed_dim = embed_dim
+
+    @property
+    def identity(self):
+        return {"clip_model": self.name, "clip_weights": self.fingerprint, "clip_source": self.source}
+
+    def encode_text(self, texts):
+        rows = []
+        for t in texts:
+            gen = torch.Generator().manual_seed(sum(map(ord, t)))
+            rows.append(F.normalize(torch.randn(self.embed_dim, generator=gen), dim=0))
+        return torch.stack(rows)
