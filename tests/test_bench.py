@@ -316,18 +316,25 @@ def test_saga_auto_latency_compares_first_and_repeated_clicks_with_the_previous_
     assert r["saga_auto_p50_ms"] > 0 and r["saga_auto_first_p50_ms"] > 0 and r["saga_auto_first_previous_p50_ms"] > 0
 
 
-def test_fine_click_parts_time_the_growth_beside_its_previous_path(tmp_path) -> None:
+def _warm_click_field(tmp_path, *, views: int):
+    """A warmed click field on a 20k click scene, and two object clicks in each of its first `views` cameras."""
     from backend.features.field import load_field
-    from bench.fine_click import fine_click_figures, fine_click_parts
     from bench.viewer import _click_pixels, write_click_scene
 
     synth, cams = write_click_scene(tmp_path / "scene", 20_000)
     field = load_field(tmp_path / "scene", method="click", scene=synth.scene).warm_up()
     cameras, pixels = [], []
-    for ci, cam in enumerate(cams[:3]):
+    for ci, cam in enumerate(cams[:views]):
         for px in _click_pixels(synth.scene, cam, synth.object_labels, 2, seed=ci):
             cameras.append(cam)
             pixels.append(px)
+    return field, cameras, pixels
+
+
+def test_fine_click_parts_time_the_growth_beside_its_previous_path(tmp_path) -> None:
+    from bench.fine_click import fine_click_figures, fine_click_parts
+
+    field, cameras, pixels = _warm_click_field(tmp_path, views=3)
     r = fine_click_parts(field, cameras, pixels)
     # the compiled growth keeps what the SciPy searches and the components path keep, its pieces the id path's
     assert r["click_fine_grow_mismatches"] == 0 and r["click_fine_pieces_mismatches"] == 0
@@ -343,17 +350,9 @@ def test_fine_click_parts_time_the_growth_beside_its_previous_path(tmp_path) -> 
 
 
 def test_session_parts_time_the_click_with_and_without_them(tmp_path) -> None:
-    from backend.features.field import load_field
     from bench.latency import session_parts
-    from bench.viewer import _click_pixels, write_click_scene
 
-    synth, cams = write_click_scene(tmp_path / "scene", 20_000)
-    field = load_field(tmp_path / "scene", method="click", scene=synth.scene).warm_up()
-    cameras, pixels = [], []
-    for ci, cam in enumerate(cams[:2]):
-        for px in _click_pixels(synth.scene, cam, synth.object_labels, 2, seed=ci):
-            cameras.append(cam)
-            pixels.append(px)
+    field, cameras, pixels = _warm_click_field(tmp_path, views=2)
     r = session_parts(field, cameras, pixels)
     for level in ("coarse", "fine"):
         assert r[f"click_{level}_session_mismatches"] == 0  # the same selections with and without them
