@@ -328,6 +328,19 @@ def _steps(text: str) -> tuple[str, ...]:
     return names
 
 
+def _click_size(text: str) -> int:
+    """`--click-size`: checked when parsed (a tabletop scene needs its smallest size), not after the other steps."""
+    from backend.synthetic.tabletop import MIN_GAUSSIANS
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < MIN_GAUSSIANS:
+        raise argparse.ArgumentTypeError(f"{n} is below the click scene's smallest size, {MIN_GAUSSIANS} Gaussians")
+    return n
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (as `splatseg`'s): the script's log stays readable on a GPU machine."""
 
@@ -341,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--cpu-parts", action="store_true", help="without CUDA: run the steps that need no GPU")
     mode.add_argument("--dry-run", action="store_true", help="every step on the CPU at toy sizes (checks plumbing)")
-    p.add_argument("--click-size", type=int, default=1_000_000, help="Gaussians for the click step")
+    p.add_argument("--click-size", type=_click_size, default=1_000_000, help="Gaussians for the click step")
     p.add_argument("--only", type=_steps, default=STEPS, help=f"comma-separated steps to run ({', '.join(STEPS)})")
     args = p.parse_args(argv)
     result = run(

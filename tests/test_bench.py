@@ -190,7 +190,9 @@ def test_only_runs_the_named_steps(tmp_path, capsys) -> None:
     assert e.value.code == 2 and "unknown step 'warp'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["--only", "nonsense"], ["--only", ","], ["--click-size", "many"]])
+@pytest.mark.parametrize(
+    "argv", [["--only", "nonsense"], ["--only", ","], ["--click-size", "many"], ["--cpu-parts", "--click-size", "-5"]]
+)
 def test_a_usage_error_is_one_line(argv, tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as e:
         gpu_main(["--json", str(tmp_path / "gpu.json"), *argv])

@@ -250,15 +250,19 @@ def _yaw_matrix(yaw: float) -> np.ndarray:  # [3, 3]
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
+MIN_GAUSSIANS = 2_000
+"""Fewer cannot cover the tabletop's surfaces."""
+
+
 def build_tabletop(*, seed: int = 0, num_gaussians: int = DEFAULT_NUM_GAUSSIANS) -> SyntheticScene:
     """A table with seven objects (2–4 parts each) in a room; exactly `num_gaussians` Gaussians.
 
     Object ids: 1 table, then mug, lamp, bottle, teapot, plant, car, books. Part ids number every (object, part) pair
     from 1 in that order; background Gaussians (floor, walls) have object and part 0.
     """
-    if num_gaussians < 2_000:
+    if num_gaussians < MIN_GAUSSIANS:
         raise SplatsegError(
-            f"a tabletop scene needs at least 2000 Gaussians to cover its surfaces, got {num_gaussians}"
+            f"a tabletop scene needs at least {MIN_GAUSSIANS} Gaussians to cover its surfaces, got {num_gaussians}"
         )
     rng = np.random.default_rng(seed)
     on_table = [_mug(), _lamp(), _bottle(), _teapot(), _plant(), _car(), _books(rng)]
