@@ -80,7 +80,7 @@ def fine_click_parts(field, cameras: list, pixels: list) -> dict[str, float]:
                             growth.rank,
                             seeds,
                             piece_cos=piece_cut,
-                            block_bank=pruned.bank,  # as `FeatureField.segment` passes it (`pieces_by_node`)
+                            block_bank=pruned,  # as `FeatureField.segment` passes it (`pieces_by_node`)
                         )
                     else:
                         extra[fast] = pieces(selected, grown, seeds, piece_cos=piece_cut)

@@ -35,11 +35,13 @@ def test_the_blocked_copy_gives_back_the_bank_and_its_scores_bit_for_bit(n, dim,
     bank = _bank(n, dim, seed=n + dim, adversarial=adversarial)
     pruned = PrunedBank(bank, blocks=16, sample=1000)
     np.testing.assert_array_equal(pruned.in_gaussian_order(), bank.numpy())  # NaN where NaN: the same bits
-    handed = bank.clone()
-    in_place = PrunedBank(handed, blocks=16, sample=1000, in_place=True)  # regrouped where it is: no second copy
-    assert np.shares_memory(in_place.bank, handed.numpy())
-    for name in ("bank", "perm", "rank", "phi", "bounds", "radius", "max_norm", "_key"):
-        np.testing.assert_array_equal(getattr(in_place, name), getattr(pruned, name), err_msg=name)
+    # The tiles are the only copy: the bank handed in is read, not kept, and each column sits at its block position.
+    assert not np.shares_memory(pruned.tiles, bank.numpy())
+    assert pruned.tiles.shape == (-(-n // 16), dim, 16)
+    np.testing.assert_array_equal(pruned.columns_between(0, n), bank.numpy()[:, pruned.perm])
+    np.testing.assert_array_equal(pruned.rows(np.arange(n)), bank.numpy()[:, pruned.perm].T)
+    if n > 16:
+        np.testing.assert_array_equal(pruned.tiles[-1, :, n % 16 or 16 :], 0.0)  # the last tile's spare columns
     assert pruned.rank.dtype == np.int32
     np.testing.assert_array_equal(pruned.perm[pruned.rank], np.arange(n))
     g = torch.Generator().manual_seed(1)
@@ -57,7 +59,7 @@ def test_growth_over_the_blocked_copy_has_the_same_cosines_and_graph() -> None:
     bank = _bank(n, 24, seed=3)
     pruned = PrunedBank(bank, blocks=16, sample=1000)
     reference = NeighbourGrowth(neighbors, bank.T, order=pruned.perm)
-    blocked = NeighbourGrowth(neighbors, torch.from_numpy(pruned.bank).T, order=pruned.perm, rank=pruned.rank)
+    blocked = NeighbourGrowth(neighbors, pruned, order=pruned.perm, rank=pruned.rank)
     np.testing.assert_array_equal(blocked.cos, reference.cos)
     np.testing.assert_array_equal(blocked.rank, reference.rank)
     cut = float(np.quantile(reference.cos, 0.3))
@@ -76,7 +78,7 @@ def test_pieces_and_hidden_pairs_read_the_blocked_copy_as_the_bank(with_clusters
     pruned = PrunedBank(bank, blocks=16, sample=1000)
     clusters = np.random.default_rng(0).integers(-1, 3, n) if with_clusters else None
     plain = SeparatePieces(neighbors, bank, clusters)
-    blocked = SeparatePieces(neighbors, pruned.bank, clusters, columns=pruned.rank)
+    blocked = SeparatePieces(neighbors, pruned, clusters, columns=pruned.rank)
     rng = np.random.default_rng(6)
     for _ in range(20):
         selected = np.sort(rng.choice(n, size=rng.integers(50, 2000), replace=False))
@@ -89,7 +91,7 @@ def test_pieces_and_hidden_pairs_read_the_blocked_copy_as_the_bank(with_clusters
     a, b = rng.integers(0, n, 50_000), rng.integers(0, n, 50_000)
     for cos in (0.0, 0.5, 0.9):
         expected = feature_pairs((a, b), bank.numpy(), cos, chunk=7000)
-        got = feature_pairs((a, b), pruned.bank, cos, chunk=7000, columns=pruned.rank)
+        got = feature_pairs((a, b), pruned, cos, chunk=7000, columns=pruned.rank)
         np.testing.assert_array_equal(got[0], expected[0])
         np.testing.assert_array_equal(got[1], expected[1])
 

@@ -1,4 +1,4 @@
-"""`PrunedBank.select_positions` with its compiled threshold step (`compiled`, `_pruned_kernels.positions_above`)
+"""`PrunedBank.select_positions` with its compiled products over the tiles (`compiled`, `_lane_kernels.lane_products`)
 against the NumPy path run by run: the same positions, exactly, with one to three positives, thresholds as a Python
 float and as a NumPy float64 (NumPy compares the two in different precisions), lone-column runs and non-finite
 features."""
@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from backend.features._lane_kernels import sequential_products
 from backend.features._pruned_kernels import comparison_threshold
 from backend.features.pruned import PrunedBank
 from tests.test_pruned_bank import _grouped_bank
@@ -54,7 +55,8 @@ def test_a_threshold_on_a_products_float32_value():
     bank = _grouped_bank(3000, 8, 4, 0.2, seed=1)
     pruned = PrunedBank(bank, blocks=8, sample=1000)
     q = bank[:, 10][None].clone()
-    score = float(np.float32(q[0].numpy() @ pruned.bank[:, np.flatnonzero(pruned.perm == 10)[0]]))
+    column = pruned.columns(np.flatnonzero(pruned.perm == 10))  # [D, 1]
+    score = float(sequential_products(q[0].numpy(), column)[0])
     for thr in (score, np.float64(score), np.nextafter(score, 0.0), np.float64(np.nextafter(score, 0.0))):
         _both(pruned, q, thr)
     assert comparison_threshold(0.1) == float(np.float32(0.1)) and comparison_threshold(np.float64(0.1)) == 0.1

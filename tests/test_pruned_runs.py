@@ -26,7 +26,7 @@ def test_vectorised_runs_are_inside_the_reference_and_hold_every_passing_column(
     bank = F.normalize(centres[lab] + noise * torch.randn(15_000, dim, generator=g), dim=1).T.contiguous()
     bank[:, 7] = float("nan")  # the non-finite block is read whole by both
     pruned = PrunedBank(bank, blocks=32, sample=3000)
-    b = pruned.bank.astype(np.float64)
+    b = pruned.columns_between(0, pruned.num_gaussians).astype(np.float64)
     n = b.shape[1]
     rng = np.random.default_rng(dim)
     for trial in range(10):
@@ -56,7 +56,7 @@ def test_compiled_runs_on_edge_cases():
     bank[:, 5] = 0.0
     pruned = PrunedBank(bank, blocks=200, sample=300)  # more centroids than the sample fills: empty blocks
     assert (pruned.bounds[1:] == pruned.bounds[:-1]).any() or (np.diff(pruned.bounds) == 1).any()
-    b = np.nan_to_num(pruned.bank.astype(np.float64))
+    b = np.nan_to_num(pruned.columns_between(0, pruned.num_gaussians).astype(np.float64))
     queries = [
         b[:, :1].T,
         b[:, 10:14].T,
@@ -71,20 +71,3 @@ def test_compiled_runs_on_edge_cases():
                 fast = pruned.live_runs(q, thr)
                 compiled = pruned.live_bounds(q, thr)
             assert [tuple(r) for r in compiled.tolist()] == fast
-
-
-def test_lone_column_products_round_as_the_whole_bank():
-    """Every run width, a lone column at either end of the bank included, rounds as the whole-bank product (NumPy's
-    dot kernel, which a plain one-column product takes, sums in another order)."""
-    from backend.features.pruned import _products
-
-    rng = np.random.default_rng(3)
-    bank = rng.standard_normal((16, 2000)).astype(np.float32)
-    q = rng.standard_normal(16).astype(np.float32)
-    whole = q @ bank
-    n = bank.shape[1]
-    lone = np.concatenate([_products(q, bank, i, i + 1) for i in range(n)])
-    np.testing.assert_array_equal(lone, whole)
-    for width in (2, 3, 17):
-        runs = np.concatenate([_products(q, bank, i, min(n, i + width)) for i in range(0, n, width)])
-        np.testing.assert_array_equal(runs, whole)

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from backend.features._lane_kernels import sequential_products
 from backend.features.pruned import reference_select
 from backend.features.saga import SagaMethod
 
@@ -55,7 +56,7 @@ def test_unbuilt_selection_decides_the_borderline_as_the_bank_does():
     scale = 0.7
     bank = saga.bank(None, scale)
     pos = _queries(saga, scale, [[1, 2, 3]], seed=0)
-    scores = (pos.numpy() @ bank.numpy())[0]
+    scores = sequential_products(pos.numpy()[0], bank.numpy())  # the bank's own float32 sums
     checked = 0
     for i in np.argsort(scores)[-1500::150]:
         for thr in (float(scores[i]), float(np.nextafter(scores[i], -np.inf))):

@@ -40,6 +40,36 @@ def kernel(fn: F) -> F:
     return call  # type: ignore[return-value]
 
 
+def vector_kernel(fn: F) -> F:
+    """``kernel`` for a function written for LLVM's SLP vectoriser (a few independent float32 sums in locals, as
+    features/_lane_kernels.py has them): numba turns that pass off by default, so the first call, which compiles,
+    runs with it on. The vectoriser packs arithmetic that is already written out; without it (a kernel loaded from a
+    cache some other build made, or ``NUMBA_DISABLE_JIT``) the same code runs, with the same bits, more slowly.
+    Callers pass one set of argument types, so no later call compiles without it."""
+    compiled: list[Callable[..., Any]] = []
+
+    @functools.wraps(fn)
+    def call(*args: Any) -> Any:
+        if not compiled:
+            with _LOCK:
+                if not compiled:
+                    import numba
+
+                    dispatcher = _compile(fn)
+                    before = numba.config.SLP_VECTORIZE
+                    numba.config.SLP_VECTORIZE = 1
+                    try:
+                        result = dispatcher(*args)  # compiles for these types, the vectoriser on
+                    finally:
+                        numba.config.SLP_VECTORIZE = before
+                    compiled.append(dispatcher)
+                    return result
+        return compiled[0](*args)
+
+    call.py_func = fn  # type: ignore[attr-defined]
+    return call  # type: ignore[return-value]
+
+
 def _compile(fn: Callable[..., Any]) -> Callable[..., Any]:
     import numba
 

@@ -41,7 +41,7 @@ from .fine_agreement import (
     reference_views,
 )
 from .fine_levels import part_labels
-from .method import FeatureMethod
+from .method import FeatureMethod, unit_query
 from .propagate import FILL_ITERATIONS, colour_affinity, fill_unseen
 
 log = logging.getLogger(__name__)
@@ -528,7 +528,7 @@ class ClickMethod(FeatureMethod):
         self._banks.pop(level, None)
 
     def query(self, blended: Tensor, level: str | None, scale: float | None) -> Tensor:  # [D] → [Dl] unit
-        return self._level(blended[None, :], level)[0]
+        return unit_query(blended[: self.coarse_dim] if level == "coarse" else blended)
 
     def cluster_labels(self, level, scale, gaussian_features) -> np.ndarray:  # [N] int64
         return self.tensors[f"{level}_labels"].long().numpy()

@@ -31,6 +31,7 @@ from ..masks.maskset import MaskSet
 from ..masks.prepare import MASKS_NAME
 from ..render import RayCaster
 from ..workspace import Workspace
+from ._lane_kernels import sequential_products
 from ._query_kernels import SEEDS, blend_ray
 from ._query_kernels import warm_up as warm_up_blend
 from .bank_cache import DEFAULT_BUDGET, BankBuilder, BankCache
@@ -43,7 +44,7 @@ from .neighbors import knn_neighbors
 from .pieces import SeparatePieces
 from .pruned import PrunedBank
 from .store import read_features, trained_methods
-from .threads import compute_threads, single_threaded_blas
+from .threads import compute_threads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -332,7 +333,7 @@ class FeatureField:
                         growth.rank,
                         seeds,
                         piece_cos=growth.edge_cut(piece_cos),
-                        block_bank=pruned.bank if self.pieces_by_node else None,
+                        block_bank=pruned if self.pieces_by_node else None,
                     )
                 else:
                     extra = pieces(before, selected, seeds, piece_cos=growth.edge_cut(piece_cos))
@@ -493,7 +494,7 @@ class FeatureField:
 
     def _bank_rows(self, level: str | None, scale: float | None) -> int:  # D
         hit = self._pruned.get((level, scale))
-        return self.impl.bank(level, scale).shape[0] if hit is None else hit[1].bank.shape[0]
+        return self.impl.bank(level, scale).shape[0] if hit is None else hit[1].dim
 
     def _scores_at(self, queries: Tensor, level: str | None, scale: float | None) -> Tensor:  # [P, D] → [N]
         """`_scores` against the granularity's bank: its `PrunedBank` when there is one (the same bits, put back in
@@ -522,7 +523,7 @@ class FeatureField:
 
     def _build_banks(self, key: tuple[str | None, float | None]) -> tuple[PrunedBank, np.ndarray | None]:
         """The background builder's work for one granularity (no lock held; reads only the features)."""
-        pruned = PrunedBank(self.impl.build_bank(*key), in_place=True)  # the bank in Gaussian order is not kept
+        pruned = PrunedBank(self.impl.build_bank(*key))  # the bank in Gaussian order is not kept
         floaters = self._floaters  # built by `warm_up` or an earlier click; else the first click makes the cells
         return pruned, None if floaters is None else floaters.cell_of[pruned.perm]
 
@@ -567,10 +568,8 @@ class FeatureField:
         if hit is None or hit[0] is not source:
             if isinstance(source, PrunedBank):
                 # Laid out in the order of this granularity's `PrunedBank`, whose ascending positions a selection
-                # is; the features are read from its blocked copy (row p of its transpose is Gaussian perm[p]).
-                growth = NeighbourGrowth(
-                    self._neighbor_table(), torch.from_numpy(source.bank).T, order=source.perm, rank=source.rank
-                )
+                # is; the features are read from its blocked copy (`PrunedBank.rows`: row p is Gaussian perm[p]).
+                growth = NeighbourGrowth(self._neighbor_table(), source, order=source.perm, rank=source.rank)
             else:
                 growth = NeighbourGrowth(self._neighbor_table(), source.T)
             hit = (source, growth)
@@ -591,7 +590,7 @@ class FeatureField:
             except KeyError:  # a features file without global clusters: the pieces go without that check
                 labels = None
             if isinstance(source, PrunedBank):  # its blocked copy, column rank[i] for Gaussian i
-                pieces = SeparatePieces(self._neighbor_table(), source.bank, labels, columns=source.rank)
+                pieces = SeparatePieces(self._neighbor_table(), source, labels, columns=source.rank)
             else:
                 pieces = SeparatePieces(self._neighbor_table(), source, labels)
             hit = (source, pieces)
@@ -618,7 +617,7 @@ class FeatureField:
                 if pruned is None:
                     features = self._bank(level, None).numpy()
                 else:  # the blocked copy itself, read at each Gaussian's column
-                    features, columns = pruned[1].bank, pruned[1].rank
+                    features, columns = pruned[1], pruned[1].rank
             self._hidden[key] = HiddenPatches.build(
                 weight.float().numpy(),
                 self._neighbor_table(),
@@ -636,14 +635,14 @@ class FeatureField:
     def _pruned_bank(self, level: str | None, scale: float | None, bank: Tensor | None = None) -> PrunedBank:
         """The blocked copy of the granularity's bank, built on first use per granularity (a second or more at 1M
         Gaussians); kept within `bank_budget` bytes (a person clicks many times at a few scales). It is the field's
-        only copy: made from a bank built for it and regrouped in place (`PrunedBank(in_place=True)`: the bank's
-        bytes are not held twice), and the method forgets any bank in Gaussian order it cached (`_bank`). `bank` is
-        not read (the benchmarks' older calls pass it)."""
+        only copy: made from a bank built for it and copied into its tiles slice by slice (the built bank is dropped
+        after, so its bytes are not kept twice), and the method forgets any bank in Gaussian order it cached
+        (`_bank`). `bank` is not read (the benchmarks' older calls pass it)."""
         key = (level, scale)
         hit = self._pruned.get(key)
         if hit is None:
             self.impl.forget_bank(level, scale)
-            pruned = PrunedBank(self.impl.build_bank(level, scale), in_place=True)
+            pruned = PrunedBank(self.impl.build_bank(level, scale))
             hit = (None, pruned)  # (no bank in Gaussian order, its `PrunedBank`): see `_bank`
             self._block_cells.pop(key, None)
             for old in self._pruned.put(key, hit):
@@ -724,16 +723,15 @@ class FeatureField:
 
     @staticmethod
     def _scores(queries: Tensor, bank: Tensor) -> Tensor:  # [P, D] @ [D, N] → [N] max over queries
-        """One matrix-vector product per query through NumPy's BLAS: at 1M Gaussians a GEMV there takes half of
-        torch.mm's time on CPU, and a running maximum beats a [P, N] product followed by a max."""
+        """The whole-bank product, each column summed in feature order in float32 (`sequential_products`): the
+        reference the `PrunedBank`'s runs are held to bit for bit, with a running maximum over the queries."""
         if queries.shape[0] == 0:
             return torch.zeros(bank.shape[1])
-        b = bank.detach().cpu().numpy()
-        q = queries.detach().cpu().numpy().astype(b.dtype, copy=False)
-        with single_threaded_blas():
-            out = q[0] @ b  # [N]
-            for row in q[1:]:
-                np.maximum(out, row @ b, out=out)
+        b = bank.detach().cpu().numpy().astype(np.float32, copy=False)
+        q = queries.detach().cpu().numpy().astype(np.float32, copy=False)
+        out = sequential_products(q[0], b)  # [N]
+        for row in q[1:]:
+            np.maximum(out, sequential_products(row, b), out=out)
         return torch.from_numpy(out)
 
 

@@ -14,7 +14,7 @@ around the part's own surface, stays.
 from __future__ import annotations
 
 import threading
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ from torch import Tensor
 from ..core.jit import compile_now
 from ._graph_kernels import backbone_first_in_place, both_ways, symmetric_components
 from ._grow_kernels import reach, search_buffers, strongest_links
+
+if TYPE_CHECKING:
+    from .pruned import PrunedBank
 
 LENIENT_QUANTILE = 0.2
 """Share of a field's neighbour pairs that the edge cut may fail at most (`NeighbourGrowth.edge_cut`)."""
@@ -157,10 +160,10 @@ class NeighbourGrowth:
     def __init__(
         self,
         neighbors: np.ndarray,  # [N, k] int nearest 3D neighbours
-        features: Tensor,  # [N, D] unit features of the level
+        features: Tensor | PrunedBank,  # [N, D] unit features of the level, or with `rank` the field's PrunedBank
         *,
         order: np.ndarray | None = None,  # [N] int: the Gaussians in the order the search lays its graph out
-        rank: np.ndarray | None = None,  # [N] int32: order's inverse; given, `features` come in that order too
+        rank: np.ndarray | None = None,  # [N] int32: order's inverse; given, `features` is that order's bank
         chunk: int = 1 << 16,
     ) -> None:
         self.neighbors = np.ascontiguousarray(neighbors, dtype=np.int32)  # int32: half the bytes of int64 to gather
@@ -170,7 +173,8 @@ class NeighbourGrowth:
         selection then reads the graph's rows in runs (ascending block positions), and agreeing neighbours, alike
         in feature, sit close to each other there, so the per-click gathers stay in cache."""
         in_order = rank is not None
-        """`features` row p is Gaussian order[p] (the field's `PrunedBank` copy, its only one): read through `rank`."""
+        """`features` is then the field's `PrunedBank` (its only copy of the bank), whose row p (`rows`) is Gaussian
+        order[p]: read through `rank`."""
         if in_order and (self.order is None or len(rank) != n or rank.dtype != np.int32):
             raise ValueError("NeighbourGrowth: `rank` is the int32 inverse of `order`")
         self.rank = rank
@@ -182,12 +186,11 @@ class NeighbourGrowth:
             for s in range(0, n, chunk):
                 ids = self.neighbors[s : s + chunk].reshape(-1)
                 if in_order:  # the same values as the Gaussian-order bank's rows, gathered from the blocked copy
-                    f = features.index_select(0, torch.from_numpy(self.rank[s : s + chunk]).long()).float()
-                    rows = torch.from_numpy(self.rank[ids]).long()
+                    f = torch.from_numpy(features.rows(self.rank[s : s + chunk]))  # [C, D]
+                    g = torch.from_numpy(features.rows(self.rank[ids])).reshape(f.shape[0], k, -1)
                 else:
                     f = features[s : s + chunk].float()  # [C, D]
-                    rows = torch.from_numpy(ids).long()
-                g = features.index_select(0, rows).float().reshape(f.shape[0], k, -1)
+                    g = features.index_select(0, torch.from_numpy(ids).long()).float().reshape(f.shape[0], k, -1)
                 cos[s : s + chunk] = torch.einsum("cd,ckd->ck", f, g).numpy()
         self.cos = cos  # [N, k]
         flat = cos.reshape(-1)

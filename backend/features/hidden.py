@@ -29,6 +29,8 @@ them (measured in the README's accuracy section).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
@@ -36,6 +38,9 @@ from torch import Tensor
 
 from ..core.rotations import quat_to_rotmat
 from ._hidden_kernels import follow_mask
+
+if TYPE_CHECKING:
+    from .pruned import PrunedBank
 
 FLAT_RATIO = 0.5
 """A splat whose smallest axis is at most this share of its middle axis is a disc with a normal; a rounder one
@@ -105,7 +110,7 @@ def surface_pairs(
 
 def feature_pairs(
     pairs: tuple[np.ndarray, np.ndarray],  # (a [E], b [E]) `surface_pairs`
-    bank: np.ndarray,  # [D, N] unit features, one column per Gaussian (the field's bank layout)
+    bank: np.ndarray | PrunedBank,  # [D, N] unit features, one column per Gaussian, or the field's PrunedBank
     feature_cos: float,
     chunk: int = 1 << 20,
     columns: np.ndarray | None = None,  # [N] int: Gaussian i's column of `bank` (None: column i)
@@ -119,8 +124,12 @@ def feature_pairs(
         if columns is not None:  # the field's `PrunedBank` copy: the same values at other columns
             ia, ib = columns[ia], columns[ib]
         cos = np.zeros(ia.size, dtype=np.float32)
-        for row in bank:
-            cos += row[ia] * row[ib]
+        if isinstance(bank, np.ndarray):
+            rows = zip((row[ia] for row in bank), (row[ib] for row in bank))
+        else:  # the tiles' feature rows at these columns: the same values, row after row
+            rows = zip(bank.feature_rows(ia), bank.feature_rows(ib))
+        for fa, fb in rows:
+            cos += fa * fb
         keep[s : s + chunk] = cos > feature_cos
     return a[keep], b[keep]
 
@@ -190,7 +199,7 @@ class HiddenPatches:
         *,
         relative: float,
         normal_cos: float,
-        features: np.ndarray | None = None,  # [D, N] unit features of a part level (the field's bank)
+        features: np.ndarray | PrunedBank | None = None,  # [D, N] unit features of a part level, or its PrunedBank
         feature_cos: float | None = None,
         feature_columns: np.ndarray | None = None,  # [N] Gaussian i's column of `features` (None: column i)
     ) -> HiddenPatches:

@@ -12,10 +12,12 @@ by `name`; `method_class(name)` picks one from a CLI string. A third method is o
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from ..core.errors import SplatsegError
@@ -158,3 +160,17 @@ def method_class(name: str) -> type[FeatureMethod]:
     if cls is None:
         raise SplatsegError(f"unknown method {name!r}; choose one of {', '.join(_REGISTRY)}")
     return cls
+
+
+def unit_query(v: Tensor) -> Tensor:  # [D] → [D] v / max(‖v‖, 1e-12), F.normalize's rule
+    """A click's query made unit length. On a CPU tensor in NumPy: torch's `F.normalize` on one short vector costs
+    ~0.1 ms of dispatch, a thirtieth of a 1M click; the norm is summed in float64, so it may differ from torch's in
+    the last bit (every path of a click makes its query here, so they agree with each other)."""
+    if v.device.type != "cpu" or v.requires_grad:
+        return torch.nn.functional.normalize(v, dim=0)
+    a = v.detach().numpy()
+    if a.dtype != np.float32:
+        a = a.astype(np.float32)
+    wide = a.astype(np.float64)
+    norm = math.sqrt(float(wide @ wide))
+    return torch.from_numpy(a / np.float32(max(norm, 1e-12)))

@@ -25,6 +25,7 @@ whole, and takes SciPy's connected components over what growth dropped.
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -33,6 +34,9 @@ from torch import Tensor
 
 from ..core.jit import compile_now
 from ._pieces_kernels import dropped_pieces
+
+if TYPE_CHECKING:
+    from .pruned import PrunedBank
 
 MIN_CLUSTER_SHARE = 0.5
 """Share of a piece's Gaussians that must be in the clicked Gaussians' global cluster."""
@@ -49,7 +53,8 @@ class SeparatePieces:
     def __init__(
         self,
         neighbors: np.ndarray,  # [N, k] int nearest 3D neighbours
-        bank: Tensor | np.ndarray,  # [D, N] unit features of the level, one column per Gaussian (or `columns`)
+        bank: Tensor | np.ndarray | PrunedBank,  # [D, N] unit features of the level, one column per Gaussian, or
+        # the field's PrunedBank (its `columns`)
         clusters: np.ndarray | None = None,  # [N] int global cluster per Gaussian, −1 = none; None = no check
         *,
         columns: np.ndarray | None = None,  # [N] int: Gaussian i's column of `bank` (None: column i)
@@ -57,7 +62,9 @@ class SeparatePieces:
         self.neighbors = np.ascontiguousarray(neighbors, dtype=np.int32)  # int32: half the bytes of int64 (grow.py)
         # [D, N] as the field stores it: a set of columns is D sequential gathers, where rows of the transposed
         # view would be one strided read per Gaussian and feature (10× slower at 300k Gaussians).
-        self.bank = np.ascontiguousarray(bank.detach().float().cpu().numpy() if isinstance(bank, Tensor) else bank)
+        if isinstance(bank, Tensor):
+            bank = bank.detach().float().cpu().numpy()
+        self.bank = bank if hasattr(bank, "columns") else np.ascontiguousarray(bank)
         self.columns = columns
         """The field passes its `PrunedBank`'s blocked copy (its only copy of the bank) and that bank's `rank`."""
         self.clusters = None if clusters is None else np.asarray(clusters, dtype=np.int64)
@@ -128,7 +135,7 @@ class SeparatePieces:
         seeds: np.ndarray,  # [T] int ids that were clicked
         *,
         piece_cos: float,
-        block_bank: np.ndarray | None = None,  # [D, N] this finder's bank with column p = Gaussian order[p]
+        block_bank: PrunedBank | None = None,  # this finder's bank, column p (`columns`) Gaussian order[p]
     ) -> np.ndarray:  # [P] ids of the pieces to add, in the selection's order (`__call__`'s answer)
         """`__call__` for a selection that growth handed over as its mask over ascending nodes: what growth dropped
         is where the mask is off, and whether a neighbour is selected, grown or dropped is a binary search of its node
@@ -184,14 +191,16 @@ class SeparatePieces:
         else:  # made only when some piece is left to compare: the same columns read by node, ascending
             bank, nodes, grown_mask, dropped = columns
             grown_at = nodes[grown_mask]
-            sample, rest_f = bank[:, grown_at[:: -(-grown_at.size // MEAN_SAMPLE)]], bank[:, nodes[dropped]]
+            sample = bank.columns(grown_at[:: -(-grown_at.size // MEAN_SAMPLE)])
+            rest_f = bank.columns(nodes[dropped])
         mean = sample.sum(1)  # [D]
         mean /= max(float(np.linalg.norm(mean)), 1e-12)
         keep &= np.bincount(comp, weights=mean @ rest_f, minlength=count) / sizes >= piece_cos
         return rest[keep[comp]]
 
     def _columns(self, ids: np.ndarray) -> np.ndarray:  # [S] int Gaussian ids → [D, S] their features
-        return self.bank[:, ids if self.columns is None else self.columns[ids]]
+        at = ids if self.columns is None else self.columns[ids]
+        return self.bank[:, at] if isinstance(self.bank, np.ndarray) else self.bank.columns(at)
 
     def _target(self, seeds: np.ndarray) -> int | None:
         """The clicked Gaussians' most common global cluster; None without clusters, −1 when no seed has one."""

@@ -14,15 +14,22 @@ block, found by binary search; the exact float32 product runs on those runs only
 reference's (`FeatureField._scores` over the whole bank, kept as the reference path and compared in
 tests/test_pruned_bank.py), not an approximation: no Gaussian outside the runs read can reach the threshold.
 Real features are grouped less tightly than synthetic ones; the answer stays exact, only the share read grows.
+
+The regrouped bank is stored in tiles of 16 columns ([T, D, 16], `_lane_kernels.py`), so that a run is one stream of
+memory, and every product (the click's, the whole-bank reference's) sums in feature order in float32
+(`sequential_products`): a column's product is the same bits wherever a run starts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from torch import Tensor
 
-from ._pruned_kernels import block_runs, comparison_threshold, positions_above
-from .threads import single_threaded_blas
+from ._lane_kernels import LANES, lane_products, sequential_products
+from ._lane_kernels import warm_up as warm_up_lanes
+from ._pruned_kernels import block_runs, comparison_threshold
 
 MARGIN = 1e-4
 """Slack on the bound: float32 rounding of a 24–32-d unit dot product is ~1e-6, so nothing near the threshold is
@@ -40,11 +47,9 @@ class PrunedBank:
         sample: int = 20_000,
         iterations: int = 6,
         seed: int = 0,
-        in_place: bool = False,
     ) -> None:
-        """`in_place`: the caller hands `bank` over (nothing else reads it again): its columns are regrouped where
-        they are, one row at a time, instead of into a copy, so the bank's bytes are never held twice (the field's
-        warm-up peak at 3M Gaussians). The same bits either way."""
+        """`bank` is read, not kept: its columns are copied into the tiles slice by slice (`tiles`), so a caller
+        that hands a freshly built bank over and drops it holds the bank's bytes once afterwards."""
         b = bank.detach().cpu().numpy().astype(np.float32, copy=False)  # [D, N]
         n = b.shape[1]
         step = 1 << 17  # columns per slice of the passes over the whole bank (bounds their temporaries)
@@ -61,18 +66,17 @@ class PrunedBank:
         pick = rng.choice(usable, size=min(sample, usable.size), replace=False) if usable.size else np.zeros(1, int)
         x = np.nan_to_num(np.ascontiguousarray(b[:, pick].T), nan=0.0, posinf=0.0, neginf=0.0)  # [S, D]
         centroids = x[rng.choice(len(x), size=k, replace=False)].copy()  # [K, D]
-        with single_threaded_blas():
-            for _ in range(iterations):  # spherical k-means on the sample: a grouping, any grouping is exact
-                lab = np.argmax(x @ centroids.T, axis=1)
-                sums = np.zeros_like(centroids)
-                np.add.at(sums, lab, x)
-                norms = np.linalg.norm(sums, axis=1, keepdims=True)
-                live = norms[:, 0] > 0
-                centroids[live] = sums[live] / norms[live]
-            centroids = centroids.astype(np.float32)
-            labels = np.empty(n, dtype=np.int64)
-            for s in range(0, n, step):  # every Gaussian to its nearest centroid, in slices to bound the memory
-                labels[s : s + step] = np.argmax(centroids @ b[:, s : s + step], axis=0)
+        for _ in range(iterations):  # spherical k-means on the sample: a grouping, any grouping is exact
+            lab = np.argmax(x @ centroids.T, axis=1)
+            sums = np.zeros_like(centroids)
+            np.add.at(sums, lab, x)
+            norms = np.linalg.norm(sums, axis=1, keepdims=True)
+            live = norms[:, 0] > 0
+            centroids[live] = sums[live] / norms[live]
+        centroids = centroids.astype(np.float32)
+        labels = np.empty(n, dtype=np.int64)
+        for s in range(0, n, step):  # every Gaussian to its nearest centroid, in slices to bound the memory
+            labels[s : s + step] = np.argmax(centroids @ b[:, s : s + step], axis=0)
         labels[~finite] = k  # the dead block
         counts = np.bincount(labels, minlength=k + 1)
         self.bounds = np.concatenate([[0], np.cumsum(counts)])  # [K + 2] block b is [bounds[b], bounds[b + 1])
@@ -93,12 +97,21 @@ class PrunedBank:
         self.perm = order  # [N] block position → Gaussian id
         self.rank = np.empty(n, dtype=np.int32 if n < 2**31 else np.int64)  # [N] Gaussian id → block position
         self.rank[order] = np.arange(n, dtype=self.rank.dtype)
-        if in_place and b.flags.c_contiguous:
-            for row in b:  # one row's temporary at a time
-                row[:] = row[order]
-            self.bank = b  # [D, N] grouped by block, by φ inside a block
-        else:
-            self.bank = np.ascontiguousarray(b[:, order])
+        dims = b.shape[0]
+        self.dim = dims
+        # [T, D, LANES]: column p (block position p) at tiles[p // LANES, :, p % LANES]; the last tile's unused
+        # columns are zero. Filled a slice of columns at a time (a multiple of LANES), so no second whole bank.
+        self.tiles = np.zeros((-(-n // LANES), dims, LANES), dtype=np.float32)
+        for s in range(0, n, step):
+            cols = b[:, order[s : s + step]]  # [D, W]
+            w = cols.shape[1]
+            full = w - w % LANES
+            t = s // LANES
+            self.tiles[t : t + full // LANES] = cols[:, :full].reshape(dims, -1, LANES).transpose(1, 0, 2)
+            if full < w:
+                self.tiles[t + full // LANES, :, : w - full] = cols[:, full:]
+        self._flat = self.tiles.reshape(-1)  # a view: element (p, d) at (p // LANES)·D·LANES + d·LANES + p % LANES
+        self._row_step = np.arange(dims, dtype=np.int64) * LANES  # [D]
         self.phi = phi[order]  # [N] radians, ascending inside each block
         # φ offset by 8 per block (φ ≤ π, and a search bound θ ± reach stays within [−π, 2π]): one sorted key over
         # every finite block, so a click finds all its runs with two vectorised searches (`live_runs`).
@@ -106,10 +119,10 @@ class PrunedBank:
         self.vectorised = True
         """`live_runs` searches every block at once; False runs `live_runs_reference` (the benchmark's previous)."""
         self.compiled = True
-        """Without negatives, the runs are searched by one compiled kernel (`_pruned_kernels.block_runs`, as an
-        array: `live_bounds`), their products go into one buffer and one more kernel lists the positions above the
-        threshold (`positions_above`); False searches with `live_runs` and compares run by run in NumPy (the
-        reference)."""
+        """The runs are searched by one compiled kernel (`_pruned_kernels.block_runs`, as an array: `live_bounds`)
+        and their products taken by another over the tiles (`_lane_kernels.lane_products`), which without negatives
+        lists the positions above the threshold itself; False searches with `live_runs` and compares run by run in
+        NumPy (`sequential_products`, the reference)."""
         self.runs_compiled = True
         """With `compiled`, False searches the runs with `live_runs` (NumPy) before the compiled threshold step (the
         benchmark's path before `live_bounds`)."""
@@ -213,111 +226,133 @@ class PrunedBank:
     ) -> tuple[np.ndarray, float]:  # → [S] ascending block positions of the selected Gaussians, share read
         """`select` before mapping to Gaussian ids: a caller holding per-Gaussian data in block order (`perm`)
         reads it for the selection in ascending order instead of gathering it at scattered ids."""
-        pos = positives.detach().cpu().numpy().astype(np.float32)
-        neg = None if negatives is None or negatives.shape[0] == 0 else negatives.detach().cpu().numpy()
-        if self.compiled and self.vectorised and self.runs_compiled and neg is None:
-            return self._select_compiled(pos, self.live_bounds(pos, threshold), threshold)
-        runs = self.live_runs(pos, threshold) if self.vectorised else self.live_runs_reference(pos, threshold)
-        if self.compiled and neg is None:
-            return self._select_compiled(pos, np.array(runs, dtype=np.int64).reshape(-1, 2), threshold)
+        pos = _queries(positives)
+        neg = None if negatives is None or negatives.shape[0] == 0 else _queries(negatives)
+        if self.compiled and self.vectorised and self.runs_compiled:
+            bounds = self.live_bounds(pos, threshold)
+        else:
+            runs = self.live_runs(pos, threshold) if self.vectorised else self.live_runs_reference(pos, threshold)
+            bounds = np.array(runs, dtype=np.int64).reshape(-1, 2)
+        read = int((bounds[:, 1] - bounds[:, 0]).sum())
+        share = read / max(1, self.num_gaussians)
+        if not read:
+            return np.zeros(0, dtype=np.int64), share
+        if self.compiled:
+            return self._select_compiled(pos, neg, bounds, read, threshold), share
         picked: list[np.ndarray] = []
-        read = 0
-        with single_threaded_blas():
-            for lo, hi in runs:
-                read += hi - lo
-                s = _products(pos[0], self.bank, lo, hi)
-                for row in pos[1:]:
-                    np.maximum(s, _products(row, self.bank, lo, hi), out=s)
-                hit = np.flatnonzero(s > threshold)
-                if neg is not None and hit.size:
-                    # the whole run, not a copy of its hit columns: a copy rounds differently (`_products`)
-                    t = _products(neg[0].astype(np.float32), self.bank, lo, hi)[hit]
-                    for row in neg[1:]:
-                        np.maximum(t, _products(row.astype(np.float32), self.bank, lo, hi)[hit], out=t)
-                    hit = hit[t <= s[hit]]
-                picked.append(hit + lo)
-        positions = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
-        return positions, read / max(1, self.num_gaussians)
+        for lo, hi in bounds.tolist():
+            cols = self.columns_between(lo, hi)
+            s = _max_products(pos, cols)
+            hit = np.flatnonzero(s > threshold)
+            if neg is not None and hit.size:
+                hit = hit[_max_products(neg, cols[:, hit]) <= s[hit]]
+            picked.append(hit + lo)
+        return np.concatenate(picked), share
 
     def _select_compiled(
-        self, pos: np.ndarray, bounds: np.ndarray, threshold: float
-    ) -> tuple[np.ndarray, float]:  # pos [P, D] float32, bounds [K, 2] int64 runs → `select_positions`' answer
-        """The runs' products (the same BLAS calls as the NumPy path: the same bits) into one buffer, then one
-        kernel pass for the positions above the threshold (without negatives)."""
-        if not bounds.shape[0]:
-            return np.zeros(0, dtype=np.int64), 0.0
-        lows = bounds[:, 0].copy()
-        widths = bounds[:, 1] - lows
-        read = int(widths.sum())
-        scores = np.empty(read, dtype=np.float32)
-        off = 0
-        with single_threaded_blas():
-            for lo, hi, w in zip(lows.tolist(), bounds[:, 1].tolist(), widths.tolist(), strict=True):
-                s = scores[off : off + w]
-                if w == 1:
-                    s[:] = _products(pos[0], self.bank, lo, hi)
-                else:
-                    np.matmul(pos[0], self.bank[:, lo:hi], out=s)
-                for row in pos[1:]:
-                    np.maximum(s, _products(row, self.bank, lo, hi), out=s)
-                off += w
-        positions = positions_above(scores, lows, widths, comparison_threshold(threshold))
-        return positions, read / max(1, self.num_gaussians)
+        self, pos: np.ndarray, neg: np.ndarray | None, bounds: np.ndarray, read: int, threshold: float
+    ) -> np.ndarray:  # pos [P, D], neg [Q, D] | None float32, bounds [R, 2] int64 runs → ascending positions
+        """The runs' products in one kernel pass over the tiles. Without negatives it lists the positions above the
+        threshold itself; with them, both maxima are written for the runs and compared here."""
+        lows, highs = np.ascontiguousarray(bounds[:, 0]), np.ascontiguousarray(bounds[:, 1])
+        limit = comparison_threshold(threshold)
+        if neg is None:
+            out = np.empty(read, dtype=np.int64)
+            n = lane_products(self.tiles, pos, lows, highs, limit, _NO_SCORES, out)
+            return out[:n]  # a view: the click drops it with its other arrays
+        s = np.empty(read, dtype=np.float32)
+        t = np.empty(read, dtype=np.float32)
+        lane_products(self.tiles, pos, lows, highs, limit, s, _NO_POSITIONS)
+        lane_products(self.tiles, neg, lows, highs, limit, t, _NO_POSITIONS)
+        hit = np.flatnonzero((s > threshold) & (t <= s))  # [H] offsets into the runs, run after run
+        widths = highs - lows
+        run = np.searchsorted(np.cumsum(widths), hit, side="right")
+        return lows[run] + hit - (np.cumsum(widths) - widths)[run]
 
-    def in_gaussian_order(self) -> np.ndarray:  # [D, N] float32, a copy
-        """The bank as it was given (column i is Gaussian i's feature, the same bits): the field keeps only this
-        blocked copy, and the rare readers of the whole bank in Gaussian order (PCA colours, a click's scores) get
-        it put back."""
-        return np.ascontiguousarray(self.bank[:, self.rank])
+    def columns(self, positions: np.ndarray) -> np.ndarray:  # [k] int block positions → [D, k] float32, a copy
+        """The bank's columns at these block positions (the values it was given, in any order)."""
+        base = self._offsets(positions)  # [k]
+        if base.size * self.dim <= 1 << 16:  # a click's few hundred columns: one gather
+            return self._flat[self._row_step[:, None] + base[None, :]]
+        out = np.empty((self.dim, base.size), dtype=np.float32)
+        for d, row in enumerate(self.feature_rows(base, offsets=True)):  # no [D, k] index array for many columns
+            out[d] = row
+        return out
+
+    def rows(self, positions: np.ndarray) -> np.ndarray:  # [k] int block positions → [k, D] float32, a copy
+        """`columns`, one row per position (the [N, D] view a graph builder reads)."""
+        return np.ascontiguousarray(self.columns(positions).T)
+
+    def feature_rows(self, positions: np.ndarray, *, offsets: bool = False) -> Iterator[np.ndarray]:  # → D × [k]
+        """Feature row d of the columns at these block positions, for d = 0 … D − 1: what `bank[d, columns]` is for
+        a bank stored [D, N] (hidden.py's pair test reads a million pairs that way, one row at a time)."""
+        base = np.asarray(positions, dtype=np.int64) if offsets else self._offsets(positions)
+        for step in self._row_step.tolist():
+            yield self._flat[base + step]
+
+    def _offsets(self, positions: np.ndarray) -> np.ndarray:  # [k] block positions → [k] int64 offsets of row 0
+        p = np.asarray(positions, dtype=np.int64)
+        return (p // LANES) * (self.dim * LANES) + p % LANES
+
+    def columns_between(self, lo: int, hi: int) -> np.ndarray:  # → [D, hi − lo] float32, a copy
+        """Block positions lo … hi − 1, read tile by tile."""
+        t0, t1 = lo // LANES, -(-hi // LANES)
+        cols = self.tiles[t0:t1].transpose(1, 0, 2).reshape(self.dim, -1)
+        return np.ascontiguousarray(cols[:, lo - t0 * LANES : hi - t0 * LANES])
+
+    def in_gaussian_order(self, step: int = 1 << 17) -> np.ndarray:  # [D, N] float32, a copy
+        """The bank as it was given (column i is Gaussian i's feature, the same bits): the field keeps only the
+        tiles, and the rare readers of the whole bank in Gaussian order (PCA colours, a click's scores) get it put
+        back, a slice at a time."""
+        out = np.empty((self.dim, self.num_gaussians), dtype=np.float32)
+        for s in range(0, self.num_gaussians, step):
+            out[:, s : s + step] = self.columns(self.rank[s : s + step])
+        return out
 
     def scores(self, queries: np.ndarray) -> np.ndarray:  # [P, D] → [N] float32 in Gaussian order
-        """max_p q_p·f for every Gaussian, the whole-bank product (`FeatureField._scores`) over the blocked copy: a
-        column's product does not depend on where it sits (the runs of `select_positions` rely on it too), so the
-        scores are the given bank's, put back in Gaussian order."""
-        q = np.asarray(queries, dtype=np.float32)
+        """max_p q_p·f for every Gaussian, the whole-bank product (`FeatureField._scores`, the same order of sums)
+        over the tiles, put back in Gaussian order."""
+        q = _queries(queries)
         out = np.zeros(self.num_gaussians, dtype=np.float32)
-        if q.shape[0] == 0:
+        if q.shape[0] == 0 or self.num_gaussians == 0:
             return out
-        with single_threaded_blas():
-            s = q[0] @ self.bank
-            for row in q[1:]:
-                np.maximum(s, row @ self.bank, out=s)
+        s = np.empty(self.num_gaussians, dtype=np.float32)
+        whole = np.array([0], dtype=np.int64), np.array([self.num_gaussians], dtype=np.int64)
+        lane_products(self.tiles, q, *whole, 0.0, s, _NO_POSITIONS)
         out[self.perm] = s
         return out
 
     def warm_up(self) -> PrunedBank:
-        """Compile the threshold kernel (or load it from numba's cache) now, so that the first click does not."""
-        positions_above(np.zeros(1, np.float32), np.zeros(1, np.int64), np.ones(1, np.int64), 0.5)
+        """Compile the kernels (or load them from numba's cache) now, so that the first click does not."""
+        warm_up_lanes(self.dim)
         self.live_bounds(np.zeros((1, self.centroids.shape[1]), np.float32), 0.5)
         return self
 
 
-def _products(q: np.ndarray, bank: np.ndarray, lo: int, hi: int) -> np.ndarray:  # [D], [D, N] → [hi - lo]
-    """q · bank[:, lo:hi] rounded as the whole-bank product rounds them. NumPy hands a one-column product to a dot
-    kernel that sums in another order than the matrix-vector kernel the whole bank goes through (so does a
-    contiguous copy of the columns), and a Gaussian right at the threshold could flip: a lone column is read as
-    part of a two-column slice of the bank itself."""
-    if hi - lo != 1:
-        return q @ bank[:, lo:hi]
-    if hi < bank.shape[1]:
-        return (q @ bank[:, lo : hi + 1])[:1]
-    return (q @ bank[:, lo - 1 : hi])[1:]
+_NO_SCORES = np.zeros(0, dtype=np.float32)
+_NO_POSITIONS = np.zeros(0, dtype=np.int64)
+
+
+def _queries(queries) -> np.ndarray:  # Tensor | array [P, D] → C-contiguous float32 (the kernels' one signature)
+    q = queries.detach().cpu().numpy() if isinstance(queries, Tensor) else np.asarray(queries)
+    return np.ascontiguousarray(q, dtype=np.float32)
+
+
+def _max_products(queries: np.ndarray, columns: np.ndarray) -> np.ndarray:  # [P, D], [D, W] → [W] float32
+    """max over the queries of `sequential_products` (NumPy's maximum: a NaN stays)."""
+    s = sequential_products(queries[0], columns)
+    for row in queries[1:]:
+        np.maximum(s, sequential_products(row, columns), out=s)
+    return s
 
 
 def reference_select(
     positives: Tensor, negatives: Tensor | None, bank: Tensor, threshold: float
 ) -> np.ndarray:  # [P, D], [Q, D] | None, [D, N] → sorted ids
-    """The whole-bank rule the field used before `PrunedBank` (float32 products against every Gaussian)."""
-    b = bank.detach().cpu().numpy()
-    pos = positives.detach().cpu().numpy().astype(b.dtype)
-    s = pos[0] @ b
-    for row in pos[1:]:
-        np.maximum(s, row @ b, out=s)
+    """The whole-bank rule (float32 products against every Gaussian, summed in feature order: `sequential_products`)."""
+    b = bank.detach().cpu().numpy().astype(np.float32, copy=False)
+    s = _max_products(_queries(positives), b)
     mask = s > threshold
     if negatives is not None and negatives.shape[0]:
-        neg = negatives.detach().cpu().numpy().astype(b.dtype)
-        t = neg[0] @ b
-        for row in neg[1:]:
-            np.maximum(t, row @ b, out=t)
-        mask &= t <= s
+        mask &= _max_products(_queries(negatives), b) <= s
     return np.flatnonzero(mask)

@@ -25,10 +25,11 @@ from torch import Tensor
 
 from ..core.errors import InputError, SplatsegError
 from . import losses
+from ._lane_kernels import sequential_products
 from .auto_scale import GridPlateauScale, MarginScale, PlateauScale
 from .contrib_cache import ContributionCache
 from .coverage import uncovered_share
-from .method import ClickEvidence, FeatureMethod
+from .method import ClickEvidence, FeatureMethod, unit_query
 from .threads import single_threaded_blas
 
 log = logging.getLogger(__name__)
@@ -527,24 +528,21 @@ class SagaMethod(FeatureMethod):
         if check.size:
             ids = torch.from_numpy(check)
             cols = F.normalize(self.features.index_select(0, ids) * gate[None, :], dim=1).T.contiguous().numpy()
-            if check.size == 1:  # NumPy takes a dot product for one column, whose rounding is not the GEMV's
-                cols = np.repeat(cols, 2, axis=1)
-            with single_threaded_blas():
-                s = pos[0] @ cols
-                for row in pos[1:]:
-                    np.maximum(s, row @ cols, out=s)
-                ok = s > threshold
-                if has_neg:
-                    neg = negatives.detach().cpu().numpy().astype(np.float32)
-                    t = neg[0] @ cols
-                    for row in neg[1:]:
-                        np.maximum(t, row @ cols, out=t)
-                    ok &= t <= s
-            picked = np.union1d(picked, check[ok[: check.size]])
+            s = sequential_products(pos[0], cols)  # the bank's own sums (`FeatureField._scores`)
+            for row in pos[1:]:
+                np.maximum(s, sequential_products(row, cols), out=s)
+            ok = s > threshold
+            if has_neg:
+                neg = negatives.detach().cpu().numpy().astype(np.float32)
+                t = sequential_products(neg[0], cols)
+                for row in neg[1:]:
+                    np.maximum(t, sequential_products(row, cols), out=t)
+                ok &= t <= s
+            picked = np.union1d(picked, check[ok])
         return picked
 
     def query(self, blended: Tensor, level: str | None, scale: float | None) -> Tensor:  # [D] → [D] unit
-        return F.normalize(blended * self._gate(scale), dim=0)
+        return unit_query(blended * self._gate(scale))
 
     def cluster_labels(self, level, scale, gaussian_features, *, sample: int = 20000, seed: int = 0) -> np.ndarray:
         """HDBSCAN over the gated features of a sample of Gaussians, every Gaussian then joining its nearest
