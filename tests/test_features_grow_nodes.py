@@ -150,8 +150,9 @@ def test_the_fine_click_grows_over_its_block_order_selection(monkeypatch: pytest
     calls = []
     real = NeighbourGrowth.keep_nodes
 
-    def counted(self, nodes, seeds, *, edge_cos):
-        keep = real(self, nodes, seeds, edge_cos=edge_cos)
+    def counted(self, nodes, seeds, *, edge_cos, ascending=False):
+        assert not ascending or (np.diff(nodes) > 0).all()  # the field vouches for the order: it holds
+        keep = real(self, nodes, seeds, edge_cos=edge_cos, ascending=ascending)
         calls.append(0 if keep is None else int((~keep).sum()))
         return keep
 

@@ -71,3 +71,20 @@ def test_compiled_runs_on_edge_cases():
                 fast = pruned.live_runs(q, thr)
                 compiled = pruned.live_bounds(q, thr)
             assert [tuple(r) for r in compiled.tolist()] == fast
+
+
+@pytest.mark.parametrize("dim", [8, 24])
+def test_compiled_reach_is_the_numpy_formula(dim):
+    """`_pruned_kernels.block_reach` (what `_reach` runs) against `reach_reference`: the same angles and reaches to
+    float64 rounding, the same "none can pass" blocks, for thresholds that make every case of the formula."""
+    g = torch.Generator().manual_seed(dim)
+    bank = F.normalize(torch.randn(3000, dim, generator=g), dim=1).T.contiguous()
+    pruned = PrunedBank(bank, blocks=16, sample=1000)
+    q = torch.randn(3, dim, generator=g).numpy()
+    q[1] *= 0.2  # a short query: some blocks out of reach
+    for thr in (-2.0, -0.5, 0.0, 0.3, 0.9, 1.5):
+        theta, reach = pruned._reach(q, thr)
+        want_theta, want_reach = pruned.reach_reference(q, thr)
+        np.testing.assert_allclose(theta, want_theta, rtol=0, atol=1e-9)
+        np.testing.assert_array_equal(reach < 0, want_reach < 0)
+        np.testing.assert_allclose(reach, want_reach, rtol=0, atol=1e-9)

@@ -74,3 +74,38 @@ def block_runs(
             out[num, 1] = last
             num += 1
     return num
+
+
+@kernel
+def block_reach(
+    queries,  # [P, D] float64
+    centroids,  # [K, D] float64 unit
+    max_norm,  # [K] float64 each block's largest member norm
+    limit,  # float64 the threshold less the margin
+    theta,  # [P, K] float64 out: each query's angle to each centroid
+    reach,  # [P, K] float64 out: how far from θ a member's φ may be and still pass; −1 none can
+):
+    """`PrunedBank.reach_reference` (NumPy) in one pass: cos θ = q·μ / |q|, and reach = arccos(limit / (|q|·max|f|))
+    (π when that ratio is ≤ −1, −1 when ≥ 1) plus 1e-6. The sums run in order, so θ may differ from NumPy's in the
+    last bits; any θ is a valid bound (the runs hold every passing column by the slack on `limit`)."""
+    if centroids.shape[1] != queries.shape[1] or max_norm.size != centroids.shape[0]:
+        raise IndexError("block_reach: the queries, centroids or norms do not match")
+    if theta.shape != (queries.shape[0], centroids.shape[0]) or reach.shape != theta.shape:
+        raise IndexError("block_reach: the outputs are not [P, K]")
+    for p in range(queries.shape[0]):
+        qn = 0.0
+        for d in range(queries.shape[1]):
+            qn += queries[p, d] * queries[p, d]
+        qn = np.sqrt(qn)
+        for b in range(centroids.shape[0]):
+            dot = 0.0
+            for d in range(queries.shape[1]):
+                dot += queries[p, d] * centroids[b, d]
+            theta[p, b] = np.arccos(min(1.0, max(-1.0, dot / max(qn, 1e-30))))
+            ratio = limit / max(qn * max_norm[b], 1e-30)
+            if ratio >= 1.0:
+                reach[p, b] = -1.0
+            elif ratio <= -1.0:
+                reach[p, b] = np.pi + 1e-6
+            else:
+                reach[p, b] = np.arccos(ratio) + 1e-6

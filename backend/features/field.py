@@ -286,7 +286,7 @@ class FeatureField:
         elif self.fast and pos_q.shape[0]:
             pruned = self._pruned_bank(level, scale)
             positions, _ = pruned.select_positions(pos_q, neg_q, thr)
-            selected = pruned.perm[positions]
+            selected = None  # the ids (`pruned.perm[positions]`): gathered only by a step that reads them, below
             mask = None
         else:
             # NumPy from here on: its comparisons over 1M floats are several times cheaper than torch's on CPU.
@@ -299,32 +299,42 @@ class FeatureField:
             def score_fn(s=s) -> np.ndarray:  # already computed
                 return s
 
+        def ids() -> np.ndarray:  # the selection's Gaussian ids, while it is held as block positions
+            return pruned.perm[positions]
+
+        count = positions.size if selected is None else selected.size
         limit = self.impl.uncovered_limit(level)
         share = self._tensors.get("uncovered_share")
-        if use_filter and selected.size and limit is not None and share is not None and seeds.size:
-            bare = selected.size
+        if use_filter and count and limit is not None and share is not None and seeds.size:
+            selected = ids() if selected is None else selected
             selected = drop_uncovered(selected, seeds, share, limit)
-            if selected.size != bare:
+            if selected.size != count:
+                count = selected.size
                 mask = None  # rebuilt from `selected` below
                 cells = positions = None  # no longer aligned with `selected`: the filter gathers them
         edge_cos = self.impl.grow_edge_cos(level) if use_filter else None
         piece_cos = self.impl.piece_cos(level) if use_filter else None
         extra = None  # further pieces of the clicked part (pieces.py): added after the floater filter
-        if edge_cos is not None and selected.size:
+        if edge_cos is not None and count:
             growth = self._growth(level, scale)
-            before, before_positions, keep = selected, positions, None
+            before, before_positions, before_count, keep = selected, positions, count, None
             if positions is not None and growth.fast and growth.order is pruned.perm:  # the graph's own numbering
-                keep = growth.keep_nodes(positions, seeds, edge_cos=growth.edge_cut(edge_cos))
+                # `select_positions` lists the positions ascending: growth need not check them
+                keep = growth.keep_nodes(positions, seeds, edge_cos=growth.edge_cut(edge_cos), ascending=True)
                 if keep is not None and not keep.all():
-                    selected, mask = selected[keep], None
                     positions = positions[keep]  # still in block order: no gather by id
+                    selected = None if selected is None else selected[keep]
+                    mask, count = None, positions.size
             else:
+                selected = before = ids() if selected is None else selected
                 grown = growth(selected, seeds, edge_cos=growth.edge_cut(edge_cos))
                 if grown.size != selected.size:
-                    selected, mask, positions = grown, None, None
-            if piece_cos is not None and selected.size != before.size:
+                    selected, mask, positions, count = grown, None, None, grown.size
+            if piece_cos is not None and count != before_count:
                 pieces = self._pieces(level, scale)
                 if keep is not None:  # growth's mask over the selection's nodes: no marking by id
+                    if not self.pieces_by_node and selected is None:  # the previous path reads the ids
+                        before, selected = pruned.perm[before_positions], pruned.perm[positions]
                     extra = pieces.after_growth(  # over the whole thresholded selection's positions
                         before,
                         keep,
@@ -337,7 +347,7 @@ class FeatureField:
                     )
                 else:
                     extra = pieces(before, selected, seeds, piece_cos=growth.edge_cut(piece_cos))
-        floaters = self._floater_filter() if use_filter and selected.size else None
+        floaters = self._floater_filter() if use_filter and count else None
         if floaters is not None and self._filter_into_mask(floaters, positions):
             # The compiled filter writes the click's mask from the block positions (`FloaterFilter.into_mask`).
             out = np.zeros(self.num_gaussians, dtype=bool)
@@ -357,6 +367,7 @@ class FeatureField:
         elif floaters is not None:
             if positions is not None and self.cells_in_block_order:
                 cells = self._cells_in_block_order(level, scale)[positions]  # ascending: a sequential read
+            selected = ids() if selected is None else selected
             kept = floaters(selected, seeds, keep_ratio=self.impl.floater_keep_ratio(level), cells=cells)
             if extra is not None and extra.size:  # disjoint from `kept` (nothing grown): no sort needed
                 kept = np.concatenate([kept, extra])
@@ -372,7 +383,7 @@ class FeatureField:
                 patches.follow(out, seeds)  # in place
         elif mask is None:
             out = np.zeros(self.num_gaussians, dtype=bool)
-            out[selected] = True
+            out[ids() if selected is None else selected] = True
         else:
             out = mask
         if unbuilt:  # after this click's own work, which the builder would otherwise compete with
