@@ -20,6 +20,18 @@ def test_nbytes_counts_tensors_arrays_tuples_and_objects() -> None:
 
     assert nbytes(torch.zeros(5, 2)) == 40
     assert nbytes((np.zeros(3, dtype=np.int64), Holder())) == 24 + 40 + 32
+    held = Holder()
+    held.flat = held.a.reshape(2, 5)  # a view of `a`: its bytes are held once
+    held.part = held.flat[:, 1:]
+    assert nbytes(held) == 40 + 32
+
+
+def test_a_pruned_bank_counts_its_tiles_once() -> None:
+    from backend.features.pruned import PrunedBank
+
+    bank = torch.nn.functional.normalize(torch.randn(12, 1000), dim=0)
+    pruned = PrunedBank(bank, blocks=8, sample=500)
+    assert pruned.tiles.nbytes < nbytes(pruned) < 2 * pruned.tiles.nbytes
 
 
 def test_cache_evicts_the_least_recently_used_beyond_the_budget_but_keeps_the_newest() -> None:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from backend.features._lane_kernels import sequential_products
 from backend.features._pruned_kernels import comparison_threshold
-from backend.features.pruned import PrunedBank
+from backend.features.pruned import PrunedBank, reference_select
 from tests.test_pruned_bank import _grouped_bank
 
 
@@ -71,3 +71,28 @@ def test_lone_columns_and_non_finite_features():
         for thr in (0.8, 0.97, 0.999):
             _both(pruned, bank[:, col][None].clone(), thr)
     assert pruned.select_positions(torch.full((1, 12), float("nan")), None, 0.85)[0].size == 0
+
+
+def test_every_kind_of_threshold_compares_as_numpy_does():
+    """A 0-d array, a long double, a NumPy integer, a Python int: the kernel's float64 limit holds NumPy's comparison
+    for each, on columns whose scores sit exactly at or one step around the threshold."""
+    bank = _grouped_bank(1000, 12, 4, 0.2, seed=2)
+    bank[:, 5:40] = bank[:, 4:5]  # many columns with one score
+    pruned = PrunedBank(bank, blocks=16, sample=500)
+    q = F.normalize(torch.randn(1, 12, generator=torch.Generator().manual_seed(0)), dim=1)
+    column = pruned.columns(np.flatnonzero(pruned.perm == 4))
+    s = sequential_products(q[0].numpy(), column)[0]
+    below = np.nextafter(np.float64(s), -1.0)
+    for thr in (
+        np.array(below),
+        np.array(s),
+        np.longdouble(s) - np.longdouble(1e-20),
+        np.longdouble(s) + np.longdouble(1e-20),
+        np.longdouble(below),
+        float(below),
+        np.int64(0),
+        0,
+    ):
+        _both(pruned, q, thr)
+        got = np.sort(pruned.select(q, None, thr)[0])
+        np.testing.assert_array_equal(got, reference_select(q, None, bank, thr), err_msg=repr(thr))

@@ -1,10 +1,6 @@
-"""`PrunedBank.select_positions`' threshold step (pruned.py) as one compiled kernel.
-
-A click's blocked product reads 10–35% of the bank in 20–60 runs of columns; per run NumPy then compared the run's
-products with the threshold, listed the hits (`flatnonzero`) and shifted them to block positions, ~10 µs of
-per-call cost a run (a third of a SAGA click's product step at 1M Gaussians). The products stay BLAS's (a fused
-product in numba measured 4.5× slower than OpenBLAS's matrix-vector kernel on this CPU: docs/architecture.md);
-they are written run after run into one buffer, and this kernel lists the positions above the threshold in one pass.
+"""`PrunedBank`'s run search (pruned.py) as compiled kernels: the blocks' angles and reaches for a click's queries
+(`block_reach`), then each block's run of columns that can pass (`block_runs`), with no NumPy call per block; and
+the threshold as NumPy compares it (`comparison_threshold`), which the product pass (`_lane_kernels.py`) uses.
 """
 
 from __future__ import annotations
@@ -15,30 +11,18 @@ from ..core.jit import kernel
 
 
 def comparison_threshold(threshold) -> float:
-    """The float64 `t` with (s > t) ⇔ NumPy's `scores > threshold` for every float32 s: NumPy compares a float32 array
-    with a Python float in float32 (NEP 50), and with a NumPy float64 in float64; float32 → float64 is exact."""
-    if isinstance(threshold, np.floating) and np.dtype(type(threshold)).itemsize > 4:
-        return float(threshold)
-    return float(np.float32(threshold))
-
-
-@kernel
-def positions_above(
-    scores,  # [R] float32 the runs' products, run after run
-    run_lo,  # [K] int64 each run's first block position
-    run_len,  # [K] int64 each run's width (the runs' widths sum to R)
-    threshold,  # float64 holding the threshold as NumPy compares it (`comparison_threshold`)
-):  # → [S] int64 ascending block positions whose score is above the threshold
-    out = np.empty(scores.size, np.int64)
-    n = 0
-    off = 0
-    for k in range(run_lo.size):
-        lo = run_lo[k]
-        for j in range(run_len[k]):  # without a branch: a click's hits are 20–60% of what it reads, unpredictable
-            out[n] = lo + j
-            n += np.float64(scores[off + j]) > threshold
-        off += run_len[k]
-    return out[:n]  # a view: the click drops it with its other arrays, no copy of up to ~1 MB at 1M
+    """The float64 `t` with (s > t) ⇔ NumPy's `scores > threshold` for every float32 s. NumPy compares a float32
+    array in the type `np.result_type` gives: float32 for a Python number (NEP 50), float64 for a NumPy float64 or
+    int64 or a 0-d float64 array, long double for a long double. float32 → float64 is exact, so a float64 `t` holds
+    the first two exactly; a long double is brought to the float64 just below it when it rounds up (no float32 lies
+    between the two)."""
+    kind = np.result_type(np.zeros(1, np.float32), threshold)
+    if kind == np.float32:
+        return float(np.float32(threshold))
+    t = float(threshold)
+    if kind.itemsize > 8 and np.longdouble(t) > np.asarray(threshold, dtype=np.longdouble):
+        t = float(np.nextafter(t, -np.inf))
+    return t
 
 
 @kernel

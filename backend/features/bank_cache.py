@@ -33,8 +33,17 @@ def nbytes(value: Any) -> int:
         return int(value.nbytes)
     if isinstance(value, (tuple, list)):
         return sum(nbytes(v) for v in value)
-    if hasattr(value, "__dict__"):
-        return sum(nbytes(v) for v in vars(value).values() if isinstance(v, (Tensor, np.ndarray)))
+    if hasattr(value, "__dict__"):  # an array and a view of it (`PrunedBank._flat` of its tiles) count once
+        owners: dict[int, int] = {}
+        for v in vars(value).values():
+            if isinstance(v, np.ndarray):
+                root = v
+                while isinstance(root.base, np.ndarray):
+                    root = root.base
+                owners[id(root)] = max(owners.get(id(root), 0), int(root.nbytes))
+            elif isinstance(v, Tensor):
+                owners[id(v)] = nbytes(v)
+        return sum(owners.values())
     return 0
 
 

@@ -647,8 +647,8 @@ class FeatureField:
         """The blocked copy of the granularity's bank, built on first use per granularity (a second or more at 1M
         Gaussians); kept within `bank_budget` bytes (a person clicks many times at a few scales). It is the field's
         only copy: made from a bank built for it and copied into its tiles slice by slice (the built bank is dropped
-        after, so its bytes are not kept twice), and the method forgets any bank in Gaussian order it cached
-        (`_bank`). `bank` is not read (the benchmarks' older calls pass it)."""
+        after: both are held only while the tiles are filled), and the method forgets any bank in Gaussian order it
+        cached (`_bank`). `bank` is not read (the benchmarks' older calls pass it)."""
         key = (level, scale)
         hit = self._pruned.get(key)
         if hit is None:

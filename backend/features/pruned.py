@@ -49,7 +49,10 @@ class PrunedBank:
         seed: int = 0,
     ) -> None:
         """`bank` is read, not kept: its columns are copied into the tiles slice by slice (`tiles`), so a caller
-        that hands a freshly built bank over and drops it holds the bank's bytes once afterwards."""
+        that hands a freshly built bank over and drops it holds the bank's bytes once afterwards. While this runs,
+        the bank and its tiles are both held (twice the bank, as the method's `build_bank` itself holds its
+        normalised rows and their transpose); at 3M Gaussians the field's warm-up peak stayed where it was (README,
+        "3M Gaussians")."""
         b = bank.detach().cpu().numpy().astype(np.float32, copy=False)  # [D, N]
         n = b.shape[1]
         step = 1 << 17  # columns per slice of the passes over the whole bank (bounds their temporaries)
