@@ -7,38 +7,7 @@ import torch
 
 from backend.features import losses
 from backend.features.containment import container_masks, container_masks_reference, residual_pairs
-from backend.features.contrib_cache import ContributionCache
-
-
-def _cache(covers: list[np.ndarray]) -> ContributionCache:
-    """Pixel i of every view sees Gaussian i alone; coarse / fine label the largest / smallest covering mask, as
-    `ViewMasks.levels` does."""
-    view_start, mask_start, coarse, fine = [0], [0], [], []
-    for cover in covers:
-        area = cover.sum(0)
-        padded = np.concatenate([cover, np.zeros((cover.shape[0], 1), bool)], 1)  # a view may hold no masks
-        big = np.where(padded, np.append(area, 0)[None, :], -1).argmax(1)
-        small = np.where(padded, np.append(area, 0)[None, :], np.inf).argmin(1)
-        has = cover.any(1)
-        coarse.append(np.where(has, big + mask_start[-1], -1))
-        fine.append(np.where(has, small + mask_start[-1], -1))
-        view_start.append(view_start[-1] + cover.shape[0])
-        mask_start.append(mask_start[-1] + cover.shape[1])
-    rows = view_start[-1]
-    return ContributionCache(
-        views=[f"v{i}" for i in range(len(covers))],
-        view_start=torch.tensor(view_start),
-        ids=torch.cat([torch.arange(c.shape[0], dtype=torch.int32) for c in covers])[:, None],
-        weights=torch.ones(rows, 1, dtype=torch.float16),
-        pixels=torch.zeros(rows, 2, dtype=torch.int16),
-        coarse=torch.from_numpy(np.concatenate(coarse).astype(np.int32)),
-        fine=torch.from_numpy(np.concatenate(fine).astype(np.int32)),
-        cover=[torch.from_numpy(c) for c in covers],
-        mask_start=torch.tensor(mask_start),
-        mask_scale=torch.ones(mask_start[-1]),
-        mask_area=torch.ones(mask_start[-1]),
-        num_gaussians=max(c.shape[0] for c in covers),
-    )
+from tests.helpers.cover_caches import cover_cache
 
 
 def test_containers_match_the_reference_on_random_covers() -> None:
@@ -51,7 +20,7 @@ def test_containers_match_the_reference_on_random_covers() -> None:
             base[:, 0] |= base[:, 1]
             base[int(rng.integers(p)), 1] = True
         covers.append(base)
-    cache = _cache(covers)
+    cache = cover_cache(covers)
     for inside in (0.9, 1.0, 0.5):
         got = container_masks(cache, inside=inside)
         assert torch.equal(got, container_masks_reference(cache, inside=inside))
@@ -65,7 +34,7 @@ def test_the_rest_of_a_whole_is_neither_pulled_nor_pushed_among_itself() -> None
     cover[:10, 0] = True
     cover[:5, 1] = True
     cover[10:, 2] = True
-    cache = _cache([cover])
+    cache = cover_cache([cover])
     container = container_masks(cache)
     assert container.tolist() == [True, False, False]
     fine = cache.fine
@@ -100,7 +69,7 @@ def test_training_no_longer_pulls_two_unmasked_parts_of_a_whole_together() -> No
     cover = np.zeros((n, 2), dtype=bool)
     cover[:, 0] = True  # the mug
     cover[:4, 1] = True  # its body
-    cache = _cache([cover] * views)
+    cache = cover_cache([cover] * views)
     neighbors = torch.tensor([[(i + 1) % 4 + 4 * (i // 4)] for i in range(n)])  # within each part only
     base = dict(iterations=25, batch_pixels=n, weight_knn=0.0, gfl_start=1.0, fill_unseen=False, seed=0)
 

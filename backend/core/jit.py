@@ -26,18 +26,7 @@ def kernel(fn: F) -> F:
 
     The wrapper adds one Python call (~0.1 µs); ``wrapper.py_func`` is the uncompiled function.
     """
-    compiled: list[Callable[..., Any]] = []
-
-    @functools.wraps(fn)
-    def call(*args: Any) -> Any:
-        if not compiled:
-            with _LOCK:
-                if not compiled:
-                    compiled.append(_compile(fn))
-        return compiled[0](*args)
-
-    call.py_func = fn  # type: ignore[attr-defined]
-    return call  # type: ignore[return-value]
+    return _lazy(fn, vectorise=False)
 
 
 def vector_kernel(fn: F) -> F:
@@ -46,6 +35,10 @@ def vector_kernel(fn: F) -> F:
     runs with it on. The vectoriser packs arithmetic that is already written out; without it (a kernel loaded from a
     cache some other build made, or ``NUMBA_DISABLE_JIT``) the same code runs, with the same bits, more slowly.
     Callers pass one set of argument types, so no later call compiles without it."""
+    return _lazy(fn, vectorise=True)
+
+
+def _lazy(fn: F, *, vectorise: bool) -> F:
     compiled: list[Callable[..., Any]] = []
 
     @functools.wraps(fn)
@@ -53,21 +46,27 @@ def vector_kernel(fn: F) -> F:
         if not compiled:
             with _LOCK:
                 if not compiled:
-                    import numba
-
                     dispatcher = _compile(fn)
-                    before = numba.config.SLP_VECTORIZE
-                    numba.config.SLP_VECTORIZE = 1
-                    try:
-                        result = dispatcher(*args)  # compiles for these types, the vectoriser on
-                    finally:
-                        numba.config.SLP_VECTORIZE = before
+                    if vectorise:  # this first call compiles for its argument types, the vectoriser on
+                        result = _with_slp(dispatcher, args)
+                        compiled.append(dispatcher)
+                        return result
                     compiled.append(dispatcher)
-                    return result
         return compiled[0](*args)
 
     call.py_func = fn  # type: ignore[attr-defined]
     return call  # type: ignore[return-value]
+
+
+def _with_slp(dispatcher: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    import numba
+
+    before = numba.config.SLP_VECTORIZE
+    numba.config.SLP_VECTORIZE = 1
+    try:
+        return dispatcher(*args)
+    finally:
+        numba.config.SLP_VECTORIZE = before
 
 
 def _compile(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -139,6 +139,18 @@ def sequential_products(
     return out
 
 
+def max_products(
+    queries: np.ndarray,  # [P, D] float32, P ≥ 1
+    columns: np.ndarray,  # [D, W] float32
+) -> np.ndarray:  # [W] float32
+    """max over the queries of `sequential_products` (NumPy's `maximum`: a NaN stays): `lane_products`' scores in
+    NumPy, the reference every whole-bank product is held to."""
+    s = sequential_products(queries[0], columns)
+    for row in queries[1:]:
+        np.maximum(s, sequential_products(row, columns), out=s)
+    return s
+
+
 def warm_up(dims: int) -> None:
     """Compile (or load from numba's cache) before the first click."""
     tiles = np.zeros((1, dims, LANES), np.float32)

@@ -31,7 +31,7 @@ from ..masks.maskset import MaskSet
 from ..masks.prepare import MASKS_NAME
 from ..render import RayCaster
 from ..workspace import Workspace
-from ._lane_kernels import sequential_products
+from ._lane_kernels import max_products
 from ._query_kernels import SEEDS, blend_ray
 from ._query_kernels import warm_up as warm_up_blend
 from .bank_cache import DEFAULT_BUDGET, BankBuilder, BankCache
@@ -739,11 +739,7 @@ class FeatureField:
         if queries.shape[0] == 0:
             return torch.zeros(bank.shape[1])
         b = bank.detach().cpu().numpy().astype(np.float32, copy=False)
-        q = queries.detach().cpu().numpy().astype(np.float32, copy=False)
-        out = sequential_products(q[0], b)  # [N]
-        for row in q[1:]:
-            np.maximum(out, sequential_products(row, b), out=out)
-        return torch.from_numpy(out)
+        return torch.from_numpy(max_products(queries.detach().cpu().numpy().astype(np.float32, copy=False), b))
 
 
 def load_field(

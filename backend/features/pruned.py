@@ -27,7 +27,7 @@ from collections.abc import Iterator
 import numpy as np
 from torch import Tensor
 
-from ._lane_kernels import LANES, lane_products, sequential_products
+from ._lane_kernels import LANES, lane_products, max_products
 from ._lane_kernels import warm_up as warm_up_lanes
 from ._pruned_kernels import block_reach, block_runs, comparison_threshold
 
@@ -254,10 +254,10 @@ class PrunedBank:
         picked: list[np.ndarray] = []
         for lo, hi in bounds.tolist():
             cols = self.columns_between(lo, hi)
-            s = _max_products(pos, cols)
+            s = max_products(pos, cols)
             hit = np.flatnonzero(s > threshold)
             if neg is not None and hit.size:
-                hit = hit[_max_products(neg, cols[:, hit]) <= s[hit]]
+                hit = hit[max_products(neg, cols[:, hit]) <= s[hit]]
             picked.append(hit + lo)
         return np.concatenate(picked), share
 
@@ -350,21 +350,13 @@ def _queries(queries) -> np.ndarray:  # Tensor | array [P, D] → C-contiguous f
     return np.ascontiguousarray(q, dtype=np.float32)
 
 
-def _max_products(queries: np.ndarray, columns: np.ndarray) -> np.ndarray:  # [P, D], [D, W] → [W] float32
-    """max over the queries of `sequential_products` (NumPy's maximum: a NaN stays)."""
-    s = sequential_products(queries[0], columns)
-    for row in queries[1:]:
-        np.maximum(s, sequential_products(row, columns), out=s)
-    return s
-
-
 def reference_select(
     positives: Tensor, negatives: Tensor | None, bank: Tensor, threshold: float
 ) -> np.ndarray:  # [P, D], [Q, D] | None, [D, N] → sorted ids
     """The whole-bank rule (float32 products against every Gaussian, summed in feature order: `sequential_products`)."""
     b = bank.detach().cpu().numpy().astype(np.float32, copy=False)
-    s = _max_products(_queries(positives), b)
+    s = max_products(_queries(positives), b)
     mask = s > threshold
     if negatives is not None and negatives.shape[0]:
-        mask &= _max_products(_queries(negatives), b) <= s
+        mask &= max_products(_queries(negatives), b) <= s
     return np.flatnonzero(mask)

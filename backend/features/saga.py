@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ..core.errors import InputError, SplatsegError
 from . import losses
-from ._lane_kernels import sequential_products
+from ._lane_kernels import max_products
 from .auto_scale import GridPlateauScale, MarginScale, PlateauScale
 from .contrib_cache import ContributionCache
 from .coverage import uncovered_share
@@ -528,16 +528,10 @@ class SagaMethod(FeatureMethod):
         if check.size:
             ids = torch.from_numpy(check)
             cols = F.normalize(self.features.index_select(0, ids) * gate[None, :], dim=1).T.contiguous().numpy()
-            s = sequential_products(pos[0], cols)  # the bank's own sums (`FeatureField._scores`)
-            for row in pos[1:]:
-                np.maximum(s, sequential_products(row, cols), out=s)
+            s = max_products(pos, cols)  # the bank's own sums (`FeatureField._scores`)
             ok = s > threshold
             if has_neg:
-                neg = negatives.detach().cpu().numpy().astype(np.float32)
-                t = sequential_products(neg[0], cols)
-                for row in neg[1:]:
-                    np.maximum(t, sequential_products(row, cols), out=t)
-                ok &= t <= s
+                ok &= max_products(negatives.detach().cpu().numpy().astype(np.float32), cols) <= s
             picked = np.union1d(picked, check[ok])
         return picked
 
