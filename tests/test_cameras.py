@@ -444,3 +444,18 @@ def test_two_dataparser_transforms_are_ambiguous(tmp_path: Path) -> None:
         (tmp_path / run / "dataparser_transforms.json").write_text(json.dumps({"transform": T.tolist(), "scale": 1}))
     with pytest.raises(InputError, match=r"2 dataparser_transforms\.json files .*keep only the one"):
         load_cameras(tmp_path)
+
+
+def test_the_kept_inverse_pose_follows_a_pose_changed_in_place() -> None:
+    cam = look_at(
+        "v", np.array([0.0, -3.0, 1.0]), np.zeros(3), np.array([0, 0, 1.0]), width=64, height=48, fov_y_deg=50
+    )
+    first = cam.camera_to_world
+    np.testing.assert_allclose(first @ cam.world_to_camera, np.eye(4), atol=1e-12)
+    first[:] = 0.0  # a caller's copy: the kept inverse is not changed through it
+    np.testing.assert_allclose(cam.camera_to_world @ cam.world_to_camera, np.eye(4), atol=1e-12)
+    cam.world_to_camera[:3, 3] += 1.0  # the pose changed in place: inverted again, not the kept one
+    np.testing.assert_allclose(cam.camera_to_world, np.linalg.inv(cam.world_to_camera), atol=1e-12)
+    origin, direction = cam.ray((32.0, 24.0))
+    np.testing.assert_allclose(origin, np.linalg.inv(cam.world_to_camera)[:3, 3], atol=1e-12)
+    assert abs(np.linalg.norm(direction) - 1.0) < 1e-12

@@ -104,3 +104,52 @@ def test_a_click_keeps_the_parts_other_piece_and_not_what_it_touches(monkeypatch
         click({**tensors, "features": torch.cat([coarse, alike], 1), "fine_labels": both}),
         np.isin(slab, ["A", "B", "D"]),
     )
+
+
+def test_the_mean_sample_is_grown_nodes_in_runs_spread_over_the_selection() -> None:
+    from backend.features.pieces import MEAN_SAMPLE, SAMPLE_RUN, _runs_sample
+
+    rng = np.random.default_rng(0)
+    nodes = np.sort(rng.choice(1_000_000, 40_000, replace=False))
+    grown = rng.random(nodes.size) < 0.9
+    sample = _runs_sample(nodes, grown)
+    assert 0 < sample.size <= MEAN_SAMPLE
+    assert np.isin(sample, nodes[grown]).all()  # only grown nodes
+    at = np.searchsorted(nodes, sample)
+    assert at.min() < nodes.size // 16 and at.max() > nodes.size - nodes.size // 16  # spans the selection
+    runs = np.unique(at // (nodes.size // (MEAN_SAMPLE // SAMPLE_RUN)))
+    assert runs.size == MEAN_SAMPLE // SAMPLE_RUN  # every run contributes
+    assert (np.diff(at) == 1).mean() > 0.5  # consecutive selected nodes (they share the bank's tiles)
+    small = nodes[:100]
+    np.testing.assert_array_equal(_runs_sample(small, grown[:100]), small[grown[:100]])  # a small part: all of it
+    only = np.zeros(nodes.size, bool)
+    only[12_345] = True  # no run holds a grown node: the first grown one
+    np.testing.assert_array_equal(_runs_sample(nodes, only), nodes[[12_345]])
+
+
+def test_after_growth_from_the_bank_order_equals_after_growth_from_the_ids() -> None:
+    from backend.features.pruned import PrunedBank
+
+    n = 3000
+    g = torch.Generator().manual_seed(4)
+    neighbors = knn_neighbors(torch.randn(n, 3, generator=g), 6).numpy()
+    bank = F.normalize(torch.randn(n, 12, generator=g), dim=1).T.contiguous()
+    pruned = PrunedBank(bank, blocks=16, sample=1000)
+    pieces = SeparatePieces(neighbors, pruned, None, columns=pruned.rank).prepare()
+    rng = np.random.default_rng(1)
+    compared = 0
+    for _ in range(20):
+        nodes = np.sort(rng.choice(n, size=rng.integers(100, 2000), replace=False))
+        keep = rng.random(nodes.size) < 0.7
+        ids = pruned.perm[nodes]
+        seeds = ids[keep][:2]
+        for cut in (-1.0, 0.0, 0.5):
+            by_ids = pieces.after_growth(
+                ids, keep, ids[keep], nodes, pruned.rank, seeds, piece_cos=cut, block_bank=pruned
+            )
+            by_order = pieces.after_growth(
+                None, keep, None, nodes, pruned.rank, seeds, piece_cos=cut, block_bank=pruned
+            )
+            np.testing.assert_array_equal(by_order, by_ids)
+            compared += by_ids.size
+    assert compared > 0
