@@ -452,3 +452,23 @@ def test_the_synthetic_click_workspace_holds_the_scenes_real_neighbours(tmp_path
     synth, _ = write_click_scene(tmp_path / "scene", 3_000)
     stored = Workspace(tmp_path / "scene").load_tensors(features_name("click"))["neighbors"]
     assert torch.equal(stored, knn_neighbors(synth.scene.means, 8))
+
+
+REAL = Path("/work/shared/data/real/biker.compressed.ply")
+
+
+@pytest.mark.skipif(not REAL.is_file(), reason="real capture not on this machine")
+def test_the_tiled_bank_selects_as_the_reference_on_the_real_capture() -> None:
+    """`bench/real_bank.py` on a sixteenth of the biker: a bank made from the capture's own attributes (not our
+    recipe), its `PrunedBank` selections against the whole-bank reference, at 12 and 24 dimensions."""
+    import torch
+
+    from backend.io.compressed_ply import read_compressed_ply
+    from bench.real_bank import capture_features, compare
+
+    scene = read_compressed_ply(REAL)
+    scene = scene.subset(torch.arange(0, len(scene), 16))
+    for dims in (12, 24):
+        r = compare(capture_features(scene, dims), clicks=8)
+        assert r["selections"] == 24 and r["mismatches"] == 0, r
+        assert r["bank_back_exact"] and 0 < r["share_read_p50"] <= 1

@@ -36,17 +36,3 @@ def test_biker_without_cameras_prepare_geometric_train_segment(tmp_path: Path, c
     assert main(["segment", str(folder), "--view", names[1], "--pixel", "20,20", "--mask-out", str(sel)]) == 0
     mask = np.load(sel, allow_pickle=False)
     assert 0 < mask.sum() < len(mask)  # a non-empty proper subset
-
-
-@pytest.mark.skipif(not REAL.is_file(), reason="real capture not on this machine")
-def test_the_tiled_bank_selects_as_the_reference_on_the_real_capture() -> None:
-    """`bench/real_bank.py` on a sixteenth of the biker: a bank made from the capture's own attributes (not our
-    recipe), its `PrunedBank` selections against the whole-bank reference, at 12 and 24 dimensions."""
-    from bench.real_bank import capture_features, compare
-
-    scene = read_compressed_ply(REAL)
-    scene = scene.subset(torch.arange(0, len(scene), 16))
-    for dims in (12, 24):
-        r = compare(capture_features(scene, dims), clicks=8)
-        assert r["selections"] == 24 and r["mismatches"] == 0, r
-        assert r["bank_back_exact"] and 0 < r["share_read_p50"] <= 1
